@@ -1,0 +1,99 @@
+"""A tiny random-init Llama with a real trained BPE tokenizer, built offline and deterministically.
+
+The demo and the tests need a model that Axolotl loads like any Hugging Face checkpoint, with no download:
+a byte-level BPE trained on the bundled sample text, and a 4-layer Llama small enough to train on 2 CPU cores.
+Same arguments give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+
+import click
+
+SPECIAL_TOKENS = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
+
+# Shaped like Llama-2 (GQA, SiLU MLP, RMSNorm, RoPE), sized so hidden is a multiple of bitsandbytes' NF4 blocksize (64).
+TINY_LLAMA = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=512,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
+)
+
+
+def sample_corpus() -> list[str]:
+    """Every text field of the bundled sample: what the tokenizer learns its merges from."""
+    sample = resources.files("data_builders").joinpath("sample/alpaca_demo.jsonl").read_text("utf-8")
+    texts = []
+    for line in sample.splitlines():
+        row = json.loads(line)
+        texts.extend(row[key] for key in ("instruction", "input", "output") if row[key])
+    return texts
+
+
+def train_tokenizer(corpus: Iterable[str], vocab_size: int):
+    """A byte-level BPE (no unknown bytes, like Llama-3; Llama-2 uses SentencePiece BPE) as a fast HF tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=SPECIAL_TOKENS["unk_token"]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer=trainer)
+    bos = SPECIAL_TOKENS["bos_token"]
+    # Llama prepends BOS and appends nothing; the prompt strategy adds EOS itself.
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=TINY_LLAMA["max_position_embeddings"],
+                                   **SPECIAL_TOKENS)
+
+
+def build_tiny_llama(out: Path, vocab_size: int = 2048, seed: int = 0) -> Path:
+    """Write tokenizer + random-init LlamaForCausalLM (float32 safetensors) to `out`."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = train_tokenizer(sample_corpus(), vocab_size)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        torch_dtype="float32",
+        **TINY_LLAMA,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@click.command()
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the model into.")
+@click.option("--vocab-size", default=2048, show_default=True, help="BPE vocabulary size (special tokens included).")
+@click.option("--seed", default=0, show_default=True, help="Seed for the random weights.")
+def main(out: Path, vocab_size: int, seed: int) -> None:
+    """Build a tiny random Llama + BPE tokenizer for CPU demos and tests (offline, deterministic)."""
+    build_tiny_llama(out, vocab_size, seed)
+    click.echo(f"tiny Llama written to {out}")
+
+
+if __name__ == "__main__":
+    main()
