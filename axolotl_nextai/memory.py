@@ -1,0 +1,39 @@
+"""GPU memory: the per-process cap that simulates a smaller card, and the peaks the run report shows."""
+
+from __future__ import annotations
+
+import torch
+
+GB = 1e9
+GIB = 2**30
+
+
+def memory_fraction(cap_gb: float, total_bytes: int) -> float:
+    """The fraction of the card `torch.cuda.set_per_process_memory_fraction` needs for a `cap_gb` GB cap."""
+    if cap_gb * GB > total_bytes:
+        raise ValueError(
+            f"nextai_gpu_memory_cap_gb: {cap_gb} GB is more than this card's {total_bytes / GB:.1f} GB; "
+            "a cap can only simulate a smaller card"
+        )
+    return cap_gb * GB / total_bytes
+
+
+def apply_memory_cap(cap_gb: float, device: int = 0) -> str:
+    """Cap PyTorch's allocator on `device`; returns what was done, for the log.
+
+    Only PyTorch's caching allocator is capped: the CUDA context and memory outside it (bitsandbytes' paged
+    optimizer state is managed memory) come on top, as nvidia-smi shows.
+    """
+    if not torch.cuda.is_available():
+        return f"nextai_gpu_memory_cap_gb: {cap_gb} GB asked, but there is no CUDA device: no cap applied"
+    total = torch.cuda.get_device_properties(device).total_memory
+    fraction = memory_fraction(cap_gb, total)
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    return f"nextai_gpu_memory_cap_gb: capped cuda:{device} at {cap_gb} GB = {fraction:.4f} of {total / GB:.1f} GB"
+
+
+def peak_memory_gib() -> tuple[float | None, float | None]:
+    """(peak allocated, peak reserved) GiB since the last reset; (None, None) without CUDA, never zeros."""
+    if not torch.cuda.is_available():
+        return None, None
+    return torch.cuda.max_memory_allocated() / GIB, torch.cuda.max_memory_reserved() / GIB

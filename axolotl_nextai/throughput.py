@@ -1,0 +1,79 @@
+"""Throughput arithmetic for the run report and the time budget: real tokens, MFU, step time, projections.
+
+Pure functions (plus `StepClock`, a list of timestamps), tested without a Trainer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import torch
+
+# QLoRA with gradient checkpointing: forward 2N + recompute 2N + input gradients 2N; the frozen 4-bit base
+# weights get no weight gradient (../shared/notes/gpu-memory.md).
+FLOP_PER_PARAM_PER_TOKEN = 6
+IGNORE_INDEX = -100
+
+
+def linear_weight_count(named_modules: Iterable[tuple[str, torch.nn.Module]]) -> int:
+    """N of 6N: the base model's linear weights, lm_head included, LoRA's own lora_A / lora_B excluded.
+
+    Counted as in_features x out_features, because a 4-bit weight (bitsandbytes `Linear4bit`, an `nn.Linear`)
+    stores two values per byte and its `numel()` is half the real count.
+    """
+    return sum(
+        module.in_features * module.out_features
+        for name, module in named_modules
+        if isinstance(module, torch.nn.Linear) and not any(part.startswith("lora_") for part in name.split("."))
+    )
+
+
+def count_tokens(inputs: Mapping) -> tuple[int, int]:
+    """(real, trained) tokens of one micro-batch: real = not padding, trained = label not -100.
+
+    Real tokens drive the 6N FLOP count (the prompt is computed too; padding is not useful work). They are
+    `attention_mask != 0`, not its sum: with sample packing the mask holds segment ids 1, 2, 3, ...
+    Without a mask every input id counts as real.
+    """
+    mask = inputs.get("attention_mask")
+    ids = inputs.get("input_ids")
+    real = int((mask != 0).sum()) if mask is not None else (ids.numel() if ids is not None else 0)
+    labels = inputs.get("labels")
+    trained = int((labels != IGNORE_INDEX).sum()) if labels is not None else 0
+    return real, trained
+
+
+def mfu(tokens_per_s: float, n_params: int, peak_tflops: float) -> float:
+    """Model FLOPs utilization: achieved 6N FLOP/s over the card's peak."""
+    return FLOP_PER_PARAM_PER_TOKEN * n_params * tokens_per_s / (peak_tflops * 1e12)
+
+
+def steps_per_epoch(micro_batches: int, gradient_accumulation_steps: int) -> int:
+    """Optimizer steps in one pass over `micro_batches`; a short last accumulation still makes a step."""
+    return math.ceil(micro_batches / gradient_accumulation_steps)
+
+
+class StepClock:
+    """Timestamps of optimizer-step ends after a start; the first `skip` steps (one-off costs) are left out."""
+
+    def __init__(self, start: float, skip: int = 1):
+        self.start = start
+        self.skip = skip
+        self.ends: list[float] = []
+
+    def tick(self, now: float) -> None:
+        self.ends.append(now)
+
+    def seconds_per_step(self) -> float | None:
+        """Mean step time after the skipped steps; all steps while there are not yet more than `skip`."""
+        if not self.ends:
+            return None
+        skip = self.skip if len(self.ends) > self.skip else 0
+        since = self.ends[skip - 1] if skip else self.start
+        return (self.ends[-1] - since) / (len(self.ends) - skip)
+
+
+def rate(count_now: float, count_then: float, t_now: float, t_then: float) -> float | None:
+    """Per-second rate between two points; None over an empty interval."""
+    return (count_now - count_then) / (t_now - t_then) if t_now > t_then else None
