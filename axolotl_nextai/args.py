@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -10,9 +12,59 @@ class NextAIArgs(BaseModel):
 
     nextai_report: bool = Field(
         default=True,
-        description="Write <output_dir>/nextai_report.json: per-step loss, first/final loss, trainable parameters.",
+        description="Write <output_dir>/nextai_report.json, nextai_report.md (a Table 9 row) and nextai_report.png: "
+        "loss, trainable parameters, peak GPU memory, real tokens/s, MFU, wall time, projected epoch time.",
+    )
+    nextai_report_every_steps: int = Field(
+        default=10,
+        ge=1,
+        description="Every this many optimizer steps, log a progress line and rewrite nextai_report.json.",
+    )
+    nextai_peak_tflops: float = Field(
+        default=312.0,
+        gt=0,
+        description="Peak dense bf16 TFLOP/s of the card, the MFU denominator: 312 for the paper's A100; "
+        "989 for an H100 SXM datasheet, 790 as measured on ours (../shared/notes/gpu-memory.md).",
     )
     nextai_check_datasets: bool = Field(
         default=True,
         description="Before anything loads, fail if a local dataset file is missing, naming it and how to build it.",
+    )
+    nextai_content_keyed_prepared_data: bool = Field(
+        default=True,
+        description="Put prepared (tokenized) data under a subfolder of dataset_prepared_path named after the "
+        "sha256 of every local dataset file, so that a regenerated file is tokenized again.",
+    )
+    nextai_time_budget_hours: float | None = Field(
+        default=None,
+        gt=0,
+        description="Wall-clock budget of this process, from its launch (24 in the challenge). After warm-up, "
+        "project the finish and warn (or stop) if it overruns; always checkpoint and stop before it is spent. "
+        "None: off. A resumed run gets a fresh budget: give it what is left.",
+    )
+    nextai_time_budget_margin_minutes: float = Field(
+        default=10.0,
+        ge=0,
+        description="Stop this long before the budget is spent, leaving time to save the checkpoint and adapter.",
+    )
+    nextai_time_budget_warmup_steps: int = Field(
+        default=10,
+        ge=1,
+        description="Optimizer steps to run before projecting the finish (the first steps pay one-off costs).",
+    )
+    nextai_time_budget_action: Literal["warn", "stop"] = Field(
+        default="warn",
+        description="When the projected finish overruns the budget: `warn` (train on, stop at the budget) or "
+        "`stop` (checkpoint and stop right after warm-up).",
+    )
+    nextai_checkpoint_on_signal: bool = Field(
+        default=True,
+        description="On SIGTERM or SIGINT, finish the current step, save a checkpoint and stop cleanly; "
+        "a second signal stops at once. Resume with `resume_from_checkpoint: <output_dir>/checkpoint-N`.",
+    )
+    nextai_gpu_memory_cap_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description="Cap PyTorch's allocator at this many GB (1e9 bytes) per process before the model loads, "
+        "e.g. 40 to simulate the challenge's A100 40GB on an 80 GB card. None: no cap. No effect without CUDA.",
     )

@@ -1,14 +1,19 @@
-"""NextAIPlugin: thin glue from Axolotl's hooks to this package's checks and run report."""
+"""NextAIPlugin: thin glue from Axolotl's hooks to this package's checks, guards and run report."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
+from axolotl_nextai.callbacks import RunReportCallback, SignalStopCallback, StopRecord, TimeBudgetCallback
 from axolotl_nextai.config_checks import PREFIX, check_dataset_files, validate_plugin_keys
-from axolotl_nextai.callbacks import RunReportCallback
+from axolotl_nextai.cuda_only import keys_to_disable
+from axolotl_nextai.memory import apply_memory_cap
+from axolotl_nextai.prepared_cache import content_digest, content_keyed_path, local_dataset_paths
+from axolotl_nextai.time_budget import launch_time
 
 LOG = get_logger(__name__)
 PLUGIN_NAME = "axolotl_nextai.NextAIPlugin"
@@ -21,7 +26,8 @@ def uses_plugin(cfg: Mapping) -> bool:
 
 
 class NextAIPlugin(BasePlugin):
-    """Validates `nextai_*` keys and dataset files before anything loads; writes the run report."""
+    """Validates `nextai_*` keys and dataset files before anything loads; adapts CUDA-only settings; keys
+    prepared data by content; caps GPU memory; adds the run report, signal and time-budget callbacks."""
 
     def get_input_args(self) -> str:
         return "axolotl_nextai.args.NextAIArgs"
@@ -32,9 +38,34 @@ class NextAIPlugin(BasePlugin):
         args = validate_plugin_keys(cfg)
         if args.nextai_check_datasets:
             check_dataset_files(cfg)
+        disabled = keys_to_disable(cfg, torch.cuda.is_available())
+        if disabled:
+            LOG.warning(f"axolotl-nextai: no CUDA device, so Axolotl's LoRA kernels are off: {', '.join(disabled)} "
+                        "set false (they need CUDA; see axolotl_nextai/cuda_only.py)")
+            cfg.update(dict.fromkeys(disabled, False))
+        digest = content_digest(local_dataset_paths(cfg)) if args.nextai_content_keyed_prepared_data else None
+        if digest:
+            cfg["dataset_prepared_path"] = content_keyed_path(cfg.get("dataset_prepared_path"), digest)
+            LOG.info(f"axolotl-nextai: prepared data keyed by dataset content: {cfg['dataset_prepared_path']}")
         LOG.info("axolotl-nextai: plugin registered, nextai_ keys valid")
 
+    def pre_model_load(self, cfg) -> None:
+        if uses_plugin(cfg) and cfg.nextai_gpu_memory_cap_gb is not None:
+            LOG.info(apply_memory_cap(cfg.nextai_gpu_memory_cap_gb, cfg.local_rank or 0))
+
     def add_callbacks_post_trainer(self, cfg, trainer) -> list:
-        if not uses_plugin(cfg) or not cfg.nextai_report:
+        if not uses_plugin(cfg):
             return []
-        return [RunReportCallback(cfg.output_dir)]
+        stop, launched_at = StopRecord(), launch_time()
+        callbacks = []
+        if cfg.nextai_report:
+            run_info = {"model": cfg.base_model, "lora_r": cfg.lora_r, "lora_target_modules": cfg.lora_target_modules}
+            callbacks.append(RunReportCallback(cfg.output_dir, cfg.nextai_report_every_steps, cfg.nextai_peak_tflops,
+                                               run_info, stop, launched_at))
+        if cfg.nextai_checkpoint_on_signal:
+            callbacks.append(SignalStopCallback(stop))
+        if cfg.nextai_time_budget_hours is not None:
+            callbacks.append(TimeBudgetCallback(cfg.nextai_time_budget_hours, cfg.nextai_time_budget_margin_minutes,
+                                                cfg.nextai_time_budget_warmup_steps, cfg.nextai_time_budget_action,
+                                                stop, launched_at))
+        return callbacks
