@@ -48,16 +48,28 @@ def tiny_cpu_config(tiny_model: Path, workdir: Path, **overrides) -> dict:
     return cfg
 
 
-def launch_train(cfg: dict, workdir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    """`accelerate launch -m axolotl.cli.train cfg.yml`, exactly as a user runs it, from `workdir`."""
+def train_command(cfg: dict, workdir: Path) -> tuple[list[str], dict]:
+    """Write `cfg` to `workdir/cfg.yml`; the `accelerate launch -m axolotl.cli.train` command and its env."""
     cfg_path = workdir / "cfg.yml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "axolotl.cli.train", str(cfg_path),
     ]
-    env = {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(ROOT)}
+    return cmd, {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(ROOT)}
+
+
+def launch_train(cfg: dict, workdir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`accelerate launch -m axolotl.cli.train cfg.yml`, exactly as a user runs it, from `workdir`."""
+    cmd, env = train_command(cfg, workdir)
     return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def start_train(cfg: dict, workdir: Path, log: Path) -> subprocess.Popen:
+    """`launch_train` without waiting (for tests that signal the run); stdout and stderr go to `log`."""
+    cmd, env = train_command(cfg, workdir)
+    with log.open("w") as out:
+        return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
 
 
 @pytest.fixture
