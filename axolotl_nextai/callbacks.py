@@ -63,18 +63,15 @@ class RunReportCallback(TrainerCallback):
         self.clock = StepClock(self.started)
         micro_batches = len(train_dataloader) if train_dataloader is not None else 0
         dataset = getattr(train_dataloader, "dataset", None)
+        trainable, total = count_parameters(model)
         self.run_info.update(
-            trainable_params=0, total_params=0, linear_params=0,
+            trainable_params=trainable, total_params=total, linear_params=linear_weight_count(model.named_modules()),
             device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
             dataset_rows=len(dataset) if dataset is not None else None,
             steps_per_epoch=steps_per_epoch(micro_batches, args.gradient_accumulation_steps),
             start_step=state.global_step,
         )
-        if model is not None:
-            trainable, total = count_parameters(model)
-            self.run_info.update(trainable_params=trainable, total_params=total,
-                                 linear_params=linear_weight_count(model.named_modules()))
-            self.hook = model.register_forward_pre_hook(self._count_tokens, with_kwargs=True)
+        self.hook = model.register_forward_pre_hook(self._count_tokens, with_kwargs=True)
 
     def _count_tokens(self, module, args, kwargs):
         if module.training:
@@ -110,8 +107,7 @@ class RunReportCallback(TrainerCallback):
             LOG.info(progress_line(report))
 
     def on_train_end(self, args, state, control, **kwargs):
-        if self.hook is not None:
-            self.hook.remove()
+        self.hook.remove()
         if state.is_world_process_zero:
             report = self._report(state, final=True)
             missing = write_report(report, self.output_dir, final=True)

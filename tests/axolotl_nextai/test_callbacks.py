@@ -1,0 +1,65 @@
+"""The guard callbacks driven step by step with real TrainerState / TrainerControl objects, no Trainer."""
+
+import os
+import signal
+import time
+
+from transformers import TrainerControl, TrainerState
+
+from axolotl_nextai.callbacks import SignalStopCallback, StopRecord, TimeBudgetCallback
+from axolotl_nextai.time_budget import HOUR
+
+
+def run_steps(callback, steps, max_steps=1_000_000):
+    state, control = TrainerState(max_steps=max_steps), TrainerControl()
+    callback.on_train_begin(None, state, control)
+    for _ in range(steps):
+        time.sleep(0.01)
+        state.global_step += 1
+        callback.on_step_end(None, state, control)
+        if control.should_training_stop:
+            break
+    return state, control
+
+
+def budget(action, spent_h, hours=1.0, margin_minutes=10.0, warmup_steps=2):
+    stop = StopRecord()
+    callback = TimeBudgetCallback(hours, margin_minutes, warmup_steps, action, stop, time.time() - spent_h * HOUR)
+    return callback, stop
+
+
+def test_projected_overrun_under_stop_checkpoints_right_after_warm_up():
+    callback, stop = budget("stop", spent_h=0.1)
+    state, control = run_steps(callback, steps=5)
+    assert (stop.reason, stop.step, state.global_step) == ("time_budget_projection", 2, 2)
+    assert control.should_save and control.should_training_stop
+
+
+def test_projected_overrun_under_warn_trains_on():
+    callback, stop = budget("warn", spent_h=0.1)
+    state, control = run_steps(callback, steps=5)
+    assert stop.reason is None and state.global_step == 5 and not control.should_training_stop
+
+
+def test_inside_the_margin_it_checkpoints_and_stops_whatever_the_projection():
+    callback, stop = budget("warn", spent_h=1.0 - 10 / 60 - 6 / 3600, warmup_steps=100)  # 6 s before the margin
+    state, control = run_steps(callback, steps=5, max_steps=10)
+    assert stop.reason is None and state.global_step == 5
+    callback, stop = budget("warn", spent_h=1.0 - 10 / 60 + 1 / 3600, warmup_steps=100)  # 1 s into the margin
+    state, control = run_steps(callback, steps=5, max_steps=10)
+    assert (stop.reason, stop.step) == ("time_budget", 1) and control.should_save
+
+
+def test_sigterm_stops_after_the_current_step():
+    stop = StopRecord()
+    callback = SignalStopCallback(stop)
+    state, control = TrainerState(max_steps=10), TrainerControl()
+    callback.on_train_begin(None, state, control)
+    try:
+        state.global_step = 3
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert not control.should_training_stop  # nothing happens until the step ends
+        callback.on_step_end(type("Args", (), {"output_dir": "out"}), state, control)
+    finally:
+        callback.on_train_end(None, state, control)
+    assert (stop.reason, stop.step) == ("SIGTERM", 3) and control.should_save and control.should_training_stop
