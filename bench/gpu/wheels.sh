@@ -16,7 +16,7 @@ fetch)
     axolotl==0.19.0 bitsandbytes==0.50.2 peft==0.20.0 datasets==4.8.4 trl==1.9.0 dill==0.4.1 \
     multiprocess==0.70.19 pydantic==2.12.5 pydantic-core==2.41.5 annotated-types==0.8.0 \
     typing-inspection==0.4.5 fire==0.7.1 termcolor==3.3.0 addict==2.4.0 posthog==6.7.11 backoff==2.2.1 \
-    distro==1.9.0 fastcore==2.2.41 evaluate==0.4.1 click==8.1.8
+    distro==1.9.0 fastcore==2.2.41 evaluate==0.4.1 click==8.1.8 liger-kernel==0.8.1
   # sdist only on PyPI, pure Python
   python3 -m pip wheel -q --no-deps --no-binary=:all: axolotl-contribs-lgpl==0.0.7 -w .whl
   # transformers imports wandb only if it has `run`; Axolotl imports it unconditionally.
