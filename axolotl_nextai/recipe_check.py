@@ -2,8 +2,10 @@
 
     python -m axolotl_nextai.recipe_check recipes/llama2-70b-v5.yml [more.yml ...]
 
-Two checks: every key is one Axolotl or a listed plugin declares (Axolotl silently drops any other, so
-`lora_alpah: 16` would train with the default alpha), then the plugins' `register` hooks and Axolotl's own
+Three checks: every key is one Axolotl or a listed plugin declares (Axolotl silently drops any other, so
+`lora_alpah: 16` would train with the default alpha); `optimizer` names a real optimizer (Axolotl's schema takes
+any string, and a misspelt one fails only when the Trainer is built, after the model has loaded); then the
+plugins' `register` hooks and Axolotl's own
 `validate_config`, the same calls `axolotl train` makes, with the capabilities of an A100 passed in so that a
 CUDA-less machine checks bf16/tf32 as the GPU would. `normalize_config` is left out: it reads the base model's
 config.json, which is not offline.
@@ -50,6 +52,23 @@ def unknown_keys(cfg: Mapping, known: set[str], dataset_known: set[str]) -> list
     return problems
 
 
+def optimizer_names() -> set[str]:
+    """Optimizers Axolotl can build: the Trainer's own and Axolotl's custom ones."""
+    from axolotl.utils.schemas.enums import CustomSupportedOptimizers
+    from transformers.training_args import OptimizerNames
+
+    return {o.value for o in OptimizerNames} | {o.value for o in CustomSupportedOptimizers}
+
+
+def unknown_optimizer(cfg: Mapping, known: set[str]) -> list[str]:
+    """A message when `optimizer` is set to a name no Trainer knows, with the nearest real one."""
+    name = cfg.get("optimizer")
+    if name is None or name in known:
+        return []
+    close = difflib.get_close_matches(str(name), known, n=1)
+    return [f"unknown optimizer `{name}`" + (f" (did you mean `{close[0]}`?)" if close else "")]
+
+
 def known_keys() -> tuple[set[str], set[str]]:
     """Keys of Axolotl's config merged with every registered plugin's args, and of an SFT dataset entry."""
     from axolotl.integrations.config import merge_input_args
@@ -60,14 +79,14 @@ def known_keys() -> tuple[set[str], set[str]]:
 
 
 def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES):
-    """Validate a recipe's parsed YAML; returns Axolotl's validated config, raises ConfigError on unknown keys."""
+    """Validate a recipe's parsed YAML; returns Axolotl's validated config, raises ConfigError on unknown keys or optimizer."""
     import torch
     from axolotl.utils.config import prepare_plugins, validate_config
     from axolotl.utils.dict import DictDefault
 
     cfg = DictDefault(copy.deepcopy(dict(raw)))
     prepare_plugins(cfg)  # imports and registers the plugins, so their keys are known; runs their register hooks
-    problems = unknown_keys(raw, *known_keys())
+    problems = unknown_keys(raw, *known_keys()) + unknown_optimizer(raw, optimizer_names())
     if problems:
         raise ConfigError("; ".join(problems))
     env = {"torch_version": torch.__version__.split("+", maxsplit=1)[0]}
