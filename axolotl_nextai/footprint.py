@@ -60,7 +60,9 @@ def weight_bytes(arch: Mapping) -> float:
     return q / 2 + q / NF4_BLOCK * (1 + 4 / DQ_BLOCK) + BF16 * bf16_parameters(arch)
 
 
-def peak_estimate_bytes(arch: Mapping, seq: int, r: int, targets: Iterable[str], eager: bool = False) -> float:
+def peak_estimate_bytes(
+    arch: Mapping, seq: int, r: int, targets: Iterable[str], eager: bool = False
+) -> float:
     """Weights + what micro-batch 1 with gradient checkpointing adds on top (bf16 norms, as Axolotl keeps them).
 
     Saved layer inputs (one hidden state per layer); one layer's recomputed activations and their gradients

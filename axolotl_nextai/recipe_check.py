@@ -5,10 +5,10 @@
 Three checks: every key is one Axolotl or a listed plugin declares (Axolotl silently drops any other, so
 `lora_alpah: 16` would train with the default alpha); `optimizer` names a real optimizer (Axolotl's schema takes
 any string, and a misspelt one fails only when the Trainer is built, after the model has loaded); then the
-plugins' `register` hooks and Axolotl's own
-`validate_config`, the same calls `axolotl train` makes, with the capabilities of an A100 passed in so that a
-CUDA-less machine checks bf16/tf32 as the GPU would. `normalize_config` is left out: it reads the base model's
-config.json, which is not offline.
+plugins' `register` hooks and Axolotl's own `validate_config`, the same calls `axolotl train` makes.
+`axolotl train` passes the probed GPU's capabilities, which selects Axolotl's capability-aware schema (bf16 support, compute capability, fp8); a CUDA-less machine
+would probe nothing useful, so we pass what one A100 reports and the recipe is checked as on its target GPU.
+`normalize_config` is left out: it reads the base model's config.json, which is not offline.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES):
     from axolotl.utils.dict import DictDefault
 
     cfg = DictDefault(copy.deepcopy(dict(raw)))
-    prepare_plugins(cfg)  # imports and registers the plugins, so their keys are known; runs their register hooks
+    # Imports and registers the plugins (so their keys are known), then runs their register hooks.
+    prepare_plugins(cfg)
     problems = unknown_keys(raw, *known_keys()) + unknown_optimizer(raw, optimizer_names())
     if problems:
         raise ConfigError("; ".join(problems))
@@ -99,12 +100,13 @@ def check_recipe(path: str | Path, capabilities: Mapping = A100_CAPABILITIES):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Check each recipe named; report every failure, not only the first; exit 1 if any failed."""
     failed = 0
     for path in argv if argv is not None else sys.argv[1:]:
         try:
             check_recipe(path)
             print(f"ok      {path}")
-        except Exception as exc:  # report every recipe, not just the first bad one
+        except (ValueError, OSError, yaml.YAMLError) as exc:
             failed += 1
             print(f"FAILED  {path}: {exc}")
     return 1 if failed else 0

@@ -59,11 +59,16 @@ def variant(path: str, model: str, mixture: str, cite: str, values: dict, templa
         if key not in template:
             raise ValueError(f"{path}: `{key}` is not in the template {template_name}; add it there first")
         old = template[key]
-        was = "" if isinstance(old, (list, dict)) and len(flow(old)) > 40 else f"; {template_name}: {flow(old)}"
+        was = (
+            "" if isinstance(old, (list, dict)) and len(flow(old)) > 40 else f"; {template_name}: {flow(old)}"
+        )
         changes[key] = (value, cite + was)
     stem = Path(path).stem
     changes["output_dir"] = (f"outputs/{stem}", "not in the paper")
-    changes["dataset_prepared_path"] = (f"outputs/{stem}-prepared", "not in the paper: Axolotl's tokenized-data cache")
+    changes["dataset_prepared_path"] = (
+        f"outputs/{stem}-prepared",
+        "not in the paper: Axolotl's tokenized-data cache",
+    )
     return Recipe(path, model, mixture, cite, changes)
 
 
@@ -77,7 +82,9 @@ def expand(matrix: dict, template: dict) -> list[Recipe]:
         recipes.append(variant(f"{model}-{mix}.yml", model, mix, spec["cite"], values, template, name))
     for other, spec in matrix["base_models"].items():
         values = {"base_model": matrix["models"][other]["base_model"]}
-        recipes.append(variant(f"{other}-{mixture}.yml", other, mixture, spec["cite"], values, template, name))
+        recipes.append(
+            variant(f"{other}-{mixture}.yml", other, mixture, spec["cite"], values, template, name)
+        )
     for ablation, spec in matrix["ablations"].items():
         path = f"ablations/{model}-{mixture}-{ablation}.yml"
         recipes.append(variant(path, model, mixture, spec["cite"], spec["set"], template, name))
@@ -157,7 +164,9 @@ def generate(root: Path = RECIPES) -> dict[Path, str]:
     readme = (root / "README.md").read_text()
     before, rest = readme.split(TABLE_START, 1)
     after = rest.split(TABLE_END, 1)[1]
-    files[root / "README.md"] = f"{before}{TABLE_START}\n{table(recipes, matrix, template)}\n{TABLE_END}{after}"
+    files[root / "README.md"] = (
+        f"{before}{TABLE_START}\n{table(recipes, matrix, template)}\n{TABLE_END}{after}"
+    )
     return files
 
 

@@ -4,10 +4,10 @@ import shutil
 from importlib import resources
 
 import pytest
+from conftest import tiny_cpu_config
 
 from axolotl_nextai.attention import apply_changes, flash_attn_installed, resolve_attention
 from axolotl_nextai.config_checks import ConfigError
-from conftest import tiny_cpu_config
 
 WARNING = "the config asks for flash_attention_2 but the `flash_attn` package is not installed"
 
@@ -65,8 +65,13 @@ def test_cli_falls_back_to_sdpa_with_one_warning(tiny_model, tmp_path, run_axolo
 @pytest.mark.slow
 @pytest.mark.skipif(flash_attn_installed(), reason="needs a machine without flash_attn")
 def test_cli_refuses_when_flash_attention_is_required(tiny_model, tmp_path, run_axolotl):
-    cfg = tiny_cpu_config(tiny_model, tmp_path, attn_implementation="flash_attention_2",
-                          nextai_require_flash_attention=True, nextai_check_datasets=False)
+    cfg = tiny_cpu_config(
+        tiny_model,
+        tmp_path,
+        attn_implementation="flash_attention_2",
+        nextai_require_flash_attention=True,
+        nextai_check_datasets=False,
+    )
     result = run_axolotl(cfg, tmp_path)
     assert result.returncode != 0
     assert "`nextai_require_flash_attention` is true" in result.stdout + result.stderr

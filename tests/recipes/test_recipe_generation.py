@@ -6,7 +6,6 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import ROOT
 
 # recipes/ is a folder of files, not a package: load the script by path (registered first, as dataclasses need).
