@@ -6,8 +6,9 @@ Three checks: every key is one Axolotl or a listed plugin declares (Axolotl sile
 `lora_alpah: 16` would train with the default alpha); `optimizer` names a real optimizer (Axolotl's schema takes
 any string, and a misspelt one fails only when the Trainer is built, after the model has loaded); then the
 plugins' `register` hooks and Axolotl's own `validate_config`, the same calls `axolotl train` makes.
-`axolotl train` passes the probed GPU's capabilities, which selects Axolotl's capability-aware schema (bf16 support, compute capability, fp8); a CUDA-less machine
-would probe nothing useful, so we pass what one A100 reports and the recipe is checked as on its target GPU.
+`axolotl train` passes the probed GPU's capabilities, which selects Axolotl's capability-aware schema (bf16
+support, compute capability, fp8); a CUDA-less machine would probe nothing useful, so we pass what one A100
+reports and the recipe is checked as on its target GPU.
 `normalize_config` is left out: it reads the base model's config.json, which is not offline.
 """
 
@@ -79,7 +80,7 @@ def known_keys() -> tuple[set[str], set[str]]:
 
 
 def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES):
-    """Validate a recipe's parsed YAML; returns Axolotl's validated config, raises ConfigError on unknown keys or optimizer."""
+    """Axolotl's validated config for a recipe's parsed YAML; ConfigError for unknown keys or optimizer."""
     import torch
     from axolotl.utils.config import prepare_plugins, validate_config
     from axolotl.utils.dict import DictDefault

@@ -132,7 +132,9 @@ def render(recipe: Recipe, template_text: str, template: dict, template_name: st
     ]
     text = "\n".join(header + body) + "\n"
     if yaml.safe_load(text) != config:
-        raise AssertionError(f"{recipe.path}: rendered YAML does not parse back to the intended config")
+        raise RuntimeError(
+            f"{recipe.path}: rendered YAML does not parse back to the intended config (generator bug)"
+        )
     return text
 
 
