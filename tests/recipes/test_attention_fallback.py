@@ -4,10 +4,12 @@ import shutil
 from importlib import resources
 
 import pytest
-from conftest import tiny_cpu_config
+import yaml
+from conftest import ROOT, tiny_cpu_config
 
 from axolotl_nextai.attention import apply_changes, flash_attn_installed, resolve_attention
 from axolotl_nextai.config_checks import ConfigError
+from axolotl_nextai.recipe_check import check_config
 
 WARNING = "the config asks for flash_attention_2 but the `flash_attn` package is not installed"
 
@@ -75,3 +77,13 @@ def test_cli_refuses_when_flash_attention_is_required(tiny_model, tmp_path, run_
     result = run_axolotl(cfg, tmp_path)
     assert result.returncode != 0
     assert "`nextai_require_flash_attention` is true" in result.stdout + result.stderr
+
+
+@pytest.mark.skipif(flash_attn_installed(), reason="needs a machine without flash_attn")
+@pytest.mark.parametrize("ask", [{"attn_implementation": "flash_attention_2"}, {"flash_attention": True}])
+def test_axolotl_validates_the_fallback_of_either_spelling(ask, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw = yaml.safe_load((ROOT / "recipes" / "llama2-70b-v5.yml").read_text())
+    del raw["attn_implementation"]
+    cfg = check_config({**raw, **ask, "nextai_check_datasets": False})
+    assert cfg["attn_implementation"] == "sdpa" and not cfg.get("flash_attention")
