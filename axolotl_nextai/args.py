@@ -16,3 +16,8 @@ class NextAIArgs(BaseModel):
         default=True,
         description="Before anything loads, fail if a local dataset file is missing, naming it and how to build it.",
     )
+    nextai_require_flash_attention: bool = Field(
+        default=False,
+        description="Fail when the config asks for flash_attention_2 and flash_attn is missing, instead of "
+        "falling back to sdpa with a warning.",
+    )

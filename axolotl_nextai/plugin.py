@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
+from axolotl_nextai.attention import apply_changes, flash_attn_installed, resolve_attention
 from axolotl_nextai.config_checks import PREFIX, check_dataset_files, validate_plugin_keys
 from axolotl_nextai.callbacks import RunReportCallback
 
@@ -32,6 +33,10 @@ class NextAIPlugin(BasePlugin):
         args = validate_plugin_keys(cfg)
         if args.nextai_check_datasets:
             check_dataset_files(cfg)
+        changes, warning = resolve_attention(cfg, flash_attn_installed(), args.nextai_require_flash_attention)
+        apply_changes(cfg, changes)
+        if warning:
+            LOG.warning(warning)
         LOG.info("axolotl-nextai: plugin registered, nextai_ keys valid")
 
     def add_callbacks_post_trainer(self, cfg, trainer) -> list:
