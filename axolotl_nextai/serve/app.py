@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 
 from fastapi import FastAPI
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
@@ -63,7 +62,8 @@ def create_app(model: HelmModel, limits: Limits = Limits()) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_, exc: RequestValidationError):
-        errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")})
+        # Not the offending input: it can be huge, or NaN, which JSON cannot carry.
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"error": _validation_message(errors), "detail": errors}, status_code=422)
 
     @app.exception_handler(HTTPException)
