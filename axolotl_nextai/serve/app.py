@@ -17,7 +17,12 @@ from starlette.exceptions import HTTPException
 
 from axolotl_nextai.serve.model import HelmModel, InvalidRequest
 from axolotl_nextai.serve.schemas import (
-    DecodeRequest, DecodeResponse, ProcessRequest, ProcessResponse, TokenizeRequest, TokenizeResponse,
+    DecodeRequest,
+    DecodeResponse,
+    ProcessRequest,
+    ProcessResponse,
+    TokenizeRequest,
+    TokenizeResponse,
 )
 
 log = logging.getLogger(__name__)

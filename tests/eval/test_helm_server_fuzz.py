@@ -15,7 +15,6 @@ import httpx
 import psutil
 import pytest
 
-
 GOOD = {"prompt": "Name a colour.", "temperature": 1e-7, "num_return_sequences": 1, "max_new_tokens": 4,
         "top_p": 1, "echo_prompt": False, "top_k_per_token": 2, "stop_sequences": ["\n"]}
 ODD_VALUES = [None, [], {}, "", "ten", "\x00", "\udcff", -1, 0, 2**63, -1e308, 1.5, True, [1, "a"], {"a": {}}]
