@@ -31,8 +31,9 @@ def main(base_model, adapter, data_dir, extra_tasks, include_path, limit, num_fe
     from axolotl_nextai.eval.runner import evaluate, select_tasks, write_report
 
     try:
-        tasks, include_paths = select_tasks(data_dir, list(extra_tasks), list(include_path), out / "tasks")
-    except FileNotFoundError as exc:
+        tasks, include_paths = select_tasks(data_dir, list(extra_tasks), list(include_path), out / "tasks",
+                                            num_fewshot)
+    except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     model, tokenizer = load_model(base_model, adapter, load_in_4bit)
     results = evaluate(model, tokenizer, tasks, include_paths, limit, num_fewshot)

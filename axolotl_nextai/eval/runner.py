@@ -21,17 +21,20 @@ SOURCE_NOTE = ("lm-evaluation-harness {version} scores (not HELM's: prompts, sho
                "limit {limit} per task")
 
 
-def select_tasks(data_dir: Path | None, tasks: list[str], include_paths: list[Path],
-                 task_dir: Path) -> tuple[list[str], list[Path]]:
+def select_tasks(data_dir: Path | None, tasks: list[str], include_paths: list[Path], task_dir: Path,
+                 num_fewshot: int | None = None) -> tuple[list[str], list[Path]]:
     """What to run: the paper tasks with a file in `data_dir` (their YAMLs written to `task_dir`) plus `tasks`;
-    with neither, the whole paper subset from the hub."""
-    if data_dir is not None:
-        local = write_local_tasks(data_dir, task_dir)
-        if not local:
-            expected = ", ".join(f"{t.name}.jsonl" for t in PAPER_TASKS[:2]) + ", ..."
-            raise FileNotFoundError(f"no paper task file in {data_dir} (expected e.g. {expected})")
-        return local + list(tasks), [task_dir, *include_paths]
-    return list(tasks) or [t.name for t in PAPER_TASKS], list(include_paths)
+    with neither, the whole paper subset from the hub. Raises ValueError on a local setup that cannot run."""
+    if data_dir is None:
+        return list(tasks) or [t.name for t in PAPER_TASKS], list(include_paths)
+    local = write_local_tasks(data_dir, task_dir)
+    if not local:
+        expected = ", ".join(f"{t.name}.jsonl" for t in PAPER_TASKS[:2]) + ", ..."
+        raise ValueError(f"no paper task file in {data_dir} (expected e.g. {expected})")
+    no_dev = [name for name in local if not (data_dir / f"{name.removeprefix(LOCAL_PREFIX)}.dev.jsonl").is_file()]
+    if num_fewshot and no_dev:
+        raise ValueError(f"--num-fewshot {num_fewshot} needs a <task>.dev.jsonl for the shots; missing for {no_dev}")
+    return local + list(tasks), [task_dir, *include_paths]
 
 
 def evaluate(model, tokenizer, tasks: list[str], include_paths: list[Path], limit: int | None,

@@ -49,8 +49,8 @@ def builtin_yaml(task: PaperTask) -> Path:
 def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
     """The YAML (as a dict) that runs `task` on `data_dir/<task>.jsonl`, or None when that file is absent.
 
-    The file feeds the split the task scores (its test split, else validation). `<task>.dev.jsonl`, when
-    present, feeds the few-shot split; otherwise few-shot examples have no split to come from.
+    The file feeds the split the task scores (its test split, else validation); `<task>.dev.jsonl`, when
+    present, is the only place few-shot examples come from.
     """
     rows = data_dir / f"{task.name}.jsonl"
     if not rows.is_file():
@@ -70,10 +70,11 @@ def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
         "dataset_kwargs": {"data_files": data_files},
     }
     dev = data_dir / f"{task.name}.dev.jsonl"
-    few_shot_split = split_keys.get("fewshot_split")
-    if few_shot_split and dev.is_file():
-        data_files[few_shot_split] = str(dev.resolve())
-    elif few_shot_split:
+    if dev.is_file():
+        split = split_keys.get("fewshot_split") or "dev"
+        data_files[split] = str(dev.resolve())
+        config["fewshot_split"] = split
+    else:  # lm-eval would otherwise draw shots from the scored rows
         config["fewshot_split"] = None
     if task.metric == "rouge2":  # HELM reports ROUGE-2 only; BERTScore would download a model
         config["metric_list"] = [{"metric": m, "aggregation": "mean", "higher_is_better": True}

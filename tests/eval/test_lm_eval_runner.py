@@ -37,7 +37,7 @@ def test_local_config_points_the_scored_split_at_the_file(paper_task_files):
 
     (paper_task_files / "mmlu_philosophy.dev.jsonl").write_text((paper_task_files / "mmlu_philosophy.jsonl").read_text())
     with_dev = local_task_config(by_name["mmlu_philosophy"], paper_task_files)
-    assert set(with_dev["dataset_kwargs"]["data_files"]) == {"test", "dev"} and "fewshot_split" not in with_dev
+    assert set(with_dev["dataset_kwargs"]["data_files"]) == {"test", "dev"} and with_dev["fewshot_split"] == "dev"
 
 
 def test_table_row_averages_mmlu_subjects_and_ignores_other_tasks():
@@ -80,6 +80,10 @@ def test_cli_writes_a_table_from_local_task_files(tiny_model, paper_task_files, 
         ("mmlu_philosophy", "mmlu_high_school_biology", "truthfulqa_mc1", "bbq", "cnn_dailymail_abisee"))
 
 
-def test_cli_says_which_files_it_expected(tmp_path, tiny_model):
-    result = CliRunner().invoke(main, ["--base-model", str(tiny_model), "--data-dir", str(tmp_path)])
+def test_cli_refuses_local_setups_that_cannot_run(tmp_path, tiny_model, paper_task_files):
+    result = CliRunner().invoke(main, ["--base-model", str(tiny_model), "--data-dir", str(tmp_path / "none")])
     assert result.exit_code == 2 and "no paper task file" in result.output and "mmlu_philosophy.jsonl" in result.output
+    # Shots with no dev file would be drawn from the scored rows.
+    result = CliRunner().invoke(main, ["--base-model", str(tiny_model), "--data-dir", str(paper_task_files),
+                                       "--num-fewshot", "5", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "needs a <task>.dev.jsonl" in result.output
