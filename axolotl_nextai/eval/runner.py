@@ -83,14 +83,15 @@ def to_markdown(label: str, row: dict, note: str) -> str:
 
 
 def write_report(out_dir: Path, label: str, results: dict, limit: int | None) -> dict:
-    """`results.md` and `results.json` (the row, its source note, lm-eval's per-task numbers) in `out_dir`."""
+    """`results.md` and `results.json` in `out_dir`: the row, its source note, and every metric lm-eval gave
+    for every task run (tasks outside the paper subset appear only there)."""
     import lm_eval
 
     row = table_row(results)
     note = SOURCE_NOTE.format(version=lm_eval.__version__, limit=limit)
-    report = {"model": label, "source": note, **row}
+    report = {"model": label, "source": note, **row, "lm_eval_results": results["results"]}
     with atomic_write(out_dir / "results.json") as f:
-        json.dump(report, f, indent=2)
+        json.dump(report, f, indent=2, default=str)
     with atomic_write(out_dir / "results.md") as f:
         f.write(to_markdown(label, row, note))
     return report

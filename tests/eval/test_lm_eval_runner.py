@@ -54,11 +54,31 @@ def test_table_row_averages_mmlu_subjects_and_ignores_other_tasks():
     assert row["n_tasks"]["MMLU"] == 2 and "arc_easy" not in row["tasks"]
 
 
+CUSTOM_TASK = """\
+task: tiny_custom_mc
+dataset_path: json
+dataset_kwargs:
+  data_files: {{test: {rows}}}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{question}}}} Answer:"
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: answer
+metric_list:
+  - metric: acc
+"""
+
+
 def test_cli_writes_a_table_from_local_task_files(tiny_model, paper_task_files, tmp_path):
+    custom = tmp_path / "custom"
+    custom.mkdir()
+    rows = custom / "rows.jsonl"
+    rows.write_text(json.dumps({"question": "Up or down?", "choices": ["up", "down"], "answer": 0}) + "\n")
+    (custom / "tiny_custom_mc.yaml").write_text(CUSTOM_TASK.format(rows=rows))
     out = tmp_path / "eval"
     result = CliRunner().invoke(main, [
         "--base-model", str(tiny_model), "--data-dir", str(paper_task_files), "--limit", "3", "--out", str(out),
-        "--label", "tiny base",
+        "--label", "tiny base", "--tasks", "tiny_custom_mc", "--include-path", str(custom),
     ])
     assert result.exit_code == 0, result.output + repr(result.exception)
     report = json.loads((out / "results.json").read_text())
@@ -72,6 +92,8 @@ def test_cli_writes_a_table_from_local_task_files(tiny_model, paper_task_files, 
     mmlu = [v for k, v in report["tasks"].items() if "mmlu" in k]
     assert report["scores"]["MMLU"] == pytest.approx(sum(mmlu) / 2)
     assert all(v * 3 == pytest.approx(round(v * 3)) for v in mmlu)  # accuracies over 3 items
+    assert report["lm_eval_results"]["tiny_custom_mc"]["acc,none"] in (0.0, 1.0)  # custom: scored, not in the row
+    assert "tiny_custom_mc" not in report["tasks"]
     table = (out / "results.md").read_text()
     assert table.startswith("| Model | MMLU | TruthfulQA | BBQ | CNN/DM ROUGE-2 |")
     assert "| tiny base |" in table and "not HELM's" in table
