@@ -50,7 +50,8 @@ def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
     """The YAML (as a dict) that runs `task` on `data_dir/<task>.jsonl`, or None when that file is absent.
 
     The file feeds the split the task scores (its test split, else validation); `<task>.dev.jsonl`, when
-    present, is the only place few-shot examples come from.
+    present, feeds the few-shot split (without it lm-eval would take shots from the scored rows, so
+    `runner.select_tasks` refuses `--num-fewshot`).
     """
     rows = data_dir / f"{task.name}.jsonl"
     if not rows.is_file():
@@ -74,7 +75,7 @@ def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
         split = split_keys.get("fewshot_split") or "dev"
         data_files[split] = str(dev.resolve())
         config["fewshot_split"] = split
-    else:  # lm-eval would otherwise draw shots from the scored rows
+    else:  # the local data has no such split; lm-eval must not look for one
         config["fewshot_split"] = None
     if task.metric == "rouge2":  # HELM reports ROUGE-2 only; BERTScore would download a model
         config["metric_list"] = [{"metric": m, "aggregation": "mean", "higher_is_better": True}
