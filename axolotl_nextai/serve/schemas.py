@@ -1,15 +1,15 @@
 """Request and response bodies of the HELM HTTP API (the challenge's toolkit), as pydantic models.
 
-Field names and defaults follow what HELM's `HTTPModelClient` sends; only `prompt` is required. Unknown fields
-are ignored so a newer client still gets answers; known ones are type-checked and bounded here, and the limits
-that depend on the server's flags (`max_new_tokens`, the model's window) are checked by the app.
+Field names follow what HELM's `HTTPModelClient` sends; only `prompt` is required. Unknown fields are ignored
+(pydantic's default), so a newer client still gets answers; known ones are type-checked and bounded here, and the
+limits that depend on the server's flags (`max_new_tokens`, the model's window) are checked by the app.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictStr
 
 # HELM sends temperature 1e-7 for "temperature 0"; anything this low decodes greedily.
 GREEDY_BELOW = 1e-4
@@ -19,11 +19,7 @@ MAX_STOP_SEQUENCES = 16
 StopSequence = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 
 
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class ProcessRequest(_Request):
+class ProcessRequest(BaseModel):
     prompt: StrictStr
     temperature: float = Field(0.0, ge=0.0, le=100.0, allow_inf_nan=False)
     num_return_sequences: int = Field(1, ge=1, le=1, description="The response carries one completion.")
@@ -52,7 +48,7 @@ class ProcessResponse(BaseModel):
     request_time: float
 
 
-class TokenizeRequest(_Request):
+class TokenizeRequest(BaseModel):
     text: StrictStr
     truncation: StrictBool = True
     max_length: int = Field(2048, ge=1)
@@ -63,7 +59,7 @@ class TokenizeResponse(BaseModel):
     request_time: float
 
 
-class DecodeRequest(_Request):
+class DecodeRequest(BaseModel):
     tokens: list[Annotated[int, Field(ge=0)]]
 
 

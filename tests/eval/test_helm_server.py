@@ -56,6 +56,8 @@ def test_prompt_only_request_uses_defaults(client):
     assert_consistent(body)
     greedy = process(client, top_k_per_token=1)["tokens"]  # default temperature 0 is greedy too
     assert body["tokens"][:12] == greedy
+    unknown_field = client.post("/process", json={"prompt": PROMPT, "max_new_tokens": 2, "engine": "neurips/local"})
+    assert unknown_field.status_code == 200  # clients that send more fields still get answers
 
 
 def test_sampling_is_seeded(client):
