@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-OFFLINE_ENV = {
-    "AXOLOTL_DO_NOT_TRACK": "1",
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
+from axolotl_launch import OFFLINE_ENV, launch_train
+
 os.environ.update(OFFLINE_ENV)
 
 
@@ -34,30 +25,6 @@ def tiny_tokenizer(tiny_model):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model)
-
-
-def tiny_cpu_config(tiny_model: Path, workdir: Path, **overrides) -> dict:
-    """recipes/tiny-cpu.yml with paths moved into `workdir`, then `overrides` applied."""
-    cfg = yaml.safe_load((ROOT / "recipes" / "tiny-cpu.yml").read_text())
-    cfg.update(
-        base_model=str(tiny_model),
-        output_dir=str(workdir / "out"),
-        dataset_prepared_path=str(workdir / "prepared"),
-    )
-    cfg.update(overrides)
-    return cfg
-
-
-def launch_train(cfg: dict, workdir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    """`accelerate launch -m axolotl.cli.train cfg.yml`, exactly as a user runs it, from `workdir`."""
-    cfg_path = workdir / "cfg.yml"
-    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "axolotl.cli.train", str(cfg_path),
-    ]
-    env = {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import tiny_cpu_config
+from axolotl_launch import tiny_cpu_config
 
 MEMORISABLE = [
     {"instruction": "What is the capital of France?", "input": "", "output": "Paris."},

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from axolotl_nextai.synth import PRESETS, main, write_synthetic_llama
-from conftest import tiny_cpu_config
+from axolotl_launch import tiny_cpu_config
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from axolotl_nextai.alpaca import render_prompt
 from axolotl_nextai.eval.cli import main as eval_main
 from axolotl_nextai.serve import HelmModel, create_app
-from conftest import launch_train, tiny_cpu_config
+from axolotl_launch import launch_train, tiny_cpu_config
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ from importlib import resources
 
 import pytest
 import yaml
-from conftest import ROOT, tiny_cpu_config
+from axolotl_launch import ROOT, tiny_cpu_config
 
 from axolotl_nextai.attention import apply_changes, flash_attn_installed, resolve_attention
 from axolotl_nextai.config_checks import ConfigError

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT
+from axolotl_launch import ROOT
 
 # recipes/ is a folder of files, not a package: load the script by path (registered first, as dataclasses need).
 spec = importlib.util.spec_from_file_location("recipes_generate", ROOT / "recipes" / "generate.py")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from axolotl_launch import ROOT
 
 from axolotl_nextai.config_checks import ConfigError
 from axolotl_nextai.recipe_check import check_config, known_keys, main, unknown_keys

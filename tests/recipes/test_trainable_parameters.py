@@ -7,7 +7,7 @@ form in axolotl_nextai/footprint.py that recipes/README.md's table is generated 
 import pytest
 import yaml
 from accelerate import init_empty_weights
-from conftest import ROOT
+from axolotl_launch import ROOT
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from axolotl_nextai.footprint import lora_trainable, total_parameters
