@@ -68,3 +68,8 @@ class NextAIArgs(BaseModel):
         description="Cap PyTorch's allocator at this many GB (1e9 bytes) per process before the model loads, "
         "e.g. 40 to simulate the challenge's A100 40GB on an 80 GB card. None: no cap. No effect without CUDA.",
     )
+    nextai_require_flash_attention: bool = Field(
+        default=False,
+        description="Fail when the config asks for flash_attention_2 and flash_attn is missing, instead of "
+        "falling back to sdpa with a warning.",
+    )

@@ -8,6 +8,7 @@ import torch
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
+from axolotl_nextai.attention import apply_changes, flash_attn_installed, resolve_attention
 from axolotl_nextai.callbacks import RunReportCallback, SignalStopCallback, StopRecord, TimeBudgetCallback
 from axolotl_nextai.config_checks import PREFIX, check_dataset_files, validate_plugin_keys
 from axolotl_nextai.cuda_only import keys_to_disable
@@ -38,6 +39,10 @@ class NextAIPlugin(BasePlugin):
         args = validate_plugin_keys(cfg)
         if args.nextai_check_datasets:
             check_dataset_files(cfg)
+        changes, warning = resolve_attention(cfg, flash_attn_installed(), args.nextai_require_flash_attention)
+        apply_changes(cfg, changes)
+        if warning:
+            LOG.warning(warning)
         disabled = keys_to_disable(cfg, torch.cuda.is_available())
         if disabled:
             LOG.warning(f"axolotl-nextai: no CUDA device, so Axolotl's LoRA kernels are off: {', '.join(disabled)} "

@@ -15,7 +15,7 @@ from importlib import resources
 import psutil
 import pytest
 import torch
-from conftest import launch_train, start_train, tiny_cpu_config
+from axolotl_launch import launch_train, start_train, tiny_cpu_config
 from datasets import load_from_disk
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM

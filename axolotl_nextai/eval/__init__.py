@@ -1,0 +1,1 @@
+"""`nextai-eval`: the paper's HELM subset through lm-evaluation-harness, as a Table-8-shaped row."""

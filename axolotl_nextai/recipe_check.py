@@ -1,0 +1,117 @@
+"""Check a recipe offline, as the GPU it targets would see it, before a 17-hour run is spent on a typo.
+
+    python -m axolotl_nextai.recipe_check recipes/llama2-70b-v5.yml [more.yml ...]
+
+Three checks: every key is one Axolotl or a listed plugin declares (Axolotl silently drops any other, so
+`lora_alpah: 16` would train with the default alpha); `optimizer` names a real optimizer (Axolotl's schema takes
+any string, and a misspelt one fails only when the Trainer is built, after the model has loaded); then the
+plugins' `register` hooks and Axolotl's own `validate_config`, the same calls `axolotl train` makes.
+`axolotl train` passes the probed GPU's capabilities, which selects Axolotl's capability-aware schema (bf16
+support, compute capability, fp8); a CUDA-less machine would probe nothing useful, so we pass what one A100
+reports and the recipe is checked as on its target GPU.
+`normalize_config` is left out: it reads the base model's config.json, which is not offline.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from axolotl_nextai.config_checks import ConfigError
+
+# What axolotl.cli.config.gpu_capabilities() reports on one A100 (sm_80: bf16 and tf32, no fp8).
+A100_CAPABILITIES = {"bf16": True, "fp8": False, "tf32": True, "n_gpu": 1, "compute_capability": "sm_80"}
+
+
+def field_names(model_cls) -> set[str]:
+    """A pydantic model's keys as a YAML may spell them: field names and their string aliases."""
+    names = set(model_cls.model_fields)
+    names |= {f.alias for f in model_cls.model_fields.values() if isinstance(f.alias, str)}
+    return names
+
+
+def unknown_keys(cfg: Mapping, known: set[str], dataset_known: set[str]) -> list[str]:
+    """One message per key no config model declares, top level and in `datasets:`, with the nearest known key."""
+    problems = []
+
+    def report(where: str, key: str, pool: set[str]) -> None:
+        close = difflib.get_close_matches(key, pool, n=1)
+        problems.append(f"unknown key `{where}{key}`" + (f" (did you mean `{close[0]}`?)" if close else ""))
+
+    for key in cfg:
+        if key not in known:
+            report("", key, known)
+    for index, dataset in enumerate(cfg.get("datasets") or []):
+        for key in dataset if isinstance(dataset, Mapping) else ():
+            if key not in dataset_known:
+                report(f"datasets[{index}].", key, dataset_known)
+    return problems
+
+
+def optimizer_names() -> set[str]:
+    """Optimizers Axolotl can build: the Trainer's own and Axolotl's custom ones."""
+    from axolotl.utils.schemas.enums import CustomSupportedOptimizers
+    from transformers.training_args import OptimizerNames
+
+    return {o.value for o in OptimizerNames} | {o.value for o in CustomSupportedOptimizers}
+
+
+def unknown_optimizer(cfg: Mapping, known: set[str]) -> list[str]:
+    """A message when `optimizer` is set to a name no Trainer knows, with the nearest real one."""
+    name = cfg.get("optimizer")
+    if name is None or name in known:
+        return []
+    close = difflib.get_close_matches(str(name), known, n=1)
+    return [f"unknown optimizer `{name}`" + (f" (did you mean `{close[0]}`?)" if close else "")]
+
+
+def known_keys() -> tuple[set[str], set[str]]:
+    """Keys of Axolotl's config merged with every registered plugin's args, and of an SFT dataset entry."""
+    from axolotl.integrations.config import merge_input_args
+    from axolotl.utils.schemas.datasets import SFTDataset
+
+    config_cls, _ = merge_input_args()
+    return field_names(config_cls), field_names(SFTDataset)
+
+
+def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES):
+    """Axolotl's validated config for a recipe's parsed YAML; ConfigError for unknown keys or optimizer."""
+    import torch
+    from axolotl.utils.config import prepare_plugins, validate_config
+    from axolotl.utils.dict import DictDefault
+
+    cfg = DictDefault(copy.deepcopy(dict(raw)))
+    # Imports and registers the plugins (so their keys are known), then runs their register hooks.
+    prepare_plugins(cfg)
+    problems = unknown_keys(raw, *known_keys()) + unknown_optimizer(raw, optimizer_names())
+    if problems:
+        raise ConfigError("; ".join(problems))
+    env = {"torch_version": torch.__version__.split("+", maxsplit=1)[0]}
+    return validate_config(cfg, capabilities=dict(capabilities), env_capabilities=env)
+
+
+def check_recipe(path: str | Path, capabilities: Mapping = A100_CAPABILITIES):
+    """`check_config` on a YAML file."""
+    return check_config(yaml.safe_load(Path(path).read_text()), capabilities)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check each recipe named; report every failure, not only the first; exit 1 if any failed."""
+    failed = 0
+    for path in argv if argv is not None else sys.argv[1:]:
+        try:
+            check_recipe(path)
+            print(f"ok      {path}")
+        except (ValueError, OSError, yaml.YAMLError) as exc:
+            failed += 1
+            print(f"FAILED  {path}: {exc}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

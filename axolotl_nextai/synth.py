@@ -1,0 +1,173 @@
+"""`nextai-synth`: a random-weight Llama checkpoint, pre-quantized to NF4 + double quant, for any config.
+
+"Will this recipe fit my card, and how fast will it run?" can be answered before downloading 130 GB: memory and
+speed of QLoRA do not depend on the weights' values. The checkpoint is written layer by layer (one decoder
+layer's bf16 weights exist at a time, on the GPU when there is one), in bitsandbytes' serialized 4-bit format
+with `quantization_config` in `config.json`, so transformers and Axolotl load it like any pre-quantized model.
+`--dtype bf16` writes plain weights instead (small configs, CPU tests of the same path).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from axolotl_nextai.tiny_model import TINY_LLAMA, sample_corpus, train_tokenizer
+
+# Architecture of each preset (Llama-2 paper, Table 1 / the models' config.json); vocab 32,000 unless noted.
+PRESETS = {
+    "llama2-70b": dict(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64,
+                       num_key_value_heads=8, vocab_size=32000, max_position_embeddings=4096),
+    "llama2-13b": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40,
+                       num_key_value_heads=40, vocab_size=32000, max_position_embeddings=4096),
+    "llama2-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+                      num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096),
+    "tiny": dict(TINY_LLAMA, vocab_size=2048),
+}
+INIT_STD = 0.02  # LlamaConfig.initializer_range
+NF4_BLOCKSIZE = 64  # bitsandbytes' default for 4-bit weights
+
+
+def layer_linears(cfg: dict, layer: int) -> Iterator[tuple[str, tuple[int, int]]]:
+    """(parameter name, (out, in)) of one decoder layer's seven projections."""
+    hidden, inter = cfg["hidden_size"], cfg["intermediate_size"]
+    kv = hidden // cfg["num_attention_heads"] * cfg["num_key_value_heads"]
+    prefix = f"model.layers.{layer}"
+    yield f"{prefix}.self_attn.q_proj.weight", (hidden, hidden)
+    yield f"{prefix}.self_attn.k_proj.weight", (kv, hidden)
+    yield f"{prefix}.self_attn.v_proj.weight", (kv, hidden)
+    yield f"{prefix}.self_attn.o_proj.weight", (hidden, hidden)
+    yield f"{prefix}.mlp.gate_proj.weight", (inter, hidden)
+    yield f"{prefix}.mlp.up_proj.weight", (inter, hidden)
+    yield f"{prefix}.mlp.down_proj.weight", (hidden, inter)
+
+
+def quantize_nf4(weight) -> dict:
+    """bitsandbytes' on-disk form of one Linear4bit weight: packed data plus its quant-state tensors."""
+    from bitsandbytes.functional import quantize_4bit
+
+    import torch
+
+    packed, state = quantize_4bit(weight, blocksize=NF4_BLOCKSIZE, compress_statistics=True, quant_type="nf4",
+                                  quant_storage=torch.uint8)
+    return {"": packed, **{f".{key}": value for key, value in state.as_dict(packed=True).items()}}
+
+
+def quantization_config() -> dict:
+    """What `BitsAndBytesConfig` serializes for the paper's QLoRA: NF4, double quant, bf16 compute."""
+    from transformers import BitsAndBytesConfig
+
+    import torch
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16).to_dict()
+
+
+def synth_tokenizer(vocab_size: int):
+    """The BPE of the tiny model, padded with filler tokens to exactly `vocab_size` (the model's embedding rows)."""
+    tokenizer = train_tokenizer(sample_corpus(), min(vocab_size, 2048))
+    filler = [f"<filler_{i}>" for i in range(vocab_size - len(tokenizer))]
+    tokenizer.add_tokens(filler)
+    assert len(tokenizer) == vocab_size, (len(tokenizer), vocab_size)
+    return tokenizer
+
+
+def write_synthetic_llama(cfg: dict, out: Path, quantize: bool = True, seed: int = 0, device: str | None = None) -> Path:
+    """Write config, tokenizer and one safetensors shard per decoder layer (+ one for embeddings and head)."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import LlamaConfig
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if out.exists():
+        raise FileExistsError(f"{out} exists; remove it or choose another --out")
+    final, out = out, out.with_name(f".{out.name}.partial")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    tokenizer = synth_tokenizer(cfg["vocab_size"])
+    config = LlamaConfig(
+        **{"rms_norm_eps": 1e-5, "tie_word_embeddings": False, **cfg}, torch_dtype="bfloat16",
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    config_dict = config.to_dict()
+    if quantize:
+        config_dict["quantization_config"] = quantization_config()
+
+    generator = torch.Generator(device).manual_seed(seed)
+
+    def random_weight(shape):
+        return (torch.randn(shape, generator=generator, device=device, dtype=torch.float32) * INIT_STD).to(torch.bfloat16)
+
+    n_layers, hidden = cfg["num_hidden_layers"], cfg["hidden_size"]
+    shard_names = [f"model-{i + 1:05d}-of-{n_layers + 1:05d}.safetensors" for i in range(n_layers + 1)]
+    weight_map: dict[str, str] = {}
+    total_bytes = 0
+
+    def save_shard(index: int, tensors: dict) -> None:
+        nonlocal total_bytes
+        tensors = {name: t.contiguous().cpu() for name, t in tensors.items()}
+        save_file(tensors, out / shard_names[index], metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(tensors, shard_names[index]))
+        total_bytes += sum(t.numel() * t.element_size() for t in tensors.values())
+
+    def norm_weight():
+        return torch.ones(hidden, dtype=torch.bfloat16)
+
+    for layer in range(n_layers):
+        tensors = {f"model.layers.{layer}.input_layernorm.weight": norm_weight(),
+                   f"model.layers.{layer}.post_attention_layernorm.weight": norm_weight()}
+        for name, shape in layer_linears(cfg, layer):
+            weight = random_weight(shape)
+            if quantize:
+                tensors.update({name + suffix: t for suffix, t in quantize_nf4(weight).items()})
+            else:
+                tensors[name] = weight
+            del weight
+        save_shard(layer, tensors)
+    save_shard(n_layers, {
+        "model.embed_tokens.weight": random_weight((cfg["vocab_size"], hidden)),
+        "model.norm.weight": norm_weight(),
+        "lm_head.weight": random_weight((cfg["vocab_size"], hidden)),
+    })
+
+    (out / "config.json").write_text(json.dumps(config_dict, indent=2, sort_keys=True) + "\n")
+    index = {"metadata": {"total_size": total_bytes}, "weight_map": dict(sorted(weight_map.items()))}
+    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+    tokenizer.save_pretrained(out)
+    out.rename(final)  # only a complete checkpoint carries the requested name
+    return final
+
+
+@click.command()
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), help="A known architecture.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A Llama-family config.json instead of a preset.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the checkpoint into.")
+@click.option("--dtype", type=click.Choice(["nf4", "bf16"]), default="nf4", show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default=None, help="Where weights are drawn and quantized (default: cuda if present).")
+def main(preset, config_path, out, dtype, seed, device) -> None:
+    """Write a random-weight Llama checkpoint (pre-quantized NF4 by default) that loads like a real one."""
+    if bool(preset) == bool(config_path):
+        raise click.UsageError("give exactly one of --preset or --config")
+    if preset:
+        cfg = PRESETS[preset]
+    else:
+        raw = json.loads(config_path.read_text())
+        keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "vocab_size", "max_position_embeddings")
+        missing = [k for k in keys if k not in raw]
+        if missing:
+            raise click.UsageError(f"{config_path}: missing {', '.join(missing)}")
+        cfg = {k: raw[k] for k in keys}
+    write_synthetic_llama(cfg, out, quantize=dtype == "nf4", seed=seed, device=device)
+    click.echo(f"synthetic {preset or config_path} ({dtype}) written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The 70B-on-40 GB proof in one GPU call: install the carried wheels, write a synthetic Llama-2-70B pre-quantized
+# to NF4 (nextai-synth), make v5-shaped rows, then train each named recipe through the real Axolotl CLI with only
+# base_model, max_steps, output paths and the 40 GB memory cap overridden. Results land in $OUT.
+#
+#   bench/gpu/wheels.sh fetch                      # once, here (needs PyPI)
+#   device run, carry .whl:  OUT=... bench/gpu/gpu70b.sh recipes/llama2-70b-v5.yml [more recipes...]
+#   python bench/gpu/report70b.py FETCHED_OUT      # here: bench/results/gpu70b-<date>.md
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/gpu70b-out}
+RUN_TIMEOUT=${RUN_TIMEOUT:-240}   # seconds per training run, so the whole call ends inside the device's limit
+MAX_STEPS=${MAX_STEPS:-12}
+CAP_GB=${CAP_GB-40}     # empty: no cap
+CKPT=${CKPT:-/tmp/llama2-70b-nf4}
+WORK="$OUT/work"
+mkdir -p "$WORK"
+# the device returns at most 8 files: everything goes into one archive, also when a step fails
+trap 'tar czf "$OUT/gpu70b.tgz" -C "$WORK" .' EXIT
+eval "$(bench/gpu/wheels.sh install)"
+export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+export TOKENIZERS_PARALLELISM=false
+
+{
+  date -u +"date: %Y-%m-%dT%H:%M:%SZ"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | sed 's/^/gpu: /'
+  python3 -c "import sys, torch, transformers, peft, bitsandbytes, axolotl, accelerate; print('python:', sys.version.split()[0]); print('versions: torch', torch.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__, '| bitsandbytes', bitsandbytes.__version__, '| axolotl', axolotl.__version__, '| accelerate', accelerate.__version__)"
+  python3 -c "import flash_attn" 2>/dev/null && echo "flash_attn: installed" || echo "flash_attn: not installed"
+} > "$WORK/env.txt"
+cat "$WORK/env.txt"
+
+start=$(date +%s)
+[ -d "$CKPT" ] || python3 -m axolotl_nextai.synth --preset llama2-70b --out "$CKPT"
+echo "synth_seconds: $(( $(date +%s) - start ))" >> "$WORK/env.txt"
+du -sh "$CKPT" | sed 's/^/checkpoint_size: /' >> "$WORK/env.txt"
+python3 bench/gpu/v5_shaped.py --tokenizer "$CKPT" --rows 1000 --out data/v5.jsonl
+
+for recipe in "$@"; do
+  name=$(basename "$recipe" .yml)
+  # nvidia-smi's view (context, cuBLAS workspace and the paged optimizer's managed memory included)
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 > "$WORK/$name.smi.txt" &
+  smi=$!
+  run_start=$(date +%s)
+  set +e
+  timeout "$RUN_TIMEOUT" python3 -m accelerate.commands.launch --num_processes 1 --num_machines 1 --mixed_precision bf16 \
+    --dynamo_backend no -m axolotl.cli.train "$recipe" --base_model "$CKPT" --max_steps "$MAX_STEPS" \
+    ${CAP_GB:+--nextai_gpu_memory_cap_gb "$CAP_GB"} --output_dir "/tmp/out-$name" \
+    --dataset_prepared_path "/tmp/prep-$name" > "$WORK/$name.log" 2>&1
+  rc=$?
+  set -e
+  kill $smi
+  echo "rc=$rc wall_seconds=$(( $(date +%s) - run_start ))" > "$WORK/$name.rc"
+  cp "/tmp/out-$name/nextai_report.json" "$WORK/$name.report.json" 2>/dev/null || true
+  tail -5 "$WORK/$name.log"
+  cat "$WORK/$name.rc"
+done

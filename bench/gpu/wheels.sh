@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The wheel set that lets Axolotl 0.19 QLoRA train on the lent GPU machine (Python 3.12, torch 2.11 + CUDA,
+# transformers and accelerate preinstalled; no network). See ../shared/notes/gpu-axolotl.md for how it was found.
+#
+#   bench/gpu/wheels.sh fetch     # here, with PyPI: download into .whl/ (git-ignored, ~48 MiB)
+#   bench/gpu/wheels.sh install   # there: unpack into .gpu-site/ and print the PYTHONPATH to export
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+case "${1:-}" in
+fetch)
+  mkdir -p .whl/stub/wandb
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 -d .whl \
+    axolotl==0.19.0 bitsandbytes==0.50.2 peft==0.20.0 datasets==4.8.4 trl==1.9.0 dill==0.4.1 \
+    multiprocess==0.70.19 pydantic==2.12.5 pydantic-core==2.41.5 annotated-types==0.8.0 \
+    typing-inspection==0.4.5 fire==0.7.1 termcolor==3.3.0 addict==2.4.0 posthog==6.7.11 backoff==2.2.1 \
+    distro==1.9.0 fastcore==2.2.41 evaluate==0.4.1 click==8.1.8 liger-kernel==0.8.1
+  # sdist only on PyPI, pure Python
+  python3 -m pip wheel -q --no-deps --no-binary=:all: axolotl-contribs-lgpl==0.0.7 -w .whl
+  # transformers imports wandb only if it has `run`; Axolotl imports it unconditionally.
+  cat > .whl/stub/wandb/__init__.py <<'PY'
+__version__ = "0.0.0+stub"
+
+
+def __getattr__(name):
+    raise AttributeError(name)
+PY
+  du -sh .whl
+  ;;
+install)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target "$PWD/.gpu-site" .whl/*.whl
+  cp -r .whl/stub/wandb .gpu-site/
+  echo "export PYTHONPATH=$PWD/.gpu-site:$PWD"
+  ;;
+*)
+  echo "usage: $0 fetch|install" >&2
+  exit 2
+  ;;
+esac

@@ -1,0 +1,58 @@
+"""Launching the real Axolotl CLI from tests: the tiny-cpu recipe moved into a temp dir, and the launcher.
+
+A plain module (not conftest) so that tests in any folder can import it: `from axolotl_launch import ...`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+OFFLINE_ENV = {
+    "AXOLOTL_DO_NOT_TRACK": "1",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def tiny_cpu_config(tiny_model: Path, workdir: Path, **overrides) -> dict:
+    """recipes/tiny-cpu.yml with paths moved into `workdir`, then `overrides` applied."""
+    cfg = yaml.safe_load((ROOT / "recipes" / "tiny-cpu.yml").read_text())
+    cfg.update(
+        base_model=str(tiny_model),
+        output_dir=str(workdir / "out"),
+        dataset_prepared_path=str(workdir / "prepared"),
+    )
+    cfg.update(overrides)
+    return cfg
+
+
+def train_command(cfg: dict, workdir: Path) -> tuple[list[str], dict]:
+    """Write `cfg` to `workdir/cfg.yml`; the `accelerate launch -m axolotl.cli.train` command and its env."""
+    cfg_path = workdir / "cfg.yml"
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "axolotl.cli.train", str(cfg_path),
+    ]
+    return cmd, {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(ROOT)}
+
+
+def launch_train(cfg: dict, workdir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`accelerate launch -m axolotl.cli.train cfg.yml`, exactly as a user runs it, from `workdir`."""
+    cmd, env = train_command(cfg, workdir)
+    return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def start_train(cfg: dict, workdir: Path, log: Path) -> subprocess.Popen:
+    """`launch_train` without waiting (for tests that signal the run); stdout and stderr go to `log`."""
+    cmd, env = train_command(cfg, workdir)
+    with log.open("w") as out:
+        return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)

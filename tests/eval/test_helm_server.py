@@ -1,0 +1,145 @@
+"""The HELM API on the tiny model through FastAPI's TestClient: shapes, greedy, stops, echo, limits, errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from fastapi.testclient import TestClient
+
+from axolotl_nextai.serve import HelmModel, Limits, create_app
+from axolotl_nextai.serve.model import truncate_at_stop
+from axolotl_nextai.serve.schemas import Token
+
+PROMPT = "Below is an instruction. Name a colour.\n\n### Response:\n"
+# What HELM's HTTPModelClient sends for a greedy request (temperature 0 becomes 1e-7).
+HELM_REQUEST = {
+    "prompt": PROMPT, "temperature": 1e-7, "num_return_sequences": 1, "max_new_tokens": 12, "top_p": 1,
+    "echo_prompt": False, "top_k_per_token": 3, "stop_sequences": [],
+}
+
+
+@pytest.fixture(scope="module")
+def client(helm_model):
+    return TestClient(create_app(helm_model, Limits(max_new_tokens=64, max_body_bytes=4096)))
+
+
+def process(client, **fields) -> dict:
+    response = client.post("/process", json={**HELM_REQUEST, **fields})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def assert_consistent(body: dict) -> None:
+    """Tokens spell the text, logprob is their sum, every token has top_logprob."""
+    assert "".join(t["text"] for t in body["tokens"]) == body["text"]
+    assert body["logprob"] == pytest.approx(sum(t["logprob"] for t in body["tokens"]))
+    assert all(t["top_logprob"] and all(v <= 0 for v in t["top_logprob"].values()) for t in body["tokens"])
+    assert body["request_time"] >= 0
+
+
+def test_full_helm_request_is_greedy_and_well_formed(client):
+    body = process(client)
+    assert len(body["tokens"]) == 12  # a random model never says EOS this early
+    assert_consistent(body)
+    for token in body["tokens"]:
+        assert 1 <= len(token["top_logprob"]) <= 3
+        assert token["logprob"] == pytest.approx(max(token["top_logprob"].values()), abs=1e-5)
+    assert process(client)["tokens"] == body["tokens"]
+
+
+def test_prompt_only_request_uses_defaults(client):
+    response = client.post("/process", json={"prompt": PROMPT})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["tokens"]) == 50
+    assert_consistent(body)
+    greedy = process(client, top_k_per_token=1)["tokens"]  # default temperature 0 is greedy too
+    assert body["tokens"][:12] == greedy
+    unknown_field = client.post("/process", json={"prompt": PROMPT, "max_new_tokens": 2, "engine": "neurips/local"})
+    assert unknown_field.status_code == 200  # clients that send more fields still get answers
+
+
+def test_sampling_is_seeded(client):
+    first = process(client, temperature=1.0, seed=1, max_new_tokens=16)
+    assert process(client, temperature=1.0, seed=1, max_new_tokens=16)["text"] == first["text"]
+    assert process(client, temperature=1.0, seed=2, max_new_tokens=16)["text"] != first["text"]
+    assert_consistent(first)
+
+
+def test_stop_sequences_cut_the_text_at_the_first_one(client):
+    full = process(client, max_new_tokens=24)["text"]
+    stop = full[3:6]
+    cut = full.index(stop)
+    assert 0 < cut
+    body = process(client, max_new_tokens=24, stop_sequences=["never in this text", stop])
+    assert body["text"] == full[:cut]
+    assert_consistent(body)
+
+
+def test_echo_prompt_returns_prompt_tokens_with_logprobs(client, tiny_tokenizer):
+    body = process(client, echo_prompt=True, max_new_tokens=4)
+    prompt_ids = tiny_tokenizer(PROMPT)["input_ids"]
+    assert body["text"].startswith(PROMPT)
+    assert body["text"] == PROMPT + process(client, max_new_tokens=4)["text"]
+    assert len(body["tokens"]) == len(prompt_ids) - 1 + 4  # BOS is context only
+    assert_consistent(body)
+    only_prompt = process(client, echo_prompt=True, max_new_tokens=0)
+    assert only_prompt["text"] == PROMPT and all(math.isfinite(t["logprob"]) for t in only_prompt["tokens"])
+
+
+def test_tokenize_decode_round_trip(client, tiny_tokenizer):
+    text = "Write a response that appropriately completes the request."
+    tokens = client.post("/tokenize", json={"text": text}).json()["tokens"]
+    assert tokens == tiny_tokenizer(text)["input_ids"] and tokens[0] == tiny_tokenizer.bos_token_id
+    assert client.post("/decode", json={"tokens": tokens}).json()["text"] == text
+    cut = client.post("/tokenize", json={"text": text, "truncation": True, "max_length": 3}).json()["tokens"]
+    assert cut == tokens[:3]
+
+
+@pytest.mark.parametrize(("fields", "status", "says"), [
+    ({"max_new_tokens": 65}, 422, "over this server's limit of 64"),
+    ({"prompt": "word " * 500, "max_new_tokens": 64}, 422, "exceeds the model's window of 512"),
+    ({"prompt": "x" * 5000}, 413, "limit is 4096"),
+    ({"num_return_sequences": 2}, 422, "num_return_sequences"),
+    ({"stop_sequences": [""]}, 422, "stop_sequences.0"),
+    ({"top_k_per_token": 0}, 422, "top_k_per_token"),
+])
+def test_requests_over_a_limit_get_a_4xx_with_a_message(client, fields, status, says):
+    response = client.post("/process", json={**HELM_REQUEST, **fields})
+    assert response.status_code == status
+    assert says in response.json()["error"]
+
+
+def test_decode_refuses_ids_outside_the_vocabulary(client, helm_model):
+    response = client.post("/decode", json={"tokens": [5, helm_model.vocab_size]})
+    assert response.status_code == 422 and "outside the vocabulary" in response.json()["error"]
+
+
+def test_a_failing_model_gets_a_500_and_the_server_keeps_answering(tiny_model, tiny_tokenizer):
+    """A checkpoint whose embedding is smaller than its tokenizer's vocabulary fails inside generate."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    small = LlamaForCausalLM(LlamaConfig(vocab_size=8, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64))
+    client = TestClient(create_app(HelmModel(small, tiny_tokenizer)))
+    response = client.post("/process", json={"prompt": "Hello there", "max_new_tokens": 2})
+    assert response.status_code == 500 and "model call failed" in response.json()["error"]
+    assert client.post("/tokenize", json={"text": "Hello"}).status_code == 200
+
+
+def tokens(*texts: str) -> list[Token]:
+    return [Token(text=t, logprob=-1.0, top_logprob={t: -1.0}) for t in texts]
+
+
+@pytest.mark.parametrize(("stops", "kept"), [
+    (["zz"], ["ab", "cd", "ef"]),           # no stop: everything
+    (["cd"], ["ab"]),                       # at a token boundary
+    (["de"], ["ab", "c"]),                  # inside a token: trimmed
+    (["f", "bc"], ["ab"[:1]]),              # the earliest of several
+    (["a"], []),                            # at the very start
+])
+def test_truncate_at_stop(stops, kept):
+    assert [t.text for t in truncate_at_stop(tokens("ab", "cd", "ef"), stops)] == kept

@@ -1,0 +1,118 @@
+"""`nextai-serve` as a user starts it (real uvicorn on 127.0.0.1, random free port), fed bad requests."""
+
+from __future__ import annotations
+
+import json
+import os  # the root conftest has already set the offline variables
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+GOOD = {"prompt": "Name a colour.", "temperature": 1e-7, "num_return_sequences": 1, "max_new_tokens": 4,
+        "top_p": 1, "echo_prompt": False, "top_k_per_token": 2, "stop_sequences": ["\n"]}
+ODD_VALUES = [None, [], {}, "", "ten", "\x00", "\udcff", -1, 0, 2**63, -1e308, 1.5, True, [1, "a"], {"a": {}}]
+JSON = {"content-type": "application/json"}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model):
+    """The CLI with its default host, small limits; stopped (SIGTERM, then kill) after the module."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "axolotl_nextai.serve.cli", "--base-model", str(tiny_model), "--port", str(port),
+           "--max-new-tokens", "16", "--max-body-bytes", "65536"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, f"server exited: {proc.stderr.read()[-3000:]}"
+            assert time.monotonic() < deadline, "server did not answer within 180 s"
+            try:
+                if client.post("/tokenize", json={"text": "up?"}).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        yield proc, client
+    finally:
+        client.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def fuzzed_bodies(rng: random.Random, n: int):
+    """(description, body bytes): each field of a good request swapped for an odd value, or fields dropped."""
+    for _ in range(n):
+        request = dict(GOOD)
+        for field in rng.sample(sorted(GOOD), rng.randint(1, 3)):
+            if rng.random() < 0.2:
+                del request[field]
+            else:
+                request[field] = rng.choice(ODD_VALUES)
+        yield f"fuzzed {request!r}", json.dumps(request).encode("utf-8", "surrogatepass")
+
+
+# Requests that must be refused (4xx), whatever the fuzzing above happens to produce.
+BAD = [
+    ("missing prompt", json.dumps({"max_new_tokens": 4}).encode()),
+    ("prompt is a number", json.dumps({"prompt": 42}).encode()),
+    ("prompt is a list", json.dumps({"prompt": ["a", "b"]}).encode()),
+    ("negative max_new_tokens", json.dumps({"prompt": "a", "max_new_tokens": -5}).encode()),
+    ("huge max_new_tokens", json.dumps({"prompt": "a", "max_new_tokens": 10**12}).encode()),
+    ("max_new_tokens over the limit", json.dumps({"prompt": "a", "max_new_tokens": 17}).encode()),
+    ("prompt over the window", json.dumps({"prompt": "word " * 600}).encode()),
+    ("body over the limit", json.dumps({"prompt": "x" * 70_000}).encode()),
+    ("malformed JSON", b'{"prompt": "a", "max_new_tokens": 4'),
+    ("NaN temperature", b'{"prompt": "a", "temperature": NaN}'),
+    ("non-UTF-8 body", b'{"prompt": "\xff\xfe\xfa"}'),
+    ("random bytes", bytes(random.Random(0).randrange(256) for _ in range(300))),
+    ("empty body", b""),
+    ("a JSON array", b"[1, 2, 3]"),
+    ("deeply nested JSON", b"[" * 30_000 + b"]" * 30_000),
+]
+
+
+def test_server_binds_loopback_by_default(server):
+    proc, _ = server
+    listening = [c.laddr for c in psutil.Process(proc.pid).net_connections("inet") if c.status == "LISTEN"]
+    assert listening and all(addr.ip == "127.0.0.1" for addr in listening)
+
+
+def test_bad_requests_get_4xx_json_and_the_server_still_answers(server):
+    proc, client = server
+    for what, body in BAD:
+        response = client.post("/process", content=body, headers=JSON)
+        assert 400 <= response.status_code < 500, (what, response.status_code, response.text[:300])
+        assert response.json()["error"], what
+    chunked = client.post("/process", content=iter([json.dumps(GOOD).encode()]), headers=JSON)
+    assert chunked.status_code == 411
+    for path, body in [("/tokenize", b'{"text": 7}'), ("/decode", b'{"tokens": [-1]}'), ("/decode", b'{"tokens": "ab"}')]:
+        response = client.post(path, content=body, headers=JSON)
+        assert response.status_code == 422 and response.json()["error"], path
+
+    for what, body in fuzzed_bodies(random.Random(8), 60):
+        response = client.post("/process", content=body, headers=JSON)
+        assert response.status_code == 200 or 400 <= response.status_code < 500, (what, response.text[:300])
+        assert response.json()["error" if response.status_code != 200 else "tokens"] is not None, what
+
+    assert proc.poll() is None
+    good = client.post("/process", json=GOOD)
+    assert good.status_code == 200 and len(good.json()["tokens"]) >= 1

@@ -1,0 +1,43 @@
+"""The committed family is exactly what recipes/generate.py makes from recipes/matrix.yaml."""
+
+import importlib.util
+import shutil
+import sys
+
+import pytest
+import yaml
+from axolotl_launch import ROOT
+
+# recipes/ is a folder of files, not a package: load the script by path (registered first, as dataclasses need).
+spec = importlib.util.spec_from_file_location("recipes_generate", ROOT / "recipes" / "generate.py")
+generate = sys.modules["recipes_generate"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(generate)
+
+
+def test_committed_files_equal_generated_ones():
+    assert generate.stale() == [], "run: python recipes/generate.py"
+
+
+def test_a_hand_edit_to_a_generated_file_is_reported(tmp_path):
+    root = tmp_path / "recipes"
+    shutil.copytree(ROOT / "recipes", root)
+    edited = root / "llama2-70b-v3.yml"
+    edited.write_text(edited.read_text().replace("num_epochs: 2", "num_epochs: 3"))
+    assert generate.stale(root) == [edited]
+
+
+def test_each_recipe_differs_from_the_template_only_where_the_matrix_says():
+    matrix, _, template = generate.load_matrix()
+    for recipe in generate.expand(matrix, template)[1:]:
+        cfg = yaml.safe_load((ROOT / "recipes" / recipe.path).read_text())
+        differing = {key for key in cfg.keys() | template.keys() if cfg.get(key) != template.get(key)}
+        assert differing <= set(recipe.changes) and cfg == recipe.config(template), recipe.path
+    v3 = yaml.safe_load((ROOT / "recipes" / "llama2-70b-v3.yml").read_text())
+    assert v3["num_epochs"] == 2 and v3["datasets"][0]["path"] == "data/v3.jsonl"
+
+
+def test_a_variant_key_missing_from_the_template_is_refused():
+    matrix, _, template = generate.load_matrix()
+    matrix["ablations"] = {"typo": {"cite": "Table 4", "set": {"lora_alpah": 8}}}
+    with pytest.raises(ValueError, match="`lora_alpah` is not in the template"):
+        generate.expand(matrix, template)

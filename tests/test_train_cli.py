@@ -1,0 +1,63 @@
+"""End to end through the real `accelerate launch -m axolotl.cli.train` on the tiny CPU model."""
+
+import json
+
+import pytest
+
+from axolotl_launch import tiny_cpu_config
+
+MEMORISABLE = [
+    {"instruction": "What is the capital of France?", "input": "", "output": "Paris."},
+    {"instruction": "Sort the numbers.", "input": "3, 1, 2", "output": "1, 2, 3"},
+    {"instruction": "Name the largest planet.", "input": "", "output": "Jupiter."},
+    {"instruction": "Give an antonym.", "input": "ancient", "output": "modern"},
+]
+
+
+def write_jsonl(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.mark.slow
+def test_qlora_trains_and_memorises(tiny_model, tmp_path, run_axolotl):
+    data = write_jsonl(tmp_path / "data" / "memo.jsonl", MEMORISABLE * 8)
+    # lr raised from the recipe's 3e-4 so that 8 steps visibly memorise; everything else is tiny-cpu.yml
+    cfg = tiny_cpu_config(tiny_model, tmp_path, datasets=[{"path": str(data), "type": "axolotl_nextai.alpaca"}],
+                          learning_rate=0.01, max_steps=8)
+    result = run_axolotl(cfg, tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    log = result.stdout + result.stderr
+
+    assert "Plugin loaded successfully: axolotl_nextai.NextAIPlugin" in log
+    assert "axolotl-nextai: plugin registered" in log  # our register() hook really ran
+    out = tmp_path / "out"
+    assert (out / "adapter_model.safetensors").stat().st_size > 0
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert sorted(adapter["target_modules"]) == ["down_proj", "o_proj"] and adapter["r"] == 4
+
+    report = json.loads((out / "nextai_report.json").read_text())  # written by the plugin's callback
+    losses = [row["loss"] for row in report["losses"]]
+    assert len(losses) == 8 and report["loss_finite"]
+    assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2 - 0.5, losses
+    assert report["trainable_params"] == 4 * (128 * 4 + 4 * 128 + 256 * 4 + 4 * 128)  # r=4 on o_proj, down_proj
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"nextai_reprot": True}, "unknown config key `nextai_reprot`. Did you mean `nextai_report`?"),
+        ({"nextai_report": "often"}, "`nextai_report`: Input should be a valid boolean"),
+        ({"datasets": [{"path": "data/v5.jsonl", "type": "axolotl_nextai.alpaca"}]},
+         "dataset file `data/v5.jsonl` does not exist"),
+    ],
+    ids=["unknown-key", "wrong-type", "missing-file"],
+)
+def test_bad_recipe_fails_before_training(tiny_model, tmp_path, run_axolotl, overrides, message):
+    cfg = tiny_cpu_config(tiny_model, tmp_path, **overrides)
+    result = run_axolotl(cfg, tmp_path)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "out" / "adapter_model.safetensors").exists()
