@@ -133,6 +133,8 @@ def load(spec: SourceSpec, path: Path | None, on_error: str = "fail") -> Loaded:
     if path is None:
         rows, origin = iter_hub_rows(spec), {"hub_id": spec.hub_id, "revision": spec.revision}
     else:
+        if not path.is_file():
+            raise DataError(f"missing source file: {path}")
         rows = iter_file_rows(path)
         origin = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     loaded = Loaded(records=[], rows_in=0, origin=origin)
