@@ -25,6 +25,7 @@ from data_builders.filters.licence import Licence, licence_class
 from data_builders.filters.platypus_subsets import PlatypusSubsets
 from data_builders.mixing import Mixture, entry_spec, select
 from data_builders.records import Record
+from data_builders.sources import SOURCES
 from data_builders.sources.base import find_source_file, load
 
 
@@ -39,6 +40,11 @@ class Build:
 def sample_dir() -> Path:
     """The hand-written rows shipped in the package, one file per source in its original schema."""
     return Path(str(resources.files("data_builders").joinpath("sample")))
+
+
+def sample_records() -> list[Record]:
+    """Every record of the shipped sample, source by source in name order: demos and the tiny tokenizer use it."""
+    return [r for name in sorted(SOURCES) for r in load(SOURCES[name], find_source_file(name, sample_dir())).records]
 
 
 def source_path(entry, source_dir: Path | None, overrides: dict[str, Path]) -> Path | None:
