@@ -7,6 +7,7 @@ Writing is the caller's (writers.py), after every stage has succeeded, so a fail
 from __future__ import annotations
 
 import statistics
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import metadata, resources
@@ -60,8 +61,19 @@ def source_path(entry, source_dir: Path | None, overrides: dict[str, Path]) -> P
 
 def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[str, Path] | None = None,
           on_error: str = "fail", licence: str = "any", model: str = DEFAULT_MODEL,
-          tokenizer: str | None = None, progress: bool = False) -> Build:
+          tokenizer: str | None = None, cache_dir: Path | None = None, progress: bool = False,
+          timings: dict[str, float] | None = None) -> Build:
+    """Build `mixture`; `timings`, when given, receives the wall seconds of each stage (for bench/)."""
     overrides = overrides or {}
+    timings = {} if timings is None else timings
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = now - clock
+        clock = now
+
     unknown = overrides.keys() - {e.source for e in mixture.sources}
     if unknown:
         raise DataError(f"--path names a source not in mixture {mixture.name}: {', '.join(sorted(unknown))}")
@@ -80,6 +92,7 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
         }
         if got.bad_examples:
             per_source[entry.source]["bad_row_examples"] = got.bad_examples
+    lap("load")
 
     # Per-record rules, then exact duplicates across the mixture in mixture order (first seen wins).
     drop_counts: Counter = Counter()
@@ -96,8 +109,11 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
             {"dropped": dict(sorted(counts.items())), "available": len(kept), "percent": entry.percent,
              "selected": len(chosen)})
 
-    vectors = embed([r.prompt_text for r in selected], model, progress=progress)
+    lap("filter_select")
+    vectors = embed([r.prompt_text for r in selected], model, progress=progress, cache_dir=cache_dir)
+    lap("embed")
     keep, removals = select_near(vectors, mixture.threshold) if len(selected) else ([], [])
+    lap("near_dedup")
     out = [r for r, k in zip(selected, keep) if k]
     pairs = [pair_row(selected, r) for r in removals]
     for r in removals:
@@ -126,6 +142,7 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
     }
     if tokenizer:
         manifest["tokens"] = token_stats(out, tokenizer)
+        lap("tokens")
     return Build(out, manifest, pairs, dropped)
 
 

@@ -37,7 +37,9 @@ def main() -> None:
               show_default=True, help="Keep only rows whose licence allows this use.")
 @click.option("--model", default=None, help="Sentence-Transformers model (name or folder) for near-dedup.")
 @click.option("--tokenizer", default=None, help="Tokenizer (name or folder) for token statistics.")
-def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tokenizer) -> None:
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Reuse embeddings cached here (keyed by text); rebuilds embed only new rows.")
+def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tokenizer, cache_dir) -> None:
     """Build a mixture: load, filter, select exact percentages, remove near-duplicates, write JSONL + manifest."""
     from data_builders.build import build as run_build
     from data_builders.build import sample_dir
@@ -51,7 +53,7 @@ def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tok
         spec = load_mixture(mixture)
         result = run_build(spec, source_dir=sample_dir() if sample else source_dir, overrides=parse_paths(paths),
                            on_error=on_error, licence=licence, model=model or DEFAULT_MODEL,
-                           tokenizer=tokenizer, progress=True)
+                           tokenizer=tokenizer, cache_dir=cache_dir, progress=True)
         files = write_build(result, out)
     except DataError as err:
         raise click.ClickException(str(err)) from None
