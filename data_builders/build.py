@@ -34,6 +34,7 @@ from data_builders.sources.base import find_source_file, load
 class Build:
     records: list[Record]
     manifest: dict
+    selected: list[Record] = field(default_factory=list)  # what near-dedup saw, in its order
     pairs: list[dict] = field(default_factory=list)  # near-duplicate removals: kept text, removed text, score
     dropped: list[tuple[Record, str]] = field(default_factory=list)
 
@@ -143,7 +144,7 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
     if tokenizer:
         manifest["tokens"] = token_stats(out, tokenizer)
         lap("tokens")
-    return Build(out, manifest, pairs, dropped)
+    return Build(out, manifest, selected, pairs, dropped)
 
 
 def pair_row(records: list[Record], removal: Removal) -> dict:
