@@ -117,11 +117,9 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
     lap("near_dedup")
     out = [r for r, k in zip(selected, keep) if k]
     pairs = [pair_row(selected, r) for r in removals]
-    for r in removals:
-        per_source[selected[r.removed].source]["near_duplicates"] = (
-            per_source[selected[r.removed].source].get("near_duplicates", 0) + 1)
+    near, kept_per_source = Counter(selected[r.removed].source for r in removals), Counter(r.source for r in out)
     for name, stats in per_source.items():
-        stats["out"] = sum(1 for r in out if r.source == name)
+        stats.update(near_duplicates=near[name], out=kept_per_source[name])
 
     manifest = {
         "tool": {"name": "nextai-data", "version": metadata.version("axolotl-nextai")},

@@ -4,6 +4,7 @@ import hashlib
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from data_builders.dedup.embed import DEFAULT_MODEL, resolve_model
 from data_builders.filters.platypus_subsets import KEEP
 from data_builders.mixing import load_mixture, selected_count
 
+ROOT = Path(__file__).resolve().parents[2]
 FILES = ("demo.jsonl", "demo.manifest.json", "demo.near_dups.jsonl", "demo.dropped.jsonl")
 
 
@@ -102,11 +104,12 @@ def test_license_commercial_drops_noncommercial_and_unknown(tmp_path):
     assert all(key.endswith("(commercial)") for key in manifest["licences"])
 
 
-def test_tokenizer_adds_token_statistics(tmp_path, tiny_model):
+def test_tokenizer_stats_and_the_demo_rows_fit_the_tiny_recipe(tmp_path, tiny_model):
     out = tmp_path / "t.jsonl"
-    assert run("build", "--mixture", "v2", "--sample", "--tokenizer", tiny_model, "--out", out).exit_code == 0
+    assert run("build", "--mixture", "v5", "--sample", "--tokenizer", tiny_model, "--out", out).exit_code == 0
     tokens = json.loads(out.with_name("t.manifest.json").read_text())["tokens"]
-    assert tokens["total"] > 0 and tokens["max"] >= tokens["median"] > 0
+    assert tokens["max"] >= tokens["median"] > 0
+    assert tokens["max"] <= yaml.safe_load((ROOT / "recipes" / "tiny-cpu.yml").read_text())["sequence_len"]
 
 
 def test_user_defined_source_from_yaml(tmp_path):
@@ -192,3 +195,20 @@ def test_on_error_skip_counts_bad_rows_in_the_manifest(source_dir, tmp_path):
     assert (dolly["rows_in"], dolly["bad_rows"], dolly["records"]) == (4, 2, 2)
     assert dolly["bad_row_examples"][0].endswith("dolly.jsonl:2: malformed JSON (Expecting property name "
                                                  "enclosed in double quotes at column 2)")
+
+
+def test_path_overrides_one_source(tmp_path):
+    rows = tmp_path / "platypus_copy.jsonl"
+    rows.write_text(json.dumps({"instruction": "2+2?", "input": "", "output": "4", "data_source": "ARB"}) + "\n")
+    out = tmp_path / "v1.jsonl"
+    result = run("build", "--mixture", "v1", "--sample", "--path", f"open_platypus={rows}", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["open_platypus:0"]
+    manifest = json.loads(out.with_name("v1.manifest.json").read_text())
+    assert manifest["sources"]["open_platypus"]["origin"]["file"] == "platypus_copy.jsonl"
+
+
+def test_path_for_a_source_outside_the_mixture_is_refused(tmp_path):
+    result = CliRunner().invoke(main, ["build", "--mixture", "v1", "--sample", "--path", "dolly=x.jsonl",
+                                       "--out", str(tmp_path / "o.jsonl")])
+    assert result.exit_code != 0 and "--path names a source not in mixture v1: dolly" in result.output
