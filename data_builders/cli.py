@@ -79,9 +79,10 @@ def list_() -> None:
         click.echo(f"  {name}: {parts} (seed {m.seed}){note}")
     click.echo("sources:")
     for name, spec in SOURCES.items():
-        llm = {True: "yes", False: "no", None: "unknown"}[spec.llm_generated]
-        click.echo(f"  {name}: {spec.hub_id}@{spec.revision[:12]}  licence {spec.licence} "
-                   f"({licence_class(spec.licence)})  LLM-generated {llm}")
+        llm = {True: "yes", False: "no", None: "unknown or per row"}[spec.llm_generated]
+        revision = spec.revision[:12] if len(spec.revision) == 40 else spec.revision
+        kind = "per row" if spec.licence == "per subset" else licence_class(spec.licence)
+        click.echo(f"  {name}: {spec.hub_id}@{revision}  licence {spec.licence} ({kind})  LLM-generated {llm}")
 
 
 @main.command()
