@@ -1,6 +1,6 @@
 """openassistant-guanaco: human-written OpenAssistant conversations in one `text` field.
 
-- hub: `timdettmers/openassistant-guanaco` (revision not pinned here: no commit checked offline), split train
+- hub: `timdettmers/openassistant-guanaco` @ 657e198a (the commit that uploaded the data), split train
 - licence: Apache-2.0; LLM-generated: no; rows: 9,846 train
 - Table 1: reaches the paper inside Open-Platypus (`data_source == "guanaco"`, 797 STEM rows), not on its own.
 
@@ -18,6 +18,7 @@ from data_builders.records import Record
 from data_builders.sources.base import SourceSpec
 
 HUB_ID = "timdettmers/openassistant-guanaco"
+REVISION = "657e198a25af333f8a44beef11166f9cff1d58a5"
 LICENCE = "Apache-2.0"
 COLUMNS = {"text": str}
 # Where a later turn starts, in the hub's form or as Platypus rewrote it.
@@ -42,4 +43,4 @@ def to_records(row: dict, index: int) -> list[Record]:
     return [Record(instruction, "", output, "guanaco", index, LICENCE, False)]
 
 
-SPEC = SourceSpec("guanaco", HUB_ID, "main", "train", COLUMNS, LICENCE, False, to_records)
+SPEC = SourceSpec("guanaco", HUB_ID, REVISION, "train", COLUMNS, LICENCE, False, to_records)

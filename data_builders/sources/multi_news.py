@@ -1,6 +1,7 @@
 """Multi-News: news articles (2-10 per row) and a human-written summary of them.
 
-- hub: `alexfabbri/multi_news` (revision not pinned here), split train
+- hub: `alexfabbri/multi_news` (revision not pinned here; if the hub still serves it through a loading
+  script, datasets >= 4 will not run it: use a local copy), split train
 - columns: `document` (articles joined by `|||||`), `summary` (starts with "– ") (both str)
 - licence: non-commercial research/education use; LLM-generated: no; rows: 44,972 train
 - Table 1: Multi-News.
