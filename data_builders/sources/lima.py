@@ -1,8 +1,8 @@
 """LIMA: 1,000 curated prompts with carefully written answers (Stack Exchange, wikiHow, Reddit, authors).
 
 - hub: `GAIR/lima` (gated, and as far as we could tell served by a loading script, which datasets >= 4 no
-  longer runs: download its
-  `train.jsonl` and use `--source-dir` / `--path lima=...`; revision not pinned here), split train
+  longer runs: download its `train.jsonl` and use `--source-dir` or `--path lima=FILE`; revision not
+  pinned here), split train
 - columns: `conversations` (list of str, alternating user/assistant, mostly 2), `source` (str)
 - licence: CC BY-NC-SA (stricter for some upstream sources): recorded as CC-BY-NC-SA-4.0
 - LLM-generated: no; rows: 1,030 train
