@@ -24,7 +24,7 @@ from data_builders.filters.empty_output import EmptyOutput
 from data_builders.filters.exact_dup import ExactDuplicate
 from data_builders.filters.licence import Licence, licence_class
 from data_builders.filters.platypus_subsets import PlatypusSubsets
-from data_builders.mixing import Mixture, entry_spec, select
+from data_builders.mixing import Mixture, entry_spec, select, wanted_count
 from data_builders.records import Record
 from data_builders.sources import SOURCES
 from data_builders.sources.base import find_source_file, load
@@ -104,10 +104,10 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
         counts: Counter = Counter()
         kept = run_filters(loaded[entry.source], rules, counts, dropped)
         drop_counts.update(counts)
-        chosen = select(kept, entry.percent, mixture.seed, entry.source)
+        chosen = select(kept, wanted_count(entry, len(kept)), mixture.seed, entry.source)
         selected.extend(chosen)
         per_source[entry.source].update(
-            {"dropped": dict(sorted(counts.items())), "available": len(kept), "percent": entry.percent,
+            {"dropped": dict(sorted(counts.items())), "available": len(kept), "percent": entry.percent, "rows_requested": entry.rows,
              "selected": len(chosen)})
 
     lap("filter_select")
@@ -123,7 +123,7 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
 
     manifest = {
         "tool": {"name": "nextai-data", "version": metadata.version("axolotl-nextai")},
-        "mixture": {**mixture.model_dump(exclude_defaults=True), "table7_checked": mixture.table7_checked},
+        "mixture": mixture.model_dump(exclude_defaults=True),
         "options": {"on_error": on_error, "license": licence, "embedding_model": model,
                     "embedding_model_resolved": Path(resolve_model(model)).name, "threshold": mixture.threshold},
         "sources": per_source,

@@ -74,9 +74,9 @@ def list_() -> None:
     click.echo("mixtures:")
     for name in mixture_names():
         m = load_mixture(name)
-        parts = ", ".join(f"{e.source} {e.percent:g}%" for e in m.sources)
-        note = "" if m.table7_checked else "  [percentages not yet checked against Table 7]"
-        click.echo(f"  {name}: {parts} (seed {m.seed}){note}")
+        parts = ", ".join(f"{e.source} {e.percent:g}%" if e.rows is None else f"{e.source} {e.rows:,} rows"
+                          for e in m.sources)
+        click.echo(f"  {name}: {parts} (seed {m.seed})")
     click.echo("sources:")
     for name, spec in SOURCES.items():
         llm = {True: "yes", False: "no", None: "unknown or per row"}[spec.llm_generated]

@@ -1,8 +1,10 @@
 """Mixtures as data: the YAML schema (pydantic), where each entry's rows come from, and exact-percent selection.
 
-A mixture lists sources with the percentage of each source's rows (after filtering) that goes in, and one
-seed. Selection is a seeded sample of exactly round(percent x rows / 100) rows (halves round up), kept in
-original order: the percentage is exact to one row, unlike interleave probabilities.
+A mixture lists sources with the percentage of each source's rows (after filtering) that goes in, or a fixed
+number of rows (Table 7's "FLAN-v2 CoT 2k"), and one seed. Selection is a seeded sample of exactly
+round(percent x rows / 100) rows (halves round up), kept in original order: the percentage is exact to one
+row, unlike interleave probabilities. A row count larger than the source has (the small shipped sample) takes
+every row, and the manifest shows both numbers.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class Entry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     source: str
-    percent: float = Field(ge=0, le=100)
+    percent: float | None = Field(default=None, ge=0, le=100)
+    rows: int | None = Field(default=None, ge=0)  # a fixed number of rows instead of a percentage
     fields: dict[str, str] | None = None
     path: str | None = None  # local file in the source's original schema (relative to the working dir)
     hub_id: str | None = None
@@ -41,6 +44,8 @@ class Entry(BaseModel):
 
     @model_validator(mode="after")
     def known_or_defined(self) -> Entry:
+        if (self.percent is None) == (self.rows is None):
+            raise ValueError(f"source '{self.source}' needs exactly one of percent or rows")
         if self.source not in SOURCES and not (self.hub_id or self.path):
             raise ValueError(f"unknown source '{self.source}' (known: {', '.join(sorted(SOURCES))}); "
                              "a user-defined source needs hub_id or path, and fields")
@@ -60,7 +65,6 @@ class Mixture(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     seed: int
-    table7_checked: bool = False  # True once every percentage was checked against the paper's Table 7
     threshold: float = Field(default=THRESHOLD, gt=0, le=1)
     sources: list[Entry] = Field(min_length=1)
 
@@ -115,8 +119,14 @@ def selected_count(percent: float, available: int) -> int:
     return int(exact + Fraction(1, 2))
 
 
-def select(records: list[Record], percent: float, seed: int, source: str) -> list[Record]:
-    """Exactly `selected_count` records, a seeded sample per source, in their original order."""
-    n = selected_count(percent, len(records))
+def wanted_count(entry: Entry, available: int) -> int:
+    """How many of `available` filtered rows the entry takes: its percentage, or its row count (at most all)."""
+    if entry.rows is not None:
+        return min(entry.rows, available)
+    return selected_count(entry.percent, available)
+
+
+def select(records: list[Record], n: int, seed: int, source: str) -> list[Record]:
+    """Exactly `n` records, a seeded sample per source, in their original order."""
     chosen = sorted(random.Random(f"{seed}:{source}").sample(range(len(records)), n))
     return [records[i] for i in chosen]

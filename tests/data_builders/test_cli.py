@@ -82,13 +82,15 @@ def test_manifest_counts_add_up_and_name_the_output(sample_build):
     assert stages["near_dedup"]["out"] == stages["select"]["out"] - stages["near_dedup"]["removed"] == len(rows)
     assert manifest["sources"]["dolly"]["origin"]["file"] == "dolly.jsonl"
     assert len(manifest["sources"]["dolly"]["origin"]["sha256"]) == 64
-    assert manifest["mixture"]["table7_checked"] is False
+    assert [e["source"] for e in manifest["mixture"]["sources"]] == ["dolly", "open_platypus", "codegen", "faithdial",
+                                                                     "multi_news", "lima"]
 
 
 def test_list_and_inspect(sample_build):
     out, rows, _ = sample_build
     listed = run("list")
-    assert listed.exit_code == 0 and "v5: open_platypus 100%" in listed.output
+    assert listed.exit_code == 0 and "v5: dolly 100%, open_platypus 100%, codegen 10%" in listed.output
+    assert "v7: dolly 100%, open_platypus 100%, codegen 10%, lima 100%, flan_v2_cot 2,000 rows" in listed.output
     assert "dolly: databricks/databricks-dolly-15k@b122d1b59226" in listed.output
     shown = run("inspect", out)
     assert shown.exit_code == 0 and f"{len(rows)} rows" in shown.output

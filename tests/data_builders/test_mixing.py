@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from data_builders.errors import DataError
-from data_builders.mixing import load_mixture, mixture_names, select, selected_count
+from data_builders.mixing import Entry, load_mixture, mixture_names, select, selected_count, wanted_count
 from data_builders.records import Record
 
 
@@ -23,17 +23,36 @@ def test_selected_count_is_within_one_row_everywhere():
 
 def test_select_is_seeded_exact_and_keeps_order():
     records = [Record(f"q{i}", "", "a", "dolly", i, "MIT", False) for i in range(200)]
-    a = select(records, 20, seed=1, source="dolly")
-    assert len(a) == 40 and a == select(records, 20, seed=1, source="dolly")
+    a = select(records, 40, seed=1, source="dolly")
+    assert len(a) == 40 and a == select(records, 40, seed=1, source="dolly")
     assert [r.row for r in a] == sorted(r.row for r in a)
-    assert a != select(records, 20, seed=2, source="dolly")
+    assert a != select(records, 40, seed=2, source="dolly")
+
+
+def test_wanted_count_by_percent_or_rows():
+    assert wanted_count(Entry(source="dolly", percent=20), 200) == 40
+    assert wanted_count(Entry(source="flan_v2_cot", rows=2000), 183_848) == 2000
+    assert wanted_count(Entry(source="flan_v2_cot", rows=2000), 12) == 12  # the shipped sample has fewer
 
 
 def test_every_shipped_mixture_validates():
     assert mixture_names() == [f"v{i}" for i in range(1, 8)]
     for name in mixture_names():
         m = load_mixture(name)
-        assert m.name == name and all(0 <= e.percent <= 100 for e in m.sources)
+        assert m.name == name and all(e.rows is not None or 0 <= e.percent <= 100 for e in m.sources)
+
+
+def test_table7_mixtures():
+    """The mixtures of Table 7: v5 = v2 + LIMA; v4 doubles FaithDial and Multi-News; v7 = v6 + FLAN CoT 2k."""
+    shares = {name: {e.source: e.percent if e.rows is None else e.rows for e in load_mixture(name).sources}
+              for name in mixture_names()}
+    assert shares["v1"] == {"open_platypus": 100}
+    assert shares["v2"] == shares["v3"] == {"dolly": 100, "open_platypus": 100, "codegen": 10, "faithdial": 20,
+                                            "multi_news": 10}
+    assert shares["v4"] == {**shares["v2"], "faithdial": 40, "multi_news": 20}
+    assert shares["v5"] == {**shares["v2"], "lima": 100}
+    assert shares["v6"] == {"dolly": 100, "open_platypus": 100, "codegen": 10, "lima": 100}
+    assert shares["v7"] == {**shares["v6"], "flan_v2_cot": 2000}
 
 
 def write(tmp_path, spec) -> str:
@@ -45,6 +64,8 @@ def write(tmp_path, spec) -> str:
 @pytest.mark.parametrize(("sources", "message"), [
     ([{"source": "dolly", "percent": 150}], r"sources\.0\.percent: Input should be less than or equal to 100"),
     ([{"source": "dolly", "percent": -1}], r"sources\.0\.percent: Input should be greater than or equal to 0"),
+    ([{"source": "dolly"}], r"sources\.0: .*needs exactly one of percent or rows"),
+    ([{"source": "dolly", "percent": 10, "rows": 5}], r"needs exactly one of percent or rows"),
     ([{"source": "nope", "percent": 10}], r"sources\.0: .*unknown source 'nope'"),
     ([{"source": "mine", "percent": 10, "path": "x.jsonl"}], r"sources\.0: .*needs fields"),
     ([{"source": "dolly", "percent": 10, "fields": {"instruction": "a", "output": "b"}}], r"fixed schema"),
