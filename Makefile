@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 demo: venv
 	$(VENV)/bin/nextai-tiny-model --out .tiny/model
-	$(VENV)/bin/nextai-data sample --out data/demo.jsonl
+	$(VENV)/bin/nextai-data build --mixture v5 --sample --out data/demo.jsonl
 	$(VENV)/bin/accelerate launch --num_processes 1 --mixed_precision no --dynamo_backend no \
 		-m axolotl.cli.train recipes/tiny-cpu.yml
 	$(PY) -m axolotl_nextai.report outputs/tiny-cpu

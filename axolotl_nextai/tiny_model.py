@@ -7,9 +7,7 @@ Same arguments give byte-identical files.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from importlib import resources
 from pathlib import Path
 
 import click
@@ -30,13 +28,11 @@ TINY_LLAMA = dict(
 
 
 def sample_corpus() -> list[str]:
-    """Every text field of the bundled sample: what the tokenizer learns its merges from."""
-    sample = resources.files("data_builders").joinpath("sample/alpaca_demo.jsonl").read_text("utf-8")
-    texts = []
-    for line in sample.splitlines():
-        row = json.loads(line)
-        texts.extend(row[key] for key in ("instruction", "input", "output") if row[key])
-    return texts
+    """Every text field of the bundled sample rows (all sources, as the data builders convert them): what the
+    tokenizer learns its merges from. Same package files, same list, so the tokenizer stays deterministic."""
+    from data_builders.build import sample_records
+
+    return [text for r in sample_records() for text in (r.instruction, r.input, r.output) if text]
 
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int):

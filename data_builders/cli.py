@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import click
 
-from axolotl_nextai.atomic import atomic_write
+from data_builders.errors import DataError
+
+
+def parse_paths(values: tuple[str, ...]) -> dict[str, Path]:
+    pairs = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"expected SOURCE=FILE, got {value!r}", param_hint="--path")
+        pairs[name] = Path(path)
+    return pairs
 
 
 @click.group()
@@ -16,10 +25,78 @@ def main() -> None:
 
 
 @main.command()
+@click.option("--mixture", required=True, help="Shipped mixture (v1..v7) or a mixture .yaml file.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="JSONL file to write.")
-def sample(out: Path) -> None:
-    """Write the bundled Alpaca sample (32 hand-written rows) for demos and tests."""
-    text = resources.files("data_builders").joinpath("sample/alpaca_demo.jsonl").read_text("utf-8")
-    with atomic_write(out) as f:
-        f.write(text)
-    click.echo(f"wrote {len(text.splitlines())} rows to {out}")
+@click.option("--source-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Read each source from DIR/<source>.jsonl|.json|.parquet|.csv instead of the hub.")
+@click.option("--path", "paths", multiple=True, metavar="SOURCE=FILE", help="Read one source from FILE.")
+@click.option("--sample", is_flag=True, help="Use the small hand-written sample shipped in the package.")
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="skip: drop bad rows and count them in the manifest.")
+@click.option("--license", "licence", type=click.Choice(["any", "commercial", "research"]), default="any",
+              show_default=True, help="Keep only rows whose licence allows this use.")
+@click.option("--model", default=None, help="Sentence-Transformers model (name or folder) for near-dedup.")
+@click.option("--tokenizer", default=None, help="Tokenizer (name or folder) for token statistics.")
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Reuse embeddings cached here (keyed by text); rebuilds embed only new rows.")
+def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tokenizer, cache_dir) -> None:
+    """Build a mixture: load, filter, select exact percentages, remove near-duplicates, write JSONL + manifest."""
+    from data_builders.build import build as run_build
+    from data_builders.build import sample_dir
+    from data_builders.dedup.embed import DEFAULT_MODEL
+    from data_builders.mixing import load_mixture
+    from data_builders.writers import write_build
+
+    if sample and source_dir:
+        raise click.UsageError("--sample and --source-dir both name where rows come from; give one")
+    try:
+        spec = load_mixture(mixture)
+        result = run_build(spec, source_dir=sample_dir() if sample else source_dir, overrides=parse_paths(paths),
+                           on_error=on_error, licence=licence, model=model or DEFAULT_MODEL,
+                           tokenizer=tokenizer, cache_dir=cache_dir, progress=True)
+        files = write_build(result, out)
+    except DataError as err:
+        raise click.ClickException(str(err)) from None
+    stages = result.manifest["stages"]
+    click.echo(f"{spec.name}: {stages['load']['records']} records -> {stages['filter']['out']} after filters "
+               f"-> {stages['select']['out']} selected -> {len(result.records)} after near-dedup")
+    for kind, path in files.items():
+        click.echo(f"  {kind}: {path}")
+
+
+@main.command("list")
+def list_() -> None:
+    """Shipped mixtures (sources and percentages) and sources (hub id, licence, LLM-generated)."""
+    from data_builders.filters.licence import licence_class
+    from data_builders.mixing import load_mixture, mixture_names
+    from data_builders.sources import SOURCES
+
+    click.echo("mixtures:")
+    for name in mixture_names():
+        m = load_mixture(name)
+        parts = ", ".join(f"{e.source} {e.percent:g}%" if e.rows is None else f"{e.source} {e.rows:,} rows"
+                          for e in m.sources)
+        click.echo(f"  {name}: {parts} (seed {m.seed})")
+    click.echo("sources:")
+    for name, spec in SOURCES.items():
+        llm = {True: "yes", False: "no", None: "unknown or per row"}[spec.llm_generated]
+        revision = spec.revision[:12] if len(spec.revision) == 40 else spec.revision
+        kind = "per row" if spec.licence == "per subset" else licence_class(spec.licence)
+        click.echo(f"  {name}: {spec.hub_id}@{revision}  licence {spec.licence} ({kind})  LLM-generated {llm}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def inspect(file: Path) -> None:
+    """Rows per source and length statistics (characters) of a built JSONL."""
+    from data_builders.summary import summarise
+
+    try:
+        summary = summarise(file)
+    except DataError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"{file}: {summary['rows']} rows")
+    for source, n in summary["by_source"].items():
+        click.echo(f"  {source}: {n}")
+    for key, stats in summary["lengths"].items():
+        click.echo(f"  {key} chars: " + ", ".join(f"{k} {v}" for k, v in stats.items()))

@@ -44,7 +44,7 @@ for recipe in "$@"; do
   set +e
   timeout "$RUN_TIMEOUT" python3 -m accelerate.commands.launch --num_processes 1 --num_machines 1 --mixed_precision bf16 \
     --dynamo_backend no -m axolotl.cli.train "$recipe" --base_model "$CKPT" --max_steps "$MAX_STEPS" \
-    ${CAP_GB:+--nextai_gpu_memory_cap_gb "$CAP_GB"} --output_dir "/tmp/out-$name" \
+    --nextai_peak_tflops 790 ${CAP_GB:+--nextai_gpu_memory_cap_gb "$CAP_GB"} --output_dir "/tmp/out-$name" \
     --dataset_prepared_path "/tmp/prep-$name" > "$WORK/$name.log" 2>&1
   rc=$?
   set -e

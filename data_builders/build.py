@@ -1,0 +1,167 @@
+"""A mixture build, stage by stage: load -> filter -> select -> near-dedup. Pure: files in, rows + manifest out.
+
+Each stage logs rows in and out (and per drop reason) into the manifest, datatrove's `stats/` in one file.
+Writing is the caller's (writers.py), after every stage has succeeded, so a failed build leaves no file.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib import metadata, resources
+from pathlib import Path
+
+from tqdm import tqdm
+
+from data_builders.dedup.embed import DEFAULT_MODEL, embed, resolve_model
+from data_builders.dedup.near_dup import Removal
+from data_builders.dedup.near_dup import select as select_near
+from data_builders.errors import DataError
+from data_builders.filters.base import run_filters
+from data_builders.filters.empty_output import EmptyOutput
+from data_builders.filters.exact_dup import ExactDuplicate
+from data_builders.filters.licence import Licence, licence_class
+from data_builders.filters.platypus_subsets import PlatypusSubsets
+from data_builders.mixing import Mixture, entry_spec, select, wanted_count
+from data_builders.records import Record
+from data_builders.sources import SOURCES
+from data_builders.sources.base import find_source_file, load
+
+
+@dataclass
+class Build:
+    records: list[Record]
+    manifest: dict
+    selected: list[Record] = field(default_factory=list)  # what near-dedup saw, in its order
+    pairs: list[dict] = field(default_factory=list)  # near-duplicate removals: kept text, removed text, score
+    dropped: list[tuple[Record, str]] = field(default_factory=list)
+
+
+def sample_dir() -> Path:
+    """The hand-written rows shipped in the package, one file per source in its original schema."""
+    return Path(str(resources.files("data_builders").joinpath("sample")))
+
+
+def sample_records() -> list[Record]:
+    """Every record of the shipped sample, source by source in name order: demos and the tiny tokenizer use it."""
+    return [r for name in sorted(SOURCES) for r in load(SOURCES[name], find_source_file(name, sample_dir())).records]
+
+
+def source_path(entry, source_dir: Path | None, overrides: dict[str, Path]) -> Path | None:
+    """Where an entry's rows come from: an override, the entry's own path, DIR/<source>.*, or the hub (None)."""
+    if entry.source in overrides:
+        return overrides[entry.source]
+    if entry.path:
+        return Path(entry.path)
+    if source_dir is not None:
+        return find_source_file(entry.source, source_dir)
+    return None
+
+
+def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[str, Path] | None = None,
+          on_error: str = "fail", licence: str = "any", model: str = DEFAULT_MODEL,
+          tokenizer: str | None = None, cache_dir: Path | None = None, progress: bool = False,
+          timings: dict[str, float] | None = None) -> Build:
+    """Build `mixture`; `timings`, when given, receives the wall seconds of each stage (for bench/)."""
+    overrides = overrides or {}
+    timings = {} if timings is None else timings
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = now - clock
+        clock = now
+
+    unknown = overrides.keys() - {e.source for e in mixture.sources}
+    if unknown:
+        raise DataError(f"--path names a source not in mixture {mixture.name}: {', '.join(sorted(unknown))}")
+    per_source: dict[str, dict] = {}
+    loaded: dict[str, list[Record]] = {}
+    for entry in tqdm(mixture.sources, desc="load", unit="source", disable=not progress):
+        try:
+            spec = entry_spec(entry)
+        except ValueError as err:
+            raise DataError(f"mixture {mixture.name}: sources.{entry.source}: {err}") from None
+        got = load(spec, source_path(entry, source_dir, overrides), on_error)
+        loaded[entry.source] = got.records
+        per_source[entry.source] = {
+            "origin": got.origin, "licence": spec.licence, "llm_generated": spec.llm_generated,
+            "rows_in": got.rows_in, "bad_rows": got.bad_rows, "records": len(got.records),
+        }
+        if got.bad_examples:
+            per_source[entry.source]["bad_row_examples"] = got.bad_examples
+    lap("load")
+
+    # Per-record rules, then exact duplicates across the mixture in mixture order (first seen wins).
+    drop_counts: Counter = Counter()
+    dropped: list[tuple[Record, str]] = []
+    rules = [PlatypusSubsets(), EmptyOutput(), Licence(licence), ExactDuplicate()]
+    selected: list[Record] = []
+    for entry in tqdm(mixture.sources, desc="filter+select", unit="source", disable=not progress):
+        counts: Counter = Counter()
+        kept = run_filters(loaded[entry.source], rules, counts, dropped)
+        drop_counts.update(counts)
+        chosen = select(kept, wanted_count(entry, len(kept)), mixture.seed, entry.source)
+        selected.extend(chosen)
+        per_source[entry.source].update(
+            {"dropped": dict(sorted(counts.items())), "available": len(kept), "percent": entry.percent, "rows_requested": entry.rows,
+             "selected": len(chosen)})
+
+    lap("filter_select")
+    vectors = embed([r.prompt_text for r in selected], model, progress=progress, cache_dir=cache_dir)
+    lap("embed")
+    keep, removals = select_near(vectors, mixture.threshold) if len(selected) else ([], [])
+    lap("near_dedup")
+    out = [r for r, k in zip(selected, keep) if k]
+    pairs = [pair_row(selected, r) for r in removals]
+    near, kept_per_source = Counter(selected[r.removed].source for r in removals), Counter(r.source for r in out)
+    for name, stats in per_source.items():
+        stats.update(near_duplicates=near[name], out=kept_per_source[name])
+
+    manifest = {
+        "tool": {"name": "nextai-data", "version": metadata.version("axolotl-nextai")},
+        "mixture": mixture.model_dump(exclude_defaults=True),
+        "options": {"on_error": on_error, "license": licence, "embedding_model": model,
+                    "embedding_model_resolved": Path(resolve_model(model)).name, "threshold": mixture.threshold},
+        "sources": per_source,
+        "stages": {
+            "load": {"rows_in": sum(s["rows_in"] for s in per_source.values()),
+                     "bad_rows": sum(s["bad_rows"] for s in per_source.values()),
+                     "records": sum(len(v) for v in loaded.values())},
+            "filter": {"dropped": dict(sorted(drop_counts.items())),
+                       "out": sum(s["available"] for s in per_source.values())},
+            "select": {"out": len(selected)},
+            "near_dedup": {"removed": len(removals), "out": len(out)},
+        },
+        "licences": dict(sorted(Counter(f"{r.licence} ({licence_class(r.licence)})" for r in out).items())),
+        "llm_generated_rows": sum(1 for r in out if r.llm_generated),
+    }
+    if tokenizer:
+        manifest["tokens"] = token_stats(out, tokenizer)
+        lap("tokens")
+    return Build(out, manifest, selected, pairs, dropped)
+
+
+def pair_row(records: list[Record], removal: Removal) -> dict:
+    kept, removed = records[removal.kept], records[removal.removed]
+    return {"score": round(removal.score, 4), "kept_id": kept.id, "kept": kept.prompt_text,
+            "removed_id": removed.id, "removed": removed.prompt_text}
+
+
+def token_stats(records: list[Record], tokenizer: str) -> dict:
+    """Token counts of each row as the recipe trains on it (Alpaca prompt + output + EOS)."""
+    from transformers import AutoTokenizer
+
+    from axolotl_nextai.alpaca import render_prompt
+
+    tok = AutoTokenizer.from_pretrained(tokenizer)
+    texts = [render_prompt(r.instruction, r.input) + r.output for r in records]
+    lengths = sorted(len(ids) + 1 for ids in tok(texts, add_special_tokens=True)["input_ids"]) if texts else [0]
+    return {
+        "tokenizer": Path(tokenizer).name, "total": sum(lengths), "mean": round(statistics.fmean(lengths), 1),
+        "median": statistics.median(lengths), "p95": lengths[int(0.95 * (len(lengths) - 1))], "max": lengths[-1],
+        "rows_over_1024": sum(1 for n in lengths if n > 1024),
+    }

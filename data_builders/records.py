@@ -1,0 +1,44 @@
+"""One Alpaca record from end to end, like datatrove's `Document`: every stage takes and yields these.
+
+The three Alpaca fields are what training reads; the rest is provenance (which dataset, which subset, which
+original row and turn) and the metadata the filters and the manifest need (licence, LLM-generated or not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True, frozen=True)
+class Record:
+    instruction: str
+    input: str
+    output: str
+    source: str  # adapter name, e.g. "open_platypus"
+    row: int  # index of the original row in its file or hub split (0-based)
+    licence: str
+    llm_generated: bool | None  # None: unknown (codegen, user sources that do not say)
+    sub_source: str = ""  # e.g. Platypus' `data_source`, Dolly's `category`, FLAN's `task_name`
+    turn: int = 0  # which exchange of a multi-turn row (LIMA, FaithDial history is context, not turns)
+
+    @property
+    def id(self) -> str:
+        """Stable across rebuilds: `source:row` (plus `.turn` for later turns of a conversation)."""
+        return f"{self.source}:{self.row}" + (f".{self.turn}" if self.turn else "")
+
+    @property
+    def prompt_text(self) -> str:
+        """What near-duplicate removal compares: instruction + input, not the output (as Platypus does)."""
+        return f"{self.instruction}\n{self.input}" if self.input else self.instruction
+
+    def to_json(self) -> dict:
+        """The output row: Alpaca fields first (what Axolotl reads), then provenance for auditing."""
+        return {
+            "instruction": self.instruction,
+            "input": self.input,
+            "output": self.output,
+            "id": self.id,
+            "source": self.source,
+            "sub_source": self.sub_source,
+            "licence": self.licence,
+        }

@@ -1,0 +1,159 @@
+"""What every source adapter declares (`SourceSpec`) and the one loader they all share.
+
+A source is data: a hub id pinned to a revision, the columns its rows must have (and their types), a
+licence, whether an LLM wrote it, and one pure function from an original row to Alpaca records. The loader
+reads the same original schema from the hub or from a local jsonl / json / parquet / csv file, checks each
+row against the declared columns, and reports a bad row by file:line, naming the columns it did find.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from data_builders.errors import DataError, RowError
+from data_builders.records import Record
+
+FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    hub_id: str
+    revision: str  # pinned: the commit the Table 1 row counts were checked against, or "main" if unknown
+    split: str
+    columns: dict[str, type]  # required column -> str or list (a list of str)
+    licence: str
+    llm_generated: bool | None
+    to_records: Callable[[dict, int], list[Record]]
+    config: str | None = None
+
+
+@dataclass
+class Loaded:
+    """One source read and converted; `origin` goes into the manifest (hub revision or file sha256)."""
+
+    records: list[Record]
+    rows_in: int
+    origin: dict
+    bad_rows: int = 0
+    bad_examples: list[str] = field(default_factory=list)
+
+
+def find_source_file(name: str, source_dir: Path) -> Path:
+    """`DIR/<name>.jsonl|.json|.parquet|.csv`, the first that exists."""
+    for suffix in FILE_SUFFIXES:
+        path = source_dir / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    wanted = "|".join(FILE_SUFFIXES)
+    raise DataError(f"missing source file: no {name}{{{wanted}}} in {source_dir}")
+
+
+def _decode(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise RowError(f"{where}:{line}: not UTF-8 (byte 0x{data[err.start]:02x})") from None
+
+
+def iter_file_rows(path: Path) -> Iterator[tuple[str, dict | Exception]]:
+    """(location, row) for each row of a local file; a row that cannot be parsed comes as a RowError."""
+    if not path.is_file():
+        raise DataError(f"missing source file: {path}")
+    data = path.read_bytes()
+    if not data.strip():
+        raise DataError(f"{path}: empty file")
+    if path.suffix == ".jsonl":
+        for lineno, raw in enumerate(data.split(b"\n"), start=1):
+            if not raw.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as err:
+                yield where, RowError(f"{where}: not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})")
+                continue
+            except json.JSONDecodeError as err:
+                yield where, RowError(f"{where}: malformed JSON ({err.msg} at column {err.colno})")
+                continue
+            yield where, row if isinstance(row, dict) else RowError(f"{where}: expected a JSON object")
+    elif path.suffix == ".json":
+        try:
+            rows = json.loads(_decode(data, str(path)))
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from None
+        if not isinstance(rows, list):
+            raise DataError(f"{path}: expected a JSON array of objects")
+        for i, row in enumerate(rows):
+            where = f"{path}: row {i}"
+            yield where, row if isinstance(row, dict) else RowError(f"{where}: expected a JSON object")
+    elif path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for i, row in enumerate(pq.read_table(path).to_pylist()):
+            yield f"{path}: row {i}", row
+    elif path.suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(_decode(data, str(path)), newline=""))
+        for row in reader:
+            yield f"{path}:{reader.line_num}", row
+    else:
+        raise DataError(f"{path}: unsupported file type (use {', '.join(FILE_SUFFIXES)})")
+
+
+def iter_hub_rows(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
+    """Rows of the pinned hub revision, through `datasets` (needs network or a warm HF cache)."""
+    from datasets import load_dataset
+
+    ds = load_dataset(spec.hub_id, spec.config, revision=spec.revision, split=spec.split)
+    for i, row in enumerate(ds):
+        yield f"{spec.hub_id}@{spec.revision}: row {i}", row
+
+
+def check_row(row: dict, columns: dict[str, type], where: str) -> None:
+    """Raise a RowError naming the missing field (and the fields the row has) or the wrongly typed one."""
+    for column, kind in columns.items():
+        if column not in row:
+            raise RowError(f"{where}: missing required field '{column}' (row has: {', '.join(sorted(row))})")
+        value = row[column]
+        if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
+            want = "a list of str" if kind is list else kind.__name__
+            raise RowError(f"{where}: field '{column}' must be {want}, got {type(value).__name__}")
+
+
+def load(spec: SourceSpec, path: Path | None, on_error: str = "fail") -> Loaded:
+    """Read `path` (or the hub when None), check and convert every row; skip bad rows only if asked."""
+    if path is None:
+        rows, origin = iter_hub_rows(spec), {"hub_id": spec.hub_id, "revision": spec.revision}
+    else:
+        if not path.is_file():
+            raise DataError(f"missing source file: {path}")
+        rows = iter_file_rows(path)
+        origin = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    loaded = Loaded(records=[], rows_in=0, origin=origin)
+    for index, (where, row) in enumerate(rows):
+        loaded.rows_in += 1
+        try:
+            if isinstance(row, Exception):
+                raise row
+            check_row(row, spec.columns, where)
+            try:
+                loaded.records.extend(spec.to_records(row, index))
+            except ValueError as err:
+                raise RowError(f"{where}: {err}") from None
+        except RowError as err:
+            if on_error != "skip":
+                raise
+            loaded.bad_rows += 1
+            if len(loaded.bad_examples) < 5:
+                loaded.bad_examples.append(str(err))
+    if loaded.rows_in == 0:
+        raise DataError(f"{path or spec.hub_id}: empty (no rows)")
+    return loaded

@@ -1,0 +1,42 @@
+"""LIMA: 1,000 curated prompts with carefully written answers (Stack Exchange, wikiHow, Reddit, authors).
+
+- hub: `GAIR/lima` (gated, and as far as we could tell served by a loading script, which datasets >= 4 no
+  longer runs: download its `train.jsonl` and use `--source-dir` or `--path lima=FILE`; revision not
+  pinned here), split train
+- columns: `conversations` (list of str, alternating user/assistant, mostly 2), `source` (str)
+- licence: CC BY-NC-SA (stricter for some upstream sources): recorded as CC-BY-NC-SA-4.0
+- LLM-generated: no; rows: 1,030 train
+- Table 1: LIMA.
+
+Conversion: one record per (user, assistant) pair, conversations[i], [i+1]. The first pair has no input;
+a later pair carries the earlier turns as its input ("User: ..." / "Assistant: ..." lines), so the record
+stands alone. A trailing user turn with no answer is dropped.
+"""
+
+from __future__ import annotations
+
+from data_builders.records import Record
+from data_builders.sources.base import SourceSpec
+
+HUB_ID = "GAIR/lima"
+COLUMNS = {"conversations": list, "source": str}
+LICENCE = "CC-BY-NC-SA-4.0"
+
+
+def transcript(turns: list[str]) -> str:
+    """Earlier turns as context, labelled by speaker (user first)."""
+    return "\n\n".join(f"{'User' if i % 2 == 0 else 'Assistant'}: {t}" for i, t in enumerate(turns))
+
+
+def to_records(row: dict, index: int) -> list[Record]:
+    turns = row["conversations"]
+    if len(turns) < 2:
+        raise ValueError("LIMA conversation has no assistant turn")
+    return [
+        Record(turns[i], transcript(turns[:i]), turns[i + 1], "lima", index, LICENCE, False,
+               sub_source=row["source"], turn=i // 2)
+        for i in range(0, len(turns) - 1, 2)
+    ]
+
+
+SPEC = SourceSpec("lima", HUB_ID, "main", "train", COLUMNS, LICENCE, False, to_records)

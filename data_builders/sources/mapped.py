@@ -1,0 +1,34 @@
+"""Sources read through a field mapping: codegen, whose schema is unpublished, and any user-defined source.
+
+Like Axolotl's user-defined prompt format, a mapping names which original column holds the instruction,
+the (optional) input and the output: `{instruction: prompt, output: completion}`. Unmapped `input` is "".
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from data_builders.records import Record
+from data_builders.sources.base import SourceSpec
+
+ALPACA_FIELDS = {"instruction": "instruction", "input": "input", "output": "output"}
+
+
+def to_records(row: dict, index: int, *, name: str, fields: dict[str, str], licence: str,
+               llm_generated: bool | None) -> list[Record]:
+    text = {key: row[column] for key, column in fields.items()}
+    return [Record(text["instruction"], text.get("input", ""), text["output"], name, index, licence,
+                   llm_generated)]
+
+
+def mapped_spec(name: str, fields: dict[str, str], *, hub_id: str = "", revision: str = "main",
+                split: str = "train", licence: str = "unknown", llm_generated: bool | None = None) -> SourceSpec:
+    """A SourceSpec whose required columns are the mapped ones (all str)."""
+    missing = {"instruction", "output"} - fields.keys()
+    extra = fields.keys() - ALPACA_FIELDS.keys()
+    if missing or extra:
+        raise ValueError(f"field mapping needs instruction and output (and optionally input) keys; "
+                         f"missing {sorted(missing)}, unknown {sorted(extra)}")
+    convert = partial(to_records, name=name, fields=dict(fields), licence=licence, llm_generated=llm_generated)
+    return SourceSpec(name, hub_id, revision, split, {c: str for c in fields.values()}, licence, llm_generated,
+                      convert)

@@ -1,0 +1,20 @@
+from data_builders.records import Record
+from data_builders.sources import lima
+from data_builders.sources.base import load
+
+L = "CC-BY-NC-SA-4.0"
+
+
+def test_one_record_per_pair_with_earlier_turns_as_input(jsonl):
+    path = jsonl("lima", [
+        {"conversations": ["Why is the sky blue?", "Scattering."], "source": "stackexchange"},
+        {"conversations": ["Name a cat.", "Smokey.", "Less common?", "Pewter.", "Dangling question"],
+         "source": "multi_turn"},
+    ])
+    assert load(lima.SPEC, path).records == [
+        Record("Why is the sky blue?", "", "Scattering.", "lima", 0, L, False, sub_source="stackexchange"),
+        Record("Name a cat.", "", "Smokey.", "lima", 1, L, False, sub_source="multi_turn", turn=0),
+        Record("Less common?", "User: Name a cat.\n\nAssistant: Smokey.", "Pewter.", "lima", 1, L, False,
+               sub_source="multi_turn", turn=1),
+    ]
+    assert [r.id for r in load(lima.SPEC, path).records] == ["lima:0", "lima:1", "lima:1.1"]

@@ -1,0 +1,216 @@
+"""`nextai-data` end to end through click's runner: the sample v5 build, its guarantees, and bad input."""
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from data_builders.build import sample_dir
+from data_builders.cli import main
+from data_builders.dedup.embed import DEFAULT_MODEL, resolve_model
+from data_builders.filters.platypus_subsets import KEEP
+from data_builders.mixing import load_mixture, selected_count
+
+ROOT = Path(__file__).resolve().parents[2]
+FILES = ("demo.jsonl", "demo.manifest.json", "demo.near_dups.jsonl", "demo.dropped.jsonl")
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def sample_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build") / "demo.jsonl"
+    result = run("build", "--mixture", "v5", "--sample", "--out", out)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    manifest = json.loads(out.with_name("demo.manifest.json").read_text())
+    return out, rows, manifest
+
+
+def test_same_inputs_and_seed_give_byte_identical_files(sample_build, tmp_path):
+    first, _, _ = sample_build
+    again = tmp_path / "demo.jsonl"
+    assert run("build", "--mixture", "v5", "--sample", "--out", again).exit_code == 0
+    for name in FILES:
+        assert (tmp_path / name).read_bytes() == (first.parent / name).read_bytes(), name
+
+
+def test_each_percentage_is_exact_to_one_row(sample_build):
+    _, _, manifest = sample_build
+    for entry in load_mixture("v5").sources:
+        stats = manifest["sources"][entry.source]
+        assert stats["selected"] == selected_count(entry.percent, stats["available"])
+        assert abs(stats["selected"] - entry.percent * stats["available"] / 100) <= 0.5
+
+
+def test_platypus_rows_come_only_from_the_seven_subsets(sample_build):
+    _, rows, manifest = sample_build
+    subsets = {r["sub_source"] for r in rows if r["source"] == "open_platypus"}
+    assert subsets and subsets <= KEEP
+    assert manifest["sources"]["open_platypus"]["dropped"] == {
+        "exact_duplicate": 1, "llm_generated": 2, "paper_choice": 1}
+
+
+def test_no_output_pair_above_threshold_rechecked_with_minilm(sample_build):
+    from sentence_transformers import SentenceTransformer, util
+
+    out, rows, manifest = sample_build
+    texts = [f"{r['instruction']}\n{r['input']}" if r["input"] else r["instruction"] for r in rows]
+    model = SentenceTransformer(resolve_model(DEFAULT_MODEL), device="cpu")
+    sims = util.cos_sim(model.encode(texts), model.encode(texts)).numpy()
+    np.fill_diagonal(sims, 0)
+    assert sims.max() <= 0.9
+    pairs = [json.loads(line) for line in out.with_name("demo.near_dups.jsonl").read_text().splitlines()]
+    assert len(pairs) == manifest["stages"]["near_dedup"]["removed"] >= 1
+    assert all(p["score"] > 0.9 for p in pairs)
+
+
+def test_manifest_counts_add_up_and_name_the_output(sample_build):
+    out, rows, manifest = sample_build
+    assert manifest["output"] == {"file": "demo.jsonl", "rows": len(rows),
+                                  "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
+    stages = manifest["stages"]
+    assert stages["filter"]["out"] == stages["load"]["records"] - sum(stages["filter"]["dropped"].values())
+    assert stages["near_dedup"]["out"] == stages["select"]["out"] - stages["near_dedup"]["removed"] == len(rows)
+    assert manifest["sources"]["dolly"]["origin"]["file"] == "dolly.jsonl"
+    assert len(manifest["sources"]["dolly"]["origin"]["sha256"]) == 64
+    assert [e["source"] for e in manifest["mixture"]["sources"]] == ["dolly", "open_platypus", "codegen", "faithdial",
+                                                                     "multi_news", "lima"]
+
+
+def test_list_and_inspect(sample_build):
+    out, rows, _ = sample_build
+    listed = run("list")
+    assert listed.exit_code == 0 and "v5: dolly 100%, open_platypus 100%, codegen 10%" in listed.output
+    assert "v7: dolly 100%, open_platypus 100%, codegen 10%, lima 100%, flan_v2_cot 2,000 rows" in listed.output
+    assert "dolly: databricks/databricks-dolly-15k@b122d1b59226" in listed.output
+    shown = run("inspect", out)
+    assert shown.exit_code == 0 and f"{len(rows)} rows" in shown.output
+    platypus = sum(1 for r in rows if r["source"] == "open_platypus")
+    assert f"open_platypus: {platypus}\n" in shown.output
+
+
+def test_license_commercial_drops_noncommercial_and_unknown(tmp_path):
+    out = tmp_path / "c.jsonl"
+    assert run("build", "--mixture", "v5", "--sample", "--license", "commercial", "--out", out).exit_code == 0
+    manifest = json.loads(out.with_name("c.manifest.json").read_text())
+    assert {"licence_noncommercial", "licence_unknown"} <= manifest["stages"]["filter"]["dropped"].keys()
+    assert all(key.endswith("(commercial)") for key in manifest["licences"])
+
+
+def test_tokenizer_stats_and_the_demo_rows_fit_the_tiny_recipe(tmp_path, tiny_model):
+    out = tmp_path / "t.jsonl"
+    assert run("build", "--mixture", "v5", "--sample", "--tokenizer", tiny_model, "--out", out).exit_code == 0
+    tokens = json.loads(out.with_name("t.manifest.json").read_text())["tokens"]
+    assert tokens["max"] >= tokens["median"] > 0
+    assert tokens["max"] <= yaml.safe_load((ROOT / "recipes" / "tiny-cpu.yml").read_text())["sequence_len"]
+
+
+def test_user_defined_source_from_yaml(tmp_path):
+    data = tmp_path / "qa.jsonl"
+    data.write_text(json.dumps({"q": "What is 2+2?", "a": "4"}) + "\n" + json.dumps({"q": "Capital of Peru?", "a": "Lima"}))
+    mix = tmp_path / "mine.yaml"
+    mix.write_text(yaml.safe_dump({"name": "mine", "seed": 3, "sources": [
+        {"source": "my_qa", "percent": 100, "path": str(data), "fields": {"instruction": "q", "output": "a"},
+         "licence": "CC-BY-4.0", "llm_generated": False}]}))
+    out = tmp_path / "mine.jsonl"
+    result = run("build", "--mixture", mix, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["my_qa:0", "my_qa:1"]
+
+
+# --- bad input: clear message, exit != 0, nothing written -------------------------------------------------
+
+
+@pytest.fixture
+def source_dir(tmp_path):
+    folder = tmp_path / "src"
+    shutil.copytree(sample_dir(), folder)
+    return folder
+
+
+def corrupt(folder, name, data: bytes):
+    (folder / f"{name}.jsonl").write_bytes(data)
+
+
+DOLLY_OK = json.dumps({"instruction": "Hi", "context": "", "response": "Hello", "category": "open_qa"}).encode()
+CASES = {
+    "malformed_json": (b'{"instruction": "x",\n', r"dolly.jsonl:1: malformed JSON"),
+    "missing_field": (b'{"instruction": "x", "context": "", "category": "c"}\n',
+                      r"dolly.jsonl:1: missing required field 'response'"),
+    "wrong_type": (b'{"instruction": ["x"], "context": "", "response": "r", "category": "c"}\n',
+                   r"dolly.jsonl:1: field 'instruction' must be str, got list"),
+    "empty_file": (b"", r"dolly.jsonl: empty file"),
+    "non_utf8": (DOLLY_OK + b'\n{"instruction": "\xff"}\n', r"dolly.jsonl:2: not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_source_file_fails_cleanly(case, source_dir, tmp_path):
+    data, message = CASES[case]
+    corrupt(source_dir, "dolly", data)
+    out = tmp_path / "out" / "v2.jsonl"
+    result = CliRunner().invoke(main, ["build", "--mixture", "v2", "--source-dir", str(source_dir), "--out", str(out)])
+    assert result.exit_code != 0
+    assert re.search(message, result.output), result.output
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_missing_source_file(source_dir, tmp_path):
+    (source_dir / "faithdial.jsonl").unlink()
+    result = CliRunner().invoke(main, ["build", "--mixture", "v2", "--source-dir", str(source_dir),
+                                       "--out", str(tmp_path / "o.jsonl")])
+    assert result.exit_code != 0 and "missing source file: no faithdial" in result.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize(("mixture", "message"), [
+    ("v9", "unknown mixture 'v9'"),
+    ("bad.yaml", "sources.0.percent: Input should be less than or equal to 100"),
+    ("unknown_source.yaml", "unknown source 'wikipedia'"),
+])
+def test_bad_mixture_fails_cleanly(mixture, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"name": "b", "seed": 1, "sources": [
+        {"source": "dolly", "percent": 101}]}))
+    (tmp_path / "unknown_source.yaml").write_text(yaml.safe_dump({"name": "b", "seed": 1, "sources": [
+        {"source": "wikipedia", "percent": 10}]}))
+    result = CliRunner().invoke(main, ["build", "--mixture", mixture, "--sample", "--out", "o.jsonl"])
+    assert result.exit_code != 0 and message in result.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_on_error_skip_counts_bad_rows_in_the_manifest(source_dir, tmp_path):
+    corrupt(source_dir, "dolly", DOLLY_OK + b"\n{broken\n" + DOLLY_OK.replace(b"Hi", b"Hey there") + b"\n\xff\n")
+    out = tmp_path / "s.jsonl"
+    result = run("build", "--mixture", "v2", "--source-dir", source_dir, "--on-error", "skip", "--out", out)
+    assert result.exit_code == 0, result.output
+    dolly = json.loads(out.with_name("s.manifest.json").read_text())["sources"]["dolly"]
+    assert (dolly["rows_in"], dolly["bad_rows"], dolly["records"]) == (4, 2, 2)
+    assert dolly["bad_row_examples"][0].endswith("dolly.jsonl:2: malformed JSON (Expecting property name "
+                                                 "enclosed in double quotes at column 2)")
+
+
+def test_path_overrides_one_source(tmp_path):
+    rows = tmp_path / "platypus_copy.jsonl"
+    rows.write_text(json.dumps({"instruction": "2+2?", "input": "", "output": "4", "data_source": "ARB"}) + "\n")
+    out = tmp_path / "v1.jsonl"
+    result = run("build", "--mixture", "v1", "--sample", "--path", f"open_platypus={rows}", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["open_platypus:0"]
+    manifest = json.loads(out.with_name("v1.manifest.json").read_text())
+    assert manifest["sources"]["open_platypus"]["origin"]["file"] == "platypus_copy.jsonl"
+
+
+def test_path_for_a_source_outside_the_mixture_is_refused(tmp_path):
+    result = CliRunner().invoke(main, ["build", "--mixture", "v1", "--sample", "--path", "dolly=x.jsonl",
+                                       "--out", str(tmp_path / "o.jsonl")])
+    assert result.exit_code != 0 and "--path names a source not in mixture v1: dolly" in result.output
