@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from importlib import resources
 
 import psutil
 import pytest
@@ -24,16 +23,16 @@ from axolotl_nextai.cuda_only import LORA_KERNEL_KEYS
 from axolotl_nextai.report import PLOT_NAME, REPORT_NAME, TABLE_NAME
 
 pytestmark = pytest.mark.slow
-STEPS = 16  # 2 epochs of the 32-row sample at 4 rows a step: time to interrupt, and a resume across epochs
+STEPS = 16  # 2 epochs of 32 rows at 4 rows a step: time to interrupt, and a resume across epochs
 EVERY = 2
 
 
 def write_sample(path, rows: int):
-    """The first `rows` rows of the bundled Alpaca sample."""
-    lines = resources.files("data_builders").joinpath("sample/alpaca_demo.jsonl").read_text("utf-8").splitlines()
-    assert len(lines) >= rows
+    """`rows` Alpaca rows of varied lengths (so padding and tokens per step vary), the same for the same count."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines[:rows]) + "\n")
+    lines = [json.dumps({"instruction": f"Count from 1 to {n}.", "input": "" if n % 3 else f"step {n % 4 + 1}",
+                         "output": ", ".join(str(k) for k in range(1, n + 1))}) for n in range(1, rows + 1)]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def runtime_config(tiny_model, work, **overrides):
@@ -62,7 +61,9 @@ def per_step(report, key):
 @pytest.fixture(scope="module")
 def reference(tiny_model, tmp_path_factory):
     work = tmp_path_factory.mktemp("reference")
-    result = launch_train(runtime_config(tiny_model, work), work)
+    # Checkpoints every EVERY steps: the interrupted run starts from this run's checkpoint-EVERY (see below).
+    cfg = runtime_config(tiny_model, work, save_strategy="steps", save_steps=EVERY, save_total_limit=STEPS)
+    result = launch_train(cfg, work)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     return work, log, read_report(work / "out")
@@ -118,22 +119,29 @@ def training_process(launcher: subprocess.Popen, timeout: float) -> psutil.Proce
 
 
 def test_sigterm_checkpoints_and_resume_matches_an_uninterrupted_run(reference, tiny_model, tmp_path):
-    _, _, uninterrupted = reference
-    cfg = runtime_config(tiny_model, tmp_path)
+    """Interrupted at step k and resumed, the run reproduces the uninterrupted one from step EVERY + 1 on.
+
+    On CPU two fresh runs of the same config part at their third step (a reason not found; README, Caveats),
+    while a run resumed from a checkpoint continues exactly like the run that saved it and went on. So the
+    interrupted run starts from the reference's checkpoint-EVERY, and every later step must match exactly.
+    """
+    work, _, uninterrupted = reference
+    cfg = runtime_config(tiny_model, tmp_path, resume_from_checkpoint=str(work / "out" / f"checkpoint-{EVERY}"))
     out = tmp_path / "out"
     launcher = start_train(cfg, tmp_path, tmp_path / "interrupted.log")
     trainer = training_process(launcher, timeout=120)
     deadline = time.monotonic() + 300
-    while not (out / REPORT_NAME).exists():  # written at step EVERY: training is under way
+    while not (out / REPORT_NAME).exists():  # written EVERY steps after the start: training is under way
         assert launcher.poll() is None and time.monotonic() < deadline, (tmp_path / "interrupted.log").read_text()[-4000:]
         time.sleep(0.05)
     trainer.send_signal(signal.SIGTERM)
     assert launcher.wait(timeout=300) == 0, (tmp_path / "interrupted.log").read_text()[-4000:]
     interrupted = read_report(out)
     stop = interrupted["stop_step"]
-    assert interrupted["stop_reason"] == "SIGTERM" and EVERY <= stop < STEPS
+    assert interrupted["stop_reason"] == "SIGTERM" and interrupted["start_step"] == EVERY
+    assert 2 * EVERY <= stop < STEPS
     checkpoint = out / f"checkpoint-{stop}"
-    assert {"optimizer.pt", "scheduler.pt", "trainer_state.json", "adapter_model.safetensors"} <= {
+    assert {"optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json", "adapter_model.safetensors"} <= {
         p.name for p in checkpoint.iterdir()}
 
     result = launch_train({**cfg, "resume_from_checkpoint": str(checkpoint)}, tmp_path)
@@ -141,17 +149,11 @@ def test_sigterm_checkpoints_and_resume_matches_an_uninterrupted_run(reference, 
     resumed = read_report(out)
     assert resumed["start_step"] == stop and resumed["global_step"] == STEPS and resumed["finished"]
 
-    reference_loss, reference_lr = per_step(uninterrupted, "loss"), per_step(uninterrupted, "learning_rate")
-    reference_tokens = per_step(uninterrupted, "real_tokens")
-    joined_loss = {**per_step(interrupted, "loss"), **per_step(resumed, "loss")}
-    assert sorted(joined_loss) == list(range(1, STEPS + 1))
-    # Within CPU noise: two identical fresh tiny-model runs differ from their third step on and drift apart
-    # (~0.005 by step 8, up to 0.02 by step 16 here), for a reason not found (see axolotl_nextai/README.md).
-    assert joined_loss == pytest.approx(reference_loss, abs=0.05)
-    assert resumed["final_loss"] == pytest.approx(uninterrupted["final_loss"], abs=0.05)
-    # Same LR schedule and the same rows in the same order (tokens per step) after the resume.
-    assert per_step(resumed, "learning_rate") == pytest.approx({s: reference_lr[s] for s in range(stop + 1, STEPS + 1)})
-    assert per_step(resumed, "real_tokens") == {s: reference_tokens[s] for s in range(stop + 1, STEPS + 1)}
+    later = range(EVERY + 1, STEPS + 1)
+    for key in ("loss", "learning_rate", "real_tokens", "trained_tokens"):
+        joined = {**per_step(interrupted, key), **per_step(resumed, key)}
+        expected = per_step(uninterrupted, key)
+        assert joined == pytest.approx({step: expected[step] for step in later}, rel=1e-6), key
 
 
 def test_time_budget_warns_then_checkpoints_and_stops_before_it_is_spent(tiny_model, tmp_path):
