@@ -61,14 +61,12 @@ class RunReportCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
         self.started = time.monotonic()
         self.clock = StepClock(self.started)
-        micro_batches = len(train_dataloader) if train_dataloader is not None else 0
-        dataset = getattr(train_dataloader, "dataset", None)
         trainable, total = count_parameters(model)
         self.run_info.update(
             trainable_params=trainable, total_params=total, linear_params=linear_weight_count(model.named_modules()),
             device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-            dataset_rows=len(dataset) if dataset is not None else None,
-            steps_per_epoch=steps_per_epoch(micro_batches, args.gradient_accumulation_steps),
+            dataset_rows=len(train_dataloader.dataset),
+            steps_per_epoch=steps_per_epoch(len(train_dataloader), args.gradient_accumulation_steps),
             start_step=state.global_step,
         )
         self.hook = model.register_forward_pre_hook(self._count_tokens, with_kwargs=True)
@@ -121,7 +119,7 @@ class RunReportCallback(TrainerCallback):
             "global_step": state.global_step, "max_steps": state.max_steps,
             "seconds_per_step": self.clock.seconds_per_step(),
             "wall_time_s": time.monotonic() - self.started, "process_time_s": time.time() - self.launched_at,
-            "finished": final, "stop_reason": self.stop.reason, "stop_step": self.stop.step,
+            "final": final, "stop_reason": self.stop.reason, "stop_step": self.stop.step,
         })
 
 

@@ -39,7 +39,8 @@ def summarize(history: list[dict], run: Mapping) -> dict:
     `history` has one row per optimizer step of this session, in order: `step`, `elapsed_s` since training
     began, cumulative `real_tokens` and `trained_tokens`, and where known `loss`, `learning_rate`,
     `memory_allocated_gib`, `memory_reserved_gib`. `run` must hold `trainable_params`, `total_params`,
-    `linear_params`, `peak_tflops`, `steps_per_epoch`, `max_steps`, `seconds_per_step`, `wall_time_s`.
+    `linear_params`, `peak_tflops`, `steps_per_epoch`, `max_steps`, `seconds_per_step`, `wall_time_s`; the
+    callback adds `final` (training has ended) and `stop_reason` / `stop_step` (set when it ended early).
     """
     losses = [{"step": row["step"], "loss": row["loss"]} for row in history if row.get("loss") is not None]
     values = [row["loss"] for row in losses]

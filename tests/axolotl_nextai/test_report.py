@@ -19,7 +19,7 @@ RUN = {
     "output_dir": "out", "model": "llama2-70b", "lora_r": 4, "lora_target_modules": ["o_proj", "down_proj"],
     "device": "cpu", "trainable_params": 17_039_360, "total_params": 68_976_648_192, "linear_params": 68_710_000_000,
     "peak_tflops": 312.0, "steps_per_epoch": 1000, "max_steps": 2000, "start_step": 0, "global_step": 3,
-    "seconds_per_step": 4.0, "wall_time_s": 14.0, "process_time_s": 200.0, "finished": True,
+    "seconds_per_step": 4.0, "wall_time_s": 14.0, "process_time_s": 200.0, "final": True,
     "stop_reason": None, "stop_step": None, "dataset_rows": 4000,
 }
 

@@ -78,7 +78,7 @@ def test_report_kernels_and_memory_cap(reference, tiny_model):
     assert "nextai_gpu_memory_cap_gb: 40.0 GB asked, but there is no CUDA device" in log
     assert f"nextai report: step {EVERY}/{STEPS}" in log and "time budget: projected finish" in log
 
-    assert report["finished"] and report["stop_reason"] is None
+    assert report["final"] and report["stop_reason"] is None
     assert report["global_step"] == STEPS and report["steps"] == STEPS and report["loss_finite"]
     assert report["device"] == "cpu" and report["peak_memory_allocated_gib"] is None
     assert report["peak_memory_reserved_gib"] is None
@@ -147,7 +147,7 @@ def test_sigterm_checkpoints_and_resume_matches_an_uninterrupted_run(reference, 
     result = launch_train({**cfg, "resume_from_checkpoint": str(checkpoint)}, tmp_path)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     resumed = read_report(out)
-    assert resumed["start_step"] == stop and resumed["global_step"] == STEPS and resumed["finished"]
+    assert resumed["start_step"] == stop and resumed["global_step"] == STEPS and resumed["final"]
 
     later = range(EVERY + 1, STEPS + 1)
     for key in ("loss", "learning_rate", "real_tokens", "trained_tokens"):
