@@ -17,8 +17,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from data_builders import decontaminate
 from data_builders.benchmarks import BENCHMARKS, check_names
+from data_builders.decontaminate import THRESHOLD as DECONTAMINATION_THRESHOLD
 from data_builders.dedup.near_dup import THRESHOLD
 from data_builders.errors import DataError
 from data_builders.records import Record
@@ -67,7 +67,7 @@ class Decontaminate(BaseModel):
     """The `decontaminate:` block: remove output rows at cosine >= `threshold` to a benchmark test item."""
 
     model_config = ConfigDict(extra="forbid")
-    threshold: float = Field(default=decontaminate.THRESHOLD, gt=0, le=1)
+    threshold: float = Field(default=DECONTAMINATION_THRESHOLD, gt=0, le=1)
     benchmarks: list[str] = Field(default_factory=lambda: list(BENCHMARKS))  # lm-eval task names
     benchmarks_dir: str | None = None  # DIR/<task>.jsonl|.json|.parquet|.csv; None reads the hub
 
