@@ -1,4 +1,5 @@
-"""A mixture build, stage by stage: load -> filter -> select -> near-dedup. Pure: files in, rows + manifest out.
+"""A mixture build, stage by stage: load -> filter -> select -> near-dedup [-> decontaminate].
+Pure: files in, rows + manifest out.
 
 Each stage logs rows in and out (and per drop reason) into the manifest, datatrove's `stats/` in one file.
 Writing is the caller's (writers.py), after every stage has succeeded, so a failed build leaves no file.
@@ -15,6 +16,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from data_builders.benchmarks import load_benchmarks
+from data_builders.decontaminate import TrainingRow, decontaminate
 from data_builders.dedup.embed import DEFAULT_MODEL, embed, resolve_model
 from data_builders.dedup.near_dup import Removal
 from data_builders.dedup.near_dup import select as select_near
@@ -24,7 +27,7 @@ from data_builders.filters.empty_output import EmptyOutput
 from data_builders.filters.exact_dup import ExactDuplicate
 from data_builders.filters.licence import Licence, licence_class
 from data_builders.filters.platypus_subsets import PlatypusSubsets
-from data_builders.mixing import Mixture, entry_spec, select, wanted_count
+from data_builders.mixing import Decontaminate, Mixture, entry_spec, select, wanted_count
 from data_builders.records import Record
 from data_builders.sources import SOURCES
 from data_builders.sources.base import find_source_file, load
@@ -37,6 +40,7 @@ class Build:
     selected: list[Record] = field(default_factory=list)  # what near-dedup saw, in its order
     pairs: list[dict] = field(default_factory=list)  # near-duplicate removals: kept text, removed text, score
     dropped: list[tuple[Record, str]] = field(default_factory=list)
+    contamination: list[dict] | None = None  # rows removed as benchmark copies; None when the step did not run
 
 
 def sample_dir() -> Path:
@@ -63,8 +67,12 @@ def source_path(entry, source_dir: Path | None, overrides: dict[str, Path]) -> P
 def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[str, Path] | None = None,
           on_error: str = "fail", licence: str = "any", model: str = DEFAULT_MODEL,
           tokenizer: str | None = None, cache_dir: Path | None = None, progress: bool = False,
-          timings: dict[str, float] | None = None) -> Build:
-    """Build `mixture`; `timings`, when given, receives the wall seconds of each stage (for bench/)."""
+          decontaminate_dir: Path | None = None, timings: dict[str, float] | None = None) -> Build:
+    """Build `mixture`; `timings`, when given, receives the wall seconds of each stage (for bench/).
+
+    Decontamination runs when the mixture has a `decontaminate:` block or `decontaminate_dir` is given (which
+    then replaces the block's `benchmarks_dir`).
+    """
     overrides = overrides or {}
     timings = {} if timings is None else timings
     clock = time.perf_counter()
@@ -93,6 +101,11 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
         }
         if got.bad_examples:
             per_source[entry.source]["bad_row_examples"] = got.bad_examples
+    decontam, bench = mixture.decontaminate, None
+    if decontaminate_dir is not None:
+        decontam = (decontam or Decontaminate()).model_copy(update={"benchmarks_dir": str(decontaminate_dir)})
+    if decontam is not None:
+        bench = load_benchmarks(decontam.benchmarks, Path(decontam.benchmarks_dir) if decontam.benchmarks_dir else None)
     lap("load")
 
     # Per-record rules, then exact duplicates across the mixture in mixture order (first seen wins).
@@ -117,9 +130,22 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
     lap("near_dedup")
     out = [r for r, k in zip(selected, keep) if k]
     pairs = [pair_row(selected, r) for r in removals]
-    near, kept_per_source = Counter(selected[r.removed].source for r in removals), Counter(r.source for r in out)
+    near = Counter(selected[r.removed].source for r in removals)
+    stages = {"near_dedup": {"removed": len(removals), "out": len(out)}}
+
+    found = None
+    if bench is not None:
+        bench_vectors = embed(bench.texts, model, progress=progress, cache_dir=cache_dir)
+        rows = [TrainingRow(r.id, r.prompt_text, r.source) for r in out]
+        found = decontaminate(rows, vectors[keep], bench, bench_vectors, decontam.threshold)
+        out = [r for r, k in zip(out, found.keep) if k]
+        stages["decontaminate"] = {"removed": found.summary["removed"], "out": len(out)}
+        lap("decontaminate")
+    kept_per_source = Counter(r.source for r in out)
     for name, stats in per_source.items():
         stats.update(near_duplicates=near[name], out=kept_per_source[name])
+        if found is not None:
+            stats["contaminated"] = found.summary["removed_per_source"].get(name, 0)
 
     manifest = {
         "tool": {"name": "nextai-data", "version": metadata.version("axolotl-nextai")},
@@ -134,15 +160,17 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
             "filter": {"dropped": dict(sorted(drop_counts.items())),
                        "out": sum(s["available"] for s in per_source.values())},
             "select": {"out": len(selected)},
-            "near_dedup": {"removed": len(removals), "out": len(out)},
+            **stages,
         },
         "licences": dict(sorted(Counter(f"{r.licence} ({licence_class(r.licence)})" for r in out).items())),
         "llm_generated_rows": sum(1 for r in out if r.llm_generated),
     }
+    if found is not None:
+        manifest["decontamination"] = found.summary
     if tokenizer:
         manifest["tokens"] = token_stats(out, tokenizer)
         lap("tokens")
-    return Build(out, manifest, selected, pairs, dropped)
+    return Build(out, manifest, selected, pairs, dropped, found.pairs if found else None)
 
 
 def pair_row(records: list[Record], removal: Removal) -> dict:

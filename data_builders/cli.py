@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from data_builders.decontaminate import THRESHOLD
 from data_builders.errors import DataError
 
 
@@ -39,7 +40,11 @@ def main() -> None:
 @click.option("--tokenizer", default=None, help="Tokenizer (name or folder) for token statistics.")
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Reuse embeddings cached here (keyed by text); rebuilds embed only new rows.")
-def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tokenizer, cache_dir) -> None:
+@click.option("--decontaminate-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Decontaminate against the benchmark files DIR/<task>.jsonl|.json|.parquet|.csv "
+                   "(a mixture's decontaminate: block turns it on too, from the hub by default).")
+def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tokenizer, cache_dir,
+          decontaminate_dir) -> None:
     """Build a mixture: load, filter, select exact percentages, remove near-duplicates, write JSONL + manifest."""
     from data_builders.build import build as run_build
     from data_builders.build import sample_dir
@@ -53,13 +58,54 @@ def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tok
         spec = load_mixture(mixture)
         result = run_build(spec, source_dir=sample_dir() if sample else source_dir, overrides=parse_paths(paths),
                            on_error=on_error, licence=licence, model=model or DEFAULT_MODEL,
-                           tokenizer=tokenizer, cache_dir=cache_dir, progress=True)
+                           tokenizer=tokenizer, cache_dir=cache_dir, progress=True,
+                           decontaminate_dir=decontaminate_dir)
         files = write_build(result, out)
     except DataError as err:
         raise click.ClickException(str(err)) from None
     stages = result.manifest["stages"]
     click.echo(f"{spec.name}: {stages['load']['records']} records -> {stages['filter']['out']} after filters "
-               f"-> {stages['select']['out']} selected -> {len(result.records)} after near-dedup")
+               f"-> {stages['select']['out']} selected -> {stages['near_dedup']['out']} after near-dedup"
+               + (f" -> {stages['decontaminate']['out']} after decontamination" if "decontaminate" in stages else ""))
+    for kind, path in files.items():
+        click.echo(f"  {kind}: {path}")
+
+
+@main.command("decontaminate")
+@click.argument("in_file", metavar="IN", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="JSONL file to write.")
+@click.option("--benchmarks-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Read DIR/<task>.jsonl|.json|.parquet|.csv (the files nextai-eval --data-dir reads) "
+                   "instead of the hub.")
+@click.option("--benchmark", "benchmarks", multiple=True, metavar="TASK",
+              help="Only this benchmark (repeatable; default: all 20 lm-eval tasks of the paper's subset).")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=THRESHOLD, show_default=True,
+              help="Remove a row whose cosine to a benchmark text is at least this (Platypus: 0.8).")
+@click.option("--model", default=None, help="Sentence-Transformers model (name or folder).")
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Reuse embeddings cached here (keyed by text), shared with build.")
+def decontaminate(in_file, out, benchmarks_dir, benchmarks, threshold, model, cache_dir) -> None:
+    """Remove rows of IN (Alpaca JSONL) close to a test item of the paper's benchmarks; write OUT, the
+    matched pairs and a manifest."""
+    from data_builders.benchmarks import BENCHMARKS
+    from data_builders.decontaminate import decontaminate_file
+    from data_builders.dedup.embed import DEFAULT_MODEL
+    from data_builders.writers import write_decontaminated
+
+    if out.resolve() == in_file.resolve():
+        raise click.UsageError("--out must not be IN: write the decontaminated rows to a new file")
+    try:
+        result = decontaminate_file(in_file, list(benchmarks or BENCHMARKS), benchmarks_dir, threshold,
+                                    model or DEFAULT_MODEL, cache_dir, progress=True)
+        files = write_decontaminated(result, out)
+    except DataError as err:
+        raise click.ClickException(str(err)) from None
+    summary = result.manifest["decontamination"]
+    click.echo(f"{in_file.name}: {result.manifest['input']['rows']} rows -> {len(result.rows)} "
+               f"({summary['removed']} at cosine >= {threshold:g} to a benchmark item)")
+    for name, stats in summary["benchmarks"].items():
+        if stats["removed"]:
+            click.echo(f"  {name}: {stats['removed']}")
     for kind, path in files.items():
         click.echo(f"  {kind}: {path}")
 

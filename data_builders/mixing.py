@@ -15,8 +15,10 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from data_builders.benchmarks import BENCHMARKS, check_names
+from data_builders.decontaminate import THRESHOLD as DECONTAMINATION_THRESHOLD
 from data_builders.dedup.near_dup import THRESHOLD
 from data_builders.errors import DataError
 from data_builders.records import Record
@@ -61,12 +63,30 @@ class Entry(BaseModel):
         return self
 
 
+class Decontaminate(BaseModel):
+    """The `decontaminate:` block: remove output rows at cosine >= `threshold` to a benchmark test item."""
+
+    model_config = ConfigDict(extra="forbid")
+    threshold: float = Field(default=DECONTAMINATION_THRESHOLD, gt=0, le=1)
+    benchmarks: list[str] = Field(default_factory=lambda: list(BENCHMARKS))  # lm-eval task names
+    benchmarks_dir: str | None = None  # DIR/<task>.jsonl|.json|.parquet|.csv; None reads the hub
+
+    @field_validator("benchmarks")
+    @classmethod
+    def known(cls, names: list[str]) -> list[str]:
+        try:
+            return check_names(names)
+        except DataError as err:  # pydantic reports ValueErrors with the key they came from
+            raise ValueError(str(err)) from None
+
+
 class Mixture(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     seed: int
     threshold: float = Field(default=THRESHOLD, gt=0, le=1)
     sources: list[Entry] = Field(min_length=1)
+    decontaminate: Decontaminate | None = None  # off unless given (or `build --decontaminate-dir`)
 
     @model_validator(mode="after")
     def unique_sources(self) -> Mixture:

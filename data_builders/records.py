@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def prompt_text(instruction: str, input: str) -> str:
+    """Instruction + input, the part of a training row a benchmark question could be copied into."""
+    return f"{instruction}\n{input}" if input else instruction
+
+
 @dataclass(slots=True, frozen=True)
 class Record:
     instruction: str
@@ -29,7 +34,7 @@ class Record:
     @property
     def prompt_text(self) -> str:
         """What near-duplicate removal compares: instruction + input, not the output (as Platypus does)."""
-        return f"{self.instruction}\n{self.input}" if self.input else self.instruction
+        return prompt_text(self.instruction, self.input)
 
     def to_json(self) -> dict:
         """The output row: Alpaca fields first (what Axolotl reads), then provenance for auditing."""

@@ -46,6 +46,20 @@ def builtin_yaml(task: PaperTask) -> Path:
     return Path(lm_eval.tasks.__file__).parent / task.yaml
 
 
+def builtin_config(task: PaperTask) -> dict:
+    """lm-eval's own config of `task` (its dataset and split keys), with the template it includes merged in."""
+    base = yaml.load(builtin_yaml(task).read_text(), Loader=_IgnoreTags)
+    template = {}
+    if "include" in base:  # MMLU's subjects hold their splits in a shared template
+        template = yaml.load((builtin_yaml(task).parent / base["include"]).read_text(), Loader=_IgnoreTags)
+    return {**template, **base}
+
+
+def scored_split(config: dict) -> str:
+    """The split a task scores: its test split, else its validation split (TruthfulQA has only that)."""
+    return config.get("test_split") or config["validation_split"]
+
+
 def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
     """The YAML (as a dict) that runs `task` on `data_dir/<task>.jsonl`, or None when that file is absent.
 
@@ -56,13 +70,8 @@ def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
     rows = data_dir / f"{task.name}.jsonl"
     if not rows.is_file():
         return None
-    base = yaml.load(builtin_yaml(task).read_text(), Loader=_IgnoreTags)
-    template = {}
-    if "include" in base:  # MMLU's subjects hold their splits in a shared template
-        template = yaml.load((builtin_yaml(task).parent / base["include"]).read_text(), Loader=_IgnoreTags)
-    split_keys = {**template, **base}
-    scored = split_keys.get("test_split") or split_keys["validation_split"]
-    data_files = {scored: str(rows.resolve())}
+    split_keys = builtin_config(task)
+    data_files = {scored_split(split_keys): str(rows.resolve())}
     config = {
         "include": str(builtin_yaml(task)),
         "task": LOCAL_PREFIX + task.name,

@@ -23,6 +23,24 @@ class Removal:
     score: float  # their cosine
 
 
+def nearest(x: np.ndarray, keys: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """(index, cosine) of each row's most similar row of `keys` (the first on ties), for unit-norm rows.
+
+    Rows and keys go in blocks, so a pass over 60k x 60k never holds more than block x block scores.
+    """
+    best_at = np.zeros(len(x), dtype=np.int64)
+    best_score = np.full(len(x), -np.inf, dtype=np.float32)
+    for r in range(0, len(x), block):
+        at, score = best_at[r:r + block], best_score[r:r + block]  # views: updated in place
+        for c in range(0, len(keys), block):
+            sims = x[r:r + block] @ keys[c:c + block].T
+            col = sims.argmax(axis=1)
+            top = sims[np.arange(len(sims)), col]
+            better = top > score
+            at[better], score[better] = c + col[better], top[better]
+    return best_at, best_score
+
+
 def select(embeddings: np.ndarray, threshold: float = THRESHOLD, block: int = 1024) -> tuple[np.ndarray, list[Removal]]:
     """(keep mask, removals in item order) for unit-norm `embeddings` (n x d)."""
     n = len(embeddings)
@@ -36,9 +54,7 @@ def select(embeddings: np.ndarray, threshold: float = THRESHOLD, block: int = 10
         best_score = np.full(len(x), -np.inf, dtype=np.float32)
         best_kept = np.full(len(x), -1, dtype=np.int64)
         if m:
-            sims = x @ kept_rows[:m].T
-            best_at = sims.argmax(axis=1)
-            best_score = sims[np.arange(len(x)), best_at]
+            best_at, best_score = nearest(x, kept_rows[:m])
             best_kept = kept_index[best_at]
         alive = best_score <= threshold
         inner = np.triu(x @ x.T > threshold, k=1) & alive[:, None] & alive[None, :]

@@ -46,14 +46,14 @@ class Loaded:
     bad_examples: list[str] = field(default_factory=list)
 
 
-def find_source_file(name: str, source_dir: Path) -> Path:
-    """`DIR/<name>.jsonl|.json|.parquet|.csv`, the first that exists."""
+def find_source_file(name: str, source_dir: Path, kind: str = "source") -> Path:
+    """`DIR/<name>.jsonl|.json|.parquet|.csv`, the first that exists; `kind` names it in the error."""
     for suffix in FILE_SUFFIXES:
         path = source_dir / f"{name}{suffix}"
         if path.is_file():
             return path
     wanted = "|".join(FILE_SUFFIXES)
-    raise DataError(f"missing source file: no {name}{{{wanted}}} in {source_dir}")
+    raise DataError(f"missing {kind} file: no {name}{{{wanted}}} in {source_dir}")
 
 
 def _decode(data: bytes, where: str) -> str:

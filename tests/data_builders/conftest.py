@@ -1,20 +1,20 @@
-"""Helpers for the data-builder tests: write rows in a source's original schema to a local file."""
+"""Fixtures for the data-builder tests: rows in a source's original schema, the paper's benchmarks, as local files."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
-    return path
+from benchmark_files import write_benchmarks, write_jsonl
 
 
 @pytest.fixture
 def jsonl(tmp_path):
     """`jsonl(name, rows)` writes tmp/<name>.jsonl and returns its path."""
     return lambda name, rows: write_jsonl(tmp_path / f"{name}.jsonl", rows)
+
+
+@pytest.fixture(scope="session")
+def benchmarks_dir(tmp_path_factory) -> Path:
+    """Every paper benchmark as a small local file (`benchmark_files.py`); tests that change one copy it first."""
+    return write_benchmarks(tmp_path_factory.mktemp("benchmarks"))
