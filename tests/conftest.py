@@ -27,6 +27,18 @@ def tiny_tokenizer(tiny_model):
     return AutoTokenizer.from_pretrained(tiny_model)
 
 
+@pytest.fixture(scope="session")
+def demo_jsonl(tmp_path_factory) -> Path:
+    """The v5 mixture built from the shipped sample, as `make demo` builds it (`nextai-data build --sample`)."""
+    from data_builders.build import build, sample_dir
+    from data_builders.mixing import load_mixture
+    from data_builders.writers import write_build
+
+    out = tmp_path_factory.mktemp("demo") / "demo.jsonl"
+    write_build(build(load_mixture("v5"), source_dir=sample_dir()), out)
+    return out
+
+
 @pytest.fixture
 def run_axolotl():
     """Returns `launch_train`; a failed launch is the caller's to assert on (some tests expect failure)."""

@@ -42,10 +42,18 @@ for recipe in "$@"; do
   smi=$!
   run_start=$(date +%s)
   set +e
-  timeout "$RUN_TIMEOUT" python3 -m accelerate.commands.launch --num_processes 1 --num_machines 1 --mixed_precision bf16 \
-    --dynamo_backend no -m axolotl.cli.train "$recipe" --base_model "$CKPT" --max_steps "$MAX_STEPS" \
-    --nextai_peak_tflops 790 ${CAP_GB:+--nextai_gpu_memory_cap_gb "$CAP_GB"} --output_dir "/tmp/out-$name" \
-    --dataset_prepared_path "/tmp/prep-$name" > "$WORK/$name.log" 2>&1
+  # the overrides go into a copy of the recipe: Axolotl's CLI parses `--save_strategy no` as a boolean
+  python3 - "$recipe" "/tmp/cfg-$name.yml" <<PY
+import sys, yaml
+cfg = yaml.safe_load(open(sys.argv[1]))
+cfg.update(base_model="$CKPT", max_steps=$MAX_STEPS, nextai_peak_tflops=790.0, output_dir="/tmp/out-$name",
+           dataset_prepared_path="/tmp/prep-$name", save_strategy="no")
+if "$CAP_GB":
+    cfg["nextai_gpu_memory_cap_gb"] = float("$CAP_GB")
+yaml.safe_dump(cfg, open(sys.argv[2], "w"), sort_keys=False)
+PY
+  timeout "$RUN_TIMEOUT" python3 -m accelerate.commands.launch --num_processes 1 --num_machines 1 \
+    --mixed_precision bf16 --dynamo_backend no -m axolotl.cli.train "/tmp/cfg-$name.yml" > "$WORK/$name.log" 2>&1
   rc=$?
   set -e
   kill $smi

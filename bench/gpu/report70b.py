@@ -1,21 +1,27 @@
 """Turn one `bench/gpu/gpu70b.sh` call's results into `bench/results/gpu70b-<date>.md`.
 
-    python bench/gpu/report70b.py FETCHED_DIR --command "the exact device command" [--out bench/results]
+    python bench/gpu/report70b.py FETCHED_DIR --recipes RECIPE.yml ... --command "the device command" --out FILE.md
 
 FETCHED_DIR holds `gpu70b.tgz` (or its unpacked files): `env.txt`, and per recipe `<name>.report.json` (the
 plugin's run report), `<name>.smi.txt` (nvidia-smi memory.used every 0.5 s), `<name>.log`, `<name>.rc`.
-The first recipe named is the baseline of the ratio column.
+The first recipe named is the baseline of the ratio column. Without packing, a short run sees a biased set of
+row lengths (Axolotl's group_by_length serves long rows first), so for such a recipe the report also fits
+seconds per optimizer step = micro-steps x a + b x tokens and gives its tokens/s at v5's mean row length.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import re
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
+
+import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from v5_shaped import V5_LENGTHS, sample_lengths, v5_rows  # noqa: E402
@@ -26,10 +32,18 @@ TRAINABLE_PAPER = 17_039_360
 GIB_40GB = 40e9 / 2**30
 
 
-def v5_tokens() -> float:
-    """Real tokens of one v5 epoch under the v5 length model (mean of a large sample x v5's rows)."""
-    lengths = [n for _, n in sample_lengths(20000, seed=1)]
-    return v5_rows() * sum(lengths) / len(lengths)
+def v5_mean_row() -> float:
+    """Mean real tokens of a v5 row under the v5 length model (a large seeded sample)."""
+    return statistics.fmean(n for _, n in sample_lengths(20000, seed=1))
+
+
+def fit_step_cost(history: list[dict], micro_steps: int) -> tuple[float, float]:
+    """(a, b): seconds per micro-step and per real token, least squares over the steps after the first."""
+    tokens = np.diff([row["real_tokens"] for row in history])
+    seconds = np.diff([row["elapsed_s"] for row in history])
+    design = np.column_stack([np.full(len(tokens), float(micro_steps)), tokens.astype(float)])
+    (a, b), *_ = np.linalg.lstsq(design, seconds, rcond=None)
+    return float(a), float(b)
 
 
 def unpack(folder: Path) -> Path:
@@ -53,7 +67,9 @@ def smi_peak_mib(path: Path) -> int | None:
     return max(values) if values else None
 
 
-def recipe_row(folder: Path, name: str, tokens_v5: float) -> dict:
+def recipe_row(folder: Path, recipe: Path, mean_row: float) -> dict:
+    name = recipe.stem
+    cfg = yaml.safe_load(recipe.read_text())
     rc = (folder / f"{name}.rc").read_text().strip() if (folder / f"{name}.rc").exists() else "rc=missing"
     log = (folder / f"{name}.log").read_text(errors="replace") if (folder / f"{name}.log").exists() else ""
     row = {"recipe": name, "rc": rc, "attention": attention_used(log), "smi_peak_mib": smi_peak_mib(folder / f"{name}.smi.txt")}
@@ -63,11 +79,12 @@ def recipe_row(folder: Path, name: str, tokens_v5: float) -> dict:
         return row
     report = json.loads(report_path.read_text())
     history = report["history"]
+    tokens_v5 = v5_rows() * mean_row
     steady = history[1:] if len(history) > 1 else history
     seconds = steady[-1]["elapsed_s"] - (history[0]["elapsed_s"] if len(history) > 1 else 0.0)
     tokens_per_s = report["tokens_per_s"]
     row.update(
-        steps=report["steps"],
+        steps=len(history),
         trainable=report["trainable_params"],
         peak_alloc=report["peak_memory_allocated_gib"],
         peak_reserved=report["peak_memory_reserved_gib"],
@@ -78,6 +95,10 @@ def recipe_row(folder: Path, name: str, tokens_v5: float) -> dict:
         v5_hours=tokens_v5 / tokens_per_s / 3600 if tokens_per_s else None,
         final_loss=report["final_loss"],
     )
+    if not cfg.get("sample_packing") and len(history) > 3:
+        a, b = fit_step_cost(history, cfg["micro_batch_size"] * cfg["gradient_accumulation_steps"])
+        at_mean = mean_row / (a + b * mean_row)
+        row.update(fit=(a, b), tokens_per_s_v5=at_mean, v5_hours_fit=tokens_v5 / at_mean / 3600)
     return row
 
 
@@ -85,10 +106,11 @@ def fmt(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def render(folder: Path, names: list[str], command: str) -> str:
+def render(folder: Path, recipes: list[Path], command: str) -> str:
     env = (folder / "env.txt").read_text() if (folder / "env.txt").exists() else ""
-    tokens_v5 = v5_tokens()
-    rows = [recipe_row(folder, name, tokens_v5) for name in names]
+    mean_row = v5_mean_row()
+    tokens_v5 = v5_rows() * mean_row
+    rows = [recipe_row(folder, recipe, mean_row) for recipe in recipes]
     base = rows[0].get("tokens_per_s")
     lines = [
         "# Llama-2-70B QLoRA under a 40 GB cap, through the real Axolotl CLI",
@@ -124,6 +146,16 @@ def render(folder: Path, names: list[str], command: str) -> str:
             f"| {fmt(ratio, '.2f')}x | {fmt(r['s_per_step'], '.2f')} | {fmt(r['tokens_per_step'], ',.0f')} "
             f"| {fmt(None if r['mfu'] is None else 100 * r['mfu'], '.1f')} % | {fmt(r['v5_hours'], '.1f')} |"
         )
+    fitted = [r for r in rows if "fit" in r]
+    if fitted:
+        lines += ["", "Fitted step cost (no packing: the run's rows are longer than v5's mean, see above):", "",
+                  "| recipe | s per micro-step | ms per token | real tok/s at v5's mean row "
+                  f"({mean_row:.0f} tokens) | v5 epoch (h) | fast vs this |",
+                  "|---|---|---|---|---|---|"]
+        for r in fitted:
+            best = max(x.get("tokens_per_s") or 0 for x in rows)
+            lines.append(f"| {r['recipe']} | {r['fit'][0]:.3f} | {1e3 * r['fit'][1]:.3f} | {r['tokens_per_s_v5']:,.0f} "
+                         f"| {r['v5_hours_fit']:.1f} | {best / r['tokens_per_s_v5']:.2f}x |")
     lines += [
         "",
         f"- 40 GB cap = {GIB_40GB:.2f} GiB; the paper's trainable count is {TRAINABLE_PAPER:,}.",
@@ -139,7 +171,7 @@ def render(folder: Path, names: list[str], command: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
-    parser.add_argument("--recipes", nargs="+", required=True, help="recipe names (file stems), baseline first")
+    parser.add_argument("--recipes", nargs="+", type=Path, required=True, help="the recipe files run, baseline first")
     parser.add_argument("--command", required=True)
     parser.add_argument("--out", type=Path, required=True, help="Markdown file to write")
     args = parser.parse_args()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 
 import pytest
 from click.testing import CliRunner
@@ -18,12 +17,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def adapter(tiny_model, tmp_path_factory):
+def adapter(tiny_model, tmp_path_factory, demo_jsonl):
     """tiny-cpu.yml (QLoRA on the bundled sample) trained once, through `accelerate launch -m axolotl.cli.train`."""
     workdir = tmp_path_factory.mktemp("train")
     (workdir / "data").mkdir()
-    sample = resources.files("data_builders").joinpath("sample/alpaca_demo.jsonl").read_text("utf-8")
-    (workdir / "data" / "demo.jsonl").write_text(sample)
+    (workdir / "data" / "demo.jsonl").write_text(demo_jsonl.read_text("utf-8"))
     run = launch_train(tiny_cpu_config(tiny_model, workdir, max_steps=4), workdir)
     out = workdir / "out"
     assert run.returncode == 0 and (out / "adapter_model.safetensors").is_file(), run.stderr[-4000:]

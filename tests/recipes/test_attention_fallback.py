@@ -1,7 +1,6 @@
 """The FlashAttention-2 fallback: the pure decision, then one real launch of the CLI without flash_attn."""
 
 import shutil
-from importlib import resources
 
 import pytest
 import yaml
@@ -51,10 +50,9 @@ def test_apply_changes_sets_and_removes_keys():
 
 @pytest.mark.slow
 @pytest.mark.skipif(flash_attn_installed(), reason="needs a machine without flash_attn")
-def test_cli_falls_back_to_sdpa_with_one_warning(tiny_model, tmp_path, run_axolotl):
+def test_cli_falls_back_to_sdpa_with_one_warning(tiny_model, tmp_path, run_axolotl, demo_jsonl):
     (tmp_path / "data").mkdir()
-    with resources.as_file(resources.files("data_builders") / "sample/alpaca_demo.jsonl") as sample:
-        shutil.copy(sample, tmp_path / "data" / "demo.jsonl")
+    shutil.copy(demo_jsonl, tmp_path / "data" / "demo.jsonl")
     cfg = tiny_cpu_config(tiny_model, tmp_path, attn_implementation="flash_attention_2", max_steps=2)
     result = run_axolotl(cfg, tmp_path)
     log = result.stdout + result.stderr
