@@ -10,10 +10,11 @@ from axolotl.utils.logging import get_logger
 
 from axolotl_nextai.attention import apply_changes, flash_attn_installed, resolve_attention
 from axolotl_nextai.callbacks import RunReportCallback, SignalStopCallback, StopRecord, TimeBudgetCallback
-from axolotl_nextai.config_checks import PREFIX, check_dataset_files, validate_plugin_keys
+from axolotl_nextai.config_checks import PREFIX, ConfigError, check_dataset_files, validate_plugin_keys
 from axolotl_nextai.cuda_only import keys_to_disable
 from axolotl_nextai.memory import apply_memory_cap
 from axolotl_nextai.prepared_cache import content_digest, content_keyed_path, local_dataset_paths
+from axolotl_nextai.recipe_check import find_typos
 from axolotl_nextai.time_budget import launch_time
 
 LOG = get_logger(__name__)
@@ -37,6 +38,10 @@ class NextAIPlugin(BasePlugin):
         if not uses_plugin(cfg):
             return
         args = validate_plugin_keys(cfg)
+        # Axolotl drops an unknown key without a word: `lora_alpah: 16` would train with the default alpha.
+        typos = find_typos(cfg)
+        if typos:
+            raise ConfigError("; ".join(typos))
         if args.nextai_check_datasets:
             check_dataset_files(cfg)
         changes, warning = resolve_attention(cfg, flash_attn_installed(), args.nextai_require_flash_attention)

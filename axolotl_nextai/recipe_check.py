@@ -79,6 +79,11 @@ def known_keys() -> tuple[set[str], set[str]]:
     return field_names(config_cls), field_names(SFTDataset)
 
 
+def find_typos(cfg: Mapping) -> list[str]:
+    """Unknown keys and optimizer names in `cfg`; needs its plugins registered (their keys count as known)."""
+    return unknown_keys(cfg, *known_keys()) + unknown_optimizer(cfg, optimizer_names())
+
+
 def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES):
     """Axolotl's validated config for a recipe's parsed YAML; ConfigError for unknown keys or optimizer."""
     import torch
@@ -88,7 +93,7 @@ def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES):
     cfg = DictDefault(copy.deepcopy(dict(raw)))
     # Imports and registers the plugins (so their keys are known), then runs their register hooks.
     prepare_plugins(cfg)
-    problems = unknown_keys(raw, *known_keys()) + unknown_optimizer(raw, optimizer_names())
+    problems = find_typos(raw)
     if problems:
         raise ConfigError("; ".join(problems))
     env = {"torch_version": torch.__version__.split("+", maxsplit=1)[0]}

@@ -50,10 +50,11 @@ def test_qlora_trains_and_memorises(tiny_model, tmp_path, run_axolotl):
     [
         ({"nextai_reprot": True}, "unknown config key `nextai_reprot`. Did you mean `nextai_report`?"),
         ({"nextai_report": "often"}, "`nextai_report`: Input should be a valid boolean"),
+        ({"lora_alpah": 16}, "unknown key `lora_alpah` (did you mean `lora_alpha`?)"),
         ({"datasets": [{"path": "data/v5.jsonl", "type": "axolotl_nextai.alpaca"}]},
          "dataset file `data/v5.jsonl` does not exist"),
     ],
-    ids=["unknown-key", "wrong-type", "missing-file"],
+    ids=["unknown-key", "wrong-type", "axolotl-key-typo", "missing-file"],
 )
 def test_bad_recipe_fails_before_training(tiny_model, tmp_path, run_axolotl, overrides, message):
     cfg = tiny_cpu_config(tiny_model, tmp_path, **overrides)
