@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test test-fast clean
+.PHONY: venv demo test test-fast lint clean
 
 venv: $(STAMP)
 
@@ -30,8 +30,11 @@ demo: venv
 	$(PY) -m axolotl_nextai.report outputs/tiny-cpu
 
 # pytest exits 5 when it collects nothing; say so instead of failing CI on an empty selection.
-test: venv
+test: venv lint
 	$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+lint: venv
+	$(VENV)/bin/ruff check .
 
 test-fast: venv
 	$(PY) -m pytest -m "not slow"

@@ -16,16 +16,14 @@ from pathlib import Path
 
 import click
 
+from axolotl_nextai.architectures import ARCHITECTURES
 from axolotl_nextai.tiny_model import TINY_LLAMA, sample_corpus, train_tokenizer
 
-# Architecture of each preset (Llama-2 paper, Table 1 / the models' config.json); vocab 32,000 unless noted.
+# Short names for the base models of our recipes, plus the tiny CPU model.
 PRESETS = {
-    "llama2-70b": dict(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64,
-                       num_key_value_heads=8, vocab_size=32000, max_position_embeddings=4096),
-    "llama2-13b": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40,
-                       num_key_value_heads=40, vocab_size=32000, max_position_embeddings=4096),
-    "llama2-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                      num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096),
+    **{name: ARCHITECTURES[hub_id] for name, hub_id in (
+        ("llama2-70b", "meta-llama/Llama-2-70b-hf"), ("llama2-13b", "meta-llama/Llama-2-13b-hf"),
+        ("llama2-7b", "meta-llama/Llama-2-7b-hf"))},
     "tiny": dict(TINY_LLAMA, vocab_size=2048),
 }
 INIT_STD = 0.02  # LlamaConfig.initializer_range
@@ -48,9 +46,8 @@ def layer_linears(cfg: dict, layer: int) -> Iterator[tuple[str, tuple[int, int]]
 
 def quantize_nf4(weight) -> dict:
     """bitsandbytes' on-disk form of one Linear4bit weight: packed data plus its quant-state tensors."""
-    from bitsandbytes.functional import quantize_4bit
-
     import torch
+    from bitsandbytes.functional import quantize_4bit
 
     packed, state = quantize_4bit(weight, blocksize=NF4_BLOCKSIZE, compress_statistics=True, quant_type="nf4",
                                   quant_storage=torch.uint8)
@@ -59,9 +56,8 @@ def quantize_nf4(weight) -> dict:
 
 def quantization_config() -> dict:
     """What `BitsAndBytesConfig` serializes for the paper's QLoRA: NF4, double quant, bf16 compute."""
-    from transformers import BitsAndBytesConfig
-
     import torch
+    from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=torch.bfloat16).to_dict()
@@ -90,7 +86,7 @@ def write_synthetic_llama(cfg: dict, out: Path, quantize: bool = True, seed: int
     out.mkdir(parents=True)
     tokenizer = synth_tokenizer(cfg["vocab_size"])
     config = LlamaConfig(
-        **{"rms_norm_eps": 1e-5, "tie_word_embeddings": False, **cfg}, torch_dtype="bfloat16",
+        **{"rms_norm_eps": 1e-5, "tie_word_embeddings": False, **cfg, "model_type": "llama"}, torch_dtype="bfloat16",
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )

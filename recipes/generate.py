@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from axolotl_nextai.architectures import ARCHITECTURES
 from axolotl_nextai.footprint import GIB, lora_trainable, peak_estimate_bytes, total_parameters
 
 RECIPES = Path(__file__).resolve().parent
@@ -146,7 +147,7 @@ def table(recipes: list[Recipe], matrix: dict, template: dict) -> str:
     ]
     for recipe in recipes:
         cfg = recipe.config(template)
-        arch = matrix["models"][recipe.model]["architecture"]
+        arch = ARCHITECTURES[matrix["models"][recipe.model]["base_model"]]
         r, targets = cfg["lora_r"], cfg["lora_target_modules"]
         trainable = lora_trainable(arch, r, targets)
         share = 100 * trainable / (total_parameters(arch) + trainable)

@@ -48,7 +48,8 @@ def train_command(cfg: dict, workdir: Path) -> tuple[list[str], dict]:
 def launch_train(cfg: dict, workdir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     """`accelerate launch -m axolotl.cli.train cfg.yml`, exactly as a user runs it, from `workdir`."""
     cmd, env = train_command(cfg, workdir)
-    return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
 def start_train(cfg: dict, workdir: Path, log: Path) -> subprocess.Popen:

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from axolotl_launch import OFFLINE_ENV, launch_train
 
 os.environ.update(OFFLINE_ENV)

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from axolotl_launch import tiny_cpu_config
 
 MEMORISABLE = [

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import re
+import statistics
 import sys
 import tarfile
 import tempfile
@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from v5_shaped import V5_LENGTHS, sample_lengths, v5_rows  # noqa: E402
+from v5_shaped import V5_LENGTHS, sample_lengths, v5_rows
 
 N_70B = 68.71e9  # linear weights of Llama-2-70B, lm_head included (../shared/notes/gpu-memory.md)
 H100_TFLOPS = 790.0  # bf16 matmul rate measured on the lent card
@@ -116,7 +116,7 @@ def render(folder: Path, recipes: list[Path], command: str) -> str:
         "# Llama-2-70B QLoRA under a 40 GB cap, through the real Axolotl CLI",
         "",
         "Synthetic Llama-2-70B (random weights, pre-quantized NF4 + double quant by `nextai-synth`), v5-shaped rows",
-        f"(`bench/gpu/v5_shaped.py`), each recipe run with only `base_model`, `max_steps`, output paths,",
+        "(`bench/gpu/v5_shaped.py`), each recipe run with only `base_model`, `max_steps`, output paths,",
         "`nextai_gpu_memory_cap_gb: 40` and `nextai_peak_tflops: 790` overridden.",
         "",
         "## Machine and versions",
@@ -131,8 +131,8 @@ def render(folder: Path, recipes: list[Path], command: str) -> str:
         "",
         "## Results",
         "",
-        "| recipe | exit | attention | steps | trainable | peak allocated GiB | peak reserved GiB | nvidia-smi peak MiB "
-        "| real tok/s | vs first | s / optimizer step | real tokens / step | MFU (6N, 790 TFLOP/s) | v5 epoch (h) |",
+        ("| recipe | exit | attention | steps | trainable | peak allocated GiB | peak reserved GiB | nvidia-smi peak MiB "
+         "| real tok/s | vs first | s / optimizer step | real tokens / step | MFU (6N, 790 TFLOP/s) | v5 epoch (h) |"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -149,8 +149,8 @@ def render(folder: Path, recipes: list[Path], command: str) -> str:
     fitted = [r for r in rows if "fit" in r]
     if fitted:
         lines += ["", "Fitted step cost (no packing: the run's rows are longer than v5's mean, see above):", "",
-                  "| recipe | s per micro-step | ms per token | real tok/s at v5's mean row "
-                  f"({mean_row:.0f} tokens) | v5 epoch (h) | fast vs this |",
+                  ("| recipe | s per micro-step | ms per token | real tok/s at v5's mean row "
+                   f"({mean_row:.0f} tokens) | v5 epoch (h) | fast vs this |"),
                   "|---|---|---|---|---|---|"]
         for r in fitted:
             best = max(x.get("tokens_per_s") or 0 for x in rows)
@@ -159,11 +159,12 @@ def render(folder: Path, recipes: list[Path], command: str) -> str:
     lines += [
         "",
         f"- 40 GB cap = {GIB_40GB:.2f} GiB; the paper's trainable count is {TRAINABLE_PAPER:,}.",
-        f"- v5 epoch hours = {tokens_v5 / 1e6:.1f} M real tokens (v5 length model of bench/gpu/v5_shaped.py: "
-        f"{v5_rows():,} rows, {', '.join(V5_LENGTHS)}) / real tokens/s. The first optimizer step (one-off costs) is "
-        "excluded from tokens/s and s/step.",
-        "- Peak allocated/reserved: max over steps of `torch.cuda.max_memory_allocated/reserved()` read by the plugin's "
-        "report; nvidia-smi adds the CUDA context, cuBLAS workspace and the paged optimizer's managed memory.",
+        (f"- v5 epoch hours = {tokens_v5 / 1e6:.1f} M real tokens (v5 length model of bench/gpu/v5_shaped.py: "
+         f"{v5_rows():,} rows, {', '.join(V5_LENGTHS)}) / real tokens/s. The first optimizer step (one-off costs) "
+         "is excluded from tokens/s and s/step."),
+        ("- Peak allocated/reserved: max over steps of `torch.cuda.max_memory_allocated/reserved()` read by the "
+         "plugin's report; nvidia-smi adds the CUDA context, cuBLAS workspace and the paged optimizer's managed "
+         "memory."),
     ]
     return "\n".join(lines) + "\n"
 

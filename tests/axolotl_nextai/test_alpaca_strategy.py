@@ -2,7 +2,13 @@
 
 import pytest
 
-from axolotl_nextai.alpaca import IGNORE_INDEX, PROMPT_NO_INPUT, PROMPT_WITH_INPUT, render_prompt, tokenize_example
+from axolotl_nextai.alpaca import (
+    IGNORE_INDEX,
+    PROMPT_NO_INPUT,
+    PROMPT_WITH_INPUT,
+    render_prompt,
+    tokenize_example,
+)
 
 NO_INPUT_TEXT = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the request."

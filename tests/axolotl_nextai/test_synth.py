@@ -3,10 +3,10 @@
 import json
 
 import pytest
+from axolotl_launch import tiny_cpu_config
 from click.testing import CliRunner
 
 from axolotl_nextai.synth import PRESETS, main, write_synthetic_llama
-from axolotl_launch import tiny_cpu_config
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from axolotl_launch import launch_train, tiny_cpu_config
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from axolotl_nextai.alpaca import render_prompt
 from axolotl_nextai.eval.cli import main as eval_main
 from axolotl_nextai.serve import HelmModel, create_app
-from axolotl_launch import launch_train, tiny_cpu_config
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,10 @@ from accelerate import init_empty_weights
 from axolotl_launch import ROOT
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from axolotl_nextai.architectures import ARCHITECTURES as ARCH
 from axolotl_nextai.footprint import lora_trainable, total_parameters
 from axolotl_nextai.recipe_check import check_config
 
-MATRIX = yaml.safe_load((ROOT / "recipes" / "matrix.yaml").read_text())
-ARCH = {model["base_model"]: model["architecture"] for model in MATRIX["models"].values()}
 GPU_RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yml") if p.name != "tiny-cpu.yml")
 PAPER_TRAINABLE = 17_039_360  # Table 9: Llama-2-70B, r=4 on o_proj + down_proj
 TABLE5 = ["llama2-70b-v5.yml"] + [
