@@ -3,8 +3,9 @@
     python recipes/generate.py           # (re)write every generated file
     python recipes/generate.py --check   # list stale files, exit 1 if any
 
-Each recipe is the hand-written template with whole top-level keys replaced, so the template's comments (the
-paper's table for every value) carry over and each replaced line says where its new value comes from. After
+Each recipe is the hand-written template with whole top-level keys replaced (a speed variant may also add keys
+the template lacks, each placed after a named template key), so the template's comments (the paper's table for
+every value) carry over and each replaced or added line says where its value comes from. After
 rendering, the YAML is parsed back and compared with the intended config, so a bad line edit cannot go unnoticed.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -38,6 +39,8 @@ class Recipe:
     mixture: str
     about: str
     changes: dict  # key -> (new value, comment for its line); empty for the template
+    placed: dict = field(default_factory=dict)  # key the template lacks -> template key its line follows
+    note: str = ""  # extra header lines, for a variant that departs from the paper on purpose
 
     def config(self, template: dict) -> dict:
         return {**template, **{key: value for key, (value, _) in self.changes.items()}}
@@ -55,9 +58,24 @@ def flow(value) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).removesuffix("\n...\n").strip()
 
 
-def variant(path: str, model: str, mixture: str, cite: str, values: dict, template: dict, template_name: str):
-    """A recipe that differs from the template in `values`; its own output folders keep runs apart."""
-    changes = {}
+def variant(
+    path: str,
+    model: str,
+    mixture: str,
+    cite: str,
+    values: dict,
+    template: dict,
+    template_name: str,
+    why: dict | None = None,
+    add: dict | None = None,
+    note: str = "",
+):
+    """A recipe that differs from the template in `values`; its own output folders keep runs apart.
+
+    `why` gives a key its own comment in place of `cite`. `add` places keys the template lacks, as
+    {template key: {new key: value}}: each new line follows that template key's."""
+    why, add = why or {}, add or {}
+    changes, placed = {}, {}
     for key, value in values.items():
         if key not in template:
             raise ValueError(f"{path}: `{key}` is not in the template {template_name}; add it there first")
@@ -65,14 +83,24 @@ def variant(path: str, model: str, mixture: str, cite: str, values: dict, templa
         was = (
             "" if isinstance(old, (list, dict)) and len(flow(old)) > 40 else f"; {template_name}: {flow(old)}"
         )
-        changes[key] = (value, cite + was)
+        changes[key] = (value, why.get(key, cite) + was)
+    for after, new in add.items():
+        if after not in template:
+            raise ValueError(
+                f"{path}: `{after}` is not in the template {template_name}; cannot place keys after it"
+            )
+        for key, value in new.items():
+            if key in template:
+                raise ValueError(f"{path}: `{key}` is in the template {template_name}; set it, do not add it")
+            changes[key] = (value, why.get(key, cite) + f"; not in {template_name}")
+            placed[key] = after
     stem = Path(path).stem
     changes["output_dir"] = (f"outputs/{stem}", "not in the paper")
     changes["dataset_prepared_path"] = (
         f"outputs/{stem}-prepared",
         "not in the paper: Axolotl's tokenized-data cache",
     )
-    return Recipe(path, model, mixture, cite, changes)
+    return Recipe(path, model, mixture, cite, changes, placed, note)
 
 
 def expand(matrix: dict, template: dict) -> list[Recipe]:
@@ -91,6 +119,21 @@ def expand(matrix: dict, template: dict) -> list[Recipe]:
     for ablation, spec in matrix["ablations"].items():
         path = f"ablations/{model}-{mixture}-{ablation}.yml"
         recipes.append(variant(path, model, mixture, spec["cite"], spec["set"], template, name))
+    for speed, spec in matrix.get("speed", {}).items():
+        recipes.append(
+            variant(
+                f"{model}-{mixture}-{speed}.yml",
+                model,
+                mixture,
+                spec["cite"],
+                spec.get("set", {}),
+                template,
+                name,
+                spec.get("why"),
+                spec.get("add"),
+                spec.get("note", ""),
+            )
+        )
     return recipes
 
 
@@ -117,12 +160,16 @@ def render(recipe: Recipe, template_text: str, template: dict, template_name: st
             body += render_key(match.group(1), *recipe.changes[match.group(1)])
         else:
             body += lines[i:end]
+        if match:
+            for key in (k for k, after in recipe.placed.items() if after == match.group(1)):
+                body += render_key(key, *recipe.changes[key])
         i = end
     config = recipe.config(template)
     header = [
         f"# {Path(recipe.path).stem}: {recipe.about}.",
         f"# GENERATED by recipes/generate.py from recipes/matrix.yaml and {template_name}: edit those, not this file.",
         f"# The same as {template_name} except: {', '.join(recipe.changes)}.",
+        *(f"# {line}".rstrip() for line in recipe.note.splitlines()),
         "#",
         f"# Prerequisites as in {template_name}; base model {config['base_model']};",
         f"#   data: nextai-data build --mixture {recipe.mixture} --out data/{recipe.mixture}.jsonl",

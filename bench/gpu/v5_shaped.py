@@ -33,15 +33,17 @@ def v5_rows() -> int:
     return sum(rows for rows, _, _ in V5_LENGTHS.values())
 
 
-def sample_lengths(n: int, seed: int = 0) -> list[tuple[str, int]]:
-    """n (source, tokens) pairs drawn in v5's source proportions."""
+def sample_lengths(n: int, seed: int = 0, scale: float = 1.0) -> list[tuple[str, int]]:
+    """n (source, tokens) pairs drawn in v5's source proportions; `scale` shrinks lengths and cutoff alike, for a
+    model whose context is shorter than the paper's 1,024 tokens (the tiny CPU Llama)."""
     rng = random.Random(seed)
     sources = list(V5_LENGTHS)
     weights = [V5_LENGTHS[s][0] for s in sources]
     out = []
     for source in rng.choices(sources, weights, k=n):
         _, median, sigma = V5_LENGTHS[source]
-        out.append((source, min(CUTOFF, max(MIN_TOKENS, round(rng.lognormvariate(math.log(median), sigma))))))
+        tokens = min(CUTOFF, max(MIN_TOKENS, round(rng.lognormvariate(math.log(median), sigma))))
+        out.append((source, round(tokens * scale)))
     return out
 
 
@@ -55,20 +57,23 @@ def single_token_words(tokenizer) -> list[str]:
     return sorted(words)
 
 
-def make_rows(tokenizer, n: int, seed: int = 0) -> list[dict]:
+def make_rows(tokenizer, n: int, seed: int = 0, scale: float = 1.0, zipf: bool = False) -> list[dict]:
+    """Rows of uniformly drawn words (timing needs only lengths); `zipf` draws word i with weight 1/(i+1), text with
+    word frequencies a model can learn, for comparing loss curves."""
     from axolotl_nextai.alpaca import PROMPT_NO_INPUT
 
     rng = random.Random(seed + 1)
     words = single_token_words(tokenizer)
+    weights = [1 / (i + 1) for i in range(len(words))] if zipf else None
     template_tokens = len(tokenizer(PROMPT_NO_INPUT.format(instruction=""))["input_ids"]) + 1  # + EOS
     rows = []
-    for source, tokens in sample_lengths(n, seed):
+    for source, tokens in sample_lengths(n, seed, scale):
         body = tokens - template_tokens
         instruction = max(4, body // 10)
         rows.append({
-            "instruction": " ".join(rng.choices(words, k=instruction)),
+            "instruction": " ".join(rng.choices(words, weights, k=instruction)),
             "input": "",
-            "output": " ".join(rng.choices(words, k=body - instruction)),
+            "output": " ".join(rng.choices(words, weights, k=body - instruction)),
             "source": source,
         })
     return rows

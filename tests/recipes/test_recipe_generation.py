@@ -41,3 +41,22 @@ def test_a_variant_key_missing_from_the_template_is_refused():
     matrix["ablations"] = {"typo": {"cite": "Table 4", "set": {"lora_alpah": 8}}}
     with pytest.raises(ValueError, match="`lora_alpah` is not in the template"):
         generate.expand(matrix, template)
+
+
+def test_the_fast_recipe_adds_its_keys_after_the_template_keys_named():
+    lines = (ROOT / "recipes" / "llama2-70b-v5-fast.yml").read_text().splitlines()
+    keys = [line.split(":")[0] for line in lines if line and not line.startswith(("#", " ", "-"))]
+    assert keys[keys.index("group_by_length") + 1 : keys.index("group_by_length") + 3] == [
+        "sample_packing",
+        "pad_to_sequence_len",
+    ]
+    assert keys[keys.index("gradient_checkpointing") + 1] == "liger_rope"
+    cfg = yaml.safe_load("\n".join(lines))
+    assert "axolotl.integrations.liger.LigerPlugin" in cfg["plugins"] and cfg["sequence_len"] == 1024
+
+
+def test_adding_a_key_the_template_has_is_refused():
+    matrix, _, template = generate.load_matrix()
+    matrix["speed"] = {"bad": {"cite": "speed", "add": {"group_by_length": {"sequence_len": 2048}}}}
+    with pytest.raises(ValueError, match="`sequence_len` is in the template"):
+        generate.expand(matrix, template)
