@@ -29,19 +29,35 @@ def linear_weight_count(named_modules: Iterable[tuple[str, torch.nn.Module]]) ->
     )
 
 
-def count_tokens(inputs: Mapping) -> tuple[int, int]:
-    """(real, trained) tokens of one micro-batch: real = not padding, trained = label not -100.
+def real_token_mask(inputs: Mapping) -> torch.Tensor | None:
+    """Where a micro-batch holds real (not padding) tokens; None when it has no input ids.
 
-    Real tokens drive the 6N FLOP count (the prompt is computed too; padding is not useful work). They are
-    `attention_mask != 0`, not its sum: with sample packing the mask holds segment ids 1, 2, 3, ...
-    Without a mask every input id counts as real.
+    With an attention mask: `mask != 0` (with sample packing the mask holds segment ids 1, 2, 3, ...). Packed
+    batches on some attention paths reach the model with no mask, only `position_ids`, which Axolotl's collator
+    pads with 0: there a token is real if its position is not 0, or if it starts a row (a 0 followed by 1). A
+    one-token row is counted as padding, an error of one token in a pack.
     """
     mask = inputs.get("attention_mask")
+    if mask is not None:
+        return mask != 0
+    positions = inputs.get("position_ids")
+    if positions is not None:
+        starts = torch.zeros_like(positions, dtype=torch.bool)
+        starts[..., :-1] = (positions[..., :-1] == 0) & (positions[..., 1:] == 1)
+        return (positions != 0) | starts
     ids = inputs.get("input_ids")
-    real = int((mask != 0).sum()) if mask is not None else (ids.numel() if ids is not None else 0)
+    return None if ids is None else torch.ones_like(ids, dtype=torch.bool)
+
+
+def count_tokens(inputs: Mapping) -> tuple[int, int]:
+    """(real, trained) tokens of one micro-batch: real = not padding (`real_token_mask`), trained = label not -100.
+
+    Real tokens drive the 6N FLOP count (the prompt is computed too; padding is not useful work).
+    """
+    real = real_token_mask(inputs)
     labels = inputs.get("labels")
     trained = int((labels != IGNORE_INDEX).sum()) if labels is not None else 0
-    return real, trained
+    return (int(real.sum()) if real is not None else 0), trained
 
 
 def mfu(tokens_per_s: float, n_params: int, peak_tflops: float) -> float:

@@ -35,6 +35,17 @@ def test_packed_attention_mask_counts_positions_not_segment_ids():
     assert count_tokens({"input_ids": torch.ones(2, 3, dtype=torch.long)}) == (6, 0)
 
 
+def test_packed_rows_without_a_mask_count_by_position():
+    """Two rows (3 and 4 tokens) packed into 10 slots, padded with position 0, as Axolotl's collator pads them."""
+    positions = torch.tensor([[0, 1, 2, 0, 1, 2, 3, 0, 0, 0]])
+    inputs = {"input_ids": torch.arange(10)[None], "position_ids": positions,
+              "labels": torch.tensor([[-100, 5, 6, -100, -100, 9, 10, -100, -100, -100]])}
+    assert count_tokens(inputs) == (7, 4)
+    # an unpadded pack, and a mask when there is one, win over positions
+    assert count_tokens({"input_ids": torch.arange(7)[None], "position_ids": positions[:, :7]}) == (7, 0)
+    assert count_tokens({**inputs, "attention_mask": torch.tensor([[1, 1, 1, 2, 2, 2, 2, 2, 0, 0]])}) == (8, 4)
+
+
 def test_mfu_is_one_at_the_peak():
     n = 68_710_000_000
     assert mfu(312e12 / (6 * n), n, 312.0) == pytest.approx(1.0)
