@@ -1,10 +1,12 @@
-"""Launching the real Axolotl CLI from tests: the tiny-cpu recipe moved into a temp dir, and the launcher.
+"""Launching the real Axolotl CLI from tests: the tiny-cpu recipe moved into a temp dir, the launcher, and the
+JSONL writer for the rows it trains on.
 
 A plain module (not conftest) so that tests in any folder can import it: `from axolotl_launch import ...`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +22,13 @@ OFFLINE_ENV = {
     "TRANSFORMERS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    """`rows` as JSON Lines at `path` (parent folders made), for training data and task files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), "utf-8")
+    return path
 
 
 def tiny_cpu_config(tiny_model: Path, workdir: Path, **overrides) -> dict:

@@ -4,7 +4,7 @@ import importlib.util
 import json
 
 import pytest
-from axolotl_launch import ROOT, tiny_cpu_config
+from axolotl_launch import ROOT, tiny_cpu_config, write_jsonl
 
 MEMORISABLE = [
     {"instruction": "What is the capital of France?", "input": "", "output": "Paris."},
@@ -12,12 +12,6 @@ MEMORISABLE = [
     {"instruction": "Name the largest planet.", "input": "", "output": "Jupiter."},
     {"instruction": "Give an antonym.", "input": "ancient", "output": "modern"},
 ]
-
-
-def write_jsonl(path, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
 
 
 @pytest.mark.slow

@@ -5,12 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
-    return path
-
+from axolotl_launch import write_jsonl
 
 # One or two test items per paper benchmark, in the columns of the hub dataset lm-eval scores (and
 # `nextai-eval --data-dir` reads): MMLU (cais/mmlu), TruthfulQA (truthful_qa multiple_choice) as a JSON array,

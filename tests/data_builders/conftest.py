@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from benchmark_files import write_benchmarks, write_jsonl
+from axolotl_launch import write_jsonl
+from benchmark_files import write_benchmarks
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import shutil
 import numpy as np
 import pytest
 import yaml
-from benchmark_files import ARTICLE, BBQ_CONTEXT, BBQ_QUESTION, MMLU, TRUTHFULQA, write_jsonl
+from axolotl_launch import write_jsonl
+from benchmark_files import ARTICLE, BBQ_CONTEXT, BBQ_QUESTION, MMLU, TRUTHFULQA
 from click.testing import CliRunner
 
 from data_builders.benchmarks import BenchmarkTexts

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from axolotl_launch import write_jsonl
 
 
 @pytest.fixture(scope="session")
@@ -13,11 +13,6 @@ def helm_model(tiny_model):
     from axolotl_nextai.serve import HelmModel
 
     return HelmModel.load(str(tiny_model))
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
 
 
 def _bbq_row(i: int) -> dict:
