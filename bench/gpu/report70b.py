@@ -26,8 +26,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from v5_shaped import V5_LENGTHS, sample_lengths, v5_rows
 
-N_70B = 68.71e9  # linear weights of Llama-2-70B, lm_head included (../shared/notes/gpu-memory.md)
-H100_TFLOPS = 790.0  # bf16 matmul rate measured on the lent card
+from axolotl_nextai.report import fmt
+
 TRAINABLE_PAPER = 17_039_360
 GIB_40GB = 40e9 / 2**30
 
@@ -91,7 +91,7 @@ def recipe_row(folder: Path, recipe: Path, mean_row: float) -> dict:
         tokens_per_s=tokens_per_s,
         s_per_step=seconds / len(steady) if steady else None,
         tokens_per_step=(steady[-1]["real_tokens"] - (history[0]["real_tokens"] if len(history) > 1 else 0)) / len(steady),
-        mfu=6 * N_70B * tokens_per_s / (H100_TFLOPS * 1e12) if tokens_per_s else None,
+        mfu=report["mfu"],  # the plugin's 6N over nextai_peak_tflops, which gpu70b.sh sets to 790
         v5_hours=tokens_v5 / tokens_per_s / 3600 if tokens_per_s else None,
         final_loss=report["final_loss"],
     )
@@ -100,10 +100,6 @@ def recipe_row(folder: Path, recipe: Path, mean_row: float) -> dict:
         at_mean = mean_row / (a + b * mean_row)
         row.update(fit=(a, b), tokens_per_s_v5=at_mean, v5_hours_fit=tokens_v5 / at_mean / 3600)
     return row
-
-
-def fmt(value, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
 
 
 def render(folder: Path, recipes: list[Path], command: str) -> str:
