@@ -56,6 +56,7 @@ class RunReportCallback(TrainerCallback):
         self.history: list[dict] = []
         self.tokens = [0, 0]  # real, trained; this session, this process
         self.hook = None
+        self.pad_token_id = None  # from the tokenizer at train start: packed rows are padded with it
         self.pending = False
 
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
@@ -69,11 +70,15 @@ class RunReportCallback(TrainerCallback):
             steps_per_epoch=steps_per_epoch(len(train_dataloader), args.gradient_accumulation_steps),
             start_step=state.global_step,
         )
+        tokenizer = kwargs.get("processing_class") or kwargs.get("tokenizer")
+        self.pad_token_id = getattr(tokenizer, "pad_token_id", None)
+        if self.pad_token_id is None:
+            self.pad_token_id = getattr(model.config, "pad_token_id", None)
         self.hook = model.register_forward_pre_hook(self._count_tokens, with_kwargs=True)
 
     def _count_tokens(self, module, args, kwargs):
         if module.training:
-            real, trained = count_tokens(kwargs)
+            real, trained = count_tokens(kwargs, self.pad_token_id)
             self.tokens[0] += real
             self.tokens[1] += trained
 

@@ -29,32 +29,43 @@ def linear_weight_count(named_modules: Iterable[tuple[str, torch.nn.Module]]) ->
     )
 
 
-def real_token_mask(inputs: Mapping) -> torch.Tensor | None:
+def edge_padding(input_ids: torch.Tensor, pad_token_id: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Where each row is padded: the run of pad tokens without a label at its right or left end.
+
+    Requiring no label keeps a trained EOS that doubles as the pad token out of the padding.
+    """
+    pad = input_ids == pad_token_id
+    if labels is not None:
+        pad &= labels == IGNORE_INDEX
+    trailing = pad.flip(-1).int().cumprod(-1).flip(-1).bool()
+    leading = pad.int().cumprod(-1).bool()
+    return trailing | leading
+
+
+def real_token_mask(inputs: Mapping, pad_token_id: int | None = None) -> torch.Tensor | None:
     """Where a micro-batch holds real (not padding) tokens; None when it has no input ids.
 
     With an attention mask: `mask != 0` (with sample packing the mask holds segment ids 1, 2, 3, ...). Packed
-    batches on some attention paths reach the model with no mask, only `position_ids`, which Axolotl's collator
-    pads with 0: there a token is real if its position is not 0, or if it starts a row (a 0 followed by 1). A
-    one-token row is counted as padding, an error of one token in a pack.
+    batches on SDPA/eager reach the model with no mask, and Axolotl's collator pads their `position_ids` with a
+    range, as one more row: there the padding is the pad-token run at the end of the row (`edge_padding`).
     """
     mask = inputs.get("attention_mask")
     if mask is not None:
         return mask != 0
-    positions = inputs.get("position_ids")
-    if positions is not None:
-        starts = torch.zeros_like(positions, dtype=torch.bool)
-        starts[..., :-1] = (positions[..., :-1] == 0) & (positions[..., 1:] == 1)
-        return (positions != 0) | starts
     ids = inputs.get("input_ids")
-    return None if ids is None else torch.ones_like(ids, dtype=torch.bool)
+    if ids is None:
+        return None
+    if pad_token_id is None:
+        return torch.ones_like(ids, dtype=torch.bool)
+    return ~edge_padding(ids, pad_token_id, inputs.get("labels"))
 
 
-def count_tokens(inputs: Mapping) -> tuple[int, int]:
+def count_tokens(inputs: Mapping, pad_token_id: int | None = None) -> tuple[int, int]:
     """(real, trained) tokens of one micro-batch: real = not padding (`real_token_mask`), trained = label not -100.
 
     Real tokens drive the 6N FLOP count (the prompt is computed too; padding is not useful work).
     """
-    real = real_token_mask(inputs)
+    real = real_token_mask(inputs, pad_token_id)
     labels = inputs.get("labels")
     trained = int((labels != IGNORE_INDEX).sum()) if labels is not None else 0
     return (int(real.sum()) if real is not None else 0), trained

@@ -35,15 +35,23 @@ def test_packed_attention_mask_counts_positions_not_segment_ids():
     assert count_tokens({"input_ids": torch.ones(2, 3, dtype=torch.long)}) == (6, 0)
 
 
-def test_packed_rows_without_a_mask_count_by_position():
-    """Two rows (3 and 4 tokens) packed into 10 slots, padded with position 0, as Axolotl's collator pads them."""
-    positions = torch.tensor([[0, 1, 2, 0, 1, 2, 3, 0, 0, 0]])
-    inputs = {"input_ids": torch.arange(10)[None], "position_ids": positions,
-              "labels": torch.tensor([[-100, 5, 6, -100, -100, 9, 10, -100, -100, -100]])}
-    assert count_tokens(inputs) == (7, 4)
-    # an unpadded pack, and a mask when there is one, win over positions
-    assert count_tokens({"input_ids": torch.arange(7)[None], "position_ids": positions[:, :7]}) == (7, 0)
-    assert count_tokens({**inputs, "attention_mask": torch.tensor([[1, 1, 1, 2, 2, 2, 2, 2, 0, 0]])}) == (8, 4)
+def test_packed_rows_without_a_mask_count_all_but_the_edge_padding():
+    """Two rows (3 and 4 tokens) packed into 10 slots and padded as Axolotl 0.19's collator pads them: pad token
+    ids, no labels, and position_ids continuing as a range (a dummy row), so positions cannot tell padding."""
+    pad = 0
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, pad, pad, pad]])
+    labels = torch.tensor([[-100, 6, 7, -100, -100, 10, 11, -100, -100, -100]])
+    positions = torch.tensor([[0, 1, 2, 0, 1, 2, 3, 0, 1, 2]])
+    inputs = {"input_ids": ids, "labels": labels, "position_ids": positions}
+    assert count_tokens(inputs, pad_token_id=pad) == (7, 4)
+    # left padding, and a trained EOS that is also the pad token, which is real
+    left = {"input_ids": ids.flip(-1), "labels": labels.flip(-1)}
+    assert count_tokens(left, pad_token_id=pad) == (7, 4)
+    eos_is_pad = {"input_ids": torch.tensor([[5, 6, pad, pad, pad]]), "labels": torch.tensor([[-100, 6, pad, -100, -100]])}
+    assert count_tokens(eos_is_pad, pad_token_id=pad) == (3, 2)
+    # no pad token known: every slot; a mask, when there is one, wins
+    assert count_tokens(inputs) == (10, 4)
+    assert count_tokens({**inputs, "attention_mask": torch.tensor([[1, 1, 1, 2, 2, 2, 2, 2, 0, 0]])}, pad) == (8, 4)
 
 
 def test_mfu_is_one_at_the_peak():
