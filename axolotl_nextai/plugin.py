@@ -9,7 +9,13 @@ from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
 from axolotl_nextai.attention import apply_changes, flash_attn_installed, resolve_attention
-from axolotl_nextai.callbacks import RunReportCallback, SignalStopCallback, StopRecord, TimeBudgetCallback
+from axolotl_nextai.callbacks import (
+    FreezeGarbageCollectorCallback,
+    RunReportCallback,
+    SignalStopCallback,
+    StopRecord,
+    TimeBudgetCallback,
+)
 from axolotl_nextai.config_checks import PREFIX, ConfigError, check_dataset_files, validate_plugin_keys
 from axolotl_nextai.cuda_only import keys_to_disable
 from axolotl_nextai.memory import apply_memory_cap
@@ -29,7 +35,7 @@ def uses_plugin(cfg: Mapping) -> bool:
 
 class NextAIPlugin(BasePlugin):
     """Validates `nextai_*` keys and dataset files before anything loads; adapts CUDA-only settings; keys
-    prepared data by content; caps GPU memory; adds the run report, signal and time-budget callbacks."""
+    prepared data by content; caps GPU memory; adds the run report, signal, time-budget and garbage-collector callbacks."""
 
     def get_input_args(self) -> str:
         return "axolotl_nextai.args.NextAIArgs"
@@ -74,6 +80,8 @@ class NextAIPlugin(BasePlugin):
                                                run_info, stop, launched_at))
         if cfg.nextai_checkpoint_on_signal:
             callbacks.append(SignalStopCallback(stop))
+        if cfg.nextai_gc_freeze:
+            callbacks.append(FreezeGarbageCollectorCallback())
         if cfg.nextai_time_budget_hours is not None:
             callbacks.append(TimeBudgetCallback(cfg.nextai_time_budget_hours, cfg.nextai_time_budget_margin_minutes,
                                                 cfg.nextai_time_budget_warmup_steps, cfg.nextai_time_budget_action,

@@ -1,12 +1,18 @@
 """The guard callbacks driven step by step with real TrainerState / TrainerControl objects, no Trainer."""
 
+import gc
 import os
 import signal
 import time
 
 from transformers import TrainerControl, TrainerState
 
-from axolotl_nextai.callbacks import SignalStopCallback, StopRecord, TimeBudgetCallback
+from axolotl_nextai.callbacks import (
+    FreezeGarbageCollectorCallback,
+    SignalStopCallback,
+    StopRecord,
+    TimeBudgetCallback,
+)
 from axolotl_nextai.time_budget import HOUR
 
 
@@ -63,3 +69,23 @@ def test_sigterm_stops_after_the_current_step():
     finally:
         callback.on_train_end(None, state, control)
     assert (stop.reason, stop.step) == ("SIGTERM", 3) and control.should_save and control.should_training_stop
+
+
+def test_gc_freeze_moves_what_is_alive_at_train_start_out_of_collection_and_back_at_the_end():
+    """What is alive at train start (here a stand-in for a model's modules) leaves the collector's generations;
+    a cycle made during training is still collected; train end unfreezes."""
+    model_objects = [[i] for i in range(50_000)]  # lists: always tracked by the collector
+    callback, state, control = FreezeGarbageCollectorCallback(), TrainerState(), TrainerControl()
+    gc.unfreeze()
+    try:
+        callback.on_train_begin(None, state, control)
+        assert gc.get_freeze_count() >= len(model_objects)
+        assert not any(obj is model_objects[0] for obj in gc.get_objects(generation=2))
+        cycle = []
+        cycle.append(cycle)
+        del cycle
+        assert gc.collect() >= 1
+        callback.on_train_end(None, state, control)
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
