@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The 70B-on-40 GB proof in one GPU call: install the carried wheels, write a synthetic Llama-2-70B pre-quantized
-# to NF4 (nextai-synth), make v5-shaped rows, then train each named recipe through the real Axolotl CLI with only
-# base_model, max_steps, output paths and the 40 GB memory cap overridden. Results land in $OUT.
+# to NF4 (nextai-synth), make v5-shaped rows, then train each named run (a recipe, or an ablation named in
+# bench/gpu/ablations.yaml) through the real Axolotl CLI with only
+# base_model, max_steps, output paths, saving off and the 40 GB memory cap overridden. Results land in $OUT.
 #
 #   bench/gpu/wheels.sh fetch                      # once, here (needs PyPI)
-#   device run, carry .whl:  OUT=... bench/gpu/gpu70b.sh recipes/llama2-70b-v5.yml [more recipes...]
-#   python bench/gpu/report70b.py FETCHED_OUT      # here: bench/results/gpu70b-<date>.md
+#   device run, carry .whl:  OUT=... bench/gpu/gpu70b.sh recipes/llama2-70b-v5.yml:20 fast-mb2-offload ...
+#   python bench/gpu/report70b.py --call FETCHED --runs RUN... --command "..." --out bench/results/gpu70b-<date>.md
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/gpu70b-out}
@@ -18,6 +19,8 @@ mkdir -p "$WORK"
 # the device returns at most 8 files: everything goes into one archive, also when a step fails
 trap 'tar czf "$OUT/gpu70b.tgz" -C "$WORK" .' EXIT
 eval "$(bench/gpu/wheels.sh install)"
+# time Python's garbage collections in each run (bench/gpu/gc_probe); NEXTAI_BENCH_GC=off turns them off
+export PYTHONPATH="$PWD/bench/gpu/gc_probe:$PYTHONPATH"
 export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 export TOKENIZERS_PARALLELISM=false
 
@@ -35,23 +38,22 @@ echo "synth_seconds: $(( $(date +%s) - start ))" >> "$WORK/env.txt"
 du -sh "$CKPT" | sed 's/^/checkpoint_size: /' >> "$WORK/env.txt"
 python3 bench/gpu/v5_shaped.py --tokenizer "$CKPT" --rows 1000 --out data/v5.jsonl
 
-for recipe in "$@"; do
-  name=$(basename "$recipe" .yml)
+for spec in "$@"; do
+  run=${spec%%:*}                                            # RUN or RUN:STEPS
+  steps=$MAX_STEPS; [[ $spec == *:* ]] && steps=${spec##*:}
+  name=$(basename "$run" .yml)
+  # the overrides go into a copy of the config: Axolotl's CLI parses `--save_strategy no` as a boolean
+  python3 bench/gpu/run_config.py "$run" --out "/tmp/cfg-$name.yml" --set base_model="$CKPT" \
+    --set max_steps="$steps" --set nextai_peak_tflops=790.0 --set output_dir="/tmp/out-$name" \
+    --set dataset_prepared_path="/tmp/prep-$name" --set save_strategy='"no"' --set saves_per_epoch=null \
+    ${CAP_GB:+--set nextai_gpu_memory_cap_gb="$CAP_GB"}
+  cp "/tmp/cfg-$name.yml" "$WORK/$name.cfg.yml"
+  rm -rf "/tmp/out-$name"                                    # no report left from an earlier call on this machine
   # nvidia-smi's view (context, cuBLAS workspace and the paged optimizer's managed memory included)
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 > "$WORK/$name.smi.txt" &
   smi=$!
   run_start=$(date +%s)
   set +e
-  # the overrides go into a copy of the recipe: Axolotl's CLI parses `--save_strategy no` as a boolean
-  python3 - "$recipe" "/tmp/cfg-$name.yml" <<PY
-import sys, yaml
-cfg = yaml.safe_load(open(sys.argv[1]))
-cfg.update(base_model="$CKPT", max_steps=$MAX_STEPS, nextai_peak_tflops=790.0, output_dir="/tmp/out-$name",
-           dataset_prepared_path="/tmp/prep-$name", save_strategy="no")
-if "$CAP_GB":
-    cfg["nextai_gpu_memory_cap_gb"] = float("$CAP_GB")
-yaml.safe_dump(cfg, open(sys.argv[2], "w"), sort_keys=False)
-PY
   timeout "$RUN_TIMEOUT" python3 -m accelerate.commands.launch --num_processes 1 --num_machines 1 \
     --mixed_precision bf16 --dynamo_backend no -m axolotl.cli.train "/tmp/cfg-$name.yml" > "$WORK/$name.log" 2>&1
   rc=$?
@@ -59,6 +61,7 @@ PY
   kill $smi
   echo "rc=$rc wall_seconds=$(( $(date +%s) - run_start ))" > "$WORK/$name.rc"
   cp "/tmp/out-$name/nextai_report.json" "$WORK/$name.report.json" 2>/dev/null || true
+  tar czf "$OUT/gpu70b.tgz" -C "$WORK" .     # after each run too: a call cut off at its limit keeps the runs done
   tail -5 "$WORK/$name.log"
   cat "$WORK/$name.rc"
 done

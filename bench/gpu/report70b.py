@@ -1,12 +1,15 @@
-"""Turn one `bench/gpu/gpu70b.sh` call's results into `bench/results/gpu70b-<date>.md`.
+"""Turn `bench/gpu/gpu70b.sh` calls' results into one `bench/results/gpu70b-*.md`, a section per call.
 
-    python bench/gpu/report70b.py FETCHED_DIR --recipes RECIPE.yml ... --command "the device command" --out FILE.md
+    python bench/gpu/report70b.py --call FETCHED_DIR --runs RUN ... --command "the device command" \
+        [--call ... --runs ... --command ...] --out FILE.md
 
-FETCHED_DIR holds `gpu70b.tgz` (or its unpacked files): `env.txt`, and per recipe `<name>.report.json` (the
-plugin's run report), `<name>.smi.txt` (nvidia-smi memory.used every 0.5 s), `<name>.log`, `<name>.rc`.
-The first recipe named is the baseline of the ratio column. Without packing, a short run sees a biased set of
-row lengths (Axolotl's group_by_length serves long rows first), so for such a recipe the report also fits
-seconds per optimizer step = micro-steps x a + b x tokens and gives its tokens/s at v5's mean row length.
+Each FETCHED_DIR holds `gpu70b.tgz` (or its unpacked files): `env.txt`, and per run `<name>.report.json` (the
+plugin's run report), `<name>.cfg.yml` (the config trained), `<name>.smi.txt` (nvidia-smi memory.used every
+0.5 s), `<name>.log`, `<name>.rc`. A RUN is a recipe path or an ablation of bench/gpu/ablations.yaml, whose
+prediction is shown next to the measurement. The first run of a call is the baseline of its ratio column.
+Without packing, a short run sees a biased set of row lengths (Axolotl's group_by_length serves each group of
+200 rows longest first), so for such a run the report also fits seconds per optimizer step = micro-steps x a +
+b x tokens and gives its tokens/s at v5's mean row length.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_config import ablation, load_run, run_name
 from v5_shaped import V5_LENGTHS, sample_lengths, v5_rows
 
 from axolotl_nextai.report import fmt
@@ -67,15 +71,33 @@ def smi_peak_mib(path: Path) -> int | None:
     return max(values) if values else None
 
 
-def recipe_row(folder: Path, recipe: Path, mean_row: float) -> dict:
-    name = recipe.stem
-    cfg = yaml.safe_load(recipe.read_text())
+def failure(rc: str, log: str) -> str:
+    """Why a run left no report: its time limit, the call's end, or the trainer's last error line."""
+    if rc.startswith("rc=124"):
+        return "stopped at RUN_TIMEOUT before its first report (written every 10 steps and at the end)"
+    if rc == "rc=missing":
+        return "not finished: the device call reached its time limit during this run"
+    errors = [line for line in log.splitlines()
+              if re.match(r"^[\w.]*(Error|Exception)\b", line) and "CalledProcessError" not in line]  # not the launcher's
+    return errors[-1][:300] if errors else "no report and no error line in its log"
+
+
+def run_config_used(folder: Path, run: str) -> dict:
+    """The config the run trained: archived by gpu70b.sh, else rebuilt from the run's name."""
+    archived = folder / f"{run_name(run)}.cfg.yml"
+    return yaml.safe_load(archived.read_text()) if archived.exists() else load_run(run)
+
+
+def recipe_row(folder: Path, run: str, mean_row: float) -> dict:
+    name = run_name(run)
+    cfg = run_config_used(folder, run)
     rc = (folder / f"{name}.rc").read_text().strip() if (folder / f"{name}.rc").exists() else "rc=missing"
     log = (folder / f"{name}.log").read_text(errors="replace") if (folder / f"{name}.log").exists() else ""
-    row = {"recipe": name, "rc": rc, "attention": attention_used(log), "smi_peak_mib": smi_peak_mib(folder / f"{name}.smi.txt")}
+    row = {"recipe": name, "rc": rc, "attention": attention_used(log), "smi_peak_mib": smi_peak_mib(folder / f"{name}.smi.txt"),
+           "prediction": ablation(run).get("prediction", "")}
     report_path = folder / f"{name}.report.json"
     if not report_path.exists():
-        row["error"] = (log.strip().splitlines() or ["no log"])[-1][:300]
+        row["error"] = failure(rc, log)
         return row
     report = json.loads(report_path.read_text())
     history = report["history"]
@@ -102,49 +124,42 @@ def recipe_row(folder: Path, recipe: Path, mean_row: float) -> dict:
     return row
 
 
-def render(folder: Path, recipes: list[Path], command: str) -> str:
+def render_call(folder: Path, runs: list[str], command: str, mean_row: float, heading: str) -> list[str]:
     env = (folder / "env.txt").read_text() if (folder / "env.txt").exists() else ""
-    mean_row = v5_mean_row()
-    tokens_v5 = v5_rows() * mean_row
-    rows = [recipe_row(folder, recipe, mean_row) for recipe in recipes]
+    rows = [recipe_row(folder, run, mean_row) for run in runs]
     base = rows[0].get("tokens_per_s")
     lines = [
-        "# Llama-2-70B QLoRA under a 40 GB cap, through the real Axolotl CLI",
+        f"## {heading}",
         "",
-        "Synthetic Llama-2-70B (random weights, pre-quantized NF4 + double quant by `nextai-synth`), v5-shaped rows",
-        "(`bench/gpu/v5_shaped.py`), each recipe run with only `base_model`, `max_steps`, output paths,",
-        "`nextai_gpu_memory_cap_gb: 40` and `nextai_peak_tflops: 790` overridden.",
-        "",
-        "## Machine and versions",
         "```",
         env.strip(),
         "```",
         "",
-        "## Command",
         "```",
         command,
         "```",
         "",
-        "## Results",
-        "",
-        ("| recipe | exit | attention | steps | trainable | peak allocated GiB | peak reserved GiB | nvidia-smi peak MiB "
-         "| real tok/s | vs first | s / optimizer step | real tokens / step | MFU (6N, 790 TFLOP/s) | v5 epoch (h) |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ("| run | exit | attention | steps | trainable | peak allocated GiB | peak reserved GiB | nvidia-smi peak MiB "
+         "| real tok/s | vs first | s / optimizer step | real tokens / step | MFU (6N, 790 TFLOP/s) | v5 epoch (h) "
+         "| predicted before the run |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['recipe']} | {r['rc']} | {r['attention']} | failed: {r['error']} |" + " |" * 10)
+            lines.append(f"| {r['recipe']} | {r['rc']} | {r['attention']} | failed: {r['error']} |" + " |" * 10
+                         + f" {r['prediction']} |")
             continue
         ratio = r["tokens_per_s"] / base if base and r["tokens_per_s"] else None
         lines.append(
             f"| {r['recipe']} | {r['rc']} | {r['attention']} | {r['steps']} | {r['trainable']:,} | {fmt(r['peak_alloc'], '.2f')} "
             f"| {fmt(r['peak_reserved'], '.2f')} | {fmt(r['smi_peak_mib'], 'd')} | {fmt(r['tokens_per_s'], ',.0f')} "
             f"| {fmt(ratio, '.2f')}x | {fmt(r['s_per_step'], '.2f')} | {fmt(r['tokens_per_step'], ',.0f')} "
-            f"| {fmt(None if r['mfu'] is None else 100 * r['mfu'], '.1f')} % | {fmt(r['v5_hours'], '.1f')} |"
+            f"| {fmt(None if r['mfu'] is None else 100 * r['mfu'], '.1f')} % | {fmt(r['v5_hours'], '.1f')} "
+            f"| {r['prediction']} |"
         )
     fitted = [r for r in rows if "fit" in r]
     if fitted:
-        lines += ["", "Fitted step cost (no packing: the run's rows are longer than v5's mean, see above):", "",
+        lines += ["", "Fitted step cost (no packing: the run's rows are not v5's mean, see above):", "",
                   ("| recipe | s per micro-step | ms per token | real tok/s at v5's mean row "
                    f"({mean_row:.0f} tokens) | v5 epoch (h) | fast vs this |"),
                   "|---|---|---|---|---|---|"]
@@ -152,8 +167,26 @@ def render(folder: Path, recipes: list[Path], command: str) -> str:
             best = max(x.get("tokens_per_s") or 0 for x in rows)
             lines.append(f"| {r['recipe']} | {r['fit'][0]:.3f} | {1e3 * r['fit'][1]:.3f} | {r['tokens_per_s_v5']:,.0f} "
                          f"| {r['v5_hours_fit']:.1f} | {best / r['tokens_per_s_v5']:.2f}x |")
-    lines += [
+    return lines + [""]
+
+
+def render(calls: list[tuple[Path, list[str], str]], title: str) -> str:
+    mean_row = v5_mean_row()
+    tokens_v5 = v5_rows() * mean_row
+    lines = [
+        f"# {title}",
         "",
+        "Synthetic Llama-2-70B (random weights, pre-quantized NF4 + double quant by `nextai-synth`), v5-shaped rows",
+        "(`bench/gpu/v5_shaped.py`), each run through the real Axolotl CLI with only `base_model`, `max_steps`,",
+        "output paths, saving off, `nextai_gpu_memory_cap_gb: 40` and `nextai_peak_tflops: 790` overridden.",
+        "",
+    ]
+    for number, (folder, runs, command) in enumerate(calls, 1):
+        folder = unpack(folder)
+        started = re.search(r"^date: (\S+)", (folder / "env.txt").read_text(), re.MULTILINE) if (folder / "env.txt").exists() else None
+        heading = f"Call {number}" + (f" ({started.group(1)})" if started else "") if len(calls) > 1 else "Results"
+        lines += render_call(folder, runs, command, mean_row, heading)
+    lines += [
         f"- 40 GB cap = {GIB_40GB:.2f} GiB; the paper's trainable count is {TRAINABLE_PAPER:,}.",
         (f"- v5 epoch hours = {tokens_v5 / 1e6:.1f} M real tokens (v5 length model of bench/gpu/v5_shaped.py: "
          f"{v5_rows():,} rows, {', '.join(V5_LENGTHS)}) / real tokens/s. The first optimizer step (one-off costs) "
@@ -167,12 +200,15 @@ def render(folder: Path, recipes: list[Path], command: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--recipes", nargs="+", type=Path, required=True, help="the recipe files run, baseline first")
-    parser.add_argument("--command", required=True)
+    parser.add_argument("--call", action="append", type=Path, required=True, help="a fetched call's folder")
+    parser.add_argument("--runs", action="append", nargs="+", required=True, help="that call's runs, baseline first")
+    parser.add_argument("--command", action="append", required=True, help="that call's device command")
+    parser.add_argument("--title", default="Llama-2-70B QLoRA under a 40 GB cap, through the real Axolotl CLI")
     parser.add_argument("--out", type=Path, required=True, help="Markdown file to write")
     args = parser.parse_args()
-    text = render(unpack(args.folder), args.recipes, args.command)
+    if not len(args.call) == len(args.runs) == len(args.command):
+        parser.error("give each --call its own --runs and --command")
+    text = render(list(zip(args.call, args.runs, args.command)), args.title)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)
