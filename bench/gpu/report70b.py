@@ -88,7 +88,7 @@ def run_config_used(folder: Path, run: str) -> dict:
     return yaml.safe_load(archived.read_text()) if archived.exists() else load_run(run)
 
 
-def recipe_row(folder: Path, run: str, mean_row: float) -> dict:
+def run_row(folder: Path, run: str, mean_row: float) -> dict:
     name = run_name(run)
     cfg = run_config_used(folder, run)
     rc = (folder / f"{name}.rc").read_text().strip() if (folder / f"{name}.rc").exists() else "rc=missing"
@@ -125,8 +125,12 @@ def recipe_row(folder: Path, run: str, mean_row: float) -> dict:
 
 
 def render_call(folder: Path, runs: list[str], command: str, mean_row: float, heading: str) -> list[str]:
+    """One call's section; a numbered call's heading gets the call's start time from env.txt."""
     env = (folder / "env.txt").read_text() if (folder / "env.txt").exists() else ""
-    rows = [recipe_row(folder, run, mean_row) for run in runs]
+    started = re.search(r"^date: (\S+)", env, re.MULTILINE)
+    if started and heading != "Results":
+        heading += f" ({started.group(1)})"
+    rows = [run_row(folder, run, mean_row) for run in runs]
     base = rows[0].get("tokens_per_s")
     lines = [
         f"## {heading}",
@@ -163,8 +167,8 @@ def render_call(folder: Path, runs: list[str], command: str, mean_row: float, he
                   ("| recipe | s per micro-step | ms per token | real tok/s at v5's mean row "
                    f"({mean_row:.0f} tokens) | v5 epoch (h) | fast vs this |"),
                   "|---|---|---|---|---|---|"]
+        best = max(x.get("tokens_per_s") or 0 for x in rows)
         for r in fitted:
-            best = max(x.get("tokens_per_s") or 0 for x in rows)
             lines.append(f"| {r['recipe']} | {r['fit'][0]:.3f} | {1e3 * r['fit'][1]:.3f} | {r['tokens_per_s_v5']:,.0f} "
                          f"| {r['v5_hours_fit']:.1f} | {best / r['tokens_per_s_v5']:.2f}x |")
     return lines + [""]
@@ -182,10 +186,8 @@ def render(calls: list[tuple[Path, list[str], str]], title: str) -> str:
         "",
     ]
     for number, (folder, runs, command) in enumerate(calls, 1):
-        folder = unpack(folder)
-        started = re.search(r"^date: (\S+)", (folder / "env.txt").read_text(), re.MULTILINE) if (folder / "env.txt").exists() else None
-        heading = f"Call {number}" + (f" ({started.group(1)})" if started else "") if len(calls) > 1 else "Results"
-        lines += render_call(folder, runs, command, mean_row, heading)
+        heading = f"Call {number}" if len(calls) > 1 else "Results"
+        lines += render_call(unpack(folder), runs, command, mean_row, heading)
     lines += [
         f"- 40 GB cap = {GIB_40GB:.2f} GiB; the paper's trainable count is {TRAINABLE_PAPER:,}.",
         (f"- v5 epoch hours = {tokens_v5 / 1e6:.1f} M real tokens (v5 length model of bench/gpu/v5_shaped.py: "
