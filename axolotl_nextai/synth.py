@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from axolotl_nextai.architectures import ARCHITECTURES
+from axolotl_nextai.checkpoint import qlora_quantization
 from axolotl_nextai.tiny_model import TINY_LLAMA, sample_corpus, train_tokenizer
 
 # Short names for the base models of our recipes, plus the tiny CPU model.
@@ -56,11 +57,7 @@ def quantize_nf4(weight) -> dict:
 
 def quantization_config() -> dict:
     """What `BitsAndBytesConfig` serializes for the paper's QLoRA: NF4, double quant, bf16 compute."""
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16).to_dict()
+    return qlora_quantization().to_dict()
 
 
 def synth_tokenizer(vocab_size: int):
