@@ -3,12 +3,13 @@ near-dedup buy over Platypus' keep-loop?
 
 Writes every v5 source at its real row count and roughly its real text lengths (word salad drawn from the
 shipped sample's vocabulary, 1 % of rows planted as light edits of an earlier row), builds v5 from them
-with the real `build()` (embedding cache on, starting empty, so the embed stage is a cold one), then runs
-the dedup step twice on the first 20,000 selected rows: `near_dup.select` and the loop of Platypus'
+through `build()`'s own steps (`load`, `filter_select`, `embed`), timed one by one, embedding (no cache, so
+cold) only the first --embed-rows selected rows and extrapolating the rest, then runs
+the dedup step twice on those rows: `near_dup.select` and the loop of Platypus'
 `data_similarity.ipynb` (sklearn cosine of each item against the list of kept vectors). Same kept set
 required. Prints one line per stage and writes bench/results/data_build-<date>.md.
 
-    .venv/bin/python bench/data_build.py [--scale 1.0] [--dedup-rows 20000]
+    .venv/bin/python bench/data_build.py [--scale 1.0] [--embed-rows 20000]
 """
 
 from __future__ import annotations
@@ -27,15 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from data_builders.build import Build, sample_dir
+from data_builders.build import Build, filter_select, sample_dir
 from data_builders.dedup import near_dup
 from data_builders.dedup.embed import DEFAULT_MODEL, embed, load_model
-from data_builders.filters.base import run_filters
 from data_builders.filters.empty_output import EmptyOutput
 from data_builders.filters.exact_dup import ExactDuplicate
 from data_builders.filters.licence import Licence
 from data_builders.filters.platypus_subsets import PlatypusSubsets
-from data_builders.mixing import entry_spec, load_mixture, select
+from data_builders.mixing import entry_spec, load_mixture
 from data_builders.sources.base import find_source_file, load
 from data_builders.writers import write_build
 
@@ -144,13 +144,13 @@ def main() -> None:
         loaded = timed("load", lambda: {e.source: load(entry_spec(e), find_source_file(e.source, src)).records
                                         for e in mixture.sources})
 
-        def filter_select():
+        def filter_select_all():
             rules, counts, chosen = [PlatypusSubsets(), EmptyOutput(), Licence("any"), ExactDuplicate()], Counter(), []
             for e in mixture.sources:
-                chosen += select(run_filters(loaded[e.source], rules, counts), e.percent, mixture.seed, e.source)
+                chosen += filter_select(e, loaded[e.source], rules, mixture.seed, counts)[1]
             return chosen
 
-        selected = timed("filter+select", filter_select)
+        selected = timed("filter+select", filter_select_all)
         timed("load embedding model", lambda: load_model(DEFAULT_MODEL))  # once per process, not per build row
         n = min(args.embed_rows, len(selected))
         real = timed(f"embed first {n} rows", lambda: embed([r.prompt_text for r in selected[:n]]))

@@ -8,7 +8,6 @@ Writing is the caller's (writers.py), after every stage has succeeded, so a fail
 from __future__ import annotations
 
 import statistics
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import metadata, resources
@@ -22,12 +21,12 @@ from data_builders.dedup.embed import DEFAULT_MODEL, embed, resolve_model
 from data_builders.dedup.near_dup import Removal
 from data_builders.dedup.near_dup import select as select_near
 from data_builders.errors import DataError
-from data_builders.filters.base import run_filters
+from data_builders.filters.base import Filter, run_filters
 from data_builders.filters.empty_output import EmptyOutput
 from data_builders.filters.exact_dup import ExactDuplicate
 from data_builders.filters.licence import Licence, licence_class
 from data_builders.filters.platypus_subsets import PlatypusSubsets
-from data_builders.mixing import Decontaminate, Mixture, entry_spec, select, wanted_count
+from data_builders.mixing import Decontaminate, Entry, Mixture, entry_spec, select, wanted_count
 from data_builders.records import Record
 from data_builders.sources import SOURCES
 from data_builders.sources.base import find_source_file, load
@@ -64,25 +63,24 @@ def source_path(entry, source_dir: Path | None, overrides: dict[str, Path]) -> P
     return None
 
 
+def filter_select(entry: Entry, records: list[Record], rules: list[Filter], seed: int, counts: Counter,
+                  dropped: list[tuple[Record, str]] | None = None) -> tuple[int, list[Record]]:
+    """One source's filter + select step: how many records pass `rules` (drops counted into `counts`, and kept
+    aside in `dropped`), and the entry's seeded share of them."""
+    kept = run_filters(records, rules, counts, dropped)
+    return len(kept), select(kept, wanted_count(entry, len(kept)), seed, entry.source)
+
+
 def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[str, Path] | None = None,
           on_error: str = "fail", licence: str = "any", model: str = DEFAULT_MODEL,
           tokenizer: str | None = None, cache_dir: Path | None = None, progress: bool = False,
-          decontaminate_dir: Path | None = None, timings: dict[str, float] | None = None) -> Build:
-    """Build `mixture`; `timings`, when given, receives the wall seconds of each stage (for bench/).
+          decontaminate_dir: Path | None = None) -> Build:
+    """Build `mixture`.
 
     Decontamination runs when the mixture has a `decontaminate:` block or `decontaminate_dir` is given (which
     then replaces the block's `benchmarks_dir`).
     """
     overrides = overrides or {}
-    timings = {} if timings is None else timings
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = now - clock
-        clock = now
-
     unknown = overrides.keys() - {e.source for e in mixture.sources}
     if unknown:
         raise DataError(f"--path names a source not in mixture {mixture.name}: {', '.join(sorted(unknown))}")
@@ -106,7 +104,6 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
         decontam = (decontam or Decontaminate()).model_copy(update={"benchmarks_dir": str(decontaminate_dir)})
     if decontam is not None:
         bench = load_benchmarks(decontam.benchmarks, Path(decontam.benchmarks_dir) if decontam.benchmarks_dir else None)
-    lap("load")
 
     # Per-record rules, then exact duplicates across the mixture in mixture order (first seen wins).
     drop_counts: Counter = Counter()
@@ -115,19 +112,15 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
     selected: list[Record] = []
     for entry in tqdm(mixture.sources, desc="filter+select", unit="source", disable=not progress):
         counts: Counter = Counter()
-        kept = run_filters(loaded[entry.source], rules, counts, dropped)
+        available, chosen = filter_select(entry, loaded[entry.source], rules, mixture.seed, counts, dropped)
         drop_counts.update(counts)
-        chosen = select(kept, wanted_count(entry, len(kept)), mixture.seed, entry.source)
         selected.extend(chosen)
         per_source[entry.source].update(
-            {"dropped": dict(sorted(counts.items())), "available": len(kept), "percent": entry.percent, "rows_requested": entry.rows,
+            {"dropped": dict(sorted(counts.items())), "available": available, "percent": entry.percent, "rows_requested": entry.rows,
              "selected": len(chosen)})
 
-    lap("filter_select")
     vectors = embed([r.prompt_text for r in selected], model, progress=progress, cache_dir=cache_dir)
-    lap("embed")
     keep, removals = select_near(vectors, mixture.threshold) if len(selected) else ([], [])
-    lap("near_dedup")
     out = [r for r, k in zip(selected, keep) if k]
     pairs = [pair_row(selected, r) for r in removals]
     near = Counter(selected[r.removed].source for r in removals)
@@ -140,7 +133,6 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
         found = decontaminate(rows, vectors[keep], bench, bench_vectors, decontam.threshold)
         out = [r for r, k in zip(out, found.keep) if k]
         stages["decontaminate"] = {"removed": found.summary["removed"], "out": len(out)}
-        lap("decontaminate")
     kept_per_source = Counter(r.source for r in out)
     for name, stats in per_source.items():
         stats.update(near_duplicates=near[name], out=kept_per_source[name])
@@ -169,7 +161,6 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
         manifest["decontamination"] = found.summary
     if tokenizer:
         manifest["tokens"] = token_stats(out, tokenizer)
-        lap("tokens")
     return Build(out, manifest, selected, pairs, dropped, found.pairs if found else None)
 
 
