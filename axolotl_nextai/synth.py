@@ -18,6 +18,7 @@ import click
 
 from axolotl_nextai.architectures import ARCHITECTURES
 from axolotl_nextai.checkpoint import qlora_quantization
+from axolotl_nextai.footprint import linear_shapes
 from axolotl_nextai.tiny_model import TINY_LLAMA, sample_corpus, train_tokenizer
 
 # Short names for the base models of our recipes, plus the tiny CPU model.
@@ -29,20 +30,15 @@ PRESETS = {
 }
 INIT_STD = 0.02  # LlamaConfig.initializer_range
 NF4_BLOCKSIZE = 64  # bitsandbytes' default for 4-bit weights
+MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")  # the rest of linear_shapes is self_attn
 
 
 def layer_linears(cfg: dict, layer: int) -> Iterator[tuple[str, tuple[int, int]]]:
-    """(parameter name, (out, in)) of one decoder layer's seven projections."""
-    hidden, inter = cfg["hidden_size"], cfg["intermediate_size"]
-    kv = hidden // cfg["num_attention_heads"] * cfg["num_key_value_heads"]
-    prefix = f"model.layers.{layer}"
-    yield f"{prefix}.self_attn.q_proj.weight", (hidden, hidden)
-    yield f"{prefix}.self_attn.k_proj.weight", (kv, hidden)
-    yield f"{prefix}.self_attn.v_proj.weight", (kv, hidden)
-    yield f"{prefix}.self_attn.o_proj.weight", (hidden, hidden)
-    yield f"{prefix}.mlp.gate_proj.weight", (inter, hidden)
-    yield f"{prefix}.mlp.up_proj.weight", (inter, hidden)
-    yield f"{prefix}.mlp.down_proj.weight", (hidden, inter)
+    """(parameter name, (out, in)) of one decoder layer's seven projections, in `linear_shapes`' order
+    (q, k, v, o, gate, up, down); a weight is stored (out_features, in_features)."""
+    for name, (in_features, out_features) in linear_shapes(cfg).items():
+        block = "mlp" if name in MLP_PROJECTIONS else "self_attn"
+        yield f"model.layers.{layer}.{block}.{name}.weight", (out_features, in_features)
 
 
 def quantize_nf4(weight) -> dict:
