@@ -4,13 +4,15 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from axolotl_nextai.architectures import ARCHITECTURES
 from axolotl_nextai.throughput import StepClock, count_tokens, linear_weight_count, mfu, rate, steps_per_epoch
 
 
 def test_llama2_70b_linear_weights_are_the_notes_68_71e9():
     # Llama-2-70B's shape, built on the meta device (no memory): ../shared/notes/gpu-memory.md gives N = 68.71e9.
-    config = LlamaConfig(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64,
-                         num_key_value_heads=8, vocab_size=32000)
+    arch = dict(ARCHITECTURES["meta-llama/Llama-2-70b-hf"])
+    assert arch.pop("model_type") == "llama"
+    config = LlamaConfig(**arch)
     with torch.device("meta"):
         model = LlamaForCausalLM(config)
     assert round(linear_weight_count(model.named_modules()) / 1e9, 2) == 68.71
