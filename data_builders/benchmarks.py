@@ -15,14 +15,13 @@ schema: the same files `nextai-eval --data-dir` reads. Every test item becomes o
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from axolotl_nextai.eval.tasks import PAPER_TASKS, PaperTask, builtin_config, scored_split
 from data_builders.errors import DataError, RowError
-from data_builders.sources.base import check_row, find_source_file, iter_file_rows
+from data_builders.sources.base import check_row, find_source_file, read_file
 
 
 def lettered(question: str, choices: list[str]) -> str:
@@ -102,7 +101,7 @@ def load_benchmarks(names: list[str], benchmarks_dir: Path | None = None) -> Ben
             rows, origin = iter_hub_rows(task), hub_origin(task)
         else:
             path = find_source_file(name, benchmarks_dir, kind="benchmark")
-            rows, origin = iter_file_rows(path), {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+            rows, origin = read_file(path)
         items = texts = 0
         for index, (where, row) in enumerate(rows):
             if isinstance(row, Exception):

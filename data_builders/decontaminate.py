@@ -12,7 +12,6 @@ that benchmark, so they add up to the rows removed.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from importlib import metadata
@@ -25,7 +24,7 @@ from data_builders.dedup.embed import DEFAULT_MODEL, embed, resolve_model
 from data_builders.dedup.near_dup import nearest
 from data_builders.errors import RowError
 from data_builders.records import prompt_text
-from data_builders.sources.base import check_row, iter_file_rows
+from data_builders.sources.base import check_row, read_file
 
 THRESHOLD = 0.8  # Platypus: a training item at cosine >= 0.8 to a benchmark test question is contamination
 
@@ -72,24 +71,26 @@ class Decontaminated:
     manifest: dict
 
 
-def read_training_rows(path: Path) -> list[dict]:
-    """Alpaca rows of a JSONL (or json / parquet / csv): `instruction` and `output` str, `input` str if present."""
+def read_training_rows(path: Path) -> tuple[list[dict], dict]:
+    """Alpaca rows of a JSONL (or json / parquet / csv): `instruction` and `output` str, `input` str if present;
+    and the file's origin (name, sha256)."""
     rows = []
-    for where, row in iter_file_rows(path):
+    lines, origin = read_file(path)
+    for where, row in lines:
         if isinstance(row, Exception):
             raise row
         check_row(row, {"instruction": str, "output": str}, where)
         if not isinstance(row.get("input", ""), str):
             raise RowError(f"{where}: field 'input' must be str, got {type(row['input']).__name__}")
         rows.append(row)
-    return rows
+    return rows, origin
 
 
 def decontaminate_file(path: Path, names: list[str], benchmarks_dir: Path | None, threshold: float = THRESHOLD,
                        model: str = DEFAULT_MODEL, cache_dir: Path | None = None,
                        progress: bool = False) -> Decontaminated:
     """Decontaminate a built (or any Alpaca) file; rows keep every field they had, in their order."""
-    rows = read_training_rows(path)
+    rows, origin = read_training_rows(path)
     bench = load_benchmarks(names, benchmarks_dir)  # before the slow part, so a missing file fails at once
     training = [TrainingRow(str(r.get("id", f"row {i}")), prompt_text(r["instruction"], r.get("input", "")),
                             str(r.get("source", "unknown"))) for i, r in enumerate(rows)]
@@ -98,7 +99,7 @@ def decontaminate_file(path: Path, names: list[str], benchmarks_dir: Path | None
     found = decontaminate(training, vectors, bench, bench_vectors, threshold)
     manifest = {
         "tool": {"name": "nextai-data decontaminate", "version": metadata.version("axolotl-nextai")},
-        "input": {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "rows": len(rows)},
+        "input": {**origin, "rows": len(rows)},
         "options": {"embedding_model": model, "embedding_model_resolved": Path(resolve_model(model)).name},
         "decontamination": found.summary,
     }

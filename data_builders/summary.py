@@ -6,7 +6,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from data_builders.sources.base import check_row, iter_file_rows
+from data_builders.sources.base import check_row, read_file
 
 ALPACA_COLUMNS = {"instruction": str, "input": str, "output": str}
 
@@ -14,7 +14,7 @@ ALPACA_COLUMNS = {"instruction": str, "input": str, "output": str}
 def summarise(path: Path) -> dict:
     """Rows, rows per `source` (or "unknown" for plain Alpaca files), and per-field length stats."""
     rows = []
-    for where, row in iter_file_rows(path):
+    for where, row in read_file(path)[0]:
         if isinstance(row, Exception):
             raise row
         check_row(row, ALPACA_COLUMNS, where)

@@ -64,11 +64,17 @@ def _decode(data: bytes, where: str) -> str:
         raise RowError(f"{where}:{line}: not UTF-8 (byte 0x{data[err.start]:02x})") from None
 
 
-def iter_file_rows(path: Path) -> Iterator[tuple[str, dict | Exception]]:
-    """(location, row) for each row of a local file; a row that cannot be parsed comes as a RowError."""
+def read_file(path: Path) -> tuple[Iterator[tuple[str, dict | Exception]], dict]:
+    """A local file's rows (see `parse_rows`) and its origin for a manifest (name, sha256), the file read once."""
     if not path.is_file():
         raise DataError(f"missing source file: {path}")
     data = path.read_bytes()
+    return parse_rows(path, data), {"file": path.name, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def parse_rows(path: Path, data: bytes) -> Iterator[tuple[str, dict | Exception]]:
+    """(location, row) for each row of `data`, the bytes of `path`; a row that cannot be parsed comes as a
+    RowError."""
     if not data.strip():
         raise DataError(f"{path}: empty file")
     if path.suffix == ".jsonl":
@@ -98,7 +104,7 @@ def iter_file_rows(path: Path) -> Iterator[tuple[str, dict | Exception]]:
     elif path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        for i, row in enumerate(pq.read_table(path).to_pylist()):
+        for i, row in enumerate(pq.read_table(io.BytesIO(data)).to_pylist()):
             yield f"{path}: row {i}", row
     elif path.suffix == ".csv":
         reader = csv.DictReader(io.StringIO(_decode(data, str(path)), newline=""))
@@ -133,10 +139,7 @@ def load(spec: SourceSpec, path: Path | None, on_error: str = "fail") -> Loaded:
     if path is None:
         rows, origin = iter_hub_rows(spec), {"hub_id": spec.hub_id, "revision": spec.revision}
     else:
-        if not path.is_file():
-            raise DataError(f"missing source file: {path}")
-        rows = iter_file_rows(path)
-        origin = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        rows, origin = read_file(path)
     loaded = Loaded(records=[], rows_in=0, origin=origin)
     for index, (where, row) in enumerate(rows):
         loaded.rows_in += 1
