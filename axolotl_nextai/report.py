@@ -20,11 +20,11 @@ from pathlib import Path
 
 from axolotl_nextai.atomic import atomic_write
 from axolotl_nextai.throughput import mfu, rate
+from axolotl_nextai.time_budget import HOUR
 
 REPORT_NAME = "nextai_report.json"
 TABLE_NAME = "nextai_report.md"
 PLOT_NAME = "nextai_report.png"
-HOUR = 3600.0
 START = {"elapsed_s": 0.0, "real_tokens": 0, "trained_tokens": 0}  # the history row before the first step
 
 
