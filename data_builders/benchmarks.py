@@ -21,7 +21,7 @@ from pathlib import Path
 
 from axolotl_nextai.eval.tasks import PAPER_TASKS, PaperTask, builtin_config, scored_split
 from data_builders.errors import DataError, RowError
-from data_builders.sources.base import check_row, find_source_file, read_file
+from data_builders.sources.base import checked_rows, find_source_file, read_file
 
 
 def lettered(question: str, choices: list[str]) -> str:
@@ -103,10 +103,7 @@ def load_benchmarks(names: list[str], benchmarks_dir: Path | None = None) -> Ben
             path = find_source_file(name, benchmarks_dir, kind="benchmark")
             rows, origin = read_file(path)
         items = texts = 0
-        for index, (where, row) in enumerate(rows):
-            if isinstance(row, Exception):
-                raise row
-            check_row(row, spec.columns, where)
+        for index, (where, row) in enumerate(checked_rows(rows, spec.columns)):
             try:
                 got = spec.texts(row)
             except ValueError as err:

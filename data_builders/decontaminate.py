@@ -22,9 +22,8 @@ import numpy as np
 from data_builders.benchmarks import BenchmarkTexts, load_benchmarks
 from data_builders.dedup.embed import DEFAULT_MODEL, embed, resolve_model
 from data_builders.dedup.near_dup import nearest
-from data_builders.errors import RowError
 from data_builders.records import prompt_text
-from data_builders.sources.base import check_row, read_file
+from data_builders.sources.base import read_rows
 
 THRESHOLD = 0.8  # Platypus: a training item at cosine >= 0.8 to a benchmark test question is contamination
 
@@ -74,16 +73,7 @@ class Decontaminated:
 def read_training_rows(path: Path) -> tuple[list[dict], dict]:
     """Alpaca rows of a JSONL (or json / parquet / csv): `instruction` and `output` str, `input` str if present;
     and the file's origin (name, sha256)."""
-    rows = []
-    lines, origin = read_file(path)
-    for where, row in lines:
-        if isinstance(row, Exception):
-            raise row
-        check_row(row, {"instruction": str, "output": str}, where)
-        if not isinstance(row.get("input", ""), str):
-            raise RowError(f"{where}: field 'input' must be str, got {type(row['input']).__name__}")
-        rows.append(row)
-    return rows, origin
+    return read_rows(path, {"instruction": str, "output": str}, optional={"input": str})
 
 
 def decontaminate_file(path: Path, names: list[str], benchmarks_dir: Path | None, threshold: float = THRESHOLD,

@@ -6,19 +6,14 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from data_builders.sources.base import check_row, read_file
+from data_builders.sources.base import read_rows
 
 ALPACA_COLUMNS = {"instruction": str, "input": str, "output": str}
 
 
 def summarise(path: Path) -> dict:
     """Rows, rows per `source` (or "unknown" for plain Alpaca files), and per-field length stats."""
-    rows = []
-    for where, row in read_file(path)[0]:
-        if isinstance(row, Exception):
-            raise row
-        check_row(row, ALPACA_COLUMNS, where)
-        rows.append(row)
+    rows, _ = read_rows(path, ALPACA_COLUMNS)
     lengths = {}
     for key in ALPACA_COLUMNS:
         values = sorted(len(r[key]) for r in rows)

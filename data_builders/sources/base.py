@@ -12,7 +12,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,6 +132,26 @@ def check_row(row: dict, columns: dict[str, type], where: str) -> None:
         if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
             want = "a list of str" if kind is list else kind.__name__
             raise RowError(f"{where}: field '{column}' must be {want}, got {type(value).__name__}")
+
+
+def checked_rows(rows: Iterable[tuple[str, dict | Exception]], columns: dict[str, type],
+                 optional: dict[str, type] | None = None) -> Iterator[tuple[str, dict]]:
+    """(location, row) for each of `rows`, a parse error re-raised and each row checked against `columns`
+    (and against `optional` for the columns of it the row has)."""
+    for where, row in rows:
+        if isinstance(row, Exception):
+            raise row
+        check_row(row, columns, where)
+        if optional:
+            check_row({k: row[k] for k in optional if k in row}, optional, where)
+        yield where, row
+
+
+def read_rows(path: Path, columns: dict[str, type],
+              optional: dict[str, type] | None = None) -> tuple[list[dict], dict]:
+    """Every row of a local file, the first bad one raising (see `checked_rows`), and the file's origin."""
+    rows, origin = read_file(path)
+    return [row for _, row in checked_rows(rows, columns, optional)], origin
 
 
 def load(spec: SourceSpec, path: Path | None, on_error: str = "fail") -> Loaded:
