@@ -9,17 +9,11 @@
 
 from __future__ import annotations
 
-from data_builders.records import Record
-from data_builders.sources.base import SourceSpec
+from data_builders.sources.mapped import ALPACA_FIELDS, mapped_spec
 
 HUB_ID = "mhenrichsen/alpaca_2k_test"
 REVISION = "d05c1cb585e462b16532a44314aa4859cb7450c6"
-COLUMNS = {"instruction": str, "input": str, "output": str}
 LICENCE = "CC-BY-NC-4.0"
 
-
-def to_records(row: dict, index: int) -> list[Record]:
-    return [Record(row["instruction"], row["input"], row["output"], "alpaca_2k_test", index, LICENCE, True)]
-
-
-SPEC = SourceSpec("alpaca_2k_test", HUB_ID, REVISION, "train", COLUMNS, LICENCE, True, to_records)
+SPEC = mapped_spec("alpaca_2k_test", ALPACA_FIELDS, hub_id=HUB_ID, revision=REVISION, split="train", licence=LICENCE,
+                   llm_generated=True)
