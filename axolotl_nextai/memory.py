@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from axolotl_nextai.footprint import GIB  # defined once, in the torch-free module recipes/generate.py imports
+
 GB = 1e9
-GIB = 2**30
 
 
 def memory_fraction(cap_gb: float, total_bytes: int) -> float:
