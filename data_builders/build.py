@@ -87,10 +87,7 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
     per_source: dict[str, dict] = {}
     loaded: dict[str, list[Record]] = {}
     for entry in tqdm(mixture.sources, desc="load", unit="source", disable=not progress):
-        try:
-            spec = entry_spec(entry)
-        except ValueError as err:
-            raise DataError(f"mixture {mixture.name}: sources.{entry.source}: {err}") from None
+        spec = entry_spec(entry)
         got = load(spec, source_path(entry, source_dir, overrides), on_error)
         loaded[entry.source] = got.records
         per_source[entry.source] = {

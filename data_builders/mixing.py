@@ -24,7 +24,7 @@ from data_builders.errors import DataError
 from data_builders.records import Record
 from data_builders.sources import SOURCES, codegen
 from data_builders.sources.base import SourceSpec
-from data_builders.sources.mapped import mapped_spec
+from data_builders.sources.mapped import check_fields, mapped_spec
 
 MAPPED_BUILTINS = {"codegen": codegen.spec}
 
@@ -53,10 +53,8 @@ class Entry(BaseModel):
                              "a user-defined source needs hub_id or path, and fields")
         if self.source not in SOURCES and not self.fields:
             raise ValueError(f"user-defined source '{self.source}' needs fields (instruction, output[, input])")
-        if self.fields and ({"instruction", "output"} - self.fields.keys()
-                            or self.fields.keys() - {"instruction", "input", "output"}):
-            raise ValueError(f"fields of '{self.source}' must map instruction and output (and optionally "
-                             f"input) to column names, got keys {sorted(self.fields)}")
+        if self.fields:
+            check_fields(self.source, self.fields)
         if self.fields and self.source in SOURCES and self.source not in MAPPED_BUILTINS:
             raise ValueError(f"source '{self.source}' has a fixed schema; fields apply to codegen and "
                              "user-defined sources")

@@ -21,14 +21,17 @@ def to_records(row: dict, index: int, *, name: str, fields: dict[str, str], lice
                    llm_generated)]
 
 
+def check_fields(source: str, fields: dict[str, str]) -> None:
+    """Raise a ValueError unless `fields` maps instruction and output (and optionally input) to column names."""
+    if {"instruction", "output"} - fields.keys() or fields.keys() - ALPACA_FIELDS.keys():
+        raise ValueError(f"fields of '{source}' must map instruction and output (and optionally input) to column "
+                         f"names, got keys {sorted(fields)}")
+
+
 def mapped_spec(name: str, fields: dict[str, str], *, hub_id: str = "", revision: str = "main",
                 split: str = "train", licence: str = "unknown", llm_generated: bool | None = None) -> SourceSpec:
     """A SourceSpec whose required columns are the mapped ones (all str)."""
-    missing = {"instruction", "output"} - fields.keys()
-    extra = fields.keys() - ALPACA_FIELDS.keys()
-    if missing or extra:
-        raise ValueError(f"field mapping needs instruction and output (and optionally input) keys; "
-                         f"missing {sorted(missing)}, unknown {sorted(extra)}")
+    check_fields(name, fields)
     convert = partial(to_records, name=name, fields=dict(fields), licence=licence, llm_generated=llm_generated)
     return SourceSpec(name, hub_id, revision, split, {c: str for c in fields.values()}, licence, llm_generated,
                       convert)
