@@ -19,14 +19,14 @@ import click
 from axolotl_nextai.architectures import ARCHITECTURES
 from axolotl_nextai.checkpoint import qlora_quantization
 from axolotl_nextai.footprint import linear_shapes
-from axolotl_nextai.tiny_model import TINY_LLAMA, sample_corpus, train_tokenizer
+from axolotl_nextai.tiny_model import TINY_LLAMA, TINY_VOCAB_SIZE, sample_corpus, train_tokenizer
 
 # Short names for the base models of our recipes, plus the tiny CPU model.
 PRESETS = {
     **{name: ARCHITECTURES[hub_id] for name, hub_id in (
         ("llama2-70b", "meta-llama/Llama-2-70b-hf"), ("llama2-13b", "meta-llama/Llama-2-13b-hf"),
         ("llama2-7b", "meta-llama/Llama-2-7b-hf"))},
-    "tiny": dict(TINY_LLAMA, vocab_size=2048),
+    "tiny": dict(TINY_LLAMA, vocab_size=TINY_VOCAB_SIZE),
 }
 INIT_STD = 0.02  # LlamaConfig.initializer_range
 NF4_BLOCKSIZE = 64  # bitsandbytes' default for 4-bit weights
@@ -58,7 +58,7 @@ def quantization_config() -> dict:
 
 def synth_tokenizer(vocab_size: int):
     """The BPE of the tiny model, padded with filler tokens to exactly `vocab_size` (the model's embedding rows)."""
-    tokenizer = train_tokenizer(sample_corpus(), min(vocab_size, 2048))
+    tokenizer = train_tokenizer(sample_corpus(), min(vocab_size, TINY_VOCAB_SIZE))
     filler = [f"<filler_{i}>" for i in range(vocab_size - len(tokenizer))]
     tokenizer.add_tokens(filler)
     assert len(tokenizer) == vocab_size, (len(tokenizer), vocab_size)

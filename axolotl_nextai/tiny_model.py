@@ -25,6 +25,7 @@ TINY_LLAMA = {
     "rms_norm_eps": 1e-5,
     "tie_word_embeddings": False,
 }
+TINY_VOCAB_SIZE = 2048  # BPE vocabulary of the tiny model (special tokens included)
 
 
 def sample_corpus() -> list[str]:
@@ -59,7 +60,7 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int):
                                    **SPECIAL_TOKENS)
 
 
-def build_tiny_llama(out: Path, vocab_size: int = 2048, seed: int = 0) -> Path:
+def build_tiny_llama(out: Path, vocab_size: int = TINY_VOCAB_SIZE, seed: int = 0) -> Path:
     """Write tokenizer + random-init LlamaForCausalLM (float32 safetensors) to `out`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -83,7 +84,7 @@ def build_tiny_llama(out: Path, vocab_size: int = 2048, seed: int = 0) -> Path:
 
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the model into.")
-@click.option("--vocab-size", default=2048, show_default=True, help="BPE vocabulary size (special tokens included).")
+@click.option("--vocab-size", default=TINY_VOCAB_SIZE, show_default=True, help="BPE vocabulary size (special tokens included).")
 @click.option("--seed", default=0, show_default=True, help="Seed for the random weights.")
 def main(out: Path, vocab_size: int, seed: int) -> None:
     """Build a tiny random Llama + BPE tokenizer for CPU demos and tests (offline, deterministic)."""
