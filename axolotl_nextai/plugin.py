@@ -24,7 +24,6 @@ from axolotl_nextai.recipe_check import find_typos
 from axolotl_nextai.time_budget import launch_time
 
 LOG = get_logger(__name__)
-PLUGIN_NAME = "axolotl_nextai.NextAIPlugin"
 
 
 def uses_plugin(cfg: Mapping) -> bool:
