@@ -7,7 +7,6 @@ Writing is the caller's (writers.py), after every stage has succeeded, so a fail
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import metadata, resources
@@ -30,6 +29,7 @@ from data_builders.mixing import Decontaminate, Entry, Mixture, entry_spec, sele
 from data_builders.records import Record
 from data_builders.sources import SOURCES
 from data_builders.sources.base import find_source_file, load
+from data_builders.summary import length_stats
 
 
 @dataclass
@@ -177,7 +177,6 @@ def token_stats(records: list[Record], tokenizer: str) -> dict:
     texts = [render_prompt(r.instruction, r.input) + r.output for r in records]
     lengths = sorted(len(ids) + 1 for ids in tok(texts, add_special_tokens=True)["input_ids"]) if texts else [0]
     return {
-        "tokenizer": Path(tokenizer).name, "total": sum(lengths), "mean": round(statistics.fmean(lengths), 1),
-        "median": statistics.median(lengths), "p95": lengths[int(0.95 * (len(lengths) - 1))], "max": lengths[-1],
+        "tokenizer": Path(tokenizer).name, "total": sum(lengths), **length_stats(lengths),
         "rows_over_1024": sum(1 for n in lengths if n > 1024),
     }
