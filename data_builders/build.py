@@ -36,7 +36,6 @@ from data_builders.summary import length_stats
 class Build:
     records: list[Record]
     manifest: dict
-    selected: list[Record] = field(default_factory=list)  # what near-dedup saw, in its order
     pairs: list[dict] = field(default_factory=list)  # near-duplicate removals: kept text, removed text, score
     dropped: list[tuple[Record, str]] = field(default_factory=list)
     contamination: list[dict] | None = None  # rows removed as benchmark copies; None when the step did not run
@@ -158,7 +157,7 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
         manifest["decontamination"] = found.summary
     if tokenizer:
         manifest["tokens"] = token_stats(out, tokenizer)
-    return Build(out, manifest, selected, pairs, dropped, found.pairs if found else None)
+    return Build(out, manifest, pairs, dropped, found.pairs if found else None)
 
 
 def pair_row(records: list[Record], removal: Removal) -> dict:
