@@ -9,4 +9,4 @@ class EmptyOutput:
     name = "empty_output"
 
     def __call__(self, record: Record) -> str | None:
-        return None if record.output.strip() else "empty_output"
+        return None if record.output.strip() else self.name

@@ -24,6 +24,6 @@ class ExactDuplicate:
     def __call__(self, record: Record) -> str | None:
         key = hashlib.sha1(f"{normalise(record.instruction)}\x00{normalise(record.input)}".encode()).digest()
         if key in self.seen:
-            return "exact_duplicate"
+            return self.name
         self.seen.add(key)
         return None
