@@ -27,11 +27,12 @@ def select_tasks(data_dir: Path | None, tasks: list[str], include_paths: list[Pa
     with neither, the whole paper subset from the hub. Raises ValueError on a local setup that cannot run."""
     if data_dir is None:
         return list(tasks) or [t.name for t in PAPER_TASKS], list(include_paths)
-    local = write_local_tasks(data_dir, task_dir)
-    if not local:
+    configs = write_local_tasks(data_dir, task_dir)
+    if not configs:
         expected = ", ".join(f"{t.name}.jsonl" for t in PAPER_TASKS[:2]) + ", ..."
         raise ValueError(f"no paper task file in {data_dir} (expected e.g. {expected})")
-    no_dev = [name for name in local if not (data_dir / f"{name.removeprefix(LOCAL_PREFIX)}.dev.jsonl").is_file()]
+    local = [config["task"] for config in configs]
+    no_dev = [config["task"] for config in configs if config["fewshot_split"] is None]
     if num_fewshot and no_dev:
         raise ValueError(f"--num-fewshot {num_fewshot} needs a <task>.dev.jsonl for the shots; missing for {no_dev}")
     return local + list(tasks), [task_dir, *include_paths]

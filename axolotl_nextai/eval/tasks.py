@@ -92,16 +92,17 @@ def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
     return config
 
 
-def write_local_tasks(data_dir: Path, out_dir: Path) -> list[str]:
-    """Write one task YAML per paper task with a local file; return the local task names, in paper order."""
+def write_local_tasks(data_dir: Path, out_dir: Path) -> list[dict]:
+    """Write one task YAML per paper task with a local file; return their configs (`local_task_config`'s
+    dicts: `task` is the local name, `fewshot_split` None without a dev file), in paper order."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = []
+    configs = []
     for task in PAPER_TASKS:
         config = local_task_config(task, data_dir)
         if config is not None:
             (out_dir / f"{config['task']}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-            names.append(config["task"])
-    return names
+            configs.append(config)
+    return configs
 
 
 class _IgnoreTags(yaml.SafeLoader):
