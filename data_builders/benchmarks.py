@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from axolotl_nextai.eval.tasks import PAPER_TASKS, PaperTask, builtin_config, scored_split
+from axolotl_nextai.eval.tasks import BY_NAME, PaperTask, builtin_config, scored_split
 from data_builders.errors import DataError, RowError
 from data_builders.sources.base import checked_rows, find_source_file, read_file
 
@@ -51,7 +51,7 @@ BY_COLUMN = {  # keyed by the results column each paper task feeds
     "BBQ": Benchmark({"context": str, "question": str}, lambda row: [f"{row['context']}\n{row['question']}"]),
     "CNN/DM ROUGE-2": Benchmark({"article": str}, lambda row: [row["article"]]),
 }
-BENCHMARKS: dict[str, PaperTask] = {task.name: task for task in PAPER_TASKS}
+BENCHMARKS: dict[str, PaperTask] = BY_NAME
 
 
 @dataclass
@@ -74,17 +74,17 @@ def check_names(names: list[str]) -> list[str]:
     return names
 
 
-def iter_hub_rows(task: PaperTask) -> Iterator[tuple[str, dict]]:
-    """The rows lm-eval scores for `task`: its config's dataset, subset and test (else validation) split."""
+def iter_hub_rows(origin: dict) -> Iterator[tuple[str, dict]]:
+    """The rows of a `hub_origin`: the dataset, subset and split lm-eval scores for its task."""
     from datasets import load_dataset
 
-    config = builtin_config(task)
-    hub_id, subset, split = config["dataset_path"], config.get("dataset_name"), scored_split(config)
+    hub_id, subset, split = origin["hub_id"], origin["config"], origin["split"]
     for i, row in enumerate(load_dataset(hub_id, subset, split=split)):
         yield f"{hub_id}/{subset}:{split}: row {i}", row
 
 
 def hub_origin(task: PaperTask) -> dict:
+    """Where lm-eval's config of `task` reads its rows: dataset, subset and test (else validation) split."""
     config = builtin_config(task)
     return {"hub_id": config["dataset_path"], "config": config.get("dataset_name"), "split": scored_split(config)}
 
@@ -98,7 +98,8 @@ def load_benchmarks(names: list[str], benchmarks_dir: Path | None = None) -> Ben
     for name in check_names(names):
         task, spec = BENCHMARKS[name], BY_COLUMN[BENCHMARKS[name].column]
         if benchmarks_dir is None:
-            rows, origin = iter_hub_rows(task), hub_origin(task)
+            origin = hub_origin(task)
+            rows = iter_hub_rows(origin)
         else:
             path = find_source_file(name, benchmarks_dir, kind="benchmark")
             rows, origin = read_file(path)
