@@ -37,8 +37,7 @@ def main(base_model, adapter, data_dir, extra_tasks, include_path, limit, num_fe
         raise click.UsageError(str(exc)) from exc
     model, tokenizer = load_model(base_model, adapter, load_in_4bit)
     results = evaluate(model, tokenizer, tasks, include_paths, limit, num_fewshot)
-    write_report(out, label or adapter or base_model, results, limit)
-    click.echo((out / "results.md").read_text())
+    click.echo(write_report(out, label or adapter or base_model, results, limit))
 
 
 if __name__ == "__main__":

@@ -83,9 +83,9 @@ def to_markdown(label: str, row: dict, note: str) -> str:
     return "\n".join(lines) + f"\n\n{note}.\n"
 
 
-def write_report(out_dir: Path, label: str, results: dict, limit: int | None) -> dict:
+def write_report(out_dir: Path, label: str, results: dict, limit: int | None) -> str:
     """`results.md` and `results.json` in `out_dir`: the row, its source note, and every metric lm-eval gave
-    for every task run (tasks outside the paper subset appear only there)."""
+    for every task run (tasks outside the paper subset appear only there). Returns results.md's text."""
     import lm_eval
 
     row = table_row(results)
@@ -93,6 +93,7 @@ def write_report(out_dir: Path, label: str, results: dict, limit: int | None) ->
     report = {"model": label, "source": note, **row, "lm_eval_results": results["results"]}
     with atomic_write(out_dir / "results.json") as f:
         json.dump(report, f, indent=2, default=str)
+    markdown = to_markdown(label, row, note)
     with atomic_write(out_dir / "results.md") as f:
-        f.write(to_markdown(label, row, note))
-    return report
+        f.write(markdown)
+    return markdown
