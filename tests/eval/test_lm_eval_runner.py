@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from axolotl_launch import write_jsonl
 from click.testing import CliRunner
 
 from axolotl_nextai.eval.cli import main
 from axolotl_nextai.eval.runner import COLUMNS, table_row
 from axolotl_nextai.eval.tasks import (
+    BY_NAME,
     LOCAL_PREFIX,
     MMLU_SUBJECTS,
     PAPER_TASKS,
@@ -26,17 +28,16 @@ def test_paper_subset_is_17_mmlu_subjects_and_three_benchmarks_all_in_lm_eval():
 
 
 def test_local_config_points_the_scored_split_at_the_file(paper_task_files):
-    by_name = {task.name: task for task in PAPER_TASKS}
-    mmlu = local_task_config(by_name["mmlu_philosophy"], paper_task_files)
+    mmlu = local_task_config(BY_NAME["mmlu_philosophy"], paper_task_files)
     assert mmlu["task"] == LOCAL_PREFIX + "mmlu_philosophy" and mmlu["dataset_path"] == "json"
     assert mmlu["dataset_kwargs"]["data_files"] == {"test": str(paper_task_files / "mmlu_philosophy.jsonl")}
     assert mmlu["fewshot_split"] is None  # no dev file: no few-shot pool
-    truthful = local_task_config(by_name["truthfulqa_mc1"], paper_task_files)
+    truthful = local_task_config(BY_NAME["truthfulqa_mc1"], paper_task_files)
     assert list(truthful["dataset_kwargs"]["data_files"]) == ["validation"]
-    assert local_task_config(by_name["mmlu_moral_scenarios"], paper_task_files) is None
+    assert local_task_config(BY_NAME["mmlu_moral_scenarios"], paper_task_files) is None
 
     (paper_task_files / "mmlu_philosophy.dev.jsonl").write_text((paper_task_files / "mmlu_philosophy.jsonl").read_text())
-    with_dev = local_task_config(by_name["mmlu_philosophy"], paper_task_files)
+    with_dev = local_task_config(BY_NAME["mmlu_philosophy"], paper_task_files)
     assert set(with_dev["dataset_kwargs"]["data_files"]) == {"test", "dev"} and with_dev["fewshot_split"] == "dev"
 
 
@@ -72,8 +73,7 @@ metric_list:
 def test_cli_writes_a_table_from_local_task_files(tiny_model, paper_task_files, tmp_path):
     custom = tmp_path / "custom"
     custom.mkdir()
-    rows = custom / "rows.jsonl"
-    rows.write_text(json.dumps({"question": "Up or down?", "choices": ["up", "down"], "answer": 0}) + "\n")
+    rows = write_jsonl(custom / "rows.jsonl", [{"question": "Up or down?", "choices": ["up", "down"], "answer": 0}])
     (custom / "tiny_custom_mc.yaml").write_text(CUSTOM_TASK.format(rows=rows))
     out = tmp_path / "eval"
     result = CliRunner().invoke(main, [
