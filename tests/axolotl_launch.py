@@ -31,6 +31,11 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSON Lines file, one dict a line (the inverse of `write_jsonl`)."""
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+
+
 def tiny_cpu_config(tiny_model: Path, workdir: Path, **overrides) -> dict:
     """recipes/tiny-cpu.yml with paths moved into `workdir`, then `overrides` applied."""
     cfg = yaml.safe_load((ROOT / "recipes" / "tiny-cpu.yml").read_text())

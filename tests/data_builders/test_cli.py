@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from axolotl_launch import read_jsonl
 from click.testing import CliRunner
 
 from data_builders.build import sample_dir
@@ -30,7 +31,7 @@ def sample_build(tmp_path_factory):
     out = tmp_path_factory.mktemp("build") / "demo.jsonl"
     result = run("build", "--mixture", "v5", "--sample", "--out", out)
     assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = read_jsonl(out)
     manifest = json.loads(out.with_name("demo.manifest.json").read_text())
     return out, rows, manifest
 
@@ -68,7 +69,7 @@ def test_no_output_pair_above_threshold_rechecked_with_minilm(sample_build):
     sims = util.cos_sim(model.encode(texts), model.encode(texts)).numpy()
     np.fill_diagonal(sims, 0)
     assert sims.max() <= 0.9
-    pairs = [json.loads(line) for line in out.with_name("demo.near_dups.jsonl").read_text().splitlines()]
+    pairs = read_jsonl(out.with_name("demo.near_dups.jsonl"))
     assert len(pairs) == manifest["stages"]["near_dedup"]["removed"] >= 1
     assert all(p["score"] > 0.9 for p in pairs)
 
@@ -124,7 +125,7 @@ def test_user_defined_source_from_yaml(tmp_path):
     out = tmp_path / "mine.jsonl"
     result = run("build", "--mixture", mix, "--out", out)
     assert result.exit_code == 0, result.output
-    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["my_qa:0", "my_qa:1"]
+    assert [r["id"] for r in read_jsonl(out)] == ["my_qa:0", "my_qa:1"]
 
 
 # --- bad input: clear message, exit != 0, nothing written -------------------------------------------------
@@ -205,7 +206,7 @@ def test_path_overrides_one_source(tmp_path):
     out = tmp_path / "v1.jsonl"
     result = run("build", "--mixture", "v1", "--sample", "--path", f"open_platypus={rows}", "--out", out)
     assert result.exit_code == 0, result.output
-    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["open_platypus:0"]
+    assert [r["id"] for r in read_jsonl(out)] == ["open_platypus:0"]
     manifest = json.loads(out.with_name("v1.manifest.json").read_text())
     assert manifest["sources"]["open_platypus"]["origin"]["file"] == "platypus_copy.jsonl"
 

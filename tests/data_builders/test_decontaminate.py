@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import yaml
-from axolotl_launch import write_jsonl
+from axolotl_launch import read_jsonl, write_jsonl
 from benchmark_files import ARTICLE, BBQ_CONTEXT, BBQ_QUESTION, MMLU, TRUTHFULQA
 from click.testing import CliRunner
 
@@ -139,9 +139,9 @@ def test_command_writes_rows_pairs_and_manifest_byte_identically(train_file, ben
     assert "v5.jsonl: 7 rows -> 4 (3 at cosine >= 0.8 to a benchmark item)" in got.output
     for name in OUT_FILES:
         assert (first.parent / name).read_bytes() == (second.parent / name).read_bytes(), name
-    assert [json.loads(line)["id"] for line in first.read_text().splitlines()] == [
+    assert [r["id"] for r in read_jsonl(first)] == [
         "dolly:0", "dolly:2", "open_platypus:4", "multi_news:6"]
-    pairs = [json.loads(line) for line in first.with_name("clean.contamination.jsonl").read_text().splitlines()]
+    pairs = read_jsonl(first.with_name("clean.contamination.jsonl"))
     assert [p["training_id"] for p in pairs] == list(PLANTED)
     manifest = json.loads(first.with_name("clean.manifest.json").read_text())
     assert manifest["output"]["rows"] == 4 and manifest["decontamination"]["removed"] == 3
@@ -153,7 +153,7 @@ def test_a_higher_threshold_keeps_the_weaker_matches(train_file, benchmarks_dir,
     got = run(train_file, "--benchmarks-dir", benchmarks_dir, "--threshold", (scores[0] + scores[1]) / 2,
               "--out", out)
     assert got.exit_code == 0, got.output
-    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    kept = read_jsonl(out)
     weakest = next(p["training_id"] for p in result.pairs if p["score"] == scores[0])
     assert [r["id"] for r in kept if r["id"] in PLANTED] == [weakest] and len(kept) == 5
 
@@ -238,13 +238,13 @@ def test_build_option_counts_per_benchmark_and_source(benchmarks_dir, tmp_path):
                                     str(benchmarks_dir), "--out", str(out)])
     assert got.exit_code == 0, got.output
     assert "-> 2 after near-dedup -> 1 after decontamination" in got.output
-    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["open_platypus:0"]
+    assert [r["id"] for r in read_jsonl(out)] == ["open_platypus:0"]
     manifest = json.loads(out.with_name("v1.manifest.json").read_text())
     assert manifest["stages"]["decontaminate"] == {"removed": 1, "out": 1}
     assert manifest["sources"]["open_platypus"]["contaminated"] == 1
     assert manifest["sources"]["open_platypus"]["out"] == manifest["output"]["rows"] == 1
     assert manifest["decontamination"]["benchmarks"]["mmlu_high_school_biology"]["removed"] == 1
-    pairs = [json.loads(line) for line in out.with_name("v1.contamination.jsonl").read_text().splitlines()]
+    pairs = read_jsonl(out.with_name("v1.contamination.jsonl"))
     assert [(p["training_id"], p["benchmark"]) for p in pairs] == [("open_platypus:1", "mmlu_high_school_biology")]
 
 
