@@ -9,17 +9,16 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+from axolotl_launch import ROOT
 
 GOOD = {"prompt": "Name a colour.", "temperature": 1e-7, "num_return_sequences": 1, "max_new_tokens": 4,
         "top_p": 1, "echo_prompt": False, "top_k_per_token": 2, "stop_sequences": ["\n"]}
 ODD_VALUES = [None, [], {}, "", "ten", "\x00", "\udcff", -1, 0, 2**63, -1e308, 1.5, True, [1, "a"], {"a": {}}]
 JSON = {"content-type": "application/json"}
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
