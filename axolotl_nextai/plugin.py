@@ -18,6 +18,7 @@ from axolotl_nextai.callbacks import (
 )
 from axolotl_nextai.config_checks import PREFIX, ConfigError, check_dataset_files, validate_plugin_keys
 from axolotl_nextai.cuda_only import keys_to_disable
+from axolotl_nextai.fused_accumulation import fuse_accumulation, fused_batch_args, fusion_problem
 from axolotl_nextai.memory import apply_memory_cap
 from axolotl_nextai.prepared_cache import content_digest, content_keyed_path, local_dataset_paths
 from axolotl_nextai.recipe_check import find_typos
@@ -30,6 +31,11 @@ def uses_plugin(cfg: Mapping) -> bool:
     """Entry-point discovery (Axolotl >= 0.21) fires every plugin for every config: act only when asked."""
     listed = any(str(name).startswith("axolotl_nextai") for name in cfg.get("plugins") or [])
     return listed or any(str(key).startswith(PREFIX) for key in cfg)
+
+
+def fuses(cfg) -> bool:
+    """`nextai_fuse_accumulation` is on and there is accumulation to fuse."""
+    return bool(cfg.get("nextai_fuse_accumulation")) and (cfg.get("gradient_accumulation_steps") or 1) > 1
 
 
 class NextAIPlugin(BasePlugin):
@@ -62,7 +68,27 @@ class NextAIPlugin(BasePlugin):
         if digest:
             cfg["dataset_prepared_path"] = content_keyed_path(cfg.get("dataset_prepared_path"), digest)
             LOG.info(f"axolotl-nextai: prepared data keyed by dataset content: {cfg['dataset_prepared_path']}")
+        problem = fusion_problem(cfg) if args.nextai_fuse_accumulation else None
+        if problem:
+            raise ConfigError(problem)
         LOG.info("axolotl-nextai: plugin registered, nextai_ keys valid")
+
+    def get_training_args(self, cfg) -> dict | None:
+        if uses_plugin(cfg) and fuses(cfg):
+            return fused_batch_args(cfg.micro_batch_size, cfg.gradient_accumulation_steps)
+        return None
+
+    def post_trainer_create(self, cfg, trainer) -> None:
+        if not uses_plugin(cfg) or not cfg.nextai_fuse_accumulation:
+            return
+        if not fuses(cfg):
+            LOG.warning("axolotl-nextai: nextai_fuse_accumulation: gradient_accumulation_steps is 1, nothing to fuse")
+            return
+        max_tokens = cfg.nextai_fuse_accumulation_max_tokens or cfg.sequence_len
+        fuse_accumulation(trainer, cfg.micro_batch_size, max_tokens)
+        LOG.info(f"axolotl-nextai: nextai_fuse_accumulation: each optimizer step's {cfg.micro_batch_size} x "
+                 f"{cfg.gradient_accumulation_steps} rows drawn as one batch, trained in passes of at most "
+                 f"{max_tokens} padded tokens, each micro-batch's loss weighted as unfused")
 
     def pre_model_load(self, cfg) -> None:
         if uses_plugin(cfg) and cfg.nextai_gpu_memory_cap_gb is not None:
