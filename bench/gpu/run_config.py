@@ -1,6 +1,7 @@
 """The Axolotl config of one benchmark run: a recipe, or a named ablation of one (bench/gpu/ablations.yaml).
 
     python bench/gpu/run_config.py RUN --out CFG.yml [--set key=value ...]   # RUN: a recipe path or an ablation name
+    python bench/gpu/run_config.py RUN --engine     # what trains it: axolotl, or bench/gpu/standalone.py's hf/unsloth
 
 `--set` values are YAML (`--set max_steps=12 --set save_strategy='"no"'`: a bare `no` is false): written into the file, not passed to
 Axolotl's CLI, which parses `--save_strategy no` as a boolean.
@@ -31,6 +32,11 @@ def ablation(run: str) -> dict:
     return ablations[run]
 
 
+def engine(run: str) -> str:
+    """`axolotl` (the Axolotl CLI) unless the ablation names a bench/gpu/standalone.py engine."""
+    return ablation(run).get("engine", "axolotl")
+
+
 def load_run(run: str) -> dict:
     """The run's config: its recipe with the ablation's keys set (a key set to null is removed)."""
     entry = ablation(run)
@@ -47,9 +53,15 @@ def load_run(run: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--engine", action="store_true", help="print what trains RUN and exit")
     args = parser.parse_args()
+    if args.engine:
+        print(engine(args.run))
+        return
+    if args.out is None:
+        parser.error("--out is required")
     cfg = load_run(args.run)
     for item in args.set:
         key, _, value = item.partition("=")

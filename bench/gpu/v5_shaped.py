@@ -6,6 +6,14 @@ and spread, cut at the recipe's 1,024-token cutoff; row counts are Table 7's sha
 Text is built from single-token words of the synthetic checkpoint's tokenizer, so a row of n words is ~n tokens.
 
     python bench/gpu/v5_shaped.py --tokenizer CKPT --rows 2000 --out data/v5-shaped.jsonl
+    python bench/gpu/v5_shaped.py --tokenizer CKPT --grouped 12 --out data/v5-grouped.jsonl   # 12 steps' rows
+
+Without packing, what a step costs depends on its rows' lengths, and `group_by_length` serves each group of 200
+rows longest first: a short run over random rows measures only long rows. `--grouped K` writes the rows of K
+optimizer steps of 4, picked at evenly spaced quantiles of step length among the steps `group_by_length` forms
+over a whole v5 epoch, plus a first step of 4 rows at the cutoff: the sampler serves that one first (longest
+first), the report leaves it out (one-off costs), and steps 2 to K + 1 see v5's spread of step lengths, each
+step's rows as alike as in the full run.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import argparse
 import json
 import math
 import random
+import statistics
 from pathlib import Path
 
 # source: (rows in v5, median tokens, log-normal sigma)
@@ -47,6 +56,28 @@ def sample_lengths(n: int, seed: int = 0, scale: float = 1.0) -> list[tuple[str,
     return out
 
 
+def epoch_steps(seed: int = 0, batch: int = 4) -> list[list[tuple[str, int]]]:
+    """A whole v5 epoch's rows, cut into optimizer steps of `batch` rows as `group_by_length` forms them
+    (transformers' LengthGroupedSampler: shuffled, each group of 50 steps' rows sorted by length, then cut)."""
+    rows = sample_lengths(v5_rows(), seed)
+    order = random.Random(seed).sample(range(len(rows)), len(rows))
+    group = 50 * batch
+    steps = []
+    for start in range(0, len(order), group):
+        ranked = sorted(order[start:start + group], key=lambda i: -rows[i][1])
+        steps += [[rows[i] for i in ranked[k:k + batch]] for k in range(0, len(ranked), batch)]
+    return steps
+
+
+def grouped_lengths(steps: int, seed: int = 0, batch: int = 4) -> list[tuple[str, int]]:
+    """The rows of `steps` steps of `epoch_steps`, picked at evenly spaced quantiles of their mean row length;
+    after a warm-up step of rows at the cutoff."""
+    formed = sorted((s for s in epoch_steps(seed, batch) if len(s) == batch),
+                    key=lambda step: statistics.fmean(tokens for _, tokens in step))
+    picked = [formed[int((k + 0.5) * len(formed) / steps)] for k in range(steps)]
+    return [("warm-up", CUTOFF)] * batch + [row for step in picked for row in step]
+
+
 def single_token_words(tokenizer) -> list[str]:
     """Words that the tokenizer encodes, with their leading space, as exactly one token."""
     words = []
@@ -60,6 +91,11 @@ def single_token_words(tokenizer) -> list[str]:
 def make_rows(tokenizer, n: int, seed: int = 0, scale: float = 1.0, zipf: bool = False) -> list[dict]:
     """Rows of uniformly drawn words (timing needs only lengths); `zipf` draws word i with weight 1/(i+1), text with
     word frequencies a model can learn, for comparing loss curves."""
+    return rows_of_lengths(tokenizer, sample_lengths(n, seed, scale), seed, zipf)
+
+
+def rows_of_lengths(tokenizer, lengths: list[tuple[str, int]], seed: int = 0, zipf: bool = False) -> list[dict]:
+    """One Alpaca row per (source, tokens) of `lengths`, as `make_rows` words them."""
     from axolotl_nextai.alpaca import PROMPT_NO_INPUT
 
     rng = random.Random(seed + 1)
@@ -67,7 +103,7 @@ def make_rows(tokenizer, n: int, seed: int = 0, scale: float = 1.0, zipf: bool =
     weights = [1 / (i + 1) for i in range(len(words))] if zipf else None
     template_tokens = len(tokenizer(PROMPT_NO_INPUT.format(instruction=""))["input_ids"]) + 1  # + EOS
     rows = []
-    for source, tokens in sample_lengths(n, seed, scale):
+    for source, tokens in lengths:
         body = tokens - template_tokens
         instruction = max(4, body // 10)
         rows.append({
@@ -83,6 +119,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokenizer", required=True)
     parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--grouped", type=int, metavar="STEPS",
+                        help="instead of --rows random rows: the rows of STEPS representative steps of 4")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -90,8 +128,12 @@ def main() -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("".join(json.dumps(r) + "\n" for r in make_rows(tokenizer, args.rows, args.seed)))
-    print(f"{args.rows} v5-shaped rows -> {args.out} (v5 has ~{v5_rows():,} rows before dedup)")
+    if args.grouped:
+        rows = rows_of_lengths(tokenizer, grouped_lengths(args.grouped, args.seed), args.seed)
+    else:
+        rows = make_rows(tokenizer, args.rows, args.seed)
+    args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(f"{len(rows)} v5-shaped rows -> {args.out} (v5 has ~{v5_rows():,} rows before dedup)")
 
 
 if __name__ == "__main__":

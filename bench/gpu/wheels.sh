@@ -4,6 +4,8 @@
 #
 #   bench/gpu/wheels.sh fetch     # here, with PyPI: download into .whl/ (git-ignored, ~48 MiB)
 #   bench/gpu/wheels.sh install   # there: unpack into .gpu-site/ and print the PYTHONPATH to export
+#   bench/gpu/wheels.sh unsloth   # there: unpack .whl/unsloth/ into .gpu-site-unsloth/ and print that folder, for
+#                                 # the runs that train with Unsloth only (bench/gpu/standalone.py --engine unsloth)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,6 +21,11 @@ fetch)
     distro==1.9.0 fastcore==2.2.41 evaluate==0.4.1 click==8.1.8 liger-kernel==0.8.1
   # sdist only on PyPI, pure Python
   python3 -m pip wheel -q --no-deps --no-binary=:all: axolotl-contribs-lgpl==0.0.7 -w .whl
+  # Unsloth (issue 13), beside the rest: nothing else imports it. Of its wheel's 27 MiB, 26 are its web app (studio/)
+  # and CLI, which training never imports; all it needs beyond these two is on the machine or in the set above.
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 -d .whl/unsloth unsloth==2026.10.9 unsloth_zoo==2026.10.9
+  python3 bench/gpu/trim_wheel.py .whl/unsloth/unsloth-2026.10.9-py3-none-any.whl studio unsloth_cli
   # transformers imports wandb only if it has `run`; Axolotl imports it unconditionally.
   cat > .whl/stub/wandb/__init__.py <<'PY'
 __version__ = "0.0.0+stub"
@@ -35,8 +42,13 @@ install)
   cp -r .whl/stub/wandb .gpu-site/
   echo "export PYTHONPATH=$PWD/.gpu-site:$PWD"
   ;;
+unsloth)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target "$PWD/.gpu-site-unsloth" .whl/unsloth/*.whl
+  echo "$PWD/.gpu-site-unsloth"
+  ;;
 *)
-  echo "usage: $0 fetch|install" >&2
+  echo "usage: $0 fetch|install|unsloth" >&2
   exit 2
   ;;
 esac
