@@ -43,6 +43,13 @@ def tokenized(rows: list[dict], tokenizer, cfg: dict) -> list[dict]:
                              cfg["sequence_len"], cfg.get("train_on_inputs", False)) for row in rows]
 
 
+def sampling_strategy(cfg: dict) -> str:
+    """The Trainer's row order for the Axolotl keys: file order (`curriculum_sampling`), grouped, or random."""
+    if cfg.get("curriculum_sampling"):
+        return "sequential"
+    return "group_by_length" if cfg.get("group_by_length") else "random"
+
+
 def load_hf(cfg: dict):
     """Stock transformers + peft QLoRA, bf16 norms/embeddings/lm_head as Axolotl leaves them."""
     import torch
@@ -106,7 +113,7 @@ def train(engine: str, cfg: dict) -> dict:
         lr_scheduler_type=cfg["lr_scheduler"], warmup_steps=cfg["warmup_steps"], weight_decay=cfg["weight_decay"],
         optim=cfg["optimizer"], bf16=cuda, max_steps=cfg["max_steps"], logging_steps=1, save_strategy="no",
         report_to=[], seed=cfg.get("seed", 42), remove_unused_columns=False,
-        train_sampling_strategy="group_by_length" if cfg.get("group_by_length") else "random",
+        train_sampling_strategy=sampling_strategy(cfg),
         # Unsloth checkpoints through its own wrapper (set in get_peft_model)
         gradient_checkpointing=engine == "hf", gradient_checkpointing_kwargs={"use_reentrant": True},
     )

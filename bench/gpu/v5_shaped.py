@@ -9,11 +9,11 @@ Text is built from single-token words of the synthetic checkpoint's tokenizer, s
     python bench/gpu/v5_shaped.py --tokenizer CKPT --grouped 12 --out data/v5-grouped.jsonl   # 12 steps' rows
 
 Without packing, what a step costs depends on its rows' lengths, and `group_by_length` serves each group of 200
-rows longest first: a short run over random rows measures only long rows. `--grouped K` writes the rows of K
-optimizer steps of 4, picked at evenly spaced quantiles of step length among the steps `group_by_length` forms
-over a whole v5 epoch, plus a first step of 4 rows at the cutoff: the sampler serves that one first (longest
-first), the report leaves it out (one-off costs), and steps 2 to K + 1 see v5's spread of step lengths, each
-step's rows as alike as in the full run.
+rows longest first: a short run over random rows measures only long rows. `--grouped K` writes, in order, a
+warm-up step of 4 rows at the cutoff (the report leaves the first step out: one-off costs), then the rows of K
+optimizer steps of 4 picked at evenly spaced quantiles of step length among the steps `group_by_length` forms
+over a whole v5 epoch: read in file order (Axolotl's `curriculum_sampling`), steps 2 to K + 1 see v5's spread of
+step lengths, each step's rows as alike as in an epoch.
 """
 
 from __future__ import annotations
