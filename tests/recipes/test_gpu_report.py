@@ -14,7 +14,7 @@ spec = importlib.util.spec_from_file_location("report70b", ROOT / "bench" / "gpu
 report70b = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(report70b)
 
-V5 = yaml.safe_load((ROOT / "recipes" / "llama2-70b-v5.yml").read_text())
+V5 = {**yaml.safe_load((ROOT / "recipes" / "llama2-70b-v5.yml").read_text()), "nextai_fuse_accumulation": False}
 
 
 def history(steps, passes_per_step, tokens_per_step, a=0.8, b=0.0005, losses=None):
