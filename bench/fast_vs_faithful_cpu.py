@@ -261,7 +261,7 @@ def main() -> int:
             "masks and Axolotl's unseeded LoRA initialisation differ)."
         ),
         (
-            f"Training wall time on this shared 2-core machine (compute-bound: no per-micro-step fixed cost to spread): faithful "
+            f"Training wall time on this shared 2-core machine (other jobs ran beside it: a ratio, not a speed): faithful "
             f"{faithful['wall_time_s']:.0f} s, fused {reports['faithful fused']['wall_time_s']:.0f} s of training."
         ),
         (
