@@ -1,7 +1,7 @@
 """Gradient accumulation fused into the micro-batch: the same rows, order, optimizer steps and loss, fewer passes.
 
 At micro-batch 1 x accumulation 4 every micro-step pays a fixed cost (each NF4 weight dequantized in forward,
-recompute and backward; the Python of 80 checkpointed layers) for one short row: ~0.8 s on an H100 against ~0.1 s
+recompute and backward; the Python of 80 checkpointed layers) for one short row: ~0.8 s on an H100 against ~0.2 s
 of matmul work for v5's mean row of 362 tokens (../shared/notes/gpu-memory.md). `nextai_fuse_accumulation` lets
 the Trainer draw the accumulation window's rows as one batch and trains them in as few forward passes as a token
 budget allows, with the unfused recipe's math:
@@ -40,13 +40,16 @@ def fusion_problem(cfg: Mapping) -> str | None:
     """Why `nextai_fuse_accumulation` cannot keep this config's math, or None."""
     if cfg.get("sample_packing"):
         return ("nextai_fuse_accumulation needs unpacked rows: with sample_packing Axolotl packs rows per "
-                "micro-batch, so a fused batch would hold other packs; set sample_packing: false or drop the key")
+                "micro-batch, so a fused batch would hold other packs; set nextai_fuse_accumulation: false "
+                "(or sample_packing: false)")
     if cfg.get("rl"):
-        return f"nextai_fuse_accumulation weights a causal-LM loss; rl: {cfg['rl']} trains another loss"
+        return (f"nextai_fuse_accumulation weights a causal-LM loss; rl: {cfg['rl']} trains another loss; set "
+                "nextai_fuse_accumulation: false")
     own = [key for key in OWN_LOSS_KEYS if cfg.get(key)]
     if own:
         return (f"nextai_fuse_accumulation weights each row's loss through the model's loss_function, which "
-                f"{', '.join(own)} replaces; set {' and '.join(f'{key}: false' for key in own)}")
+                f"{', '.join(own)} replaces; set nextai_fuse_accumulation: false "
+                f"(or {' and '.join(f'{key}: false' for key in own)})")
     return None
 
 

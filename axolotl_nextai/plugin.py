@@ -53,6 +53,9 @@ class NextAIPlugin(BasePlugin):
         typos = find_typos(cfg)
         if typos:
             raise ConfigError("; ".join(typos))
+        problem = fusion_problem(cfg) if args.nextai_fuse_accumulation else None
+        if problem:
+            raise ConfigError(problem)
         if args.nextai_check_datasets:
             check_dataset_files(cfg)
         changes, warning = resolve_attention(cfg, flash_attn_installed(), args.nextai_require_flash_attention)
@@ -68,9 +71,6 @@ class NextAIPlugin(BasePlugin):
         if digest:
             cfg["dataset_prepared_path"] = content_keyed_path(cfg.get("dataset_prepared_path"), digest)
             LOG.info(f"axolotl-nextai: prepared data keyed by dataset content: {cfg['dataset_prepared_path']}")
-        problem = fusion_problem(cfg) if args.nextai_fuse_accumulation else None
-        if problem:
-            raise ConfigError(problem)
         LOG.info("axolotl-nextai: plugin registered, nextai_ keys valid")
 
     def get_training_args(self, cfg) -> dict | None:
