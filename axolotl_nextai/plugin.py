@@ -83,6 +83,12 @@ class NextAIPlugin(BasePlugin):
         if cfg.nextai_dequant_chunk_mib is not None:
             LOG.info(install_chunked_dequant(cfg.nextai_dequant_chunk_mib))
 
+    def pre_lora_load(self, cfg, model) -> None:
+        # Axolotl 0.19 seeds nothing before the adapter exists (the Trainer seeds later): LoRA's A matrices were
+        # drawn differently in every process despite `seed:`. Same seed, same initial adapter.
+        if uses_plugin(cfg) and cfg.seed is not None:
+            torch.manual_seed(cfg.seed)
+
     def post_model_load(self, cfg, model) -> None:
         if not uses_plugin(cfg):
             return
