@@ -30,7 +30,7 @@ def move_embeddings_to_cpu(model: torch.nn.Module) -> int:
     lookup = embeddings.forward
 
     def forward(input_ids):
-        return lookup(input_ids.to("cpu")).to(device)
+        return lookup(input_ids.to(embeddings.weight.device)).to(device)
 
     embeddings.forward = forward
     return weight.numel() * weight.element_size()

@@ -54,5 +54,8 @@ def use_expandable_segments() -> str:
         return "nextai_expandable_segments: no CUDA device: nothing to do"
     # torch >= 2.9 sets allocator options through the accelerator API; torch.cuda's own name is deprecated
     set_settings = getattr(torch._C, "_accelerator_setAllocatorSettings", None) or torch.cuda.memory._set_allocator_settings
-    set_settings("expandable_segments:True")
+    try:
+        set_settings("expandable_segments:True")
+    except RuntimeError as exc:  # a speed-neutral memory lever: training goes on without it
+        return f"nextai_expandable_segments: PyTorch refused it ({exc}); the allocator stays as it was"
     return "nextai_expandable_segments: PyTorch's CUDA allocator grows expandable segments (less fragmentation)"
