@@ -1,4 +1,5 @@
-"""GPU memory: the per-process cap that simulates a smaller card, and the peaks the run report shows."""
+"""GPU memory: the per-process cap that simulates a smaller card, the allocator's expandable segments, and the
+peaks the run report shows."""
 
 from __future__ import annotations
 
