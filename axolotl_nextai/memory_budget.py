@@ -48,7 +48,7 @@ def budget(cap_gb: float | None, device_bytes: int | None) -> tuple[float, str] 
 
 def check_eager_attention(cfg: Mapping, arch: Mapping, limit: tuple[float, str]) -> None:
     """ConfigError when eager attention's probabilities and the weights alone exceed the limit."""
-    if cfg.get("attn_implementation") != "eager":
+    if cfg.get("attn_implementation") != "eager" or not cfg.get("sequence_len"):
         return
     tokens = cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
     scores = eager_attention_bytes(arch, tokens)

@@ -94,6 +94,8 @@ class NextAIPlugin(BasePlugin):
             return
         if cfg.nextai_embeddings_on_cpu:
             moved = move_embeddings_to_cpu(model)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # the freed block goes back to the card, not to the allocator's cache
             LOG.info(f"nextai_embeddings_on_cpu: input embeddings ({moved / 2**20:,.0f} MiB) looked up on the CPU")
         if cfg.nextai_tiled_mlp_shards is not None:
             count = tile_model(model, cfg.nextai_tiled_mlp_shards)

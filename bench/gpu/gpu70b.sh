@@ -34,7 +34,7 @@ if [ "$WHEELS" = 1 ]; then eval "$(bench/gpu/wheels.sh install)"; fi
 # time Python's garbage collections in each run (bench/gpu/gc_probe); NEXTAI_BENCH_GC=off turns them off
 export PYTHONPATH="$PWD/bench/gpu/gc_probe:$PWD:${PYTHONPATH:-}"
 export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
-export TOKENIZERS_PARALLELISM=false
+export TOKENIZERS_PARALLELISM=false CUDA_DEVICE_ORDER=PCI_BUS_ID   # CUDA's GPU numbers = nvidia-smi's
 PY=${PYTHON:-python3}
 
 {
