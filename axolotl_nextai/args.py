@@ -79,3 +79,30 @@ class NextAIArgs(BaseModel):
         description="Fail when the config asks for flash_attention_2 and flash_attn is missing, instead of "
         "falling back to sdpa with a warning.",
     )
+
+    # --- Memory levers (issue 13): change no training semantics; what lets cutoff 4,096 train under 40 GB ---
+    nextai_dequant_chunk_mib: float | None = Field(
+        default=None,
+        gt=0,
+        description="Dequantize every 4-bit weight larger than this many MiB (in bf16) this much at a time, in "
+        "the forward (by rows) and the input gradient (by columns), instead of whole: Llama-2-70B's MLP weights "
+        "are 448 MiB each. Same results up to matmul rounding. None: bitsandbytes' own path.",
+    )
+    nextai_tiled_mlp_shards: int | None = Field(
+        default=None,
+        ge=2,
+        description="Run each decoder layer's MLP over the sequence in this many shards in training, recomputing "
+        "one shard at a time in backward (dropout masks and autocast replayed), so only one shard's MLP "
+        "activations exist at once; costs one more MLP forward per step. None: off.",
+    )
+    nextai_expandable_segments: bool = Field(
+        default=False,
+        description="Before the model loads, switch PyTorch's CUDA allocator to expandable segments (what "
+        "`axolotl train` sets through PYTORCH_ALLOC_CONF, and `accelerate launch -m axolotl.cli.train` does "
+        "not): less memory lost to fragmentation under a tight cap. No effect without CUDA.",
+    )
+    nextai_embeddings_on_cpu: bool = Field(
+        default=False,
+        description="Keep the frozen input embeddings in CPU memory and look tokens up there (Llama-2-70B: "
+        "500 MiB less on the GPU, the same values; a 64 MiB copy per micro-step at 4,096 tokens).",
+    )

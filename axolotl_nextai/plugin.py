@@ -16,11 +16,15 @@ from axolotl_nextai.callbacks import (
     StopRecord,
     TimeBudgetCallback,
 )
+from axolotl_nextai.chunked_dequant import install as install_chunked_dequant
 from axolotl_nextai.config_checks import PREFIX, ConfigError, check_dataset_files, validate_plugin_keys
+from axolotl_nextai.cpu_embeddings import move_embeddings_to_cpu
 from axolotl_nextai.cuda_only import keys_to_disable
-from axolotl_nextai.memory import apply_memory_cap
+from axolotl_nextai.memory import apply_memory_cap, device_memory_bytes, use_expandable_segments
+from axolotl_nextai.memory_budget import architecture, budget, check_eager_attention
 from axolotl_nextai.prepared_cache import content_digest, content_keyed_path, local_dataset_paths
 from axolotl_nextai.recipe_check import find_typos
+from axolotl_nextai.tiled_mlp import tile_model
 from axolotl_nextai.time_budget import launch_time
 
 LOG = get_logger(__name__)
@@ -49,6 +53,11 @@ class NextAIPlugin(BasePlugin):
             raise ConfigError("; ".join(typos))
         if args.nextai_check_datasets:
             check_dataset_files(cfg)
+        if cfg.get("attn_implementation") == "eager":  # its score tensors may not fit: say so before loading
+            arch = architecture(str(cfg.get("base_model", "")))
+            limit = budget(args.nextai_gpu_memory_cap_gb, device_memory_bytes())
+            if arch and limit:
+                check_eager_attention(cfg, arch, limit)
         changes, warning = resolve_attention(cfg, flash_attn_installed(), args.nextai_require_flash_attention)
         apply_changes(cfg, changes)
         if warning:
@@ -65,8 +74,32 @@ class NextAIPlugin(BasePlugin):
         LOG.info("axolotl-nextai: plugin registered, nextai_ keys valid")
 
     def pre_model_load(self, cfg) -> None:
-        if uses_plugin(cfg) and cfg.nextai_gpu_memory_cap_gb is not None:
+        if not uses_plugin(cfg):
+            return
+        if cfg.nextai_gpu_memory_cap_gb is not None:
             LOG.info(apply_memory_cap(cfg.nextai_gpu_memory_cap_gb, cfg.local_rank or 0))
+        if cfg.nextai_expandable_segments:
+            LOG.info(use_expandable_segments())
+        if cfg.nextai_dequant_chunk_mib is not None:
+            LOG.info(install_chunked_dequant(cfg.nextai_dequant_chunk_mib))
+
+    def pre_lora_load(self, cfg, model) -> None:
+        # Axolotl 0.19 seeds nothing before the adapter exists (the Trainer seeds later): LoRA's A matrices were
+        # drawn differently in every process despite `seed:`. Same seed, same initial adapter.
+        if uses_plugin(cfg) and cfg.seed is not None:
+            torch.manual_seed(cfg.seed)
+
+    def post_model_load(self, cfg, model) -> None:
+        if not uses_plugin(cfg):
+            return
+        if cfg.nextai_embeddings_on_cpu:
+            moved = move_embeddings_to_cpu(model)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # the freed block goes back to the card, not to the allocator's cache
+            LOG.info(f"nextai_embeddings_on_cpu: input embeddings ({moved / 2**20:,.0f} MiB) looked up on the CPU")
+        if cfg.nextai_tiled_mlp_shards is not None:
+            count = tile_model(model, cfg.nextai_tiled_mlp_shards)
+            LOG.info(f"nextai_tiled_mlp_shards: {count} MLPs run in {cfg.nextai_tiled_mlp_shards} shards in training")
 
     def add_callbacks_post_trainer(self, cfg, trainer) -> list:
         if not uses_plugin(cfg):

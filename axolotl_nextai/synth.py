@@ -18,7 +18,7 @@ import click
 
 from axolotl_nextai.architectures import ARCHITECTURES
 from axolotl_nextai.checkpoint import qlora_quantization
-from axolotl_nextai.footprint import linear_shapes
+from axolotl_nextai.footprint import MLP_PROJECTIONS, linear_shapes
 from axolotl_nextai.tiny_model import TINY_LLAMA, TINY_VOCAB_SIZE, sample_corpus, train_tokenizer
 
 # Short names for the base models of our recipes, plus the tiny CPU model.
@@ -30,7 +30,6 @@ PRESETS = {
 }
 INIT_STD = 0.02  # LlamaConfig.initializer_range
 NF4_BLOCKSIZE = 64  # bitsandbytes' default for 4-bit weights
-MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")  # the rest of linear_shapes is self_attn
 
 
 def layer_linears(cfg: dict, layer: int) -> Iterator[tuple[str, tuple[int, int]]]:

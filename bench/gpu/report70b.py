@@ -27,9 +27,12 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_config import ablation, load_run, run_name
+from run_config import ablation, load_run, run_name, run_specs
 from v5_shaped import V5_LENGTHS, sample_lengths, v5_rows
 
+from axolotl_nextai.architectures import ARCHITECTURES
+from axolotl_nextai.footprint import optimizer_state_bytes
+from axolotl_nextai.memory_budget import architecture
 from axolotl_nextai.report import fmt
 
 TRAINABLE_PAPER = 17_039_360
@@ -174,7 +177,72 @@ def render_call(folder: Path, runs: list[str], command: str, mean_row: float, he
     return lines + [""]
 
 
-def render(calls: list[tuple[Path, list[str], str]], title: str) -> str:
+TABLES = {
+    "Table 4": "LoRA rank at cutoff 4,096, paged AdamW 32-bit (micro-batch 1 x accumulation 4, attention + FFN output)",
+    "Table 5": "LoRA target modules at the submission's settings (r 4, cutoff 1,024, paged AdamW 8-bit)",
+    "Table 6": "FlashAttention-2 (SDPA on this machine) vs eager attention, at Table 4's r 8",
+}
+LEVERS = [  # (key, how it shows in the levers column)
+    ("activation_offloading", "layer inputs on the CPU"), ("liger_glu_activation", "Liger"),
+    ("nextai_dequant_chunk_mib", "dequant in {} MiB chunks"), ("nextai_tiled_mlp_shards", "MLP in {} shards"),
+    ("nextai_embeddings_on_cpu", "embeddings on the CPU"), ("nextai_expandable_segments", "expandable segments"),
+]
+
+
+def levers_used(cfg: dict) -> str:
+    used = [label.format(cfg[key]) for key, label in LEVERS if cfg.get(key)]
+    return ", ".join(used) or "none"
+
+
+def status(row: dict, cap_gib: float) -> str:
+    """Fits (its peak reserved under the cap), out of memory, refused before loading, or the failure."""
+    if "error" not in row:
+        return "**fits**" if row["peak_reserved"] is None or row["peak_reserved"] <= cap_gib else "over the cap"
+    if "OutOfMemoryError" in row["error"]:
+        asked = re.search(r"Tried to allocate ([\d.]+ [GM]iB)", row["error"])
+        return "out of memory" + (f" (a {asked.group(1)} request)" if asked else "")
+    needed = re.search(r"ConfigError: (attn_implementation: eager).*?(at least [\d.]+ GiB)", row["error"])
+    if needed:
+        return f"refused before loading: {needed.group(1)} needs {needed.group(2)}"
+    return f"failed: {row['error']}"
+
+
+def paged_state_gib(cfg: dict) -> float:
+    """Paged AdamW's state in CUDA managed memory: outside PyTorch's counters and the cap, in nvidia-smi's."""
+    arch = architecture(str(cfg.get("base_model"))) or ARCHITECTURES["meta-llama/Llama-2-70b-hf"]
+    return optimizer_state_bytes(arch, cfg["lora_r"], cfg["lora_target_modules"], cfg["optimizer"])[1] / 2**30
+
+
+def render_tables(folder: Path, runs: list[str], mean_row: float) -> list[str]:
+    """The paper's Tables 4-6 from the runs that carry a `paper:` entry, measured beside the paper's numbers."""
+    lines = ["## Tables 4-6 under the 40 GB cap", "",
+             (f"A run fits when its peak reserved memory stays under the cap ({GIB_40GB:.2f} GiB; PyTorch's allocator "
+              "refuses anything beyond). The paper's numbers are its peak GPU memory without these levers."), ""]
+    rows = {run: run_row(folder, run, mean_row) for run in runs if ablation(run).get("paper")}
+    for table, about in TABLES.items():
+        members = [run for run in rows if table in ablation(run)["paper"]]
+        if not members:
+            continue
+        lines += [f"### {table}: {about}", "",
+                  ("| row | paper (GB) | status under the cap | peak allocated GiB | peak reserved GiB | nvidia-smi peak MiB "
+                   "| paged optimizer state GiB (outside the cap) | s / optimizer step | real tok/s | loss (last step) "
+                   "| memory levers | predicted before the run |"),
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for run in members:
+            row, paper = rows[run], ablation(run)["paper"][table]
+            cfg = run_config_used(folder, run)
+            lines.append(
+                f"| {paper['row']} | {fmt(paper.get('gb'), '.2f')} | {status(row, GIB_40GB)} "
+                f"| {fmt(row.get('peak_alloc'), '.2f')} | {fmt(row.get('peak_reserved'), '.2f')} "
+                f"| {fmt(row.get('smi_peak_mib'), 'd')} | {paged_state_gib(cfg):.2f} | {fmt(row.get('s_per_step'), '.1f')} "
+                f"| {fmt(row.get('tokens_per_s'), ',.0f')} | {fmt(row.get('final_loss'), '.3f')} | {levers_used(cfg)} "
+                f"| {row['prediction']} |"
+            )
+        lines.append("")
+    return lines
+
+
+def render(calls: list[tuple[Path, list[str], str]], title: str, tables: bool = False) -> str:
     mean_row = v5_mean_row()
     tokens_v5 = v5_rows() * mean_row
     lines = [
@@ -187,7 +255,10 @@ def render(calls: list[tuple[Path, list[str], str]], title: str) -> str:
     ]
     for number, (folder, runs, command) in enumerate(calls, 1):
         heading = f"Call {number}" if len(calls) > 1 else "Results"
-        lines += render_call(unpack(folder), runs, command, mean_row, heading)
+        folder = unpack(folder)
+        if tables:
+            lines += render_tables(folder, runs, mean_row)
+        lines += render_call(folder, runs, command, mean_row, heading)
     lines += [
         f"- 40 GB cap = {GIB_40GB:.2f} GiB; the paper's trainable count is {TRAINABLE_PAPER:,}.",
         (f"- v5 epoch hours = {tokens_v5 / 1e6:.1f} M real tokens (v5 length model of bench/gpu/v5_shaped.py: "
@@ -207,10 +278,12 @@ def main() -> None:
     parser.add_argument("--command", action="append", required=True, help="that call's device command")
     parser.add_argument("--title", default="Llama-2-70B QLoRA under a 40 GB cap, through the real Axolotl CLI")
     parser.add_argument("--out", type=Path, required=True, help="Markdown file to write")
+    parser.add_argument("--tables", action="store_true", help="first, the paper's Tables 4-6 from the runs that have them")
     args = parser.parse_args()
     if not len(args.call) == len(args.runs) == len(args.command):
         parser.error("give each --call its own --runs and --command")
-    text = render(list(zip(args.call, args.runs, args.command)), args.title)
+    runs = [[spec.split(":")[0] for spec in run_specs(call_runs, 0)] for call_runs in args.runs]  # @tables expanded
+    text = render(list(zip(args.call, runs, args.command)), args.title, args.tables)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

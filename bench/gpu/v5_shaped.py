@@ -57,9 +57,11 @@ def single_token_words(tokenizer) -> list[str]:
     return sorted(words)
 
 
-def make_rows(tokenizer, n: int, seed: int = 0, scale: float = 1.0, zipf: bool = False) -> list[dict]:
+def make_rows(tokenizer, n: int, seed: int = 0, scale: float = 1.0, zipf: bool = False,
+              tokens: int | None = None) -> list[dict]:
     """Rows of uniformly drawn words (timing needs only lengths); `zipf` draws word i with weight 1/(i+1), text with
-    word frequencies a model can learn, for comparing loss curves."""
+    word frequencies a model can learn, for comparing loss curves. `tokens`: every row that long instead (the
+    cutoff-4,096 tables measure the peak, which the longest row sets), sources still drawn in v5's proportions."""
     from axolotl_nextai.alpaca import PROMPT_NO_INPUT
 
     rng = random.Random(seed + 1)
@@ -67,8 +69,8 @@ def make_rows(tokenizer, n: int, seed: int = 0, scale: float = 1.0, zipf: bool =
     weights = [1 / (i + 1) for i in range(len(words))] if zipf else None
     template_tokens = len(tokenizer(PROMPT_NO_INPUT.format(instruction=""))["input_ids"]) + 1  # + EOS
     rows = []
-    for source, tokens in sample_lengths(n, seed, scale):
-        body = tokens - template_tokens
+    for source, length in sample_lengths(n, seed, scale):
+        body = (tokens or length) - template_tokens
         instruction = max(4, body // 10)
         rows.append({
             "instruction": " ".join(rng.choices(words, weights, k=instruction)),
@@ -84,14 +86,17 @@ def main() -> None:
     parser.add_argument("--tokenizer", required=True)
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tokens", type=int, help="every row this many tokens (template and EOS included)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("".join(json.dumps(r) + "\n" for r in make_rows(tokenizer, args.rows, args.seed)))
-    print(f"{args.rows} v5-shaped rows -> {args.out} (v5 has ~{v5_rows():,} rows before dedup)")
+    rows = make_rows(tokenizer, args.rows, args.seed, tokens=args.tokens)
+    args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    shape = f"{args.tokens:,}-token" if args.tokens else "v5-shaped"
+    print(f"{args.rows} {shape} rows -> {args.out} (v5 has ~{v5_rows():,} rows before dedup)")
 
 
 if __name__ == "__main__":

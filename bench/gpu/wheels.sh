@@ -2,7 +2,7 @@
 # The wheel set that lets Axolotl 0.19 QLoRA train on the lent GPU machine (Python 3.12, torch 2.11 + CUDA,
 # transformers and accelerate preinstalled; no network). See ../shared/notes/gpu-axolotl.md for how it was found.
 #
-#   bench/gpu/wheels.sh fetch     # here, with PyPI: download into .whl/ (git-ignored, ~48 MiB)
+#   bench/gpu/wheels.sh fetch     # here, with PyPI: download into .whl/ (git-ignored, ~11 MiB)
 #   bench/gpu/wheels.sh install   # there: unpack into .gpu-site/ and print the PYTHONPATH to export
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +19,9 @@ fetch)
     distro==1.9.0 fastcore==2.2.41 evaluate==0.4.1 click==8.1.8 liger-kernel==0.8.1
   # sdist only on PyPI, pure Python
   python3 -m pip wheel -q --no-deps --no-binary=:all: axolotl-contribs-lgpl==0.0.7 -w .whl
+  # bitsandbytes ships a native library per CUDA (11.8-13.2), ROCm and XPU build: 41 MiB of the 48. Keep the CPU
+  # one and the one the GPU machine's torch (CUDA 13.0) loads.
+  python3 bench/gpu/trim_wheel.py .whl/bitsandbytes-*.whl --cuda "${BNB_CUDA:-130}"
   # transformers imports wandb only if it has `run`; Axolotl imports it unconditionally.
   cat > .whl/stub/wandb/__init__.py <<'PY'
 __version__ = "0.0.0+stub"

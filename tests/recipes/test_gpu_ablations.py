@@ -1,6 +1,12 @@
 """Every GPU ablation (bench/gpu/ablations.yaml) is a config Axolotl accepts, so no device time goes to a typo."""
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 import yaml
@@ -30,3 +36,97 @@ def test_null_removes_a_key_and_an_unknown_name_lists_the_known_ones():
     assert "liger_rope" not in no_liger and no_liger["plugins"] == ["axolotl_nextai.NextAIPlugin"]
     with pytest.raises(SystemExit, match="fast-no-liger"):
         run_config.load_run("fast-no-ligr")
+
+
+def load_bench(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / "gpu" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_tables_group_lists_every_paper_row_with_its_steps():
+    specs = run_config.run_specs(["@tables", "recipes/llama2-70b-v5.yml:20", "fast-mb2"], default_steps=9)
+    tables = [spec for spec in specs if spec.startswith("t")]
+    assert {spec.split(":")[0] for spec in tables} == {
+        "t4-r4", "t4-r8", "t4-r16", "t4-r64", "t4-r8-stock", "t5-o-down", "t5-qk", "t5-attn", "t5-ffn", "t5-all",
+        "t6-eager"}
+    assert "t4-r64:3" in tables and "t5-qk:6" in tables
+    assert specs[-2:] == ["recipes/llama2-70b-v5.yml:20", "fast-mb2:9"]
+    # each Table 4/6 run trains on rows as long as the cutoff allows, read from the bench's data folder
+    cfg = run_config.load_run("t4-r8")
+    assert cfg["datasets"][0]["path"] == "data/v5-4096.jsonl" and cfg["sequence_len"] == 4096
+    moved = run_config.moved_to(cfg["datasets"][0], Path("/tmp/bench-data"))
+    assert moved["path"] == "/tmp/bench-data/v5-4096.jsonl"
+    assert run_config.moved_to({"path": "/abs/rows.jsonl"}, Path("/x")) == {"path": "/abs/rows.jsonl"}
+
+
+def test_the_stock_row_is_the_r8_recipe_without_its_memory_levers():
+    stock, shipped = run_config.load_run("t4-r8-stock"), run_config.load_run("t4-r8")
+    assert {k for k in shipped.keys() | stock.keys() if shipped.get(k) != stock.get(k)} == {
+        "plugins", "activation_offloading", "nextai_dequant_chunk_mib", "nextai_embeddings_on_cpu",
+        "nextai_expandable_segments", "liger_rope", "liger_rms_norm", "liger_glu_activation",
+        "liger_fused_linear_cross_entropy"}
+
+
+def test_trim_wheel_keeps_the_cpu_and_one_cuda_library_and_their_record_lines(tmp_path):
+    trim_wheel = load_bench("trim_wheel")
+    wheel = tmp_path / "bitsandbytes-0.50.2-py3-none-manylinux_2_24_x86_64.whl"
+    libs = [f"bitsandbytes/libbitsandbytes_{name}.so" for name in ("cpu", "cuda118", "cuda130", "rocm64")]
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("bitsandbytes/__init__.py", "")
+        for lib in libs:
+            zf.writestr(lib, b"\0" * 100)
+        zf.writestr("bitsandbytes-0.50.2.dist-info/RECORD",
+                    "".join(f"{name},sha256=x,1\n" for name in ["bitsandbytes/__init__.py", *libs]))
+    assert sorted(trim_wheel.trim(wheel, "130")) == [libs[1], libs[3]]
+    with zipfile.ZipFile(wheel) as zf:
+        assert sorted(n for n in zf.namelist() if n.endswith(".so")) == [libs[0], libs[2]]
+        record = zf.read("bitsandbytes-0.50.2.dist-info/RECORD").decode()
+    assert "cuda118" not in record and "rocm64" not in record and "cuda130" in record
+    with pytest.raises(SystemExit, match="libbitsandbytes_cuda999.so"):
+        trim_wheel.trim(wheel, "999")
+
+
+def fake_run(folder: Path, name: str, rc: str, log: str = "", report: dict | None = None) -> None:
+    (folder / f"{name}.rc").write_text(rc)
+    (folder / f"{name}.log").write_text(log)
+    if report:
+        (folder / f"{name}.report.json").write_text(json.dumps(report))
+
+
+def test_tables_report_puts_each_run_beside_the_paper_with_its_status(tmp_path):
+    report70b = load_bench("report70b")
+    history = [{"step": s, "elapsed_s": 18.0 * s, "real_tokens": 16_256 * s} for s in (1, 2, 3)]
+    fake_run(tmp_path, "t4-r8", "rc=0 wall_seconds=110", report={
+        "history": history, "trainable_params": 34_078_720, "peak_memory_allocated_gib": 35.61,
+        "peak_memory_reserved_gib": 36.02, "tokens_per_s": 903.1, "mfu": 0.47, "final_loss": 10.37})
+    fake_run(tmp_path, "t4-r8-stock", "rc=1", log="torch.OutOfMemoryError: CUDA out of memory. Tried to allocate "
+             "448.00 MiB. GPU 0 has a total capacity of 139.80 GiB")
+    fake_run(tmp_path, "t6-eager", "rc=1", log="axolotl_nextai.config_checks.ConfigError: attn_implementation: eager "
+             "at 4,096 tokens per micro-step keeps ... at least 39.38 GiB, about 47.5 GiB at peak")
+    (tmp_path / "t4-r8.smi.txt").write_text("38000\n39123\n")
+    text = "\n".join(report70b.render_tables(tmp_path, ["t4-r8", "t4-r8-stock", "t6-eager"], 362.0))
+    table4 = text.split("### Table 4")[1].split("###")[0]
+    assert "| r 8 | 46.95 | **fits** | 35.61 | 36.02 | 39123 | 0.14 | 18.0 | 903 | 10.370 |" in table4
+    assert "layer inputs on the CPU, Liger, dequant in 64 MiB chunks, embeddings on the CPU" in table4
+    assert "out of memory (a 448.00 MiB request)" in table4 and "| none |" in table4
+    table6 = text.split("### Table 6")[1]
+    assert "| FlashAttention-2 (SDPA here) | 46.95 | **fits** |" in table6
+    assert "refused before loading: attn_implementation: eager needs at least 39.38 GiB" in table6
+    assert "### Table 5" not in text  # no Table 5 run in this call
+
+
+@pytest.mark.slow
+def test_gpu70b_sh_runs_end_to_end_on_the_cpu(tmp_path):
+    """The device call's script, on the tiny checkpoint: data written outside the repo, one lane, a run that
+    trains and one the plugin refuses before loading; then the report reads the archive."""
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "CKPT": str(tmp_path / "ckpt"), "DATA": str(tmp_path / "data"),
+           "GPUS": "cpu", "WHEELS": "0", "SYNTH_PRESET": "tiny", "CAP_GB": "0.002", "PYTHON": sys.executable}
+    result = subprocess.run(["bash", str(ROOT / "bench" / "gpu" / "gpu70b.sh"), "cpu-smoke", "cpu-smoke-eager"],
+                            env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "data" / "v5-4096.jsonl").exists() and (tmp_path / "out" / "gpu70b.tgz").exists()
+    text = load_bench("report70b").render([(tmp_path / "out", ["cpu-smoke", "cpu-smoke-eager"], "smoke")], "smoke")
+    assert "| cpu-smoke | rc=0 " in text
+    assert "failed: axolotl_nextai.config_checks.ConfigError: attn_implementation: eager" in text

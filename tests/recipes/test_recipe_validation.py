@@ -135,3 +135,13 @@ def test_recipe_check_cli_reports_each_recipe(data_dir, capsys):
     out = capsys.readouterr().out
     assert f"ok      {TEMPLATE}" in out
     assert f"FAILED  {typo}: unknown key `lora_droput` (did you mean `lora_dropout`?)" in out
+
+
+def test_eager_at_4096_is_refused_under_a_40_gb_cap_before_anything_loads(data_dir):
+    """Table 6's eager row cannot fit 40 GB (6 GiB of attention probabilities a layer): the plugin's register
+    hook, which `axolotl train` and this check both run, says so with the memory it needs."""
+    eager = load(ROOT / "recipes" / "ablations" / "llama2-70b-v5-eager.yml")
+    check_config(eager)  # its target is an 80 GB card
+    with pytest.raises(ConfigError, match=r"attn_implementation: eager .* at least 39\.\d\d GiB.*37\.25 GiB allowed"):
+        check_config({**eager, "nextai_gpu_memory_cap_gb": 40})
+    check_config({**load(ROOT / "recipes" / "ablations" / "llama2-70b-v5-r8-4096.yml"), "nextai_gpu_memory_cap_gb": 40})
