@@ -2,7 +2,7 @@
 
 `write_set` extends that to the files of one command's output (a build's data and its manifest): every file is
 written to a temporary beside it first, and only once all are written are they renamed into place, so a failed
-write leaves the earlier set untouched. `atomic_dir` does the same for a folder (a model checkpoint).
+write leaves the earlier set untouched. `staging_dir` + `replace_dir` do the same for a folder (a model).
 New files and folders get the mode the umask gives, as `open()` would (mkstemp alone makes them 0600).
 """
 
@@ -28,6 +28,21 @@ def umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def unwritable(path: str | os.PathLike) -> str | None:
+    """Why `path`, a file or folder to create or replace, cannot be written, or None: the nearest existing folder
+    above it must be a folder we can create a file in (tried, as permission bits do not bind root)."""
+    folder = Path(path).absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return None
+    except OSError as err:
+        return f"cannot write in {folder} ({err.strerror})"
 
 
 def _temporary(path: Path) -> tuple[int, Path]:
@@ -87,24 +102,35 @@ def is_empty_dir(path: Path) -> bool:
 
 
 @contextmanager
-def atomic_dir(out: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
-    """A temporary folder beside `out` to write into; it becomes `out` when the block succeeds and is removed
-    when it fails, so `out` is never half written. An existing non-empty `out` is replaced only if `replace`."""
+def staging_dir(out: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside `out` to write a set of files into; `replace_dir` moves it into place, and
+    whatever is left of it when the block ends (an error, a Ctrl-C) is removed, so `out` is never half written."""
     out = Path(out)
-    if out.exists() and not is_empty_dir(out) and not replace:
-        raise FileExistsError(f"{out} exists and is not empty")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
-    os.chmod(tmp, 0o777 & ~umask())
     try:
+        os.chmod(tmp, 0o777 & ~umask())
         yield tmp
-        old = None
-        if out.exists() and not is_empty_dir(out):
-            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
-            os.replace(out, old / out.name)
-        os.replace(tmp, out)  # rename(2) replaces an empty folder
-        if old is not None:
-            shutil.rmtree(old)
-    except BaseException:
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Rename the staged folder `tmp` to `out`; an existing `out` is moved aside first and deleted after."""
+    old = None
+    if out.exists() and not is_empty_dir(out):
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+        os.replace(out, old / out.name)
+    os.replace(tmp, out)  # rename(2) replaces an empty folder
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def same_files(a: Path, b: Path) -> bool:
+    """Both folders hold the same file names with the same bytes."""
+    if not a.is_dir() or not b.is_dir():
+        return False
+    names = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    if names != sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()):
+        return False
+    return all((a / name).read_bytes() == (b / name).read_bytes() for name in names)

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from axolotl_nextai.atomic import write_set
+from axolotl_nextai.atomic import unwritable, write_set
 from data_builders.build import Build
 from data_builders.decontaminate import Decontaminated
 from data_builders.errors import DataError
@@ -47,16 +46,9 @@ def check_out(out: Path, inputs: Iterable[Path]) -> None:
             raise DataError(f"--out {out}: would overwrite {path}, an input of this command; choose another --out")
         if path.is_dir():
             raise DataError(f"--out {out}: {path} is a folder")
-    folder = out.absolute().parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise DataError(f"--out {out}: {folder} is not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise DataError(f"--out {out}: cannot write in {folder} ({err.strerror})") from None
+    problem = unwritable(out)
+    if problem:
+        raise DataError(f"--out {out}: {problem}")
 
 
 def write_files(out: Path, text: str, rows: int, manifest: dict, companions: dict[str, list[dict]]) -> dict[str, Path]:
