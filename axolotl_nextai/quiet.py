@@ -19,6 +19,10 @@ LOG_LINES = (
      "torchao registers two enums the way torch 2.13 deprecates; nothing here compiles them"),
     ("bitsandbytes.backends.cpu.ops", r"Failed to load CPU gemm_4bit_forward from kernels-community: ",
      "an optional CPU kernel fetched from the Hub; offline, bitsandbytes uses its own CPU 4-bit matmul"),
+    ("lm_eval.models.huggingface", r"`pretrained` model kwarg is not of type `str`",
+     "nextai-eval hands lm-eval the base + adapter it loaded, on purpose, in one process"),
+    ("lm_eval.models.huggingface", r"Passed an already-initialized model through `pretrained`",
+     "the same: a loaded model, one process"),
 )
 # (warning category, message pattern, module that warns, why)
 WARNINGS = (
