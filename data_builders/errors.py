@@ -16,7 +16,10 @@ def first_line(err: BaseException) -> str:
 
 
 def yaml_problem(where: str, err) -> str:
-    """A PyYAML error as one line, `where:line: problem`, from its mark (PyYAML's own text spans lines)."""
-    mark = getattr(err, "problem_mark", None)
+    """A PyYAML error as one line, `where:line: problem` (and where the construct it was reading began), from its
+    marks: PyYAML's own text spans several lines."""
+    mark, context = getattr(err, "problem_mark", None), getattr(err, "context_mark", None)
     problem = getattr(err, "problem", None) or first_line(err)
+    if context is not None and getattr(err, "context", None):
+        problem += f"; {err.context} at line {context.line + 1}"
     return f"{where}:{mark.line + 1}: not valid YAML ({problem})" if mark else f"{where}: not valid YAML ({problem})"
