@@ -12,7 +12,7 @@ import torch
 from axolotl.utils.logging import get_logger
 from transformers import TrainerCallback
 
-from axolotl_nextai.checkpoint import ADAPTER_WEIGHTS
+from axolotl_nextai.checkpoint import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from axolotl_nextai.interrupt import StopOnSignal
 from axolotl_nextai.memory import peak_memory_gib
 from axolotl_nextai.report import fmt, fmt_hours, fmt_pct, summarize, write_report
@@ -20,7 +20,6 @@ from axolotl_nextai.throughput import StepClock, count_tokens, linear_weight_cou
 from axolotl_nextai.time_budget import HOUR, must_stop_now, overrun_message, projected_finish_s
 
 LOG = get_logger(__name__)
-ADAPTER_CONFIG = "adapter_config.json"
 
 
 def count_parameters(model) -> tuple[int, int]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from axolotl_nextai.config_checks import looks_local
 from data_builders.errors import first_line
 
+ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")  # peft's two formats
 
 
@@ -31,11 +32,11 @@ def check_model_paths(base_model: str, adapter: str | None) -> None:
         folder = Path(adapter).expanduser()
         if not folder.is_dir():
             raise ModelPathError(f"--adapter {adapter}: no such folder")
-        if not (folder / "adapter_config.json").is_file():
-            raise ModelPathError(f"--adapter {adapter}: no adapter_config.json in it (a run's output_dir after "
+        if not (folder / ADAPTER_CONFIG).is_file():
+            raise ModelPathError(f"--adapter {adapter}: no {ADAPTER_CONFIG} in it (a run's output_dir after "
                                  "training, or one of its checkpoint-N folders)")
         if not any((folder / name).is_file() for name in ADAPTER_WEIGHTS):
-            raise ModelPathError(f"--adapter {adapter}: adapter_config.json but no {ADAPTER_WEIGHTS[0]}: the run "
+            raise ModelPathError(f"--adapter {adapter}: {ADAPTER_CONFIG} but no {ADAPTER_WEIGHTS[0]}: the run "
                                  "did not finish; use one of its checkpoint-N folders")
 
 

@@ -53,10 +53,10 @@ class NextAIPlugin(BasePlugin):
     """Validates `nextai_*` keys and dataset files before anything loads; adapts CUDA-only settings; keys
     prepared data by content; caps GPU memory; adds the run report, signal, time-budget and garbage-collector callbacks."""
 
+    signal_stop: SignalStopCallback | None = None  # set when training starts; finished after the final save
+
     def get_input_args(self) -> str:
         return "axolotl_nextai.args.NextAIArgs"
-
-    signal_stop: SignalStopCallback | None = None
 
     def register(self, cfg: dict) -> None:
         if not uses_plugin(cfg):

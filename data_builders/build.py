@@ -19,14 +19,7 @@ from tqdm import tqdm
 
 from data_builders.benchmarks import benchmark_files, load_benchmarks
 from data_builders.decontaminate import TrainingRow, decontaminate
-from data_builders.dedup.embed import (
-    DEFAULT_MODEL,
-    cache_folder,
-    check_model,
-    embed,
-    read_cache,
-    resolve_model,
-)
+from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed, resolve_model
 from data_builders.dedup.near_dup import Removal
 from data_builders.dedup.near_dup import select as select_near
 from data_builders.errors import DataError, first_line
@@ -131,9 +124,7 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
         raise DataError(f"--path names a source not in mixture {mixture.name}: {', '.join(sorted(unknown))}")
     paths = {entry.source: source_path(entry, source_dir, overrides) for entry in mixture.sources}
     tok = load_tokenizer(tokenizer) if tokenizer else None
-    check_model(model)
-    if cache_dir is not None:
-        read_cache(cache_folder(cache_dir, model))
+    check_embedding(model, cache_dir)
     decontam, bench = decontamination(mixture, decontaminate_dir), None
     if decontam is not None:
         bench = load_benchmarks(decontam.benchmarks, Path(decontam.benchmarks_dir) if decontam.benchmarks_dir else None)

@@ -43,12 +43,15 @@ def load_model(name: str):
     return SentenceTransformer(resolve_model(name), device="cpu")
 
 
-def check_model(name: str) -> None:
-    """Load the model now (it stays loaded), so a wrong `--model` fails before any row is read."""
+def check_embedding(model: str, cache_dir: Path | None) -> None:
+    """Load the model (it stays loaded) and read its cache now, so a wrong `--model` or a corrupt `--cache-dir`
+    fails before any row is read."""
     try:
-        load_model(name)
+        load_model(model)
     except (OSError, ValueError) as err:
-        raise DataError(f"--model {name}: cannot load ({first_line(err)})") from None
+        raise DataError(f"--model {model}: cannot load ({first_line(err)})") from None
+    if cache_dir is not None:
+        read_cache(cache_folder(cache_dir, model))
 
 
 def cache_folder(cache_dir: Path, model: str) -> Path:
