@@ -1,4 +1,5 @@
-"""`nextai-data` end to end through click's runner: the sample v5 build, its guarantees, and bad input."""
+"""`nextai-data` end to end through click's runner: the sample v5 build, its guarantees, what it drops or skips
+(said and counted), and a quiet run as a user starts it. Bad input that stops a build: tests/test_bad_input.py."""
 
 import hashlib
 import json

@@ -146,3 +146,9 @@ def test_a_fresh_clone_checks_the_recipe_and_warns_about_its_data_file(tmp_path,
     assert f"warning {TEMPLATE}: datasets[0].path: dataset file `data/v5.jsonl` does not exist" in result.output
     assert "nextai-data build --mixture v5 --out data/v5.jsonl (training refuses it)" in result.output
     assert result.output.rstrip().endswith(f"ok      {TEMPLATE}")
+
+
+def test_recipe_check_help_prints_usage():
+    result = CliRunner().invoke(main, ["--help"], prog_name="python -m axolotl_nextai.recipe_check")
+    assert result.exit_code == 0 and result.output.startswith("Usage: python -m axolotl_nextai.recipe_check")
+    assert "FAILED" not in result.output
