@@ -28,7 +28,9 @@ class NextAIArgs(BaseModel):
     )
     nextai_check_datasets: bool = Field(
         default=True,
-        description="Before anything loads, fail if a local dataset file is missing, naming it and how to build it.",
+        description="Before anything loads, fail if a local path the run reads is missing (a dataset file, naming how "
+        "to build it; a base model folder; resume_from_checkpoint) or a row of an axolotl_nextai.alpaca file lacks "
+        "a string instruction or output, naming file:line.",
     )
     nextai_content_keyed_prepared_data: bool = Field(
         default=True,
@@ -59,8 +61,9 @@ class NextAIArgs(BaseModel):
     )
     nextai_checkpoint_on_signal: bool = Field(
         default=True,
-        description="On SIGTERM or SIGINT, finish the current step, save a checkpoint and stop cleanly; "
-        "a second signal stops at once. Resume with `resume_from_checkpoint: <output_dir>/checkpoint-N`.",
+        description="On SIGTERM or SIGINT, or when the `accelerate launch` process exits (SIGTERM to it), finish the "
+        "current step, save a checkpoint and stop cleanly; a second signal stops at once, after any save in progress. "
+        "Resume with `resume_from_checkpoint: <output_dir>/checkpoint-N`.",
     )
     nextai_gpu_memory_cap_gb: float | None = Field(
         default=None,

@@ -1,4 +1,8 @@
-"""NextAIPlugin: thin glue from Axolotl's hooks to this package's checks, guards and run report."""
+"""NextAIPlugin: thin glue from Axolotl's hooks to this package's checks, guards and run report.
+
+A config error ends the training CLI with one line naming the config file and the key, not a traceback
+(`report_config_errors_in_one_line`, installed when Axolotl imports the plugin).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from axolotl.utils.logging import get_logger
 
 from axolotl_nextai.attention import apply_changes, flash_attn_installed, resolve_attention
 from axolotl_nextai.callbacks import (
+    CompleteAdapterCallback,
     FreezeGarbageCollectorCallback,
     RunReportCallback,
     SignalStopCallback,
@@ -17,17 +22,29 @@ from axolotl_nextai.callbacks import (
     TimeBudgetCallback,
 )
 from axolotl_nextai.chunked_dequant import install as install_chunked_dequant
-from axolotl_nextai.config_checks import PREFIX, ConfigError, check_dataset_files, validate_plugin_keys
+from axolotl_nextai.config_checks import (
+    PREFIX,
+    ConfigError,
+    check_alpaca_rows,
+    check_dataset_files,
+    report_config_errors_in_one_line,
+    validate_plugin_keys,
+    value_problems,
+)
 from axolotl_nextai.cpu_embeddings import move_embeddings_to_cpu
 from axolotl_nextai.cuda_only import keys_to_disable
+from axolotl_nextai.interrupt import stop_with_launcher
 from axolotl_nextai.memory import apply_memory_cap, device_memory_bytes, use_expandable_segments
 from axolotl_nextai.memory_budget import architecture, budget, check_eager_attention
 from axolotl_nextai.prepared_cache import content_digest, content_keyed_path, local_dataset_paths
+from axolotl_nextai.quiet import silence_known_noise
 from axolotl_nextai.recipe_check import find_typos
 from axolotl_nextai.tiled_mlp import tile_model
 from axolotl_nextai.time_budget import launch_time
 
 LOG = get_logger(__name__)
+report_config_errors_in_one_line()
+silence_known_noise()
 
 
 def uses_plugin(cfg: Mapping) -> bool:
@@ -40,24 +57,32 @@ class NextAIPlugin(BasePlugin):
     """Validates `nextai_*` keys and dataset files before anything loads; adapts CUDA-only settings; keys
     prepared data by content; caps GPU memory; adds the run report, signal, time-budget and garbage-collector callbacks."""
 
+    signal_stop: SignalStopCallback | None = None  # set when training starts; finished after the final save
+
     def get_input_args(self) -> str:
         return "axolotl_nextai.args.NextAIArgs"
 
     def register(self, cfg: dict) -> None:
         if not uses_plugin(cfg):
             return
-        args = validate_plugin_keys(cfg)
-        # Axolotl drops an unknown key without a word: `lora_alpah: 16` would train with the default alpha.
-        typos = find_typos(cfg)
-        if typos:
-            raise ConfigError("; ".join(typos))
-        if args.nextai_check_datasets:
-            check_dataset_files(cfg)
-        if cfg.get("attn_implementation") == "eager":  # its score tensors may not fit: say so before loading
-            arch = architecture(str(cfg.get("base_model", "")))
-            limit = budget(args.nextai_gpu_memory_cap_gb, device_memory_bytes())
-            if arch and limit:
-                check_eager_attention(cfg, arch, limit)
+        try:
+            args = validate_plugin_keys(cfg)
+            # Axolotl drops an unknown key without a word: `lora_alpah: 16` would train with the default alpha.
+            problems = find_typos(cfg) + value_problems(cfg)
+            if problems:
+                raise ConfigError("; ".join(problems))
+            if args.nextai_check_datasets:
+                check_dataset_files(cfg)
+                check_alpaca_rows(cfg)
+            if cfg.get("attn_implementation") == "eager":  # its score tensors may not fit: say so before loading
+                arch = architecture(str(cfg.get("base_model", "")))
+                limit = budget(args.nextai_gpu_memory_cap_gb, device_memory_bytes())
+                if arch and limit:
+                    check_eager_attention(cfg, arch, limit)
+        except ConfigError as err:
+            where = cfg.get("axolotl_config_path")
+            raise ConfigError(f"{where}: {err}" if where else str(err)) from None
+        stop_with_launcher()
         changes, warning = resolve_attention(cfg, flash_attn_installed(), args.nextai_require_flash_attention)
         apply_changes(cfg, changes)
         if warning:
@@ -105,17 +130,23 @@ class NextAIPlugin(BasePlugin):
         if not uses_plugin(cfg):
             return []
         stop, launched_at = StopRecord(), launch_time()
-        callbacks = []
+        callbacks = [CompleteAdapterCallback()]
         if cfg.nextai_report:
             run_info = {"model": cfg.base_model, "lora_r": cfg.lora_r, "lora_target_modules": cfg.lora_target_modules}
             callbacks.append(RunReportCallback(cfg.output_dir, cfg.nextai_report_every_steps, cfg.nextai_peak_tflops,
                                                run_info, stop, launched_at))
-        if cfg.nextai_checkpoint_on_signal:
-            callbacks.append(SignalStopCallback(stop))
         if cfg.nextai_gc_freeze:
             callbacks.append(FreezeGarbageCollectorCallback())
         if cfg.nextai_time_budget_hours is not None:
             callbacks.append(TimeBudgetCallback(cfg.nextai_time_budget_hours, cfg.nextai_time_budget_margin_minutes,
                                                 cfg.nextai_time_budget_warmup_steps, cfg.nextai_time_budget_action,
                                                 stop, launched_at))
+        if cfg.nextai_checkpoint_on_signal:  # last: it sees every callback's save request of the step
+            self.signal_stop = SignalStopCallback(stop)
+            callbacks.append(self.signal_stop)
         return callbacks
+
+    def post_train_unload(self, cfg) -> None:
+        """The final adapter is saved: a second signal held during the save is delivered now."""
+        if self.signal_stop is not None:
+            self.signal_stop.finish()

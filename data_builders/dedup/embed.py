@@ -12,13 +12,15 @@ rows not seen before. Off by default, so a build reads nothing but its inputs.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from axolotl_nextai.atomic import atomic_write
+from axolotl_nextai.atomic import write_set
+from data_builders.errors import DataError, first_line
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -41,6 +43,44 @@ def load_model(name: str):
     return SentenceTransformer(resolve_model(name), device="cpu")
 
 
+def check_embedding(model: str, cache_dir: Path | None) -> None:
+    """Load the model (it stays loaded) and read its cache now, so a wrong `--model` or a corrupt `--cache-dir`
+    fails before any row is read."""
+    try:
+        load_model(model)
+    except (OSError, ValueError) as err:
+        raise DataError(f"--model {model}: cannot load ({first_line(err)})") from None
+    if cache_dir is not None:
+        read_cache(cache_folder(cache_dir, model))
+
+
+def cache_folder(cache_dir: Path, model: str) -> Path:
+    return Path(cache_dir) / re.sub(r"[^A-Za-z0-9._-]+", "_", model)
+
+
+def read_cache(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, vectors) cached in `folder`, both empty when there is none; a DataError naming the folder when
+    the two files are unreadable or do not match."""
+    keys_file, vectors_file = folder / "keys.npy", folder / "vectors.npy"
+    if not keys_file.exists() and not vectors_file.exists():
+        return np.zeros(0, dtype="U40"), np.zeros((0, 0), dtype=np.float32)
+    try:
+        keys, vectors = np.load(keys_file), np.load(vectors_file)
+    except (OSError, ValueError, EOFError) as err:
+        raise DataError(f"--cache-dir: corrupt embedding cache {folder} ({first_line(err)}); delete the folder "
+                        "to rebuild it") from None
+    if keys.ndim != 1 or keys.dtype.kind != "U" or vectors.ndim != 2 or len(keys) != len(vectors):
+        raise DataError(f"--cache-dir: corrupt embedding cache {folder} ({len(keys)} keys, {vectors.shape} "
+                        "vectors); delete the folder to rebuild it")
+    return keys, vectors
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
 def encode(texts: list[str], model: str, batch_size: int, progress: bool) -> np.ndarray:
     vectors = load_model(model).encode(texts, batch_size=batch_size, normalize_embeddings=True,
                                        convert_to_numpy=True, show_progress_bar=progress)
@@ -54,11 +94,9 @@ def embed(texts: list[str], model: str = DEFAULT_MODEL, batch_size: int = 128, p
         return np.zeros((0, 0), dtype=np.float32)
     if cache_dir is None:
         return encode(texts, model, batch_size, progress)
-    folder = Path(cache_dir) / re.sub(r"[^A-Za-z0-9._-]+", "_", model)
+    folder = cache_folder(cache_dir, model)
     keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
-    known_keys, known = np.zeros(0, dtype="U40"), np.zeros((0, 0), dtype=np.float32)
-    if (folder / "keys.npy").is_file():
-        known_keys, known = np.load(folder / "keys.npy"), np.load(folder / "vectors.npy")
+    known_keys, known = read_cache(folder)
     row_of = {k: i for i, k in enumerate(known_keys.tolist())}
     missing = {}  # key -> text, first occurrence only, in order
     for key, text in zip(keys, texts):
@@ -69,7 +107,5 @@ def embed(texts: list[str], model: str = DEFAULT_MODEL, batch_size: int = 128, p
         row_of.update({k: len(known_keys) + i for i, k in enumerate(missing)})
         known = fresh if not len(known_keys) else np.concatenate([known, fresh])
         known_keys = np.concatenate([known_keys, np.array(list(missing), dtype="U40")])
-        for name, array in (("keys.npy", known_keys), ("vectors.npy", known)):
-            with atomic_write(folder / name, "wb") as f:
-                np.save(f, array)
+        write_set({folder / "keys.npy": npy_bytes(known_keys), folder / "vectors.npy": npy_bytes(known)})
     return known[[row_of[k] for k in keys]]
