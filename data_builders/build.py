@@ -18,7 +18,7 @@ from data_builders.benchmarks import load_benchmarks
 from data_builders.decontaminate import TrainingRow, decontaminate
 from data_builders.dedup.embed import DEFAULT_MODEL, embed, resolve_model
 from data_builders.dedup.near_dup import Removal
-from data_builders.dedup.near_dup import select as select_near
+from data_builders.dedup.stage import near_dedup
 from data_builders.errors import DataError
 from data_builders.filters.base import Filter, run_filters
 from data_builders.filters.empty_output import EmptyOutput
@@ -73,11 +73,12 @@ def filter_select(entry: Entry, records: list[Record], rules: list[Filter], seed
 def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[str, Path] | None = None,
           on_error: str = "fail", licence: str = "any", model: str = DEFAULT_MODEL,
           tokenizer: str | None = None, cache_dir: Path | None = None, progress: bool = False,
-          decontaminate_dir: Path | None = None) -> Build:
+          decontaminate_dir: Path | None = None, near_dedup_method: str = "auto", device: str = "auto") -> Build:
     """Build `mixture`.
 
-    Decontamination runs when the mixture has a `decontaminate:` block or `decontaminate_dir` is given (which
-    then replaces the block's `benchmarks_dir`).
+    Near-dedup runs by `near_dedup_method` on `device` (dedup/stage.py; `auto`: the fastest method with the
+    paper's decisions there). Decontamination runs when the mixture has a `decontaminate:` block or
+    `decontaminate_dir` is given (which then replaces the block's `benchmarks_dir`).
     """
     overrides = overrides or {}
     unknown = overrides.keys() - {e.source for e in mixture.sources}
@@ -115,18 +116,19 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
             {"dropped": dict(sorted(counts.items())), "available": available, "percent": entry.percent, "rows_requested": entry.rows,
              "selected": len(chosen)})
 
-    vectors = embed([r.prompt_text for r in selected], model, progress=progress, cache_dir=cache_dir)
-    keep, removals = select_near(vectors, mixture.threshold) if len(selected) else ([], [])
+    dedup = near_dedup([r.prompt_text for r in selected], model, mixture.threshold, near_dedup_method, device,
+                       cache_dir, progress, embed_kept=bench is not None)
+    keep, removals = dedup.keep, dedup.removals
     out = [r for r, k in zip(selected, keep) if k]
     pairs = [pair_row(selected, r) for r in removals]
     near = Counter(selected[r.removed].source for r in removals)
-    stages = {"near_dedup": {"removed": len(removals), "out": len(out)}}
+    stages = {"near_dedup": {**dedup.stats, "removed": len(removals), "out": len(out)}}
 
     found = None
     if bench is not None:
-        bench_vectors = embed(bench.texts, model, progress=progress, cache_dir=cache_dir)
+        bench_vectors = embed(bench.texts, model, progress=progress, cache_dir=cache_dir, device=dedup.stats["device"])
         rows = [TrainingRow(r.id, r.prompt_text, r.source) for r in out]
-        found = decontaminate(rows, vectors[keep], bench, bench_vectors, decontam.threshold)
+        found = decontaminate(rows, dedup.vectors[keep], bench, bench_vectors, decontam.threshold)
         out = [r for r, k in zip(out, found.keep) if k]
         stages["decontaminate"] = {"removed": found.summary["removed"], "out": len(out)}
     kept_per_source = Counter(r.source for r in out)
