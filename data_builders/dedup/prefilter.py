@@ -2,10 +2,10 @@
 
 MiniLM is nearly all of a CPU build (~20 rows per CPU-second). A static model distilled from the same MiniLM
 (model2vec's `distill`: every word piece embedded once by MiniLM, PCA to 256 dimensions; a text is the weighted
-mean of its word pieces) embeds thousands of rows per CPU-second. On every benchmark set measured, each pair of
-rows at MiniLM cosine > 0.9 had a static cosine of at least 0.779 (BBQ's template clusters are the hardest case;
-bench/results/near_dedup-*.md), so a row whose static cosine to every other row is below THRESHOLD (a margin under
-that) is in no such pair, and first-seen-wins keeps it whatever the others are. Only the other rows need MiniLM,
+mean of its word pieces) embeds thousands of rows per CPU-second. On every benchmark set measured (BBQ, MMLU,
+LIMA; 280,000 pairs at MiniLM cosine > 0.9), each such pair had a static cosine of at least 0.667 (an MMLU question
+reworded: "According to Hobbes, the definition of injustice is" / "Hobbes defines injustice as"; BBQ's template
+pairs went down to 0.779), so a row whose static cosine to every other row is below THRESHOLD is in no such pair, and first-seen-wins keeps it whatever the others are. Only the other rows need MiniLM,
 and the exact pass over them (near_dup.select, in item order) gives the kept set the full pass gives: every
 MiniLM > 0.9 pair lies inside that subset.
 
@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from data_builders.dedup.embed import CHUNK, model_folder, resolve_device, resolve_model
 
-THRESHOLD = 0.75  # static cosine; the lowest seen for a MiniLM > 0.9 pair was 0.779 (BBQ)
+THRESHOLD = 0.65  # static cosine; the lowest seen for a MiniLM > 0.9 pair was 0.667 (MMLU)
 MAX_TOKENS = 256  # the word pieces MiniLM reads; the static model reads the same window
 PCA_DIMS = 256
 EXACT_ROWS = 200_000  # above this, neighbours come from an HNSW index (usearch) instead of blocked products
@@ -96,8 +96,9 @@ def ann_with_neighbour(vectors: np.ndarray, threshold: float, progress: bool = F
     from usearch.index import Index
 
     index = Index(ndim=vectors.shape[1], metric="ip", dtype="f16")
-    index.add(np.arange(len(vectors)), vectors, progress=progress and tqdm_progress("index", len(vectors)))
-    matches = index.search(vectors, count=count, progress=progress and tqdm_progress("neighbours", len(vectors)))
+    index.add(np.arange(len(vectors)), vectors, progress=tqdm_progress("index", len(vectors)) if progress else None)
+    matches = index.search(vectors, count=count,
+                           progress=tqdm_progress("neighbours", len(vectors)) if progress else None)
     keys, sims = matches.keys, 1 - matches.distances  # usearch's inner-product distance is 1 - dot
     other = keys != np.arange(len(vectors))[:, None]
     return ((sims >= threshold) & other).any(axis=1)

@@ -34,6 +34,7 @@ class NearDedup:
 
 
 def resolve_method(method: str, device: str, model: str, threshold: float) -> str:
+    """The method to run on `device` (resolved: cpu, cuda...) for `model` at `threshold`."""
     calibrated = model == DEFAULT_MODEL and threshold >= THRESHOLD
     if method not in METHODS:
         raise DataError(f"unknown near-dedup method {method!r} (known: {', '.join(METHODS)})")
@@ -42,7 +43,7 @@ def resolve_method(method: str, device: str, model: str, threshold: float) -> st
                         f"> {threshold}: use the exact method")
     if method != "auto":
         return method
-    return "prefilter" if calibrated and resolve_device(device) == "cpu" else "exact"
+    return "prefilter" if calibrated and device == "cpu" else "exact"
 
 
 def near_dedup(texts: list[str], model: str = DEFAULT_MODEL, threshold: float = THRESHOLD, method: str = "auto",
@@ -50,7 +51,8 @@ def near_dedup(texts: list[str], model: str = DEFAULT_MODEL, threshold: float = 
                embed_kept: bool = False) -> NearDedup:
     """Near-duplicate removal over `texts` in order. `embed_kept`: also give every kept row its MiniLM vector
     (decontamination compares them with the benchmarks)."""
-    method, device = resolve_method(method, device, model, threshold), resolve_device(device)
+    device = resolve_device(device)
+    method = resolve_method(method, device, model, threshold)
     n = len(texts)
     stats = {"method": method, "device": device}
     if method == "exact":
