@@ -101,14 +101,22 @@ def make_set(real: list[tuple[str, str]], rows: int, edit_share: float, seed: in
     return out[:rows]
 
 
-def worker(method: str, corpus: Path, device: str, out: Path) -> None:
+def save_rows(rows: list[tuple[str, str]], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt") as f:
+        f.writelines(json.dumps({"source": s, "text": t}) + "\n" for s, t in rows)
+    return path
+
+
+def worker(method: str, corpus: Path, device: str, out: Path, model: str | None) -> None:
     """One method on the saved rows, in this process: keep mask and numbers to `out`."""
+    from data_builders.dedup.embed import DEFAULT_MODEL
     from data_builders.dedup.stage import near_dedup
 
     with gzip.open(corpus, "rt") as f:
         texts = [json.loads(line)["text"] for line in f]
     wall, cpu = time.perf_counter(), time.process_time()
-    found = near_dedup(texts, method=method, device=device)
+    found = near_dedup(texts, model=model or DEFAULT_MODEL, method=method, device=device)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     gpu_mib = None
     if found.stats["device"].startswith("cuda"):
@@ -126,7 +134,10 @@ def main() -> None:
     parser.add_argument("--mmlu", type=Path, help="MMLU data/ folder (dev/ val/ test/ CSVs)")
     parser.add_argument("--lima", type=Path, help="LIMA JSONL with `conversations`")
     parser.add_argument("--multi-news", type=Path, help="Multi-News JSONL.gz with `document`")
-    parser.add_argument("--rows", type=int, default=V5_ROWS)
+    parser.add_argument("--rows-file", type=Path, help="read the rows a --save-rows run wrote instead of the sources")
+    parser.add_argument("--save-rows", type=Path, help="write the rows (JSONL.gz) for a later --rows-file run, and stop")
+    parser.add_argument("--model", help="MiniLM folder (default: the bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--rows", type=int, default=V5_ROWS, help="rows to make (or to read from --rows-file)")
     parser.add_argument("--edit-share", type=float, default=0.5, help="share of added rows that are light edits")
     parser.add_argument("--methods", default="exact,prefilter")
     parser.add_argument("--device", default="cpu")
@@ -134,17 +145,23 @@ def main() -> None:
     parser.add_argument("--worker", nargs=3, metavar=("METHOD", "CORPUS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.worker[0], Path(args.worker[1]), args.device, Path(args.worker[2]))
+        return worker(args.worker[0], Path(args.worker[1]), args.device, Path(args.worker[2]), args.model)
     missing = [f"--{k.replace('_', '-')}" for k in ("bbq", "mmlu", "lima", "multi_news") if getattr(args, k) is None]
-    if missing:
-        parser.error(f"give {', '.join(missing)}")
+    if missing and not args.rows_file:
+        parser.error(f"give {', '.join(missing)}, or --rows-file")
     log: list[str] = []
 
     def say(line: str) -> None:
         print(line, flush=True)
         log.append(line)
 
-    rows = make_set(real_rows(args), args.rows, args.edit_share)
+    if args.rows_file:
+        with gzip.open(args.rows_file, "rt") as f:
+            rows = [(r["source"], r["text"]) for r in map(json.loads, f)][:args.rows]
+    else:
+        rows = make_set(real_rows(args), args.rows, args.edit_share)
+    if args.save_rows:
+        return save_rows(rows, args.save_rows)
     counts: dict[str, int] = {}
     for source, _ in rows:
         counts[source] = counts.get(source, 0) + 1
@@ -159,13 +176,12 @@ def main() -> None:
         say(f"static model ready in {time.perf_counter() - t0:.1f} s (distilled on first use, then cached)")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = Path(tmp) / "rows.jsonl.gz"
-        with gzip.open(corpus, "wt") as f:
-            f.writelines(json.dumps({"source": s, "text": t}) + "\n" for s, t in rows)
+        corpus = save_rows(rows, Path(tmp) / "rows.jsonl.gz")
         for method in methods:
             out = Path(tmp) / f"{method}.json"
-            subprocess.run([sys.executable, __file__, "--device", args.device, "--worker", method, str(corpus),
-                            str(out)], check=True)
+            model = ["--model", args.model] if args.model else []
+            subprocess.run([sys.executable, __file__, "--device", args.device, *model, "--worker", method,
+                            str(corpus), str(out)], check=True)
             results[method] = {**json.loads(out.read_text()), "keep": np.load(out.with_suffix(".npy"))}
     say(table(results, len(rows), args.device))
     if "exact" in results:
@@ -175,8 +191,9 @@ def main() -> None:
                 say(f"  {method} disagrees on row {i} ({rows[i][0]}, exact keeps it: {results['exact']['keep'][i]}): "
                     f"{rows[i][1][:100]!r}")
         base = results["exact"]
-        say("ratios to exact: " + ", ".join(f"{m} {base['wall'] / r['wall']:.2f}x wall, {base['cpu'] / r['cpu']:.2f}x "
-                                           f"CPU" for m, r in results.items() if m != "exact"))
+        if len(results) > 1:
+            say("ratios to exact: " + ", ".join(f"{m} {base['wall'] / r['wall']:.2f}x wall, {base['cpu'] / r['cpu']:.2f}x "
+                                               f"CPU" for m, r in results.items() if m != "exact"))
     write_report(args, log)
 
 
