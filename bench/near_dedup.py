@@ -116,7 +116,10 @@ def worker(method: str, corpus: Path, device: str, out: Path, model: str | None)
     with gzip.open(corpus, "rt") as f:
         texts = [json.loads(line)["text"] for line in f]
     wall, cpu = time.perf_counter(), time.process_time()
-    found = near_dedup(texts, model=model or DEFAULT_MODEL, method=method, device=device)
+    if method == "prefilter-stage":
+        found = prefilter_stage(texts, model or DEFAULT_MODEL, device)
+    else:
+        found = near_dedup(texts, model=model or DEFAULT_MODEL, method=method, device=device)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     gpu_mib = None
     if found.stats["device"].startswith("cuda"):
@@ -126,6 +129,27 @@ def worker(method: str, corpus: Path, device: str, out: Path, model: str | None)
     np.save(out.with_suffix(".npy"), found.keep)
     out.write_text(json.dumps({"wall": wall, "cpu": cpu, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                                / 1024, "gpu_mib": gpu_mib, "stats": found.stats}))
+
+
+def prefilter_stage(texts: list[str], model: str, device: str, sample: int = 5000):
+    """The prefilter alone (static embeddings + neighbour search: HNSW above 200k rows), to size what MiniLM
+    would then embed at scale; and how many of `sample` random rows' exact static neighbours it found."""
+    from data_builders.dedup import prefilter
+    from data_builders.dedup.stage import NearDedup
+
+    vectors = prefilter.static_embed(texts, prefilter.static_model(model, device=device))
+    flagged = prefilter.with_neighbour(vectors)
+    rows = np.random.default_rng(0).choice(len(texts), min(sample, len(texts)), replace=False)
+    best = np.full(len(rows), -1.0, dtype=np.float32)
+    for c in range(0, len(texts), 8192):
+        sims = vectors[rows] @ vectors[c:c + 8192].T
+        sims[rows[:, None] == np.arange(c, c + sims.shape[1])[None, :]] = -1  # not the row itself
+        best = np.maximum(best, sims.max(axis=1))
+    truth = best >= prefilter.THRESHOLD
+    stats = {"device": device, "rows_embedded": 0, "rows_with_a_neighbour": int(flagged.sum()),
+             "sample_recall": f"{int((flagged[rows] & truth).sum())} of {int(truth.sum())} sampled rows with a "
+                              f"neighbour found (exact search over all rows)"}
+    return NearDedup(np.ones(len(texts), dtype=bool), [], vectors[:0], flagged, stats)
 
 
 def main() -> None:
@@ -184,6 +208,10 @@ def main() -> None:
                             str(corpus), str(out)], check=True)
             results[method] = {**json.loads(out.read_text()), "keep": np.load(out.with_suffix(".npy"))}
     say(table(results, len(rows), args.device))
+    for method, r in results.items():
+        if "rows_with_a_neighbour" in r["stats"]:
+            say(f"{method}: {r['stats']['rows_with_a_neighbour']} rows with a static neighbour at >= the prefilter "
+                f"threshold" + (f"; {r['stats']['sample_recall']}" if "sample_recall" in r["stats"] else ""))
     if "exact" in results:
         for method, r in results.items():
             diff = np.flatnonzero(r["keep"] != results["exact"]["keep"])

@@ -55,13 +55,14 @@ def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tok
     """Build a mixture: load, filter, select exact percentages, remove near-duplicates, write JSONL + manifest."""
     from data_builders.build import build as run_build
     from data_builders.build import sample_dir
-    from data_builders.dedup.embed import DEFAULT_MODEL
+    from data_builders.dedup.embed import DEFAULT_MODEL, resolve_device
     from data_builders.mixing import load_mixture
     from data_builders.writers import write_build
 
     if sample and source_dir:
         raise click.UsageError("--sample and --source-dir both name where rows come from; give one")
     try:
+        resolve_device(device)  # a missing GPU fails now, not after loading every source
         spec = load_mixture(mixture)
         result = run_build(spec, source_dir=sample_dir() if sample else source_dir, overrides=parse_paths(paths),
                            on_error=on_error, licence=licence, model=model or DEFAULT_MODEL,
