@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from data_builders.benchmarks import benchmark_files, load_benchmarks
 from data_builders.decontaminate import TrainingRow, decontaminate
-from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed, resolve_model
+from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed, resolve_device, resolve_model
 from data_builders.dedup.near_dup import Removal
-from data_builders.dedup.near_dup import select as select_near
+from data_builders.dedup.stage import near_dedup
 from data_builders.errors import DataError, first_line
 from data_builders.filters.base import Filter, run_filters
 from data_builders.filters.empty_instruction import EmptyInstruction
@@ -112,11 +112,12 @@ def filter_select(entry: Entry, records: list[Record], rules: list[Filter], seed
 def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[str, Path] | None = None,
           on_error: str = "fail", licence: str = "any", model: str = DEFAULT_MODEL,
           tokenizer: str | None = None, cache_dir: Path | None = None, progress: bool = False,
-          decontaminate_dir: Path | None = None) -> Build:
+          decontaminate_dir: Path | None = None, near_dedup_method: str = "auto", device: str = "auto") -> Build:
     """Build `mixture`.
 
-    Decontamination runs when the mixture has a `decontaminate:` block or `decontaminate_dir` is given (which
-    then replaces the block's `benchmarks_dir`).
+    Near-dedup runs by `near_dedup_method` on `device` (dedup/stage.py; `auto`: the fastest method with the
+    paper's decisions there). Decontamination runs when the mixture has a `decontaminate:` block or
+    `decontaminate_dir` is given (which then replaces the block's `benchmarks_dir`).
     """
     overrides = overrides or {}
     unknown = overrides.keys() - {e.source for e in mixture.sources}
@@ -124,7 +125,7 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
         raise DataError(f"--path names a source not in mixture {mixture.name}: {', '.join(sorted(unknown))}")
     paths = {entry.source: source_path(entry, source_dir, overrides) for entry in mixture.sources}
     tok = load_tokenizer(tokenizer) if tokenizer else None
-    check_embedding(model, cache_dir)
+    check_embedding(model, cache_dir, resolve_device(device))
     decontam, bench = decontamination(mixture, decontaminate_dir), None
     if decontam is not None:
         bench = load_benchmarks(decontam.benchmarks, Path(decontam.benchmarks_dir) if decontam.benchmarks_dir else None)
@@ -169,18 +170,19 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
             f"{name} {stats['records']} records, {stats['available']} after filters"
             for name, stats in per_source.items()))
 
-    vectors = embed([r.prompt_text for r in selected], model, progress=progress, cache_dir=cache_dir)
-    keep, removals = select_near(vectors, mixture.threshold) if len(selected) else ([], [])
+    dedup = near_dedup([r.prompt_text for r in selected], model, mixture.threshold, near_dedup_method, device,
+                       cache_dir, progress, embed_kept=bench is not None)
+    keep, removals = dedup.keep, dedup.removals
     out = [r for r, k in zip(selected, keep) if k]
     pairs = [pair_row(selected, r) for r in removals]
     near = Counter(selected[r.removed].source for r in removals)
-    stages = {"near_dedup": {"removed": len(removals), "out": len(out)}}
+    stages = {"near_dedup": {**dedup.stats, "removed": len(removals), "out": len(out)}}
 
     found = None
     if bench is not None:
-        bench_vectors = embed(bench.texts, model, progress=progress, cache_dir=cache_dir)
+        bench_vectors = embed(bench.texts, model, progress=progress, cache_dir=cache_dir, device=dedup.stats["device"])
         rows = [TrainingRow(r.id, r.prompt_text, r.source) for r in out]
-        found = decontaminate(rows, vectors[keep], bench, bench_vectors, decontam.threshold)
+        found = decontaminate(rows, dedup.vectors[keep], bench, bench_vectors, decontam.threshold)
         out = [r for r, k in zip(out, found.keep) if k]
         stages["decontaminate"] = {"removed": found.summary["removed"], "out": len(out)}
         if not out:

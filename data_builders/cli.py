@@ -46,12 +46,19 @@ def main() -> None:
 @click.option("--decontaminate-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Decontaminate against the benchmark files DIR/<task>.jsonl|.json|.parquet|.csv "
                    "(a mixture's decontaminate: block turns it on too, from the hub by default).")
+@click.option("--near-dedup", "near_dedup_method", type=click.Choice(["auto", "exact", "prefilter"]),
+              default="auto", show_default=True,
+              help="exact: MiniLM on every row. prefilter: MiniLM only on rows a static model distilled from it "
+                   "(kept in the cache dir, or ~/.cache/nextai-data) finds a near neighbour for; same kept set, "
+                   "but only 1.03x faster on real mixtures. auto: exact.")
+@click.option("--device", default="auto", show_default=True, help="Torch device for the embeddings (auto: cuda "
+              "when a GPU is visible, else cpu).")
 def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tokenizer, cache_dir,
-          decontaminate_dir) -> None:
+          decontaminate_dir, near_dedup_method, device) -> None:
     """Build a mixture: load, filter, select exact percentages, remove near-duplicates, write JSONL + manifest."""
     from data_builders.build import build as run_build
     from data_builders.build import input_files, sample_dir
-    from data_builders.dedup.embed import DEFAULT_MODEL
+    from data_builders.dedup.embed import DEFAULT_MODEL, resolve_device
     from data_builders.mixing import load_mixture
     from data_builders.writers import check_out, write_build
 
@@ -59,12 +66,14 @@ def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tok
         raise click.UsageError("--sample and --source-dir both name where rows come from; give one")
     overrides, source_dir = parse_paths(paths), sample_dir() if sample else source_dir
     try:
+        resolve_device(device)  # a missing GPU fails now, not after loading every source
         spec = load_mixture(mixture)
         mixture_file = [Path(mixture)] if Path(mixture).is_file() else []
         check_out(out, mixture_file + input_files(spec, source_dir, overrides, decontaminate_dir))
         result = run_build(spec, source_dir=source_dir, overrides=overrides, on_error=on_error, licence=licence,
                            model=model or DEFAULT_MODEL, tokenizer=tokenizer, cache_dir=cache_dir, progress=True,
-                           decontaminate_dir=decontaminate_dir)
+                           decontaminate_dir=decontaminate_dir, near_dedup_method=near_dedup_method,
+                           device=device)
         files = write_build(result, out)
     except DataError as err:
         raise click.ClickException(str(err)) from None

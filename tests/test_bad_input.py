@@ -38,7 +38,7 @@ COMMANDS = {"nextai-data": data_cli.main, "recipe_check": recipe_check.main, "ne
             "nextai-eval": eval_cli.main, "nextai-synth": synth.main, "nextai-tiny-model": tiny_model.main}
 SAMPLE = sample_dir()
 V5 = (ROOT / "recipes" / "llama2-70b-v5.yml").read_text()
-CACHE = "cache/sentence-transformers_all-MiniLM-L6-v2"  # embed.cache_folder of the default model
+CACHE = "cache/sentence-transformers_all-MiniLM-L6-v2"  # embed.model_folder of the default model
 DOLLY = {"instruction": "Hi", "context": "", "response": "Hello", "category": "open_qa"}
 ALPACA = {"instruction": "Name a colour.", "input": "", "output": "Blue."}
 
