@@ -28,7 +28,9 @@ class NextAIArgs(BaseModel):
     )
     nextai_check_datasets: bool = Field(
         default=True,
-        description="Before anything loads, fail if a local dataset file is missing, naming it and how to build it.",
+        description="Before anything loads, fail if a local path the run reads is missing (a dataset file, naming how "
+        "to build it; a base model folder; resume_from_checkpoint) or a row of an axolotl_nextai.alpaca file lacks "
+        "a string instruction or output, naming file:line.",
     )
     nextai_content_keyed_prepared_data: bool = Field(
         default=True,
@@ -59,8 +61,9 @@ class NextAIArgs(BaseModel):
     )
     nextai_checkpoint_on_signal: bool = Field(
         default=True,
-        description="On SIGTERM or SIGINT, finish the current step, save a checkpoint and stop cleanly; "
-        "a second signal stops at once. Resume with `resume_from_checkpoint: <output_dir>/checkpoint-N`.",
+        description="On SIGTERM or SIGINT, or when the `accelerate launch` process exits (SIGTERM to it), finish the "
+        "current step, save a checkpoint and stop cleanly; a second signal stops at once, after any save in progress. "
+        "Resume with `resume_from_checkpoint: <output_dir>/checkpoint-N`.",
     )
     nextai_gpu_memory_cap_gb: float | None = Field(
         default=None,
@@ -95,4 +98,31 @@ class NextAIArgs(BaseModel):
         description="Padded tokens (rows x padded width) per forward pass of a fused batch; a row longer than this "
         "still gets a pass of its own. None: sequence_len, so that no pass is larger than the unfused recipe's "
         "longest micro-step and peak memory stays where it was.",
+    )
+
+    # --- Memory levers (issue 13): change no training semantics; what lets cutoff 4,096 train under 40 GB ---
+    nextai_dequant_chunk_mib: float | None = Field(
+        default=None,
+        gt=0,
+        description="Dequantize every 4-bit weight larger than this many MiB (in bf16) this much at a time, in "
+        "the forward (by rows) and the input gradient (by columns), instead of whole: Llama-2-70B's MLP weights "
+        "are 448 MiB each. Same results up to matmul rounding. None: bitsandbytes' own path.",
+    )
+    nextai_tiled_mlp_shards: int | None = Field(
+        default=None,
+        ge=2,
+        description="Run each decoder layer's MLP over the sequence in this many shards in training, recomputing "
+        "one shard at a time in backward (dropout masks and autocast replayed), so only one shard's MLP "
+        "activations exist at once; costs one more MLP forward per step. None: off.",
+    )
+    nextai_expandable_segments: bool = Field(
+        default=False,
+        description="Before the model loads, switch PyTorch's CUDA allocator to expandable segments (what "
+        "`axolotl train` sets through PYTORCH_ALLOC_CONF, and `accelerate launch -m axolotl.cli.train` does "
+        "not): less memory lost to fragmentation under a tight cap. No effect without CUDA.",
+    )
+    nextai_embeddings_on_cpu: bool = Field(
+        default=False,
+        description="Keep the frozen input embeddings in CPU memory and look tokens up there (Llama-2-70B: "
+        "500 MiB less on the GPU, the same values; a 64 MiB copy per micro-step at 4,096 tokens).",
     )

@@ -6,11 +6,13 @@ from __future__ import annotations
 import gc
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from axolotl.utils.logging import get_logger
 from transformers import TrainerCallback
 
+from axolotl_nextai.checkpoint import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from axolotl_nextai.interrupt import StopOnSignal
 from axolotl_nextai.memory import peak_memory_gib
 from axolotl_nextai.report import fmt, fmt_hours, fmt_pct, summarize, write_report
@@ -144,7 +146,9 @@ def progress_line(report: dict) -> str:
 
 
 class SignalStopCallback(TrainerCallback):
-    """SIGTERM / SIGINT: finish the step, save a full checkpoint, stop (see `interrupt.py`)."""
+    """SIGTERM / SIGINT (or the launcher's exit): finish the step, save a full checkpoint, stop (see
+    `interrupt.py`). Saves are held against a second signal: each checkpoint, and the final adapter that
+    Axolotl writes after training, until the plugin's `post_train_unload` calls `finish`."""
 
     def __init__(self, stop: StopRecord):
         self.stop = stop
@@ -158,9 +162,37 @@ class SignalStopCallback(TrainerCallback):
             LOG.warning(f"{self.catcher.received} received: saving checkpoint-{state.global_step} and stopping; "
                         f"resume with resume_from_checkpoint: {args.output_dir}/checkpoint-{state.global_step}")
             self.stop.request(control, self.catcher.received, state.global_step)
+        if control.should_save:
+            self.catcher.hold()
+
+    def on_save(self, args, state, control, **kwargs):
+        self.catcher.release()
 
     def on_train_end(self, args, state, control, **kwargs):
+        self.catcher.hold()
+
+    def finish(self) -> None:
+        self.catcher.release()
         self.catcher.uninstall()
+
+
+class CompleteAdapterCallback(TrainerCallback):
+    """Axolotl pre-saves `adapter_config.json` into `output_dir` before training; a run that dies before the
+    final save would leave a folder that looks like an adapter and has no weights. Removed at train start when
+    no weights lie beside it; the final save writes the weights, then the config."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and drop_presaved_adapter_config(Path(args.output_dir)):
+            LOG.info("axolotl-nextai: adapter_config.json is written with the adapter's weights at the end")
+
+
+def drop_presaved_adapter_config(folder: Path) -> bool:
+    """Remove `folder/adapter_config.json` if no adapter weights are beside it; True if removed."""
+    config = folder / ADAPTER_CONFIG
+    if config.is_file() and not any((folder / name).exists() for name in ADAPTER_WEIGHTS):
+        config.unlink()
+        return True
+    return False
 
 
 class TimeBudgetCallback(TrainerCallback):

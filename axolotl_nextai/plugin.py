@@ -1,4 +1,8 @@
-"""NextAIPlugin: thin glue from Axolotl's hooks to this package's checks, guards and run report."""
+"""NextAIPlugin: thin glue from Axolotl's hooks to this package's checks, guards and run report.
+
+A config error ends the training CLI with one line naming the config file and the key, not a traceback
+(`report_config_errors_in_one_line`, installed when Axolotl imports the plugin).
+"""
 
 from __future__ import annotations
 
@@ -10,21 +14,38 @@ from axolotl.utils.logging import get_logger
 
 from axolotl_nextai.attention import apply_changes, flash_attn_installed, resolve_attention
 from axolotl_nextai.callbacks import (
+    CompleteAdapterCallback,
     FreezeGarbageCollectorCallback,
     RunReportCallback,
     SignalStopCallback,
     StopRecord,
     TimeBudgetCallback,
 )
-from axolotl_nextai.config_checks import PREFIX, ConfigError, check_dataset_files, validate_plugin_keys
+from axolotl_nextai.chunked_dequant import install as install_chunked_dequant
+from axolotl_nextai.config_checks import (
+    PREFIX,
+    ConfigError,
+    check_alpaca_rows,
+    check_dataset_files,
+    report_config_errors_in_one_line,
+    validate_plugin_keys,
+    value_problems,
+)
+from axolotl_nextai.cpu_embeddings import move_embeddings_to_cpu
 from axolotl_nextai.cuda_only import keys_to_disable
 from axolotl_nextai.fused_accumulation import fuse_accumulation, fused_batch_args, fusion_problem
-from axolotl_nextai.memory import apply_memory_cap
+from axolotl_nextai.interrupt import stop_with_launcher
+from axolotl_nextai.memory import apply_memory_cap, device_memory_bytes, use_expandable_segments
+from axolotl_nextai.memory_budget import architecture, budget, check_eager_attention
 from axolotl_nextai.prepared_cache import content_digest, content_keyed_path, local_dataset_paths
+from axolotl_nextai.quiet import silence_known_noise
 from axolotl_nextai.recipe_check import find_typos
+from axolotl_nextai.tiled_mlp import tile_model
 from axolotl_nextai.time_budget import launch_time
 
 LOG = get_logger(__name__)
+report_config_errors_in_one_line()
+silence_known_noise()
 
 
 def uses_plugin(cfg: Mapping) -> bool:
@@ -42,22 +63,35 @@ class NextAIPlugin(BasePlugin):
     """Validates `nextai_*` keys and dataset files before anything loads; adapts CUDA-only settings; keys
     prepared data by content; caps GPU memory; adds the run report, signal, time-budget and garbage-collector callbacks."""
 
+    signal_stop: SignalStopCallback | None = None  # set when training starts; finished after the final save
+
     def get_input_args(self) -> str:
         return "axolotl_nextai.args.NextAIArgs"
 
     def register(self, cfg: dict) -> None:
         if not uses_plugin(cfg):
             return
-        args = validate_plugin_keys(cfg)
-        # Axolotl drops an unknown key without a word: `lora_alpah: 16` would train with the default alpha.
-        typos = find_typos(cfg)
-        if typos:
-            raise ConfigError("; ".join(typos))
-        problem = fusion_problem(cfg) if args.nextai_fuse_accumulation else None
-        if problem:
-            raise ConfigError(problem)
-        if args.nextai_check_datasets:
-            check_dataset_files(cfg)
+        try:
+            args = validate_plugin_keys(cfg)
+            # Axolotl drops an unknown key without a word: `lora_alpah: 16` would train with the default alpha.
+            problems = find_typos(cfg) + value_problems(cfg)
+            fusion = fusion_problem(cfg) if args.nextai_fuse_accumulation else None
+            if fusion:  # config only: before the dataset checks, which read files
+                problems.append(fusion)
+            if problems:
+                raise ConfigError("; ".join(problems))
+            if args.nextai_check_datasets:
+                check_dataset_files(cfg)
+                check_alpaca_rows(cfg)
+            if cfg.get("attn_implementation") == "eager":  # its score tensors may not fit: say so before loading
+                arch = architecture(str(cfg.get("base_model", "")))
+                limit = budget(args.nextai_gpu_memory_cap_gb, device_memory_bytes())
+                if arch and limit:
+                    check_eager_attention(cfg, arch, limit)
+        except ConfigError as err:
+            where = cfg.get("axolotl_config_path")
+            raise ConfigError(f"{where}: {err}" if where else str(err)) from None
+        stop_with_launcher()
         changes, warning = resolve_attention(cfg, flash_attn_installed(), args.nextai_require_flash_attention)
         apply_changes(cfg, changes)
         if warning:
@@ -91,24 +125,54 @@ class NextAIPlugin(BasePlugin):
                  f"{max_tokens} padded tokens, each micro-batch's loss weighted as unfused")
 
     def pre_model_load(self, cfg) -> None:
-        if uses_plugin(cfg) and cfg.nextai_gpu_memory_cap_gb is not None:
+        if not uses_plugin(cfg):
+            return
+        if cfg.nextai_gpu_memory_cap_gb is not None:
             LOG.info(apply_memory_cap(cfg.nextai_gpu_memory_cap_gb, cfg.local_rank or 0))
+        if cfg.nextai_expandable_segments:
+            LOG.info(use_expandable_segments())
+        if cfg.nextai_dequant_chunk_mib is not None:
+            LOG.info(install_chunked_dequant(cfg.nextai_dequant_chunk_mib))
+
+    def pre_lora_load(self, cfg, model) -> None:
+        # Axolotl 0.19 seeds nothing before the adapter exists (the Trainer seeds later): LoRA's A matrices were
+        # drawn differently in every process despite `seed:`. Same seed, same initial adapter.
+        if uses_plugin(cfg) and cfg.seed is not None:
+            torch.manual_seed(cfg.seed)
+
+    def post_model_load(self, cfg, model) -> None:
+        if not uses_plugin(cfg):
+            return
+        if cfg.nextai_embeddings_on_cpu:
+            moved = move_embeddings_to_cpu(model)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # the freed block goes back to the card, not to the allocator's cache
+            LOG.info(f"nextai_embeddings_on_cpu: input embeddings ({moved / 2**20:,.0f} MiB) looked up on the CPU")
+        if cfg.nextai_tiled_mlp_shards is not None:
+            count = tile_model(model, cfg.nextai_tiled_mlp_shards)
+            LOG.info(f"nextai_tiled_mlp_shards: {count} MLPs run in {cfg.nextai_tiled_mlp_shards} shards in training")
 
     def add_callbacks_post_trainer(self, cfg, trainer) -> list:
         if not uses_plugin(cfg):
             return []
         stop, launched_at = StopRecord(), launch_time()
-        callbacks = []
+        callbacks = [CompleteAdapterCallback()]
         if cfg.nextai_report:
             run_info = {"model": cfg.base_model, "lora_r": cfg.lora_r, "lora_target_modules": cfg.lora_target_modules}
             callbacks.append(RunReportCallback(cfg.output_dir, cfg.nextai_report_every_steps, cfg.nextai_peak_tflops,
                                                run_info, stop, launched_at))
-        if cfg.nextai_checkpoint_on_signal:
-            callbacks.append(SignalStopCallback(stop))
         if cfg.nextai_gc_freeze:
             callbacks.append(FreezeGarbageCollectorCallback())
         if cfg.nextai_time_budget_hours is not None:
             callbacks.append(TimeBudgetCallback(cfg.nextai_time_budget_hours, cfg.nextai_time_budget_margin_minutes,
                                                 cfg.nextai_time_budget_warmup_steps, cfg.nextai_time_budget_action,
                                                 stop, launched_at))
+        if cfg.nextai_checkpoint_on_signal:  # last: it sees every callback's save request of the step
+            self.signal_stop = SignalStopCallback(stop)
+            callbacks.append(self.signal_stop)
         return callbacks
+
+    def post_train_unload(self, cfg) -> None:
+        """The final adapter is saved: a second signal held during the save is delivered now."""
+        if self.signal_stop is not None:
+            self.signal_stop.finish()

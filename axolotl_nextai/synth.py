@@ -10,15 +10,15 @@ with `quantization_config` in `config.json`, so transformers and Axolotl load it
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
 from axolotl_nextai.architectures import ARCHITECTURES
+from axolotl_nextai.atomic import is_empty_dir, replace_dir, staging_dir, unwritable
 from axolotl_nextai.checkpoint import qlora_quantization
-from axolotl_nextai.footprint import linear_shapes
+from axolotl_nextai.footprint import MLP_PROJECTIONS, linear_shapes
 from axolotl_nextai.tiny_model import TINY_LLAMA, TINY_VOCAB_SIZE, sample_corpus, train_tokenizer
 
 # Short names for the base models of our recipes, plus the tiny CPU model.
@@ -30,7 +30,6 @@ PRESETS = {
 }
 INIT_STD = 0.02  # LlamaConfig.initializer_range
 NF4_BLOCKSIZE = 64  # bitsandbytes' default for 4-bit weights
-MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")  # the rest of linear_shapes is self_attn
 
 
 def layer_linears(cfg: dict, layer: int) -> Iterator[tuple[str, tuple[int, int]]]:
@@ -65,18 +64,24 @@ def synth_tokenizer(vocab_size: int):
     return tokenizer
 
 
-def write_synthetic_llama(cfg: dict, out: Path, quantize: bool = True, seed: int = 0, device: str | None = None) -> Path:
-    """Write config, tokenizer and one safetensors shard per decoder layer (+ one for embeddings and head)."""
+def write_synthetic_llama(cfg: dict, out: Path, quantize: bool = True, seed: int = 0, device: str | None = None,
+                          overwrite: bool = False) -> Path:
+    """Write config, tokenizer and one safetensors shard per decoder layer (+ one for embeddings and head), as
+    one folder: it appears as `out` only once complete. A non-empty `out` is replaced only with `overwrite`."""
+    if out.exists() and not is_empty_dir(out) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty; remove it, choose another --out or pass --overwrite")
+    with staging_dir(out) as staged:
+        _write_checkpoint(cfg, staged, quantize, seed, device)
+        replace_dir(staged, out)
+    return out
+
+
+def _write_checkpoint(cfg: dict, out: Path, quantize: bool, seed: int, device: str | None) -> None:
     import torch
     from safetensors.torch import save_file
     from transformers import LlamaConfig
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if out.exists():
-        raise FileExistsError(f"{out} exists; remove it or choose another --out")
-    final, out = out, out.with_name(f".{out.name}.partial")
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
     tokenizer = synth_tokenizer(cfg["vocab_size"])
     config = LlamaConfig(
         **{"rms_norm_eps": 1e-5, "tie_word_embeddings": False, **cfg, "model_type": "llama"}, torch_dtype="bfloat16",
@@ -128,8 +133,32 @@ def write_synthetic_llama(cfg: dict, out: Path, quantize: bool = True, seed: int
     index = {"metadata": {"total_size": total_bytes}, "weight_map": dict(sorted(weight_map.items()))}
     (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
     tokenizer.save_pretrained(out)
-    out.rename(final)  # only a complete checkpoint carries the requested name
-    return final
+
+
+CONFIG_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+               "vocab_size", "max_position_embeddings")
+
+
+def read_config(path: Path) -> dict:
+    """The architecture keys of a Llama-family config.json; click.UsageError naming the file and the key."""
+    from data_builders.errors import DataError
+    from data_builders.sources.base import decode
+
+    try:
+        raw = json.loads(decode(path.read_bytes(), str(path)))
+    except json.JSONDecodeError as err:
+        raise click.UsageError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from None
+    except DataError as err:
+        raise click.UsageError(str(err)) from None
+    if not isinstance(raw, dict):
+        raise click.UsageError(f"{path}: expected a JSON object (a model's config.json)")
+    missing = [k for k in CONFIG_KEYS if k not in raw]
+    if missing:
+        raise click.UsageError(f"{path}: missing {', '.join(missing)}")
+    bad = [k for k in CONFIG_KEYS if not isinstance(raw[k], int) or isinstance(raw[k], bool) or raw[k] < 1]
+    if bad:
+        raise click.UsageError(f"{path}: {', '.join(f'{k} must be a positive integer (got {raw[k]!r})' for k in bad)}")
+    return {k: raw[k] for k in CONFIG_KEYS}
 
 
 @click.command()
@@ -137,24 +166,33 @@ def write_synthetic_llama(cfg: dict, out: Path, quantize: bool = True, seed: int
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A Llama-family config.json instead of a preset.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the checkpoint into.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it is not empty.")
 @click.option("--dtype", type=click.Choice(["nf4", "bf16"]), default="nf4", show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", default=None, help="Where weights are drawn and quantized (default: cuda if present).")
-def main(preset, config_path, out, dtype, seed, device) -> None:
+def main(preset, config_path, out, overwrite, dtype, seed, device) -> None:
     """Write a random-weight Llama checkpoint (pre-quantized NF4 by default) that loads like a real one."""
+    from axolotl_nextai.quiet import silence_known_noise
+
+    silence_known_noise()
     if bool(preset) == bool(config_path):
         raise click.UsageError("give exactly one of --preset or --config")
-    if preset:
-        cfg = PRESETS[preset]
-    else:
-        raw = json.loads(config_path.read_text())
-        keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                "num_key_value_heads", "vocab_size", "max_position_embeddings")
-        missing = [k for k in keys if k not in raw]
-        if missing:
-            raise click.UsageError(f"{config_path}: missing {', '.join(missing)}")
-        cfg = {k: raw[k] for k in keys}
-    write_synthetic_llama(cfg, out, quantize=dtype == "nf4", seed=seed, device=device)
+    cfg = PRESETS[preset] if preset else read_config(config_path)
+    if out.exists() and not (out.is_dir() and (overwrite or is_empty_dir(out))):
+        why = "is a file" if not out.is_dir() else "is not empty (pass --overwrite to replace it)"
+        raise click.BadParameter(f"{out} {why}", param_hint="--out")
+    problem = unwritable(out)
+    if problem:
+        raise click.BadParameter(f"{out}: {problem}", param_hint="--out")
+    if device is not None:
+        import torch
+
+        try:
+            if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+                raise click.BadParameter(f"{device}: no CUDA device here", param_hint="--device")
+        except RuntimeError as err:
+            raise click.BadParameter(f"{device}: {err}", param_hint="--device") from None
+    write_synthetic_llama(cfg, out, quantize=dtype == "nf4", seed=seed, device=device, overwrite=overwrite)
     click.echo(f"synthetic {preset or config_path} ({dtype}) written to {out}")
 
 

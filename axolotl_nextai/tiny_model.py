@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from axolotl_nextai.atomic import is_empty_dir, replace_dir, same_files, staging_dir, unwritable
+
 SPECIAL_TOKENS = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
 
 # Shaped like Llama-2 (GQA, SiLU MLP, RMSNorm, RoPE), sized so hidden is a multiple of bitsandbytes' NF4 blocksize (64).
@@ -60,8 +62,20 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int):
                                    **SPECIAL_TOKENS)
 
 
-def build_tiny_llama(out: Path, vocab_size: int = TINY_VOCAB_SIZE, seed: int = 0) -> Path:
-    """Write tokenizer + random-init LlamaForCausalLM (float32 safetensors) to `out`."""
+def build_tiny_llama(out: Path, vocab_size: int = TINY_VOCAB_SIZE, seed: int = 0, overwrite: bool = False) -> Path:
+    """Write tokenizer + random-init LlamaForCausalLM (float32 safetensors) to `out`, as one folder. An `out`
+    that already holds exactly these files is left as it is; anything else in a non-empty `out` is replaced only
+    with `overwrite` (FileExistsError)."""
+    with staging_dir(out) as staged:
+        write_tiny_llama(staged, vocab_size, seed)
+        if not same_files(staged, out):
+            if out.exists() and not is_empty_dir(out) and not overwrite:
+                raise FileExistsError(f"{out} holds something else; choose another --out or pass --overwrite")
+            replace_dir(staged, out)
+    return out
+
+
+def write_tiny_llama(out: Path, vocab_size: int, seed: int) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -76,19 +90,29 @@ def build_tiny_llama(out: Path, vocab_size: int = TINY_VOCAB_SIZE, seed: int = 0
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    return out
 
 
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the model into.")
-@click.option("--vocab-size", default=TINY_VOCAB_SIZE, show_default=True, help="BPE vocabulary size (special tokens included).")
-@click.option("--seed", default=0, show_default=True, help="Seed for the random weights.")
-def main(out: Path, vocab_size: int, seed: int) -> None:
-    """Build a tiny random Llama + BPE tokenizer for CPU demos and tests (offline, deterministic)."""
-    build_tiny_llama(out, vocab_size, seed)
+@click.option("--vocab-size", type=click.IntRange(min=1), default=TINY_VOCAB_SIZE, show_default=True,
+              help="BPE vocabulary size (special tokens included; at least the 256 bytes + 4 specials result).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the random weights.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it holds anything else.")
+def main(out: Path, vocab_size: int, seed: int, overwrite: bool) -> None:
+    """Build a tiny random Llama + BPE tokenizer for CPU demos and tests (offline, deterministic: run again with
+    the same arguments, it finds the same files and leaves them)."""
+    from axolotl_nextai.quiet import silence_known_noise
+
+    silence_known_noise()
+    problem = "is a file" if out.exists() and not out.is_dir() else unwritable(out)
+    if problem:
+        raise click.BadParameter(f"{out}: {problem}", param_hint="--out")
+    try:
+        build_tiny_llama(out, vocab_size, seed, overwrite)
+    except FileExistsError as err:
+        raise click.BadParameter(str(err), param_hint="--out") from None
     click.echo(f"tiny Llama written to {out}")
 
 

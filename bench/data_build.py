@@ -28,13 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from data_builders.build import Build, filter_select, sample_dir
+from data_builders.build import Build, filter_rules, filter_select, sample_dir
 from data_builders.dedup import near_dup
 from data_builders.dedup.embed import DEFAULT_MODEL, embed, load_model
-from data_builders.filters.empty_output import EmptyOutput
-from data_builders.filters.exact_dup import ExactDuplicate
-from data_builders.filters.licence import Licence
-from data_builders.filters.platypus_subsets import PlatypusSubsets
 from data_builders.mixing import entry_spec, load_mixture
 from data_builders.sources.base import find_source_file, load
 from data_builders.writers import write_build
@@ -145,7 +141,7 @@ def main() -> None:
                                         for e in mixture.sources})
 
         def filter_select_all():
-            rules, counts, chosen = [PlatypusSubsets(), EmptyOutput(), Licence("any"), ExactDuplicate()], Counter(), []
+            rules, counts, chosen = filter_rules("any"), Counter(), []
             for e in mixture.sources:
                 chosen += filter_select(e, loaded[e.source], rules, mixture.seed, counts)[1]
             return chosen

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from axolotl_nextai.eval.tasks import BY_NAME, PaperTask, builtin_config, scored_split
-from data_builders.errors import DataError, RowError
+from data_builders.errors import DataError, RowError, first_line
 from data_builders.sources.base import checked_rows, find_source_file, read_file
 
 
@@ -79,7 +79,12 @@ def iter_hub_rows(origin: dict) -> Iterator[tuple[str, dict]]:
     from datasets import load_dataset
 
     hub_id, subset, split = origin["hub_id"], origin["config"], origin["split"]
-    for i, row in enumerate(load_dataset(hub_id, subset, split=split)):
+    try:
+        rows = load_dataset(hub_id, subset, split=split)
+    except (OSError, ValueError) as err:  # offline, gated, unknown id
+        raise DataError(f"cannot load benchmark {hub_id}/{subset}:{split} from the hub ({first_line(err)}); "
+                        "give local files with --decontaminate-dir (build) or --benchmarks-dir") from None
+    for i, row in enumerate(rows):
         yield f"{hub_id}/{subset}:{split}: row {i}", row
 
 
@@ -87,6 +92,13 @@ def hub_origin(task: PaperTask) -> dict:
     """Where lm-eval's config of `task` reads its rows: dataset, subset and test (else validation) split."""
     config = builtin_config(task)
     return {"hub_id": config["dataset_path"], "config": config.get("dataset_name"), "split": scored_split(config)}
+
+
+def benchmark_files(names: list[str], benchmarks_dir: Path | None) -> list[Path]:
+    """The local file of each benchmark in `benchmarks_dir` (none without it: the hub); a missing one raises."""
+    if benchmarks_dir is None:
+        return []
+    return [find_source_file(name, benchmarks_dir, kind="benchmark") for name in check_names(names)]
 
 
 def load_benchmarks(names: list[str], benchmarks_dir: Path | None = None) -> BenchmarkTexts:

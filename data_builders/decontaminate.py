@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from data_builders.benchmarks import BenchmarkTexts, load_benchmarks
-from data_builders.dedup.embed import DEFAULT_MODEL, embed, resolve_model
+from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed, resolve_model
 from data_builders.dedup.near_dup import nearest
 from data_builders.records import prompt_text
 from data_builders.sources.base import read_rows
@@ -82,6 +82,7 @@ def decontaminate_file(path: Path, names: list[str], benchmarks_dir: Path | None
     """Decontaminate a built (or any Alpaca) file; rows keep every field they had, in their order."""
     rows, origin = read_training_rows(path)
     bench = load_benchmarks(names, benchmarks_dir)  # before the slow part, so a missing file fails at once
+    check_embedding(model, cache_dir)
     training = [TrainingRow(str(r.get("id", f"row {i}")), prompt_text(r["instruction"], r.get("input", "")),
                             str(r.get("source", "unknown"))) for i, r in enumerate(rows)]
     vectors = embed([r.text for r in training], model, progress=progress, cache_dir=cache_dir)

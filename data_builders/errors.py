@@ -7,3 +7,19 @@ class DataError(Exception):
 
 class RowError(DataError):
     """One bad row; `--on-error skip` counts and skips these instead of stopping."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of a library's error message, for a one-line report that names our own location first."""
+    text = str(err).strip()
+    return text.splitlines()[0].strip() if text else type(err).__name__
+
+
+def yaml_problem(where: str, err) -> str:
+    """A PyYAML error as one line, `where:line: problem` (and where the construct it was reading began), from its
+    marks: PyYAML's own text spans several lines."""
+    mark, context = getattr(err, "problem_mark", None), getattr(err, "context_mark", None)
+    problem = getattr(err, "problem", None) or first_line(err)
+    if context is not None and getattr(err, "context", None):
+        problem += f"; {err.context} at line {context.line + 1}"
+    return f"{where}:{mark.line + 1}: not valid YAML ({problem})" if mark else f"{where}: not valid YAML ({problem})"

@@ -20,19 +20,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from data_builders.benchmarks import BENCHMARKS, check_names
 from data_builders.decontaminate import THRESHOLD as DECONTAMINATION_THRESHOLD
 from data_builders.dedup.near_dup import THRESHOLD
-from data_builders.errors import DataError
+from data_builders.errors import DataError, yaml_problem
 from data_builders.records import Record
 from data_builders.sources import SOURCES, codegen
-from data_builders.sources.base import SourceSpec
+from data_builders.sources.base import SourceSpec, decode
 from data_builders.sources.mapped import check_fields, mapped_spec
 
 MAPPED_BUILTINS = {"codegen": codegen.spec}
 
 
+# strict: `percent: true` or `seed: "3"` is an error, not 1 and 3.
+STRICT = ConfigDict(extra="forbid", strict=True)
+
+
 class Entry(BaseModel):
     """One source of a mixture; a user-defined source also gives `hub_id` or `path`, and `fields`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     source: str
     percent: float | None = Field(default=None, ge=0, le=100)
     rows: int | None = Field(default=None, ge=0)  # a fixed number of rows instead of a percentage
@@ -64,7 +68,7 @@ class Entry(BaseModel):
 class Decontaminate(BaseModel):
     """The `decontaminate:` block: remove output rows at cosine >= `threshold` to a benchmark test item."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     threshold: float = Field(default=DECONTAMINATION_THRESHOLD, gt=0, le=1)
     benchmarks: list[str] = Field(default_factory=lambda: list(BENCHMARKS))  # lm-eval task names
     benchmarks_dir: str | None = None  # DIR/<task>.jsonl|.json|.parquet|.csv; None reads the hub
@@ -79,7 +83,7 @@ class Decontaminate(BaseModel):
 
 
 class Mixture(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     name: str
     seed: int
     threshold: float = Field(default=THRESHOLD, gt=0, le=1)
@@ -105,7 +109,7 @@ def load_mixture(name_or_path: str) -> Mixture:
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise DataError(f"mixture file not found: {path}")
-        text, where = path.read_text("utf-8"), str(path)
+        text, where = decode(path.read_bytes(), str(path)), str(path)
     elif name_or_path in mixture_names():
         text = resources.files("data_builders").joinpath(f"mixtures/{name_or_path}.yaml").read_text("utf-8")
         where = f"mixture {name_or_path}"
@@ -115,7 +119,7 @@ def load_mixture(name_or_path: str) -> Mixture:
     try:
         return Mixture.model_validate(yaml.safe_load(text))
     except yaml.YAMLError as err:
-        raise DataError(f"{where}: not valid YAML ({err})") from None
+        raise DataError(yaml_problem(where, err)) from None
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<top>'}: {e['msg']}" for e in err.errors())
         raise DataError(f"{where}: {problems}") from None

@@ -103,6 +103,25 @@ def variant(
     return Recipe(path, model, mixture, cite, changes, placed, note)
 
 
+def with_levers(spec: dict, levers: dict) -> dict:
+    """`spec` with the memory-lever sets it names (`levers: [name, ...]`) merged in, in order: their `set` and
+    `why` entries, their `add` keys after the same template keys, their notes after the spec's own."""
+    merged = {**spec, "set": dict(spec.get("set", {})), "why": dict(spec.get("why", {})),
+              "add": {after: dict(keys) for after, keys in spec.get("add", {}).items()}}
+    notes = [spec.get("note", "")]
+    for name in spec.get("levers", []):
+        if name not in levers:
+            raise ValueError(f"`levers: {name}` is not a lever set of the matrix: {', '.join(levers)}")
+        lever = levers[name]
+        merged["set"].update(lever.get("set", {}))
+        merged["why"].update(lever.get("why", {}))
+        for after, keys in lever.get("add", {}).items():
+            merged["add"].setdefault(after, {}).update(keys)
+        notes.append(lever.get("note", ""))
+    merged["note"] = "".join(notes)
+    return merged
+
+
 def expand(matrix: dict, template: dict) -> list[Recipe]:
     """The template itself, then one recipe per mixture, per base model and per ablation of the matrix."""
     model, mixture, name = matrix["template_model"], matrix["template_mixture"], matrix["template"]
@@ -118,7 +137,11 @@ def expand(matrix: dict, template: dict) -> list[Recipe]:
         )
     for ablation, spec in matrix["ablations"].items():
         path = f"ablations/{model}-{mixture}-{ablation}.yml"
-        recipes.append(variant(path, model, mixture, spec["cite"], spec["set"], template, name))
+        spec = with_levers(spec, matrix.get("levers", {}))
+        recipes.append(
+            variant(path, model, mixture, spec["cite"], spec["set"], template, name, spec.get("why"),
+                    spec.get("add"), spec.get("note", ""))
+        )
     for speed, spec in matrix.get("speed", {}).items():
         recipes.append(
             variant(
@@ -198,8 +221,7 @@ def table(recipes: list[Recipe], matrix: dict, template: dict) -> str:
         r, targets = cfg["lora_r"], cfg["lora_target_modules"]
         trainable = lora_trainable(arch, r, targets)
         share = 100 * trainable / (total_parameters(arch) + trainable)
-        eager = cfg["attn_implementation"] == "eager"
-        peak = peak_estimate_bytes(arch, cfg["sequence_len"], r, targets, eager) / GIB
+        peak = peak_estimate_bytes(arch, cfg) / GIB
         gpu = "A100 40 GB" if peak <= A100_40GB_BUDGET_GIB else "80 GB (A100 / H100)"
         rows.append(
             f"| `{recipe.path}` | {cfg['base_model']} | {recipe.mixture} | {gpu} | {peak:.1f} GiB "

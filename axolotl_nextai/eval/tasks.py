@@ -92,17 +92,15 @@ def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
     return config
 
 
-def write_local_tasks(data_dir: Path, out_dir: Path) -> list[dict]:
-    """Write one task YAML per paper task with a local file; return their configs (`local_task_config`'s
-    dicts: `task` is the local name, `fewshot_split` None without a dev file), in paper order."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    configs = []
-    for task in PAPER_TASKS:
-        config = local_task_config(task, data_dir)
-        if config is not None:
-            (out_dir / f"{config['task']}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-            configs.append(config)
-    return configs
+def local_task_configs(data_dir: Path) -> list[dict]:
+    """The config of each paper task with a local file (`local_task_config`'s dicts: `task` is the local name,
+    `fewshot_split` None without a dev file), in paper order."""
+    return [config for task in PAPER_TASKS if (config := local_task_config(task, data_dir)) is not None]
+
+
+def task_yamls(configs: list[dict], folder: Path) -> dict[Path, str]:
+    """`folder/<task>.yaml` -> its text, for each config: what lm-eval's `include_path` reads."""
+    return {folder / f"{config['task']}.yaml": yaml.safe_dump(config, sort_keys=False) for config in configs}
 
 
 class _IgnoreTags(yaml.SafeLoader):

@@ -1,8 +1,21 @@
-"""`nextai-serve`: parse flags, load the model, run uvicorn. No logic here."""
+"""`nextai-serve`: parse flags, check what can be checked before the model loads, load it, run uvicorn."""
 
 from __future__ import annotations
 
+import socket
+
 import click
+
+
+def check_listen(host: str, port: int) -> None:
+    """Bind `host:port` once, so a taken port or an unknown host fails before the model loads."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as err:
+        raise click.ClickException(f"--host {host} --port {port}: cannot listen ({err.strerror or err})") from None
 
 
 @click.command()
@@ -10,22 +23,36 @@ import click
 @click.option("--adapter", default=None, help="LoRA adapter folder (a run's output_dir); none serves the base.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; loopback only unless you mean to expose the model.")
-@click.option("--port", default=8080, show_default=True, help="HELM's challenge config used 8080.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True,
+              help="HELM's challenge config used 8080.")
 @click.option("--load-in-4bit/--no-load-in-4bit", default=None,
               help="NF4 as trained; default: on when a CUDA GPU is present, off on CPU.")
-@click.option("--max-new-tokens", default=1024, show_default=True, help="Largest max_new_tokens a request may ask.")
-@click.option("--max-body-bytes", default=1 << 20, show_default=True, help="Largest request body accepted.")
-@click.option("--seed", default=0, show_default=True, help="Sampling seed for requests that bring none.")
+@click.option("--max-new-tokens", type=click.IntRange(min=0), default=1024, show_default=True,
+              help="Largest max_new_tokens a request may ask.")
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=1 << 20, show_default=True,
+              help="Largest request body accepted.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Sampling seed for requests that bring none.")
 def main(base_model, adapter, host, port, load_in_4bit, max_new_tokens, max_body_bytes, seed) -> None:
     """Serve BASE_MODEL (+ ADAPTER) over HELM's /process, /tokenize and /decode."""
+    from axolotl_nextai.checkpoint import ModelPathError, check_model_paths
+    from axolotl_nextai.quiet import silence_known_noise
+
+    silence_known_noise()
+    try:
+        check_model_paths(base_model, adapter)
+        check_listen(host, port)
+        from axolotl_nextai.serve import HelmModel
+
+        model = HelmModel.load(base_model, adapter, load_in_4bit, seed)
+    except ModelPathError as err:
+        raise click.ClickException(str(err)) from None
     import uvicorn
 
-    from axolotl_nextai.serve import HelmModel, Limits, create_app
+    from axolotl_nextai.serve import Limits, create_app
 
-    model = HelmModel.load(base_model, adapter, load_in_4bit, seed)
     app = create_app(model, Limits(max_new_tokens=max_new_tokens, max_body_bytes=max_body_bytes))
     uvicorn.run(app, host=host, port=port)
-
 
 if __name__ == "__main__":
     main()

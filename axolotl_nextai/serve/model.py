@@ -3,10 +3,16 @@
 The completion's tokens always spell its text: token texts come from incremental decoding (a token that ends
 mid-character carries "" and the next one the whole character), and a stop sequence cuts the text and trims
 the token it falls in. Log-probabilities are the model's own (raw logits), whatever the sampling settings.
+
+Requests run on a pool of threads. A fast tokenizer keeps truncation as state of its Rust tokenizer, which
+transformers sets for a call that truncates and unsets for one that does not: shared, one request's
+`max_length` would cut another's prompt. So the shared tokenizer never truncates (and starts without any
+truncation or padding state), and a truncating `/tokenize` runs on a copy of it owned by its thread.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass
 
@@ -54,6 +60,9 @@ class HelmModel:
         self.window = model.config.max_position_embeddings
         self.vocab_size = len(tokenizer)
         self._lock = threading.Lock()
+        self._thread = threading.local()  # a truncating tokenizer per thread
+        tokenizer.backend_tokenizer.no_truncation()  # before any thread shares it
+        tokenizer.backend_tokenizer.no_padding()
 
     @classmethod
     def load(cls, base_model: str, adapter: str | None = None, load_in_4bit: bool | None = None, seed: int = 0):
@@ -61,8 +70,17 @@ class HelmModel:
 
         return cls(*load_model(base_model, adapter, load_in_4bit), seed)
 
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text` with the tokenizer's special tokens (BOS), never truncated."""
+        return self.tokenizer(text)["input_ids"]
+
     def tokenize(self, text: str, truncation: bool, max_length: int) -> list[int]:
-        return self.tokenizer(text, truncation=truncation, max_length=max_length)["input_ids"]
+        """`encode`, or with `truncation` the tokenizer's own truncation to `max_length`, on this thread's copy."""
+        if not truncation:
+            return self.encode(text)
+        if not hasattr(self._thread, "tokenizer"):
+            self._thread.tokenizer = copy.deepcopy(self.tokenizer)
+        return self._thread.tokenizer(text, truncation=True, max_length=max_length)["input_ids"]
 
     def decode(self, ids: list[int]) -> str:
         self._check_ids(ids)
@@ -70,7 +88,7 @@ class HelmModel:
 
     def process(self, req: ProcessRequest) -> tuple[str, list[Token]]:
         """The completion (prompt first when `echo_prompt`) as text and tokens, stop sequences applied."""
-        ids = self.tokenizer(req.prompt)["input_ids"]
+        ids = self.encode(req.prompt)
         if not ids:
             raise InvalidRequest("prompt is empty and the tokenizer adds no BOS token")
         if len(ids) + req.max_new_tokens > self.window:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictStr
 GREEDY_BELOW = 1e-4
 MAX_TOP_K_PER_TOKEN = 20
 MAX_STOP_SEQUENCES = 16
+MAX_TOKENIZE_LENGTH = 1 << 30  # more tokens than any request body holds; the tokenizer overflows past 2**64
 
 StopSequence = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 
@@ -51,7 +52,7 @@ class ProcessResponse(BaseModel):
 class TokenizeRequest(BaseModel):
     text: StrictStr
     truncation: StrictBool = True
-    max_length: int = Field(2048, ge=1)
+    max_length: int = Field(2048, ge=1, le=MAX_TOKENIZE_LENGTH)
 
 
 class TokenizeResponse(BaseModel):

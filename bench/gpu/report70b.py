@@ -4,8 +4,9 @@
         [--call ... --runs ... --command ...] --out FILE.md
 
 Each FETCHED_DIR holds `gpu70b.tgz` (or its unpacked files): `env.txt`, and per run `<name>.report.json` (the
-plugin's run report), `<name>.cfg.yml` (the config trained), `<name>.smi.txt` (nvidia-smi memory.used every
-0.5 s), `<name>.log`, `<name>.rc`. A RUN is a recipe path or an ablation of bench/gpu/ablations.yaml, whose
+plugin's run report), `<name>.cfg.yml` (the config trained), `<name>.smi.txt` (nvidia-smi every 0.5 s: the card's
+memory.used and this run's processes', see gpu_memory_probe.py), `<name>.log`, `<name>.rc` (exit status, wall
+seconds, GPU, start and end). A RUN is a recipe path or an ablation of bench/gpu/ablations.yaml, whose
 prediction is shown next to the measurement. The first run of a call is the baseline of its ratio column.
 Without packing, a short run sees a biased set of row lengths (Axolotl's group_by_length serves each group of
 200 rows longest first, and a small sample's groups mix lengths more than an epoch's), so for such a run the
@@ -13,6 +14,10 @@ report also fits seconds per optimizer step = a x forward passes + b x tokens co
 projects that cost onto every step of a whole v5 epoch as the run would form them (`projected_epoch`). A run with
 `same_rows_as` in bench/gpu/ablations.yaml is compared step by step with that run: the same real and trained
 tokens at every step mean the same rows in the same order.
+
+Lanes sharing a card (`GPUS=0,0,0`): memory is each run's own (PyTorch's peaks from its report, nvidia-smi's
+per-process figure where nvidia-smi lists the run's processes), and the speed of a run that trained while another
+run was on the same card is marked (†): the card's compute was shared, so it is slower than alone.
 """
 
 from __future__ import annotations
@@ -32,10 +37,13 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_config import ablation, load_run, run_name
+from run_config import ablation, load_run, run_name, run_specs
 from v5_shaped import V5_LENGTHS, epoch_steps, sample_lengths, v5_rows
 
+from axolotl_nextai.architectures import ARCHITECTURES
+from axolotl_nextai.footprint import optimizer_state_bytes
 from axolotl_nextai.fused_accumulation import split_rows
+from axolotl_nextai.memory_budget import architecture
 from axolotl_nextai.report import fmt
 
 TRAINABLE_PAPER = 17_039_360
@@ -121,21 +129,50 @@ def attention_used(log: str) -> str:
     return found[-1] if found else "unknown"
 
 
-def smi_peak_mib(path: Path) -> int | None:
-    values = [int(v) for v in path.read_text().split() if v.isdigit()] if path.exists() else []
-    return max(values) if values else None
+def smi_peak_mib(path: Path) -> tuple[int | None, str]:
+    """nvidia-smi's peak for a run and what it covers: `process` (the run's own processes, the second column of
+    gpu_memory_probe.py's lines) where nvidia-smi listed them, else `card` (the whole card's memory.used)."""
+    lines = [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+    own = [int(cols[1]) for cols in lines if len(cols) > 1 and cols[1].isdigit()]
+    if own:
+        return max(own), "process"
+    card = [int(cols[0]) for cols in lines if cols and cols[0].isdigit()]
+    return (max(card) if card else None), "card"
+
+
+def rc_fields(rc: str) -> dict[str, str]:
+    """`rc=0 wall_seconds=95 gpu=0 start=... end=...` as a dict."""
+    return dict(item.split("=", 1) for item in rc.split() if "=" in item)
+
+
+def card_neighbours(folder: Path) -> dict[str, list[str]]:
+    """For each run of the call, the other runs that were on the same card (or CPU) while it ran: lanes sharing it."""
+    spans = {}
+    for path in folder.glob("*.rc"):
+        fields = rc_fields(path.read_text())
+        if {"gpu", "start", "end"} <= fields.keys():
+            spans[path.stem] = (fields["gpu"], int(fields["start"]), int(fields["end"]))
+    return {name: sorted(other for other, (card, begin, end) in spans.items()
+                         if other != name and card == mine and begin < stop and start < end)
+            for name, (mine, start, stop) in spans.items()}
+
+
+def shown_rc(rc: str) -> str:
+    """The exit column: the rc line without its start and end times."""
+    return " ".join(item for item in rc.split() if not item.startswith(("start=", "end=")))
 
 
 def failure(rc: str, log: str) -> str:
     """Why a run left no report: its time limit, the call's end, or the trainer's last error line."""
     if rc.startswith("rc=124"):
-        return "stopped at RUN_TIMEOUT before its first report (written every 10 steps and at the end)"
+        return "stopped at its time limit (RUN_TIMEOUT, or what CALL_LIMIT left) before its first step ended"
     if rc == "rc=missing":
         return "not finished: the device call reached its time limit during this run"
     if rc.startswith("rc=skipped"):
         return "skipped: too little of the call's CALL_LIMIT was left to start it"
-    errors = [line for line in log.splitlines()
-              if re.match(r"^[\w.]*(Error|Exception)\b", line) and "CalledProcessError" not in line]  # not the launcher's
+    errors = [line for line in log.splitlines()  # a traceback's last line, or the plugin's one-line config error
+              if re.match(r"^([\w.]*(Error|Exception)\b|config error: )", line)
+              and "CalledProcessError" not in line]  # not the launcher's
     return errors[-1][:300] if errors else "no report and no error line in its log"
 
 
@@ -150,8 +187,11 @@ def run_row(folder: Path, run: str, mean_row: float) -> dict:
     cfg = run_config_used(folder, run)
     rc = (folder / f"{name}.rc").read_text().strip() if (folder / f"{name}.rc").exists() else "rc=missing"
     log = (folder / f"{name}.log").read_text(errors="replace") if (folder / f"{name}.log").exists() else ""
-    row = {"recipe": name, "rc": rc, "attention": attention_used(log), "smi_peak_mib": smi_peak_mib(folder / f"{name}.smi.txt"),
-           "prediction": ablation(run).get("prediction", "")}
+    smi_peak, smi_scope = smi_peak_mib(folder / f"{name}.smi.txt")
+    shared = card_neighbours(folder).get(name, [])
+    row = {"recipe": name, "rc": rc, "attention": attention_used(log), "smi_peak_mib": smi_peak,
+           "smi_shown": fmt(smi_peak, "d") + (" (card total)" if shared and smi_peak and smi_scope == "card" else ""),
+           "shared_with": shared, "mark": " †" if shared else "", "prediction": ablation(run).get("prediction", "")}
     report_path = folder / f"{name}.report.json"
     if not report_path.exists():
         row["error"] = failure(rc, log)
@@ -182,6 +222,16 @@ def run_row(folder: Path, run: str, mean_row: float) -> dict:
     return row
 
 
+def shared_note(rows: list[dict]) -> list[str]:
+    """The footnote to † : which runs shared a card with which."""
+    shared = [f"{r['recipe']} (with {', '.join(r['shared_with'])})" for r in rows if r.get("shared_with")]
+    if not shared:
+        return []
+    return ["", ("† Measured while other runs trained on the same card (lanes sharing a GPU): its compute was shared, "
+                 "so these times are longer than alone, and not comparable with each other. Memory is the run's own "
+                 "(nvidia-smi's card total where marked). " + "; ".join(shared) + ".")]
+
+
 def render_call(folder: Path, runs: list[str], command: str, mean_row: float, heading: str) -> list[str]:
     """One call's section; a numbered call's heading gets the call's start time from env.txt."""
     env = (folder / "env.txt").read_text() if (folder / "env.txt").exists() else ""
@@ -208,18 +258,20 @@ def render_call(folder: Path, runs: list[str], command: str, mean_row: float, he
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['recipe']} | {r['rc']} | {r['attention']} | failed: {r['error']} |" + " |" * 11
-                         + f" {r['prediction']} |")
+            lines.append(f"| {r['recipe']} | {shown_rc(r['rc'])} | {r['attention']} | failed: {r['error']} |"
+                         + " |" * 11 + f" {r['prediction']} |")
             continue
         ratio = r["tokens_per_s"] / base if base and r["tokens_per_s"] else None
         lines.append(
-            f"| {r['recipe']} | {r['rc']} | {r['attention']} | {r['steps']} | {r['trainable']:,} | {fmt(r['peak_alloc'], '.2f')} "
-            f"| {fmt(r['peak_reserved'], '.2f')} | {fmt(r['smi_peak_mib'], 'd')} | {fmt(r['tokens_per_s'], ',.0f')} "
-            f"| {fmt(ratio, '.2f')}x | {fmt(r['s_per_step'], '.2f')} | {fmt(r['tokens_per_step'], ',.0f')} "
+            f"| {r['recipe']} | {shown_rc(r['rc'])} | {r['attention']} | {r['steps']} | {r['trainable']:,} "
+            f"| {fmt(r['peak_alloc'], '.2f')} | {fmt(r['peak_reserved'], '.2f')} | {r['smi_shown']} "
+            f"| {fmt(r['tokens_per_s'], ',.0f')}{r['mark']} "
+            f"| {fmt(ratio, '.2f')}x | {fmt(r['s_per_step'], '.2f')}{r['mark']} | {fmt(r['tokens_per_step'], ',.0f')} "
             f"| {fmt(None if r['mfu'] is None else 100 * r['mfu'], '.1f')} % "
             f"| {fmt(None if r['mfu'] is None else 100 * r['mfu'] * 4 / 6, '.1f')} % | {fmt(r['v5_hours'], '.1f')} "
             f"| {r['prediction']} |"
         )
+    lines += shared_note(rows)
     fitted = [r for r in rows if "fit" in r]
     if fitted:
         lines += ["", ("Fitted step cost, projected onto a whole v5 epoch's steps (no packing: a short run's rows "
@@ -248,28 +300,98 @@ def render_call(folder: Path, runs: list[str], command: str, mean_row: float, he
     return lines + [""]
 
 
-def render(calls: list[tuple[Path, list[str], str]], title: str) -> str:
+TABLES = {
+    "Table 4": "LoRA rank at cutoff 4,096, paged AdamW 32-bit (micro-batch 1 x accumulation 4, attention + FFN output)",
+    "Table 5": "LoRA target modules at the submission's settings (r 4, cutoff 1,024, paged AdamW 8-bit)",
+    "Table 6": "FlashAttention-2 (SDPA on this machine) vs eager attention, at Table 4's r 8",
+}
+LEVERS = [  # (key, how it shows in the levers column)
+    ("activation_offloading", "layer inputs on the CPU"), ("liger_glu_activation", "Liger"),
+    ("nextai_dequant_chunk_mib", "dequant in {} MiB chunks"), ("nextai_tiled_mlp_shards", "MLP in {} shards"),
+    ("nextai_embeddings_on_cpu", "embeddings on the CPU"), ("nextai_expandable_segments", "expandable segments"),
+]
+
+
+def levers_used(cfg: dict) -> str:
+    used = [label.format(cfg[key]) for key, label in LEVERS if cfg.get(key)]
+    return ", ".join(used) or "none"
+
+
+def status(row: dict, cap_gib: float) -> str:
+    """Fits (its peak reserved under the cap), out of memory, refused before loading, or the failure."""
+    if "error" not in row:
+        return "**fits**" if row["peak_reserved"] is None or row["peak_reserved"] <= cap_gib else "over the cap"
+    if "OutOfMemoryError" in row["error"]:
+        asked = re.search(r"Tried to allocate ([\d.]+ [GM]iB)", row["error"])
+        return "out of memory" + (f" (a {asked.group(1)} request)" if asked else "")
+    needed = re.search(r"(?:ConfigError|config error): .*?(attn_implementation: eager).*?(at least [\d.]+ GiB)",
+                       row["error"])
+    if needed:
+        return f"refused before loading: {needed.group(1)} needs {needed.group(2)}"
+    return f"failed: {row['error']}"
+
+
+def paged_state_gib(cfg: dict) -> float:
+    """Paged AdamW's state in CUDA managed memory: outside PyTorch's counters and the cap, in nvidia-smi's."""
+    arch = architecture(str(cfg.get("base_model"))) or ARCHITECTURES["meta-llama/Llama-2-70b-hf"]
+    return optimizer_state_bytes(arch, cfg["lora_r"], cfg["lora_target_modules"], cfg["optimizer"])[1] / 2**30
+
+
+def render_tables(folder: Path, runs: list[str], mean_row: float) -> list[str]:
+    """The paper's Tables 4-6 from the runs that carry a `paper:` entry, measured beside the paper's numbers."""
+    lines = ["## Tables 4-6 under the 40 GB cap", "",
+             (f"A run fits when its peak reserved memory stays under the cap ({GIB_40GB:.2f} GiB; PyTorch's allocator "
+              "refuses anything beyond). The paper's numbers are its peak GPU memory without these levers."), ""]
+    rows = {run: run_row(folder, run, mean_row) for run in runs if ablation(run).get("paper")}
+    for table, about in TABLES.items():
+        members = [run for run in rows if table in ablation(run)["paper"]]
+        if not members:
+            continue
+        lines += [f"### {table}: {about}", "",
+                  ("| row | paper (GB) | status under the cap | peak allocated GiB | peak reserved GiB | nvidia-smi peak MiB "
+                   "| paged optimizer state GiB (outside the cap) | s / optimizer step | real tok/s | loss (last step) "
+                   "| memory levers | predicted before the run |"),
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for run in members:
+            row, paper = rows[run], ablation(run)["paper"][table]
+            cfg = run_config_used(folder, run)
+            lines.append(
+                f"| {paper['row']} | {fmt(paper.get('gb'), '.2f')} | {status(row, GIB_40GB)} "
+                f"| {fmt(row.get('peak_alloc'), '.2f')} | {fmt(row.get('peak_reserved'), '.2f')} "
+                f"| {row['smi_shown']} | {paged_state_gib(cfg):.2f} | {fmt(row.get('s_per_step'), '.1f')}{row['mark']} "
+                f"| {fmt(row.get('tokens_per_s'), ',.0f')}{row['mark']} | {fmt(row.get('final_loss'), '.3f')} "
+                f"| {levers_used(cfg)} | {row['prediction']} |"
+            )
+        lines += shared_note([rows[run] for run in members]) + [""]
+    return lines
+
+
+def render(calls: list[tuple[Path, list[str], str]], title: str, tables: bool = False) -> str:
     mean_row = v5_mean_row()
     tokens_v5 = v5_rows() * mean_row
     lines = [
         f"# {title}",
         "",
         "Synthetic Llama-2-70B (random weights, pre-quantized NF4 + double quant by `nextai-synth`), v5-shaped rows",
-        "(`bench/gpu/v5_shaped.py`), each run through the real Axolotl CLI with only `base_model`, `max_steps`,",
-        "output paths, saving off, `nextai_gpu_memory_cap_gb: 40` and `nextai_peak_tflops: 790` overridden.",
+        "(`bench/gpu/v5_shaped.py`), each run through the real Axolotl CLI (a run with an `engine`: through",
+        "`bench/gpu/standalone.py`) with only `base_model`, `max_steps`, output paths, saving off,",
+        "`nextai_gpu_memory_cap_gb: 40` and `nextai_peak_tflops: 790` overridden.",
         "",
     ]
     for number, (folder, runs, command) in enumerate(calls, 1):
         heading = f"Call {number}" if len(calls) > 1 else "Results"
-        lines += render_call(unpack(folder), runs, command, mean_row, heading)
+        folder = unpack(folder)
+        if tables:
+            lines += render_tables(folder, runs, mean_row)
+        lines += render_call(folder, runs, command, mean_row, heading)
     lines += [
         f"- 40 GB cap = {GIB_40GB:.2f} GiB; the paper's trainable count is {TRAINABLE_PAPER:,}.",
         (f"- v5 epoch hours = {tokens_v5 / 1e6:.1f} M real tokens (v5 length model of bench/gpu/v5_shaped.py: "
          f"{v5_rows():,} rows, {', '.join(V5_LENGTHS)}) / real tokens/s. The first optimizer step (one-off costs) "
          "is excluded from tokens/s and s/step."),
         ("- Peak allocated/reserved: max over steps of `torch.cuda.max_memory_allocated/reserved()` read by the "
-         "plugin's report; nvidia-smi adds the CUDA context, cuBLAS workspace and the paged optimizer's managed "
-         "memory."),
+         "plugin's report; nvidia-smi (the run's own processes where it lists them, else the card) adds the CUDA "
+         "context, cuBLAS workspace and the paged optimizer's managed memory."),
     ]
     return "\n".join(lines) + "\n"
 
@@ -281,10 +403,12 @@ def main() -> None:
     parser.add_argument("--command", action="append", required=True, help="that call's device command")
     parser.add_argument("--title", default="Llama-2-70B QLoRA under a 40 GB cap, through the real Axolotl CLI")
     parser.add_argument("--out", type=Path, required=True, help="Markdown file to write")
+    parser.add_argument("--tables", action="store_true", help="first, the paper's Tables 4-6 from the runs that have them")
     args = parser.parse_args()
     if not len(args.call) == len(args.runs) == len(args.command):
         parser.error("give each --call its own --runs and --command")
-    text = render(list(zip(args.call, args.runs, args.command)), args.title)
+    runs = [[spec.split(":")[0] for spec in run_specs(call_runs, 0)] for call_runs in args.runs]  # @tables expanded
+    text = render(list(zip(args.call, runs, args.command)), args.title, args.tables)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

@@ -1,6 +1,7 @@
 """The Axolotl config of one benchmark run: a recipe, or a named ablation of one (bench/gpu/ablations.yaml).
 
     python bench/gpu/run_config.py RUN --out CFG.yml [--set key=value ...]   # RUN: a recipe path or an ablation name
+    python bench/gpu/run_config.py --specs @tables recipes/x.yml:20 ...      # one RUN:STEPS a line, groups expanded
     python bench/gpu/run_config.py RUN --engine     # what trains it: axolotl, or bench/gpu/standalone.py's hf/unsloth
 
 `--set` values are YAML (`--set max_steps=12 --set save_strategy='"no"'`: a bare `no` is false): written into the file, not passed to
@@ -37,6 +38,30 @@ def engine(run: str) -> str:
     return ablation(run).get("engine", "axolotl")
 
 
+GROUPS = {"@tables": "paper"}  # a group: every ablation with this key, in the file's order
+
+
+def run_specs(specs: list[str], default_steps: int) -> list[str]:
+    """`RUN:STEPS` for each spec, a group (`@tables`, or `@tables:3` for 3 steps each) expanded into its runs;
+    steps from the spec, else the ablation's `steps`, else `default_steps`."""
+    ablations = yaml.safe_load(ABLATIONS.read_text())
+    out = []
+    for spec in specs:
+        run, _, steps = spec.partition(":")
+        if run in GROUPS:
+            members = [name for name, entry in ablations.items() if GROUPS[run] in entry]
+            out += run_specs([f"{name}:{steps}" if steps else name for name in members], default_steps)
+            continue
+        out.append(f"{run}:{steps or ablation(run).get('steps', default_steps)}")
+    return out
+
+
+def moved_to(dataset: dict, data_dir: Path) -> dict:
+    """A dataset entry reading `data/<file>` from `data_dir` (the bench's rows never overwrite a user's data/)."""
+    path = Path(dataset["path"])
+    return {**dataset, "path": str(data_dir / path.name)} if path.parts[:1] == ("data",) else dataset
+
+
 def load_run(run: str) -> dict:
     """The run's config: its recipe with the ablation's keys set (a key set to null is removed)."""
     entry = ablation(run)
@@ -52,17 +77,25 @@ def load_run(run: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run")
+    parser.add_argument("run", nargs="?")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--data-dir", type=Path, help="read the recipe's data/<file> from this folder instead")
+    parser.add_argument("--specs", nargs="+", metavar="RUN[:STEPS]", help="print each as RUN:STEPS, groups expanded")
+    parser.add_argument("--default-steps", type=int, default=12)
     parser.add_argument("--engine", action="store_true", help="print what trains RUN and exit")
     args = parser.parse_args()
-    if args.engine:
+    if args.specs:
+        print("\n".join(run_specs(args.specs, args.default_steps)))
+        return
+    if args.run and args.engine:
         print(engine(args.run))
         return
-    if args.out is None:
-        parser.error("--out is required")
+    if not (args.run and args.out):
+        parser.error("give RUN and --out (or --engine), or --specs")
     cfg = load_run(args.run)
+    if args.data_dir:
+        cfg["datasets"] = [moved_to(dataset, args.data_dir) for dataset in cfg["datasets"]]
     for item in args.set:
         key, _, value = item.partition("=")
         cfg[key] = yaml.safe_load(value)

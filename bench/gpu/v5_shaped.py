@@ -7,13 +7,15 @@ Text is built from single-token words of the synthetic checkpoint's tokenizer, s
 
     python bench/gpu/v5_shaped.py --tokenizer CKPT --rows 2000 --out data/v5-shaped.jsonl
     python bench/gpu/v5_shaped.py --tokenizer CKPT --grouped 12 --out data/v5-grouped.jsonl   # 12 steps' rows
+    python bench/gpu/v5_shaped.py --tokenizer CKPT --rows 64 --tokens 4064 --out data/v5-4096.jsonl   # all 4,064
 
 Without packing, what a step costs depends on its rows' lengths, and `group_by_length` serves each group of 200
 rows longest first: a short run over random rows measures only long rows. `--grouped K` writes, in order, a
 warm-up step of 4 rows at the cutoff (the report leaves the first step out: one-off costs), then the rows of K
 optimizer steps of 4 picked at evenly spaced quantiles of step length among the steps `group_by_length` forms
 over a whole v5 epoch: read in file order (Axolotl's `curriculum_sampling`), steps 2 to K + 1 see v5's spread of
-step lengths, each step's rows as alike as in an epoch.
+step lengths, each step's rows as alike as in an epoch. `--tokens N` makes every row N tokens long instead: the
+cutoff-4,096 tables measure the peak, which the longest row sets.
 """
 
 from __future__ import annotations
@@ -88,10 +90,13 @@ def single_token_words(tokenizer) -> list[str]:
     return sorted(words)
 
 
-def make_rows(tokenizer, n: int, seed: int = 0, scale: float = 1.0, zipf: bool = False) -> list[dict]:
+def make_rows(tokenizer, n: int, seed: int = 0, scale: float = 1.0, zipf: bool = False,
+              tokens: int | None = None) -> list[dict]:
     """Rows of uniformly drawn words (timing needs only lengths); `zipf` draws word i with weight 1/(i+1), text with
-    word frequencies a model can learn, for comparing loss curves."""
-    return rows_of_lengths(tokenizer, sample_lengths(n, seed, scale), seed, zipf)
+    word frequencies a model can learn, for comparing loss curves. `tokens`: every row that long instead, sources
+    still drawn in v5's proportions."""
+    lengths = [(source, tokens or length) for source, length in sample_lengths(n, seed, scale)]
+    return rows_of_lengths(tokenizer, lengths, seed, zipf)
 
 
 def rows_of_lengths(tokenizer, lengths: list[tuple[str, int]], seed: int = 0, zipf: bool = False) -> list[dict]:
@@ -121,19 +126,25 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--grouped", type=int, metavar="STEPS",
                         help="instead of --rows random rows: the rows of STEPS representative steps of 4")
+    parser.add_argument("--tokens", type=int, help="every row this many tokens (template and EOS included)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if args.grouped and args.tokens:
+        parser.error("--grouped takes its rows' lengths from v5: give --tokens only with --rows")
     from transformers import AutoTokenizer
 
+    from axolotl_nextai.atomic import atomic_write
+
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.grouped:
         rows = rows_of_lengths(tokenizer, grouped_lengths(args.grouped, args.seed), args.seed)
     else:
-        rows = make_rows(tokenizer, args.rows, args.seed)
-    args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    print(f"{len(rows)} v5-shaped rows -> {args.out} (v5 has ~{v5_rows():,} rows before dedup)")
+        rows = make_rows(tokenizer, args.rows, args.seed, tokens=args.tokens)
+    with atomic_write(args.out) as out:  # a call cut off mid-write leaves no half file for the next to reuse
+        out.write("".join(json.dumps(r) + "\n" for r in rows))
+    shape = f"{args.tokens:,}-token" if args.tokens else "v5-shaped"
+    print(f"{len(rows)} {shape} rows -> {args.out} (v5 has ~{v5_rows():,} rows before dedup)")
 
 
 if __name__ == "__main__":

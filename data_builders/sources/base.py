@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_builders.errors import DataError, RowError
+from data_builders.errors import DataError, RowError, first_line
 from data_builders.records import Record
 
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
@@ -56,7 +56,8 @@ def find_source_file(name: str, source_dir: Path, kind: str = "source") -> Path:
     raise DataError(f"missing {kind} file: no {name}{{{wanted}}} in {source_dir}")
 
 
-def _decode(data: bytes, where: str) -> str:
+def decode(data: bytes, where: str) -> str:
+    """`data` as UTF-8 text, or a RowError naming `where`:line and the first bad byte."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -93,7 +94,7 @@ def parse_rows(path: Path, data: bytes) -> Iterator[tuple[str, dict | Exception]
             yield where, row if isinstance(row, dict) else RowError(f"{where}: expected a JSON object")
     elif path.suffix == ".json":
         try:
-            rows = json.loads(_decode(data, str(path)))
+            rows = json.loads(decode(data, str(path)))
         except json.JSONDecodeError as err:
             raise DataError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from None
         if not isinstance(rows, list):
@@ -102,23 +103,47 @@ def parse_rows(path: Path, data: bytes) -> Iterator[tuple[str, dict | Exception]
             where = f"{path}: row {i}"
             yield where, row if isinstance(row, dict) else RowError(f"{where}: expected a JSON object")
     elif path.suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        for i, row in enumerate(pq.read_table(io.BytesIO(data)).to_pylist()):
+        try:
+            table = pq.read_table(io.BytesIO(data))
+        except (pa.ArrowException, OSError) as err:
+            raise DataError(f"{path}: not a readable parquet file ({first_line(err)})") from None
+        for i, row in enumerate(table.to_pylist()):
             yield f"{path}: row {i}", row
     elif path.suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(_decode(data, str(path)), newline=""))
-        for row in reader:
-            yield f"{path}:{reader.line_num}", row
+        yield from csv_rows(path, decode(data, str(path)))
     else:
         raise DataError(f"{path}: unsupported file type (use {', '.join(FILE_SUFFIXES)})")
+
+
+def csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict | Exception]]:
+    """(location, row) per CSV record, keyed by the header; a record with more or fewer fields than the header
+    comes as a RowError (csv would key the extra ones None, or fill the missing ones with None)."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            extra, missing = row.pop(None, []), sum(value is None for value in row.values())
+            if extra or missing:
+                fields = len(reader.fieldnames) + len(extra) - missing
+                yield where, RowError(f"{where}: {fields} fields, the header has {len(reader.fieldnames)}")
+            else:
+                yield where, row
+    except csv.Error as err:
+        raise DataError(f"{path}:{reader.line_num}: malformed CSV ({err})") from None
 
 
 def iter_hub_rows(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
     """Rows of the pinned hub revision, through `datasets` (needs network or a warm HF cache)."""
     from datasets import load_dataset
 
-    ds = load_dataset(spec.hub_id, spec.config, revision=spec.revision, split=spec.split)
+    try:
+        ds = load_dataset(spec.hub_id, spec.config, revision=spec.revision, split=spec.split)
+    except (OSError, ValueError) as err:  # offline, gated, unknown id or revision
+        raise DataError(f"source {spec.name}: cannot load {spec.hub_id}@{spec.revision[:12]} from the hub "
+                        f"({first_line(err)}); give a local copy with --source-dir or --path {spec.name}=FILE") from None
     for i, row in enumerate(ds):
         yield f"{spec.hub_id}@{spec.revision}: row {i}", row
 

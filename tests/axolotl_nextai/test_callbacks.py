@@ -12,6 +12,7 @@ from axolotl_nextai.callbacks import (
     SignalStopCallback,
     StopRecord,
     TimeBudgetCallback,
+    drop_presaved_adapter_config,
 )
 from axolotl_nextai.time_budget import HOUR
 
@@ -68,7 +69,9 @@ def test_sigterm_stops_after_the_current_step():
         callback.on_step_end(type("Args", (), {"output_dir": "out"}), state, control)
     finally:
         callback.on_train_end(None, state, control)
+        callback.finish()  # the plugin's post_train_unload, after the final adapter is saved
     assert (stop.reason, stop.step) == ("SIGTERM", 3) and control.should_save and control.should_training_stop
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 def test_gc_freeze_moves_what_is_alive_at_train_start_out_of_collection_and_back_at_the_end():
@@ -89,3 +92,13 @@ def test_gc_freeze_moves_what_is_alive_at_train_start_out_of_collection_and_back
         assert gc.get_freeze_count() == 0
     finally:
         gc.unfreeze()
+
+
+def test_a_presaved_adapter_config_goes_unless_weights_are_beside_it(tmp_path):
+    """Axolotl pre-saves adapter_config.json; a run killed before its final save must not leave a folder that
+    loads as an adapter without weights."""
+    (tmp_path / "adapter_config.json").write_text("{}")
+    assert drop_presaved_adapter_config(tmp_path) and not (tmp_path / "adapter_config.json").exists()
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"weights of an earlier, finished run")
+    assert not drop_presaved_adapter_config(tmp_path) and (tmp_path / "adapter_config.json").exists()

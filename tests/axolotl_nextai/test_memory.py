@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from axolotl_nextai.memory import GB, apply_memory_cap, memory_fraction, peak_memory_gib
+from axolotl_nextai.memory import (
+    GB,
+    apply_memory_cap,
+    device_memory_bytes,
+    memory_fraction,
+    peak_memory_gib,
+    use_expandable_segments,
+)
 
 
 def test_fraction_of_an_80_gb_card_for_a_40_gb_cap():
@@ -19,6 +26,7 @@ def test_a_cap_above_the_card_is_refused():
 def test_without_cuda_no_cap_and_no_memory_figures():
     assert "no CUDA device" in apply_memory_cap(40)
     assert peak_memory_gib() == (None, None)
+    assert "no CUDA device" in use_expandable_segments() and device_memory_bytes() is None
 
 
 @pytest.mark.gpu
@@ -29,3 +37,12 @@ def test_cap_makes_a_larger_allocation_fail():
     with pytest.raises(torch.OutOfMemoryError):
         torch.empty(int(1.0 * GB), dtype=torch.uint8, device="cuda")
     assert peak_memory_gib()[0] >= keep.numel() / 2**30
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_expandable_segments_are_used_for_new_memory():
+    assert "expandable segments" in use_expandable_segments()
+    keep = torch.empty(64 * 2**20, dtype=torch.uint8, device="cuda")
+    assert any(segment.get("is_expandable") for segment in torch.cuda.memory_snapshot())
+    del keep

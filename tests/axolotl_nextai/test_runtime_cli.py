@@ -1,8 +1,8 @@
 """The plugin runtime through the real `accelerate launch -m axolotl.cli.train` on the tiny CPU model.
 
-Six launches in all: a reference run checked for the report, the CUDA-only rule and the memory cap; an
-interrupted run and its resumption compared with the reference; a run that hits a tiny time budget; two runs
-around a regenerated dataset file.
+Seven launches in all: a reference run checked for the report, the CUDA-only rule and the memory cap; a run
+interrupted through its launcher and its resumption compared with the reference; a run sent two quick SIGTERMs;
+a run that hits a tiny time budget; two runs around a regenerated dataset file.
 """
 
 import json
@@ -118,8 +118,19 @@ def training_process(launcher: subprocess.Popen, timeout: float) -> psutil.Proce
     raise AssertionError("no training process found")
 
 
-def test_sigterm_checkpoints_and_resume_matches_an_uninterrupted_run(reference, tiny_model, tmp_path):
-    """Interrupted at step k and resumed, the run reproduces the uninterrupted one from step EVERY + 1 on.
+def wait_for_training(launcher: subprocess.Popen, out, log) -> psutil.Process:
+    """The trainer process, once its first report is written (EVERY steps in: training is under way)."""
+    trainer = training_process(launcher, timeout=120)
+    deadline = time.monotonic() + 300
+    while not (out / REPORT_NAME).exists():
+        assert launcher.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
+        time.sleep(0.05)
+    return trainer
+
+
+def test_sigterm_to_the_launcher_checkpoints_and_resume_matches_an_uninterrupted_run(reference, tiny_model, tmp_path):
+    """SIGTERM to `accelerate launch` (which does not forward it) stops the trainer with a checkpoint; resumed,
+    the run reproduces the uninterrupted one from step EVERY + 1 on.
 
     On CPU two fresh runs of the same config part at their third step (a reason not found; README, Caveats),
     while a run resumed from a checkpoint continues exactly like the run that saved it and went on. So the
@@ -127,18 +138,17 @@ def test_sigterm_checkpoints_and_resume_matches_an_uninterrupted_run(reference, 
     """
     work, _, uninterrupted = reference
     cfg = runtime_config(tiny_model, tmp_path, resume_from_checkpoint=str(work / "out" / f"checkpoint-{EVERY}"))
-    out = tmp_path / "out"
-    launcher = start_train(cfg, tmp_path, tmp_path / "interrupted.log")
-    trainer = training_process(launcher, timeout=120)
-    deadline = time.monotonic() + 300
-    while not (out / REPORT_NAME).exists():  # written EVERY steps after the start: training is under way
-        assert launcher.poll() is None and time.monotonic() < deadline, (tmp_path / "interrupted.log").read_text()[-4000:]
-        time.sleep(0.05)
-    trainer.send_signal(signal.SIGTERM)
-    assert launcher.wait(timeout=300) == 0, (tmp_path / "interrupted.log").read_text()[-4000:]
+    out, log = tmp_path / "out", tmp_path / "interrupted.log"
+    launcher = start_train(cfg, tmp_path, log)
+    trainer = wait_for_training(launcher, out, log)
+    launcher.send_signal(signal.SIGTERM)
+    assert launcher.wait(timeout=60) == -signal.SIGTERM  # the launcher ends at once ...
+    trainer.wait(timeout=300)  # ... the trainer after a step and its saves
     interrupted = read_report(out)
     stop = interrupted["stop_step"]
-    assert interrupted["stop_reason"] == "SIGTERM" and interrupted["start_step"] == EVERY
+    assert interrupted["final"], log.read_text()[-4000:]
+    assert interrupted["stop_reason"] == "SIGUSR1" and interrupted["start_step"] == EVERY
+    assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
     assert 2 * EVERY <= stop < STEPS
     checkpoint = out / f"checkpoint-{stop}"
     assert {"optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json", "adapter_model.safetensors"} <= {
@@ -154,6 +164,26 @@ def test_sigterm_checkpoints_and_resume_matches_an_uninterrupted_run(reference, 
         joined = {**per_step(interrupted, key), **per_step(resumed, key)}
         expected = per_step(uninterrupted, key)
         assert joined == pytest.approx({step: expected[step] for step in later}, rel=1e-6), key
+
+
+def test_two_quick_sigterms_never_leave_an_adapter_folder_without_weights(tiny_model, tmp_path):
+    """The second SIGTERM, sent as the first one's checkpoint is announced, stops the run at once, though never
+    inside a save: the checkpoint is complete, and `out` holds adapter_config.json only beside its weights."""
+    cfg = runtime_config(tiny_model, tmp_path, max_steps=1000)
+    out, log = tmp_path / "out", tmp_path / "twice.log"
+    launcher = start_train(cfg, tmp_path, log)
+    trainer = wait_for_training(launcher, out, log)
+    trainer.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 120
+    while "SIGTERM received: saving checkpoint-" not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()[-4000:]
+        time.sleep(0.01)
+    trainer.send_signal(signal.SIGTERM)
+    assert launcher.wait(timeout=300) != 0
+    checkpoints = list(out.glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and {"adapter_config.json", "adapter_model.safetensors", "optimizer.pt", "scheduler.pt",
+                                      "rng_state.pth", "trainer_state.json"} <= {p.name for p in checkpoints[0].iterdir()}
+    assert (out / "adapter_config.json").exists() == (out / "adapter_model.safetensors").exists()
 
 
 def test_time_budget_warns_then_checkpoints_and_stops_before_it_is_spent(tiny_model, tmp_path):

@@ -2,7 +2,9 @@
 
 import hashlib
 
-from axolotl_nextai.tiny_model import build_tiny_llama
+from click.testing import CliRunner
+
+from axolotl_nextai.tiny_model import build_tiny_llama, main
 
 
 def _digests(folder):
@@ -27,3 +29,18 @@ def test_loads_as_llama_with_special_tokens(tiny_model, tiny_tokenizer):
     ids = tiny_tokenizer("### Response:\nJupiter.")["input_ids"]
     assert ids[0] == tiny_tokenizer.bos_token_id and tiny_tokenizer.unk_token_id not in ids
     assert tiny_tokenizer.decode(ids, skip_special_tokens=True) == "### Response:\nJupiter."
+
+
+def test_the_cli_run_twice_leaves_the_model_and_refuses_other_content(tmp_path):
+    """`make demo` runs `nextai-tiny-model --out .tiny/model` every time: same arguments, same files, exit 0;
+    a folder holding anything else is replaced only with --overwrite."""
+    out = tmp_path / "model"
+    assert CliRunner().invoke(main, ["--out", str(out)]).exit_code == 0
+    first = _digests(out)
+    again = CliRunner().invoke(main, ["--out", str(out)])
+    assert again.exit_code == 0 and _digests(out) == first
+    other = CliRunner().invoke(main, ["--out", str(out), "--seed", "1"])
+    assert other.exit_code == 2 and "holds something else" in other.output and _digests(out) == first
+    replaced = CliRunner().invoke(main, ["--out", str(out), "--seed", "1", "--overwrite"])
+    assert replaced.exit_code == 0 and _digests(out)["model.safetensors"] != first["model.safetensors"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging folder left

@@ -214,11 +214,6 @@ def test_bad_input_fails_cleanly_and_writes_nothing(case, benchmarks_dir, tmp_pa
     assert not out.parent.exists()
 
 
-def test_out_must_differ_from_in(train_file, benchmarks_dir):
-    got = run(train_file, "--benchmarks-dir", benchmarks_dir, "--out", train_file)
-    assert got.exit_code != 0 and "--out must not be IN" in got.output
-
-
 # --- inside a build ---------------------------------------------------------------------------------------
 
 

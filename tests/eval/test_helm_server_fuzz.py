@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psutil
@@ -115,3 +116,34 @@ def test_bad_requests_get_4xx_json_and_the_server_still_answers(server):
     assert proc.poll() is None
     good = client.post("/process", json=GOOD)
     assert good.status_code == 200 and len(good.json()["tokens"]) >= 1
+
+
+def test_concurrent_answers_equal_serial_ones(server):
+    """Requests that differ in `truncation` / `max_length` share one tokenizer: answered concurrently, each must
+    get exactly its serial answer (a fast tokenizer keeps truncation as shared state)."""
+    _, client = server
+    words = [f"word{i} " * (20 + 7 * i) for i in range(6)]
+    requests = [("/tokenize", {"text": words[i % 6], "truncation": i % 3 != 0, "max_length": 3 + 5 * i})
+                for i in range(24)]
+    requests += [("/process", {**GOOD, "prompt": words[i % 6][: 40 + 30 * i], "stop_sequences": []})
+                 for i in range(8)]
+    random.Random(0).shuffle(requests)
+
+    def answer(request):
+        path, body = request
+        response = client.post(path, json=body)
+        assert response.status_code == 200, (path, response.text[:300])
+        return {k: v for k, v in response.json().items() if k != "request_time"}
+
+    serial = [answer(r) for r in requests]
+    assert {len(a["tokens"]) for a in serial if "logprob" not in a} != {1}  # truncation really varies
+    for _ in range(2):
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            assert list(pool.map(answer, requests)) == serial
+
+
+def test_tokenize_refuses_a_max_length_no_tokenizer_takes(server):
+    _, client = server
+    for body in (b'{"text": "a", "max_length": 100000000000000000000}', b'{"text": "a", "max_length": 0}'):
+        response = client.post("/tokenize", content=body, headers=JSON)
+        assert response.status_code == 422 and "max_length" in response.json()["error"], response.text

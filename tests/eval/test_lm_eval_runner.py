@@ -103,7 +103,8 @@ def test_cli_writes_a_table_from_local_task_files(tiny_model, paper_task_files, 
 
 
 def test_cli_refuses_local_setups_that_cannot_run(tmp_path, tiny_model, paper_task_files):
-    result = CliRunner().invoke(main, ["--base-model", str(tiny_model), "--data-dir", str(tmp_path / "none")])
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(main, ["--base-model", str(tiny_model), "--data-dir", str(tmp_path / "empty")])
     assert result.exit_code == 2 and "no paper task file" in result.output and "mmlu_philosophy.jsonl" in result.output
     # Shots with no dev file would be drawn from the scored rows.
     result = CliRunner().invoke(main, ["--base-model", str(tiny_model), "--data-dir", str(paper_task_files),

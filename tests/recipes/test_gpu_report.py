@@ -1,8 +1,9 @@
-"""bench/gpu/report70b.py: the cost fit, its projection onto a v5 epoch, and the same-rows check, on hand-made
-call folders (the GPU runs themselves cannot run here)."""
+"""bench/gpu/report70b.py: the cost fit, its projection onto a v5 epoch, the same-rows check and lanes sharing a
+card, on hand-made call folders (the GPU runs themselves cannot run here); the memory probe's process filter."""
 
 import importlib.util
 import json
+import os
 import sys
 
 import pytest
@@ -73,3 +74,34 @@ def test_different_tokens_at_a_step_are_flagged():
     b = [dict(row) for row in a]
     b[2]["trained_tokens"] += 1
     assert report70b.same_rows(b, a)[:2] == (4, False)
+
+
+def test_runs_side_by_side_on_a_card_are_marked_and_their_memory_is_their_own(tmp_path):
+    """Lanes: a and b overlapped on card 0, c ran on card 1 at the same time, d on card 0 after them."""
+    a, b, c, d = "faithful-grouped", "faithful-grouped-fused", "stock-grouped", "unsloth-grouped"
+    rows = history(5, [4], [1500])
+    for name, rc in [(a, "gpu=0 start=100 end=200"), (b, "gpu=0 start=150 end=260"),
+                     (c, "gpu=1 start=100 end=300"), (d, "gpu=0 start=260 end=300")]:
+        write_run(tmp_path, name, V5, rows)
+        (tmp_path / f"{name}.rc").write_text(f"rc=0 wall_seconds=100 {rc}\n")
+    (tmp_path / f"{a}.smi.txt").write_text("600 -\n70000 35000\n71000 36100\n")  # card total, this run's process
+    (tmp_path / f"{b}.smi.txt").write_text("71000 -\n")  # nvidia-smi listed none of b's processes
+    assert report70b.card_neighbours(tmp_path) == {a: [b], b: [a], c: [], d: []}
+    text = "\n".join(report70b.render_call(tmp_path, [a, b, c, d], "cmd", 362.0, "Results"))
+    table = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ") and " | rc=0" in line}
+    assert "| rc=0 wall_seconds=100 gpu=0 |" in table[a] and "start=" not in text
+    assert "| 36100 |" in table[a] and "| 71000 (card total) |" in table[b]
+    assert table[a].count(" †") == 2 and " †" not in table[c] + table[d]
+    assert f"{a} (with {b}); {b} (with {a})." in text
+
+
+def test_the_memory_probe_counts_only_the_run_s_own_processes():
+    probe_spec = importlib.util.spec_from_file_location("probe", ROOT / "bench" / "gpu" / "gpu_memory_probe.py")
+    probe = importlib.util.module_from_spec(probe_spec)
+    probe_spec.loader.exec_module(probe)
+    me = os.getpid()
+    mine = probe.command_line(me).split()[0]  # this process's program, surely in its own command line
+    apps = f"{me}, 35000\n{me}, 1000\n999999999, 40000\n[N/A], [N/A]\n"
+    assert probe.run_mib(apps, mine) == 36000  # a process of another run (or gone) is not counted
+    assert probe.run_mib(apps, "/tmp/cfg-no-such-run.yml") is None
+    assert probe.run_mib("", mine) is None

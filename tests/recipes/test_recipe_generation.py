@@ -60,3 +60,37 @@ def test_adding_a_key_the_template_has_is_refused():
     matrix["speed"] = {"bad": {"cite": "speed", "add": {"group_by_length": {"sequence_len": 2048}}}}
     with pytest.raises(ValueError, match="`sequence_len` is in the template"):
         generate.expand(matrix, template)
+
+
+def test_table_6_is_table_4_r8_with_eager_attention():
+    """Table 6's caption: FA2 vs not, "where LoRA r value was set at 8, as referenced in Table 4"."""
+    eager, fa2 = (yaml.safe_load((ROOT / "recipes" / "ablations" / name).read_text())
+                  for name in ("llama2-70b-v5-eager.yml", "llama2-70b-v5-r8-4096.yml"))
+    differing = {key for key in eager.keys() | fa2.keys() if eager.get(key) != fa2.get(key)}
+    assert differing == {"attn_implementation", "output_dir", "dataset_prepared_path"}
+    assert (eager["lora_r"], eager["sequence_len"], eager["optimizer"]) == (8, 4096, "paged_adamw_32bit")
+    assert (eager["attn_implementation"], fa2["attn_implementation"]) == ("eager", "flash_attention_2")
+
+
+def test_lever_sets_add_their_keys_in_order_and_an_unknown_set_is_refused():
+    matrix, _, template = generate.load_matrix()
+    spec = generate.with_levers(matrix["ablations"]["r64-4096"], matrix["levers"])
+    added = list(spec["add"]["gradient_checkpointing"])
+    assert added[0] == "activation_offloading" and added[-1] == "nextai_tiled_mlp_shards"
+    assert spec["set"]["lora_r"] == 64 and "axolotl.integrations.liger.LigerPlugin" in spec["set"]["plugins"]
+    matrix["ablations"] = {"typo": {"cite": "Table 4", "set": {"lora_r": 8}, "levers": ["cutof-4096"]}}
+    with pytest.raises(ValueError, match="`levers: cutof-4096` is not a lever set"):
+        generate.expand(matrix, template)
+
+
+def test_every_table_4_recipe_is_estimated_to_fit_the_40_gb_cap_and_eager_is_not():
+    from axolotl_nextai.architectures import ARCHITECTURES
+    from axolotl_nextai.footprint import GIB, peak_estimate_bytes
+
+    arch = ARCHITECTURES["meta-llama/Llama-2-70b-hf"]
+    cap = 40e9 / GIB
+    for r in (4, 8, 16, 64):
+        cfg = yaml.safe_load((ROOT / "recipes" / "ablations" / f"llama2-70b-v5-r{r}-4096.yml").read_text())
+        assert peak_estimate_bytes(arch, cfg) / GIB < cap - 0.3, r
+    eager = yaml.safe_load((ROOT / "recipes" / "ablations" / "llama2-70b-v5-eager.yml").read_text())
+    assert peak_estimate_bytes(arch, eager) / GIB > cap + 5

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 from axolotl_launch import ROOT
+from click.testing import CliRunner
 
 from axolotl_nextai.config_checks import ConfigError
 from axolotl_nextai.recipe_check import check_config, known_keys, main, unknown_keys
@@ -128,10 +129,36 @@ def test_a_bad_value_is_refused_by_axolotl(data_dir):
         check_config({**load(TEMPLATE), "lora_dropout": "a little"})
 
 
-def test_recipe_check_cli_reports_each_recipe(data_dir, capsys):
+def test_recipe_check_cli_reports_each_recipe(data_dir):
     typo = data_dir / "typo.yml"
     typo.write_text(TEMPLATE.read_text().replace("lora_dropout:", "lora_droput:"))
-    assert main([str(TEMPLATE), str(typo)]) == 1
-    out = capsys.readouterr().out
-    assert f"ok      {TEMPLATE}" in out
-    assert f"FAILED  {typo}: unknown key `lora_droput` (did you mean `lora_dropout`?)" in out
+    result = CliRunner().invoke(main, [str(TEMPLATE), str(typo)])
+    assert result.exit_code == 1
+    assert f"ok      {TEMPLATE}" in result.output
+    assert f"FAILED  {typo}: unknown key `lora_droput` (did you mean `lora_dropout`?)" in result.output
+
+
+def test_a_fresh_clone_checks_the_recipe_and_warns_about_its_data_file(tmp_path, monkeypatch):
+    """The README's command, run where `data/v5.jsonl` has not been built yet."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, [str(TEMPLATE)])
+    assert result.exit_code == 0, result.output
+    assert f"warning {TEMPLATE}: datasets[0].path: dataset file `data/v5.jsonl` does not exist" in result.output
+    assert "nextai-data build --mixture v5 --out data/v5.jsonl (training refuses it)" in result.output
+    assert result.output.rstrip().endswith(f"ok      {TEMPLATE}")
+
+
+def test_recipe_check_help_prints_usage():
+    result = CliRunner().invoke(main, ["--help"], prog_name="python -m axolotl_nextai.recipe_check")
+    assert result.exit_code == 0 and result.output.startswith("Usage: python -m axolotl_nextai.recipe_check")
+    assert "FAILED" not in result.output
+
+
+def test_eager_at_4096_is_refused_under_a_40_gb_cap_before_anything_loads(data_dir):
+    """Table 6's eager row cannot fit 40 GB (6 GiB of attention probabilities a layer): the plugin's register
+    hook, which `axolotl train` and this check both run, says so with the memory it needs."""
+    eager = load(ROOT / "recipes" / "ablations" / "llama2-70b-v5-eager.yml")
+    check_config(eager)  # its target is an 80 GB card
+    with pytest.raises(ConfigError, match=r"attn_implementation: eager .* at least 39\.\d\d GiB.*37\.25 GiB allowed"):
+        check_config({**eager, "nextai_gpu_memory_cap_gb": 40})
+    check_config({**load(ROOT / "recipes" / "ablations" / "llama2-70b-v5-r8-4096.yml"), "nextai_gpu_memory_cap_gb": 40})

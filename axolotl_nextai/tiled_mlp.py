@@ -1,0 +1,116 @@
+"""Each decoder layer's MLP run over the sequence in shards (`nextai_tiled_mlp_shards`), in training.
+
+A Llama MLP keeps gate, up and their product for backward: 3 x 28,672 bf16 values a token for Llama-2-70B,
+672 MiB at 4,096 tokens, plus as much again in gradients while its backward runs. The MLP treats every token on
+its own, so it can run over the sequence a shard at a time: the forward keeps only the MLP's input, and the
+backward recomputes one shard, takes its gradients and moves on, so only one shard's activations exist at once.
+
+Axolotl's `tiled_mlp` does the same but needs deepspeed, and its backward draws fresh dropout masks (LoRA dropout
+on down_proj), so its gradients belong to a different forward than the one that produced the loss. Here each
+shard's RNG and autocast state are saved in the forward and replayed in the backward, as torch's checkpointing
+does, and a training forward without autograd (a checkpointed layer's first pass) runs the same shards: the
+gradients are those of the forward that produced the loss. What changes against the untiled MLP: a dropout mask
+is drawn per shard rather than for the whole sequence (the same distribution), and the MLP's forward runs once
+more per step.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+
+
+def rng_state(device: torch.device) -> tuple:
+    """The CPU generator's state, and the device's when it is a CUDA one."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+@contextmanager
+def replayed(state: tuple, device: torch.device, autocast: dict):
+    """Run under a saved RNG and autocast state; the caller's RNG streams are left as they were."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.set_rng_state(state[0])
+        if state[1] is not None:
+            torch.cuda.set_rng_state(state[1], device)
+        with torch.autocast(device.type, **autocast):
+            yield
+
+
+def autocast_state(device_type: str) -> dict:
+    return {"enabled": torch.is_autocast_enabled(device_type), "dtype": torch.get_autocast_dtype(device_type),
+            "cache_enabled": torch.is_autocast_cache_enabled()}
+
+
+def run_sharded(mlp_forward, x: torch.Tensor, shards: int, rng_states: list | None = None) -> torch.Tensor:
+    """The MLP shard by shard along the sequence; each shard's RNG state is appended to `rng_states`. Training
+    always goes through here, with or without autograd, so that the no-grad forward of a checkpointed layer and
+    its recompute draw the same dropout masks, shard by shard."""
+    outputs = []
+    for piece in x.tensor_split(shards, dim=-2):
+        if rng_states is not None:
+            rng_states.append(rng_state(x.device))
+        outputs.append(mlp_forward(piece))
+    return torch.cat(outputs, dim=-2)
+
+
+class TiledMLP(torch.autograd.Function):
+    """out = mlp(x), computed and differentiated a shard of the sequence (dim -2) at a time; `params` are the
+    MLP's trainable tensors, inputs here so that autograd hands their gradients on."""
+
+    @staticmethod
+    def forward(ctx, mlp_forward, shards, x, *params):
+        ctx.mlp_forward, ctx.shards = mlp_forward, shards
+        ctx.autocast = autocast_state(x.device.type)
+        ctx.rng_states = []
+        with torch.no_grad():
+            out = run_sharded(mlp_forward, x, shards, ctx.rng_states)
+        ctx.save_for_backward(x, *params)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, *params = ctx.saved_tensors
+        grad_x = torch.empty_like(x) if ctx.needs_input_grad[2] else None
+        grad_params = [None] * len(params)
+        wanted = [i for i, p in enumerate(params) if ctx.needs_input_grad[3 + i]]
+        start = 0
+        for state, piece, grad_piece in zip(
+            ctx.rng_states, x.tensor_split(ctx.shards, dim=-2), grad_output.tensor_split(ctx.shards, dim=-2)
+        ):
+            piece = piece.detach().requires_grad_(grad_x is not None)
+            with replayed(state, x.device, ctx.autocast), torch.enable_grad():
+                out = ctx.mlp_forward(piece)
+            inputs = ([piece] if grad_x is not None else []) + [params[i] for i in wanted]
+            grads = list(torch.autograd.grad(out, inputs, grad_piece, allow_unused=True))
+            if grad_x is not None:
+                grad_x.narrow(-2, start, piece.shape[-2]).copy_(grads.pop(0))
+            for i, grad in zip(wanted, grads):
+                if grad is not None:
+                    grad_params[i] = grad if grad_params[i] is None else grad_params[i] + grad
+            start += piece.shape[-2]
+        return None, None, grad_x, *grad_params
+
+
+def tile(mlp: torch.nn.Module, shards: int) -> None:
+    """Make `mlp.forward` run in shards in training (with autograd: `TiledMLP`); its current forward, patched or
+    not, is what runs per shard. Call after the adapters exist: their parameters are collected here."""
+    inner = mlp.forward
+    params = [p for p in mlp.parameters() if p.requires_grad]
+
+    def forward(x, *args, **kwargs):
+        if args or kwargs or not mlp.training or x.shape[-2] < shards:
+            return inner(x, *args, **kwargs)
+        if torch.is_grad_enabled() and (x.requires_grad or params):
+            return TiledMLP.apply(inner, shards, x, *params)
+        return run_sharded(inner, x, shards)
+
+    mlp.forward = forward
+
+
+def tile_model(model: torch.nn.Module, shards: int) -> int:
+    """Tile every decoder layer's MLP (a submodule named `mlp`); returns how many."""
+    mlps = [module for name, module in model.named_modules() if name.rsplit(".", 1)[-1] == "mlp"]
+    for mlp in mlps:
+        tile(mlp, shards)
+    return len(mlps)
