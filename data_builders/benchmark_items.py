@@ -16,8 +16,8 @@ them. This module turns the first into the second, so that `nextai-eval --data-d
   from a separate file (`mc_task.json`) with its own answer lists; this keeps the same questions and the
   CSV's answers (4.0 incorrect per question on average), so its chance level is the mean of 1 / choices.
 
-A subset is a seeded sample kept in sampled order, so that its first k rows (`nextai-eval --limit k`) are
-themselves a seeded random k. Nothing here imports axolotl_nextai: task names are passed in.
+Rows are written in a seeded order (a subset: a seeded sample in sampled order), so that the first k rows of any
+file (`nextai-eval --limit k`) are themselves a seeded random k. Nothing here imports axolotl_nextai: task names are passed in.
 """
 
 from __future__ import annotations
@@ -132,10 +132,10 @@ def read_items(tasks: list[str], mmlu_dir: Path | None, bbq_dir: Path | None,
 
 
 def sample(rows: list[dict], n: int | None, seed: int) -> list[dict]:
-    """A seeded sample of `n` rows in sampled order (every prefix is a seeded sample too); all when n is None
-    or at least len(rows), in file order."""
-    if n is None or n >= len(rows):
-        return list(rows)
+    """A seeded sample of `n` rows (all of them when n is None), in sampled order: every prefix is a seeded
+    random sample too, so `--limit k` on the file scores k items drawn from all of it (BBQ's files come
+    category by category)."""
+    n = len(rows) if n is None else min(n, len(rows))
     return [rows[i] for i in random.Random(seed).sample(range(len(rows)), n)]
 
 

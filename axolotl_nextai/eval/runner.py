@@ -265,7 +265,9 @@ def to_markdown(rows: list[tuple[str, dict]], note: str, change: dict | None = N
               for c in COLUMNS]
     if heldout:
         held = first.get("heldout") or {}
-        counts.append(f"{held.get('rows', 0)} rows, {held.get('tokens', 0):,} tokens")
+        skipped = f" ({held['skipped_rows']} with no response token within {held['cutoff']} skipped)" if held.get(
+            "skipped_rows") else ""
+        counts.append(f"{held.get('rows', 0)} rows, {held.get('tokens', 0):,} tokens{skipped}")
     lines.append("| items scored | " + " | ".join(counts + [""] * len(HELM_ONLY)) + " |")
     return "\n".join(lines) + f"\n\n{note}.\n"
 
