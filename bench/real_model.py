@@ -57,8 +57,12 @@ OFFLINE = {"AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFL
 
 def build_data() -> None:
     """data/smollm2-v5.jsonl from v5-real.yaml, decontaminated against the full benchmark items."""
-    subprocess.run([sys.executable, "-m", "data_builders.cli", "build", "--mixture", "data_builders/real/v5-real.yaml",
-                    "--sample", "--out", str(DATA)], cwd=ROOT, check=True, env={**os.environ, **OFFLINE})
+    from data_builders.cli import main as nextai_data
+
+    os.environ.update(OFFLINE)
+    os.chdir(ROOT)  # the mixture's paths are relative to the repository root
+    nextai_data(["build", "--mixture", "data_builders/real/v5-real.yaml", "--sample", "--out", str(DATA)],
+                standalone_mode=False)
 
 
 def recipe_config(name: str, device: str, epochs: int, out: Path) -> dict:

@@ -24,7 +24,7 @@ COLUMNS = tuple(dict.fromkeys(task.column for task in PAPER_TASKS))
 HELM_ONLY = ("CNN/DM stereotypes (race)", "CNN/DM stereotypes (gender)",
              "CNN/DM representation (race)", "CNN/DM representation (gender)")
 SOURCE_NOTE = ("lm-evaluation-harness {version} scores (not HELM's: prompts, shots and metrics differ), "
-               "{limit} items per task at most; 95 % intervals, normal approximation")
+               "{limit}; 95 % intervals, normal approximation")
 Z95 = 1.959964
 # `--limit mmlu=5`: the column each short name limits
 LIMIT_KEYS = {"mmlu": "MMLU", "truthfulqa": "TruthfulQA", "bbq": "BBQ", "cnndm": "CNN/DM ROUGE-2"}
@@ -57,8 +57,13 @@ def task_limit(task: str, limits: dict[str, int | None]) -> int | None:
 
 
 def describe_limits(limits: dict[str, int | None]) -> str:
-    parts = [f"{'all' if key == ALL else key}: {'no limit' if n is None else n}" for key, n in limits.items()]
-    return ", ".join(parts) or "no limit"
+    """`{"*": 50, "BBQ": None}` -> "at most 50 items per task; BBQ: every item"."""
+    def items(n: int | None) -> str:
+        return "every item" if n is None else f"at most {n} items per task"
+
+    parts = [items(limits[ALL])] if ALL in limits else []
+    parts += [f"{key}: {items(n)}" for key, n in limits.items() if key != ALL]
+    return "; ".join(parts) or items(None)
 
 
 def lm_eval_version() -> str:

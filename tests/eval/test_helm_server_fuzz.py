@@ -115,3 +115,27 @@ def test_bad_requests_get_4xx_json_and_the_server_still_answers(server):
     assert proc.poll() is None
     good = client.post("/process", json=GOOD)
     assert good.status_code == 200 and len(good.json()["tokens"]) >= 1
+
+
+def test_the_demo_client_asks_a_running_server(server):
+    """`python -m axolotl_nextai.serve.client`, as `make demo` runs it: waits, asks once (greedy), prints the answer."""
+    from click.testing import CliRunner
+
+    from axolotl_nextai.serve.client import main as ask
+
+    proc, client = server
+    result = CliRunner().invoke(ask, ["--url", str(client.base_url), "--pid", str(proc.pid), "--alpaca",
+                                      "--max-new-tokens", "4", "Name a colour."])
+    assert result.exit_code == 0, result.output
+    assert f"HELM /process at {client.base_url}" in result.output and "completion: " in result.output
+
+
+def test_the_demo_client_stops_waiting_when_the_server_is_gone():
+    from click.testing import CliRunner
+
+    from axolotl_nextai.serve.client import main as ask
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    result = CliRunner().invoke(ask, ["--url", f"http://127.0.0.1:{free_port()}", "--pid", str(gone.pid), "hi"])
+    assert result.exit_code == 1 and f"the server (pid {gone.pid}) exited before answering" in result.output
