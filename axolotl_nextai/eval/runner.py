@@ -3,8 +3,8 @@
 These are lm-eval numbers: its prompts, shot counts and metrics differ from HELM's, so they track a model
 across our runs but are not comparable with the challenge's leaderboard or the paper's Table 8.
 
-Every accuracy carries a 95 % interval (normal approximation over the items scored; MMLU's column is the mean
-of its subjects, HELM's way, and its interval that of the mean). Scored beside its base (`--compare-base`), a
+Every accuracy carries a 95 % interval (normal approximation over the items scored, with Agresti-Coull's standard
+error; MMLU's column is the mean of its subjects, HELM's way, and its interval that of the mean). Scored beside its base (`--compare-base`), a
 fine-tuned row gets a change row whose interval is paired: the same items, each scored by both models, so
 what the adapter moved is told apart from which items happened to be drawn. A small model sits near chance
 on these benchmarks: an interval that spans zero says nothing moved.
@@ -24,7 +24,7 @@ COLUMNS = tuple(dict.fromkeys(task.column for task in PAPER_TASKS))
 HELM_ONLY = ("CNN/DM stereotypes (race)", "CNN/DM stereotypes (gender)",
              "CNN/DM representation (race)", "CNN/DM representation (gender)")
 SOURCE_NOTE = ("lm-evaluation-harness {version} scores (not HELM's: prompts, shots and metrics differ), "
-               "{limit}; 95 % intervals, normal approximation")
+               "{limit}; 95 % intervals: normal approximation, Agresti-Coull standard errors")
 Z95 = 1.959964
 # `--limit mmlu=5`: the column each short name limits
 LIMIT_KEYS = {"mmlu": "MMLU", "truthfulqa": "TruthfulQA", "bbq": "BBQ", "cnndm": "CNN/DM ROUGE-2"}
@@ -133,7 +133,12 @@ def evaluate(model, tokenizer, tasks: list[str], include_paths: list[Path], limi
 
 
 def proportion_se(p: float, n: int) -> float:
-    return math.sqrt(max(p * (1 - p), 0.0) / n) if n else math.nan
+    """Standard error of an accuracy `p` over `n` items, Agresti-Coull's (two successes and two failures added):
+    unlike the plain p(1 - p) / n it does not vanish at 0 or 100 %, where a handful of items often lands."""
+    if not n:
+        return math.nan
+    adjusted = (p * n + 2) / (n + 4)
+    return math.sqrt(adjusted * (1 - adjusted) / (n + 4))
 
 
 def mean_interval(estimates: list[tuple[float, float]]) -> tuple[float, float, float]:
@@ -179,6 +184,7 @@ def paired_change(base: dict[str, list[float]], tuned: dict[str, list[float]]) -
     if base.keys() != tuned.keys() or any(len(base[t]) != len(tuned[t]) for t in base):
         raise ValueError("the base and fine-tuned runs scored different tasks or items; cannot pair them")
     per_column: dict[str, list[tuple[float, float]]] = {}
+    changed: dict[str, int] = {}
     for name, base_scores in base.items():
         diffs = [t - b for b, t in zip(base_scores, tuned[name])]
         n = len(diffs)
@@ -186,10 +192,13 @@ def paired_change(base: dict[str, list[float]], tuned: dict[str, list[float]]) -
         var = sum((x - d) ** 2 for x in diffs) / (n - 1) if n > 1 else math.nan
         column = BY_NAME[name.removeprefix(LOCAL_PREFIX)].column
         per_column.setdefault(column, []).append((d, math.sqrt(var / n)))
+        changed[column] = changed.get(column, 0) + sum(1 for x in diffs if x)
     change = {}
     for column, estimates in per_column.items():
         value, low, high = mean_interval(estimates)
-        change[column] = {"change": value, "interval": None if math.isnan(low) else [low, high]}
+        # no item changed: the spread of the differences is zero, which bounds nothing
+        interval = None if math.isnan(low) or not changed[column] else [low, high]
+        change[column] = {"change": value, "interval": interval, "items_changed": changed[column]}
     return change
 
 
@@ -243,6 +252,8 @@ def fmt_score(column: str, value: float | None, interval: list[float] | None) ->
 def fmt_change(change: dict | None) -> str:
     if change is None:
         return "—"
+    if not change.get("items_changed", 1):
+        return "no answer changed"
     low, high = change["interval"] or (math.nan, math.nan)
     return f"{100 * change['change']:+.1f} pts [{100 * low:+.1f}, {100 * high:+.1f}]"
 

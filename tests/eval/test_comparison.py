@@ -39,21 +39,28 @@ def test_mmlu_is_the_mean_of_its_subjects_with_the_interval_of_a_mean():
     row = table_row(results({"mmlu_philosophy": (0.5, 100), "mmlu_moral_disputes": (0.3, 100),
                              "truthfulqa_mc1": (0.25, 40)}))
     assert row["scores"]["MMLU"] == pytest.approx(0.4) and row["items"]["MMLU"] == 200
-    se = math.sqrt(0.5 * 0.5 / 100 + 0.3 * 0.7 / 100) / 2
+    def se_ac(p: float, n: int) -> float:  # Agresti-Coull: two successes and two failures added
+        q = (p * n + 2) / (n + 4)
+        return math.sqrt(q * (1 - q) / (n + 4))
+
+    se = math.sqrt(se_ac(0.5, 100) ** 2 + se_ac(0.3, 100) ** 2) / 2
     assert row["intervals"]["MMLU"] == pytest.approx([0.4 - 1.959964 * se, 0.4 + 1.959964 * se])
-    se = math.sqrt(0.25 * 0.75 / 40)
+    se = se_ac(0.25, 40)
     assert row["intervals"]["TruthfulQA"] == pytest.approx([0.25 - 1.959964 * se, 0.25 + 1.959964 * se])
     assert row["scores"]["BBQ"] is None and row["intervals"]["BBQ"] is None
+    none_right = table_row(results({"bbq": (0.0, 5)}))["intervals"]["BBQ"]
+    assert none_right[0] == 0.0 and none_right[1] > 0.2  # five misses do not prove a score of zero
 
 
 def test_the_change_is_paired_item_by_item():
     base = {"mmlu_philosophy": [1, 0, 0, 1], "mmlu_moral_disputes": [0, 0, 1, 1], "bbq": [1, 1, 0, 0]}
     same = paired_change(base, base)
-    assert same["MMLU"] == {"change": 0.0, "interval": [0.0, 0.0]}
+    assert same["MMLU"] == {"change": 0.0, "interval": None, "items_changed": 0}  # zero spread bounds nothing
     # two flips to right in philosophy, none in moral_disputes: +0.25 over the two subjects; BBQ loses one of four
     tuned = {"mmlu_philosophy": [1, 1, 1, 1], "mmlu_moral_disputes": [0, 0, 1, 1], "bbq": [1, 0, 0, 0]}
     change = paired_change(base, tuned)
     assert change["MMLU"]["change"] == pytest.approx(0.25) and change["BBQ"]["change"] == pytest.approx(-0.25)
+    assert change["MMLU"]["items_changed"] == 2 and change["BBQ"]["items_changed"] == 1
     low, high = change["MMLU"]["interval"]
     assert low < 0.25 < high
     with pytest.raises(ValueError, match="different tasks or items"):
@@ -70,13 +77,14 @@ def test_heldout_change_pairs_rows():
 def test_the_table_has_base_tuned_change_and_items_rows():
     row = table_row(results({"mmlu_philosophy": (0.5, 4), "bbq": (0.25, 4)}))
     row["heldout"] = {"loss": 2.5, "rows": 3, "tokens": 120, "skipped_rows": 1, "cutoff": 256}
-    change = {"columns": {"MMLU": {"change": 0.25, "interval": [-0.1, 0.6]}},
+    change = {"columns": {"MMLU": {"change": 0.25, "interval": [-0.1, 0.6]},
+                          "BBQ": {"change": 0.0, "interval": None, "items_changed": 0}},
               "heldout": {"change": -0.05, "interval": [-0.08, -0.02]}}
     table = to_markdown([("base", row), ("tuned", row)], "a note", change)
     lines = table.splitlines()
     assert lines[0].startswith("| Model | MMLU | TruthfulQA | BBQ | CNN/DM ROUGE-2 | held-out loss |")
     assert lines[2].startswith("| base | 50.0 % [") and lines[3].startswith("| tuned |")
-    assert lines[4].startswith("| change (paired) | +25.0 pts [-10.0, +60.0] | — |")
+    assert lines[4].startswith("| change (paired) | +25.0 pts [-10.0, +60.0] | — | no answer changed |")
     assert "-0.0500 [-0.0800, -0.0200]" in lines[4]
     assert lines[5].startswith("| items scored | 4 (1 subj.) | 0 | 4 | 0 | 3 rows, 120 tokens (1 with no response")
     assert table.endswith("a note.\n")
