@@ -176,10 +176,12 @@ def run(device: str, epochs: int, out: Path) -> Path:
         raise SystemExit(f"{MODEL} is missing: run nextai-real-model first")
     rows = cpu_rows(out) if device == "cpu" else sum(1 for _ in (ROOT / DATA).open())
     results = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "epochs": epochs,
-               "machine": machine(device), "data_rows": rows,
-               "train": {name: train(name, device, epochs, out) for name in RECIPES}}
-    results["eval"] = evaluate(device, out)
+               "machine": machine(device), "data_rows": rows, "train": {}}
     path = out / "real_model.json"
+    for name in RECIPES:  # written after each stage: a run cut off at its time limit keeps what it finished
+        results["train"][name] = train(name, device, epochs, out)
+        path.write_text(json.dumps(results, indent=2, default=str))
+    results["eval"] = evaluate(device, out)
     path.write_text(json.dumps(results, indent=2, default=str))
     return path
 

@@ -58,8 +58,9 @@ run)
   export TOKENIZERS_PARALLELISM=false
   python3 -m axolotl_nextai.real_model "$GPU/SmolLM2-135M-Instruct.Q4_1.gguf"
   set +e
-  python3 bench/real_model.py --stage run --device cuda --epochs "${EPOCHS:-1}" --out "$OUT/run" 2>&1 \
-    | tee "$OUT/bench.log"
+  # inside the device's 600 s per command, leaving time to pack what came back
+  timeout "${RUN_TIMEOUT:-480}" python3 bench/real_model.py --stage run --device cuda --epochs "${EPOCHS:-1}" \
+    --out "$OUT/run" 2>&1 | tee "$OUT/bench.log"
   rc=${PIPESTATUS[0]}
   set -e
   # at most 8 files come back: the results, the log, the two training logs and configs, in one archive
