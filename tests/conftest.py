@@ -42,7 +42,7 @@ def tiny_tokenizer(tiny_model):
 
 @pytest.fixture(scope="session")
 def demo_jsonl(tmp_path_factory) -> Path:
-    """The v5 mixture built from the shipped sample, as `make demo` builds it (`nextai-data build --sample`)."""
+    """The v5 mixture built from the shipped sample, as `make demo-tiny` builds it (`nextai-data build --sample`)."""
     from data_builders.build import build, sample_dir
     from data_builders.mixing import load_mixture
     from data_builders.writers import write_build
