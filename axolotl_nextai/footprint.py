@@ -49,9 +49,10 @@ def quantized_parameters(arch: Mapping) -> int:
 
 
 def bf16_parameters(arch: Mapping) -> int:
-    """Embeddings, untied lm_head, two RMSNorms per layer and the final norm."""
+    """Embeddings, lm_head unless tied to them, two RMSNorms per layer and the final norm."""
     hidden = arch["hidden_size"]
-    return 2 * arch["vocab_size"] * hidden + (2 * arch["num_hidden_layers"] + 1) * hidden
+    matrices = 1 if arch.get("tie_word_embeddings") else 2
+    return matrices * arch["vocab_size"] * hidden + (2 * arch["num_hidden_layers"] + 1) * hidden
 
 
 def total_parameters(arch: Mapping) -> int:

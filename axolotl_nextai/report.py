@@ -3,7 +3,7 @@
 `summarize` turns the per-step history the callback collects into the report (pure, tested without a
 Trainer); `table9_markdown` renders it as a row shaped like the paper's Table 9 (trainable parameters, peak
 GPU memory, time) plus throughput columns; `plot_report` draws loss, real tokens/s and memory over steps.
-`python -m axolotl_nextai.report OUTPUT_DIR` prints it (used by `make demo`).
+`python -m axolotl_nextai.report OUTPUT_DIR` prints it (used by `make demo` and `make demo-tiny`).
 
 Tokens are *real* tokens: not padding (`attention_mask != 0`), prompt included, since the 6N FLOP per token
 of MFU is spent on every token the model computes; `trained_tokens` (labels not -100) are reported beside.

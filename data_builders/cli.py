@@ -127,6 +127,38 @@ def decontaminate(in_file, out, benchmarks_dir, benchmarks, threshold, model, ca
         click.echo(f"  {kind}: {path}")
 
 
+@main.command("benchmark-items")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder for <task>.jsonl (what nextai-eval --data-dir and --decontaminate-dir read).")
+@click.option("--mmlu-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="MMLU's data/ folder (hendrycks/test): test/<subject>_test.csv and dev/<subject>_dev.csv.")
+@click.option("--bbq-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="BBQ's data/ folder (nyu-mll/BBQ): every <Category>.jsonl in it, pooled.")
+@click.option("--truthfulqa-csv", type=click.Path(path_type=Path, dir_okay=False),
+              help="TruthfulQA.csv (sylinrl/TruthfulQA), the generation set: mc1 from its answer columns.")
+@click.option("--per-task", type=click.IntRange(min=1), default=None,
+              help="A seeded sample of this many items per task (HELM: 50); default: every item.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the per-task sample.")
+@click.option("--gzip", "compress", is_flag=True, help="Write <task>.jsonl.gz.")
+def benchmark_items(out, mmlu_dir, bbq_dir, truthfulqa_csv, per_task, seed, compress) -> None:
+    """Turn the original MMLU / BBQ / TruthfulQA files into the paper's lm-eval task files (17 MMLU subjects,
+    bbq, truthfulqa_mc1), whole or as seeded per-task samples."""
+    from data_builders.benchmark_items import read_items, write_items
+    from data_builders.benchmarks import BENCHMARKS
+
+    if not (mmlu_dir or bbq_dir or truthfulqa_csv):
+        raise click.UsageError("give at least one of --mmlu-dir, --bbq-dir, --truthfulqa-csv")
+    wanted = [name for name in BENCHMARKS if (name.startswith("mmlu_") and mmlu_dir) or
+              (name == "bbq" and bbq_dir) or (name == "truthfulqa_mc1" and truthfulqa_csv)]
+    try:
+        manifest = write_items(read_items(wanted, mmlu_dir, bbq_dir, truthfulqa_csv), out, per_task, seed,
+                               compress)
+    except DataError as err:
+        raise click.ClickException(str(err)) from None
+    rows = sum(task["rows"] for task in manifest["tasks"].values())
+    click.echo(f"{len(manifest['tasks'])} tasks, {rows:,} items -> {out}")
+
+
 @main.command("list")
 def list_() -> None:
     """Shipped mixtures (sources and percentages) and sources (hub id, licence, LLM-generated)."""

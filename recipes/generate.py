@@ -12,6 +12,7 @@ rendering, the YAML is parsed back and compared with the intended config, so a b
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class Recipe:
     changes: dict  # key -> (new value, comment for its line); empty for the template
     placed: dict = field(default_factory=dict)  # key the template lacks -> template key its line follows
     note: str = ""  # extra header lines, for a variant that departs from the paper on purpose
+    build: str = ""  # the command that writes its data, when not `nextai-data build --mixture <mixture>`
 
     def config(self, template: dict) -> dict:
         return {**template, **{key: value for key, (value, _) in self.changes.items()}}
@@ -157,7 +159,24 @@ def expand(matrix: dict, template: dict) -> list[Recipe]:
                 spec.get("note", ""),
             )
         )
+    for name, spec in matrix.get("real_models", {}).items():
+        recipes.append(real_model_variant(name, spec, matrix, template))
     return recipes
+
+
+def real_model_variant(name: str, spec: dict, matrix: dict, template: dict) -> Recipe:
+    """A `real_models` entry: the template (or its `speed` variant) on another base model and data file, with
+    the entry's own `set` / `add` / `why` on top."""
+    base = matrix["speed"][spec["speed"]] if spec.get("speed") else {}
+    datasets = [{**dataset, "path": spec["data"]} for dataset in template["datasets"]]
+    values = {"base_model": matrix["models"][spec["model"]]["base_model"], "datasets": datasets,
+              **base.get("set", {}), **spec.get("set", {})}
+    add = {after: {**base.get("add", {}).get(after, {}), **spec.get("add", {}).get(after, {})}
+           for after in {**base.get("add", {}), **spec.get("add", {})}}
+    why = {**base.get("why", {}), **spec.get("why", {})}
+    recipe = variant(f"{name}.yml", spec["model"], matrix["template_mixture"], spec["cite"], values, template,
+                     matrix["template"], why, add, spec.get("note", ""))
+    return dataclasses.replace(recipe, build=spec.get("build", ""))
 
 
 def render_key(key: str, value, comment: str) -> list[str]:
@@ -195,7 +214,7 @@ def render(recipe: Recipe, template_text: str, template: dict, template_name: st
         *(f"# {line}".rstrip() for line in recipe.note.splitlines()),
         "#",
         f"# Prerequisites as in {template_name}; base model {config['base_model']};",
-        f"#   data: nextai-data build --mixture {recipe.mixture} --out data/{recipe.mixture}.jsonl",
+        f"#   data: {recipe.build or f'nextai-data build --mixture {recipe.mixture} --out data/{recipe.mixture}.jsonl'}",
         "#",
         "# Launch",
         f"#   accelerate launch -m axolotl.cli.train recipes/{recipe.path}",

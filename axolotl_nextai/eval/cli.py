@@ -3,7 +3,6 @@ lm-eval, write the table. No logic here."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import click
@@ -15,36 +14,42 @@ _FOLDER = click.Path(path_type=Path, exists=True, file_okay=False)
 @click.command()
 @click.option("--base-model", required=True, help="Base model folder or hub id.")
 @click.option("--adapter", default=None, help="LoRA adapter folder (a run's output_dir); none scores the base.")
+@click.option("--compare-base", is_flag=True,
+              help="Also score the base (the adapter switched off, same process, same items) and add a "
+                   "paired change row: Table 8's base row beside the fine-tuned one.")
 @click.option("--data-dir", type=_FOLDER, default=None,
-              help="Local task files, <task>.jsonl in the hub dataset's columns (e.g. mmlu_philosophy.jsonl); "
-                   "only the paper tasks with a file run. Without it, lm-eval loads them from the hub.")
+              help="Local task files, <task>.jsonl[.gz] in the hub dataset's columns (e.g. mmlu_philosophy.jsonl; "
+                   "data_builders/benchmark_items/helm-50 holds the paper's subset); only the paper tasks with a "
+                   "file run. Without it, lm-eval loads them from the hub.")
 @click.option("--tasks", "extra_tasks", multiple=True, help="More lm-eval task names (repeatable).")
 @click.option("--include-path", multiple=True, type=_FOLDER, help="Folder of custom lm-eval task YAMLs (repeatable).")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Items per task; HELM's --max-eval-instances 50.")
+@click.option("--limit", "limits", multiple=True, default=("50",), show_default=True,
+              help="Items per task (HELM's --max-eval-instances 50), or per benchmark: mmlu=5, bbq=20, "
+                   "truthfulqa=10, cnndm=N; none for all. Repeatable.")
 @click.option("--num-fewshot", type=click.IntRange(min=0), default=None,
               help="Shots for every task; default: each task's own.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Requests per forward pass.")
+@click.option("--heldout", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Alpaca JSONL of rows never trained on: report the loss per response token on them.")
+@click.option("--heldout-cutoff", type=click.IntRange(min=2), default=1024, show_default=True,
+              help="Cut held-out rows at this many tokens, as the recipe's sequence_len cuts training rows.")
 @click.option("--out", type=_PATH, default=Path("outputs/eval"), show_default=True,
-              help="Folder for results.md, results.json and the generated task YAMLs.")
+              help="Folder for results.md, results.json (comparison.png) and the generated task YAMLs.")
 @click.option("--label", default=None, help="Row label; default: the adapter, else the base model.")
 @click.option("--load-in-4bit/--no-load-in-4bit", default=None, help="Default: on with a CUDA GPU, off on CPU.")
-def main(base_model, adapter, data_dir, extra_tasks, include_path, limit, num_fewshot, out, label,
-         load_in_4bit) -> None:
-    """Score a base model (+ adapter) on the paper's subset and write a Table-8-shaped row (lm-eval's numbers,
+def main(base_model, adapter, compare_base, data_dir, extra_tasks, include_path, limits, num_fewshot, batch_size,
+         heldout, heldout_cutoff, out, label, load_in_4bit) -> None:
+    """Score a base model (+ adapter) on the paper's subset and write a Table-8-shaped table (lm-eval's numbers,
     not HELM's)."""
     from axolotl_nextai.atomic import unwritable
     from axolotl_nextai.checkpoint import ModelPathError, check_model_paths, load_model
-    from axolotl_nextai.eval.runner import (
-        check_task_names,
-        evaluate,
-        select_tasks,
-        task_manager,
-        write_report,
-    )
-    from axolotl_nextai.eval.tasks import task_yamls
+    from axolotl_nextai.eval import runner
     from axolotl_nextai.quiet import silence_known_noise
 
     silence_known_noise()
+    if compare_base and not adapter:
+        raise click.UsageError("--compare-base needs --adapter: it scores the base with the adapter switched off")
     problem = "not a folder" if out.exists() and not out.is_dir() else unwritable(out / "results.json")
     if problem:
         raise click.BadParameter(f"{out}: {problem}", param_hint="--out")
@@ -53,24 +58,34 @@ def main(base_model, adapter, data_dir, extra_tasks, include_path, limit, num_fe
     except ModelPathError as err:
         raise click.ClickException(str(err)) from None
     try:
-        tasks, configs = select_tasks(data_dir, list(extra_tasks), num_fewshot)
+        limit_map = runner.parse_limits(limits)
+        tasks, configs = runner.select_tasks(data_dir, list(extra_tasks), num_fewshot)
+        heldout_rows = runner.read_heldout(heldout) if heldout else None
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    # lm-eval reads the local task YAMLs while it runs; they join the output set only with the results.
-    with tempfile.TemporaryDirectory(prefix="nextai-eval-tasks-") as staging:
-        for path, text in task_yamls(configs, Path(staging)).items():
-            path.write_text(text)
-        manager = task_manager((Path(staging), *include_path))
+    builtin = any(not name.startswith(runner.LOCAL_PREFIX) for name in tasks)
+    with runner.task_manager(configs, list(include_path), builtin) as manager:
         try:
-            check_task_names(manager, list(extra_tasks))
+            runner.check_task_names(manager, list(extra_tasks))
         except ValueError as exc:
             raise click.UsageError(str(exc)) from exc
         try:
             model, tokenizer = load_model(base_model, adapter, load_in_4bit)
         except ModelPathError as err:
             raise click.ClickException(str(err)) from None
-        results = evaluate(model, tokenizer, tasks, manager, limit, num_fewshot)
-    click.echo(write_report(out, label or adapter or base_model, results, limit, configs))
+        args = (tokenizer, tasks, manager, limit_map, num_fewshot, batch_size, heldout_rows, heldout_cutoff)
+        rows = []
+        if compare_base:
+            with model.disable_adapter():
+                base_row, _ = runner.score(model, *args)
+            rows.append((f"{Path(base_model).name} (base)", base_row))
+        row, results = runner.score(model, *args)
+    rows.append((label or adapter or base_model, row))
+    change = runner.compare(rows[0][1], row) if compare_base else None
+    note = runner.SOURCE_NOTE.format(version=runner.lm_eval_version(), limit=runner.describe_limits(limit_map))
+    click.echo(runner.write_report(out, rows, results, note, change, configs))
+    if compare_base:
+        click.echo(f"table: {out / 'results.md'}  plot: {out / 'comparison.png'}  all numbers: {out / 'results.json'}")
 
 
 if __name__ == "__main__":

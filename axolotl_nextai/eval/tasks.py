@@ -61,14 +61,16 @@ def scored_split(config: dict) -> str:
 
 
 def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
-    """The YAML (as a dict) that runs `task` on `data_dir/<task>.jsonl`, or None when that file is absent.
+    """The YAML (as a dict) that runs `task` on `data_dir/<task>.jsonl` (or `.jsonl.gz`), or None when neither
+    file is there.
 
     The file feeds the split the task scores (its test split, else validation); `<task>.dev.jsonl`, when
     present, feeds the few-shot split (without it lm-eval would take shots from the scored rows, so
     `runner.select_tasks` refuses `--num-fewshot`).
     """
-    rows = data_dir / f"{task.name}.jsonl"
-    if not rows.is_file():
+    rows = next((path for path in (data_dir / f"{task.name}.jsonl", data_dir / f"{task.name}.jsonl.gz")
+                 if path.is_file()), None)
+    if rows is None:
         return None
     split_keys = builtin_config(task)
     data_files = {scored_split(split_keys): str(rows.resolve())}

@@ -9,6 +9,7 @@ row against the declared columns, and reports a bad row by file:line, naming the
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -19,7 +20,7 @@ from pathlib import Path
 from data_builders.errors import DataError, RowError, first_line
 from data_builders.records import Record
 
-FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".jsonl.gz")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class SourceSpec:
     llm_generated: bool | None
     to_records: Callable[[dict, int], list[Record]]
     config: str | None = None
+    optional: dict[str, type] = field(default_factory=dict)  # columns checked when a row has them
 
 
 @dataclass
@@ -66,11 +68,18 @@ def decode(data: bytes, where: str) -> str:
 
 
 def read_file(path: Path) -> tuple[Iterator[tuple[str, dict | Exception]], dict]:
-    """A local file's rows (see `parse_rows`) and its origin for a manifest (name, sha256), the file read once."""
+    """A local file's rows (see `parse_rows`; `.jsonl.gz` is read as the JSONL inside) and its origin for a
+    manifest (name, sha256 of the file as stored), the file read once."""
     if not path.is_file():
         raise DataError(f"missing source file: {path}")
     data = path.read_bytes()
-    return parse_rows(path, data), {"file": path.name, "sha256": hashlib.sha256(data).hexdigest()}
+    origin = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest()}
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as err:
+            raise DataError(f"{path}: not a readable gzip file ({err})") from None
+    return parse_rows(path, data), origin
 
 
 def parse_rows(path: Path, data: bytes) -> Iterator[tuple[str, dict | Exception]]:
@@ -78,7 +87,8 @@ def parse_rows(path: Path, data: bytes) -> Iterator[tuple[str, dict | Exception]
     RowError."""
     if not data.strip():
         raise DataError(f"{path}: empty file")
-    if path.suffix == ".jsonl":
+    kind = Path(path.name.removesuffix(".gz")).suffix  # x.jsonl.gz arrives decompressed
+    if kind == ".jsonl":
         for lineno, raw in enumerate(data.split(b"\n"), start=1):
             if not raw.strip():
                 continue
@@ -92,7 +102,7 @@ def parse_rows(path: Path, data: bytes) -> Iterator[tuple[str, dict | Exception]
                 yield where, RowError(f"{where}: malformed JSON ({err.msg} at column {err.colno})")
                 continue
             yield where, row if isinstance(row, dict) else RowError(f"{where}: expected a JSON object")
-    elif path.suffix == ".json":
+    elif kind == ".json":
         try:
             rows = json.loads(decode(data, str(path)))
         except json.JSONDecodeError as err:
@@ -102,7 +112,7 @@ def parse_rows(path: Path, data: bytes) -> Iterator[tuple[str, dict | Exception]
         for i, row in enumerate(rows):
             where = f"{path}: row {i}"
             yield where, row if isinstance(row, dict) else RowError(f"{where}: expected a JSON object")
-    elif path.suffix == ".parquet":
+    elif kind == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -112,7 +122,7 @@ def parse_rows(path: Path, data: bytes) -> Iterator[tuple[str, dict | Exception]
             raise DataError(f"{path}: not a readable parquet file ({first_line(err)})") from None
         for i, row in enumerate(table.to_pylist()):
             yield f"{path}: row {i}", row
-    elif path.suffix == ".csv":
+    elif kind == ".csv":
         yield from csv_rows(path, decode(data, str(path)))
     else:
         raise DataError(f"{path}: unsupported file type (use {', '.join(FILE_SUFFIXES)})")
@@ -159,6 +169,11 @@ def check_row(row: dict, columns: dict[str, type], where: str) -> None:
             raise RowError(f"{where}: field '{column}' must be {want}, got {type(value).__name__}")
 
 
+def check_optional(row: dict, optional: dict[str, type], where: str) -> None:
+    """`check_row` for the columns of `optional` that `row` has; absent ones are fine."""
+    check_row(row, {column: kind for column, kind in optional.items() if column in row}, where)
+
+
 def checked_rows(rows: Iterable[tuple[str, dict | Exception]], columns: dict[str, type],
                  optional: dict[str, type] | None = None) -> Iterator[tuple[str, dict]]:
     """(location, row) for each of `rows`, a parse error re-raised and each row checked against `columns`
@@ -168,7 +183,7 @@ def checked_rows(rows: Iterable[tuple[str, dict | Exception]], columns: dict[str
             raise row
         check_row(row, columns, where)
         if optional:
-            check_row({k: row[k] for k in optional if k in row}, optional, where)
+            check_optional(row, optional, where)
         yield where, row
 
 
@@ -192,6 +207,7 @@ def load(spec: SourceSpec, path: Path | None, on_error: str = "fail") -> Loaded:
             if isinstance(row, Exception):
                 raise row
             check_row(row, spec.columns, where)
+            check_optional(row, spec.optional, where)
             try:
                 loaded.records.extend(spec.to_records(row, index))
             except ValueError as err:

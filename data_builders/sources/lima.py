@@ -3,7 +3,8 @@
 - hub: `GAIR/lima` (gated, and as far as we could tell served by a loading script, which datasets >= 4 no
   longer runs: download its `train.jsonl` and use `--source-dir` or `--path lima=FILE`; revision not
   pinned here), split train
-- columns: `conversations` (list of str, alternating user/assistant, mostly 2), `source` (str)
+- columns: `conversations` (list of str, alternating user/assistant, mostly 2), `source` (str; optional:
+  copies such as LLaMA-Factory's, whose rows `data_builders/real/lima.jsonl.gz` holds, drop it)
 - licence: CC BY-NC-SA (stricter for some upstream sources): recorded as CC-BY-NC-SA-4.0
 - LLM-generated: no; rows: 1,030 train
 - Table 1: LIMA.
@@ -19,7 +20,8 @@ from data_builders.records import Record
 from data_builders.sources.base import SourceSpec
 
 HUB_ID = "GAIR/lima"
-COLUMNS = {"conversations": list, "source": str}
+COLUMNS = {"conversations": list}
+OPTIONAL = {"source": str}
 LICENCE = "CC-BY-NC-SA-4.0"
 
 
@@ -34,9 +36,9 @@ def to_records(row: dict, index: int) -> list[Record]:
         raise ValueError("LIMA conversation has no assistant turn")
     return [
         Record(turns[i], transcript(turns[:i]), turns[i + 1], "lima", index, LICENCE, False,
-               sub_source=row["source"], turn=i // 2)
+               sub_source=row.get("source", ""), turn=i // 2)
         for i in range(0, len(turns) - 1, 2)
     ]
 
 
-SPEC = SourceSpec("lima", HUB_ID, "main", "train", COLUMNS, LICENCE, False, to_records)
+SPEC = SourceSpec("lima", HUB_ID, "main", "train", COLUMNS, LICENCE, False, to_records, optional=OPTIONAL)

@@ -147,3 +147,27 @@ def test_tokenize_refuses_a_max_length_no_tokenizer_takes(server):
     for body in (b'{"text": "a", "max_length": 100000000000000000000}', b'{"text": "a", "max_length": 0}'):
         response = client.post("/tokenize", content=body, headers=JSON)
         assert response.status_code == 422 and "max_length" in response.json()["error"], response.text
+
+
+def test_the_demo_client_asks_a_running_server(server):
+    """`python -m axolotl_nextai.serve.client`, as `make demo` runs it: waits, asks once (greedy), prints the answer."""
+    from click.testing import CliRunner
+
+    from axolotl_nextai.serve.client import main as ask
+
+    proc, client = server
+    result = CliRunner().invoke(ask, ["--url", str(client.base_url), "--pid", str(proc.pid), "--alpaca",
+                                      "--max-new-tokens", "4", "Name a colour."])
+    assert result.exit_code == 0, result.output
+    assert f"HELM /process at {client.base_url}" in result.output and "completion: " in result.output
+
+
+def test_the_demo_client_stops_waiting_when_the_server_is_gone():
+    from click.testing import CliRunner
+
+    from axolotl_nextai.serve.client import main as ask
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    result = CliRunner().invoke(ask, ["--url", f"http://127.0.0.1:{free_port()}", "--pid", str(gone.pid), "hi"])
+    assert result.exit_code == 1 and f"the server (pid {gone.pid}) exited before answering" in result.output

@@ -35,6 +35,7 @@ def lora_model(recipe_name: str, monkeypatch, tmp_path):
     arch = dict(ARCH[cfg["base_model"]])
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(AutoConfig.for_model(arch.pop("model_type"), **arch))
+    model.tie_weights()  # SmolLM2 shares embeddings with lm_head; on the meta device nothing ties them by itself
     assert model.num_parameters() == total_parameters(ARCH[cfg["base_model"]])
     _, lora_config = load_lora(model, cfg, config_only=True)  # Axolotl's LoraConfig from the recipe's keys
     return get_peft_model(model, lora_config), cfg

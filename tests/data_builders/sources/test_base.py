@@ -33,7 +33,7 @@ def test_jsonl_json_parquet_csv_give_the_same_records(tmp_path, jsonl):
 def test_source_dir_lookup_and_missing_file(tmp_path, jsonl):
     path = jsonl("dolly", ROWS)
     assert find_source_file("dolly", tmp_path) == path
-    with pytest.raises(DataError, match=r"missing source file: no lima\{\.jsonl\|\.json\|\.parquet\|\.csv\}"):
+    with pytest.raises(DataError, match=r"missing source file: no lima\{\.jsonl\|\.json\|\.parquet\|\.csv\|\.jsonl\.gz\}"):
         find_source_file("lima", tmp_path)
     with pytest.raises(DataError, match="missing source file"):
         load(dolly.SPEC, tmp_path / "nope.jsonl")
@@ -101,3 +101,26 @@ def test_hub_path_goes_through_datasets_load_dataset(tmp_path, jsonl):
     got = load(spec, None)
     assert got.records == load(dolly.SPEC, tmp_path / "hub_copy" / "train.jsonl").records
     assert got.origin == {"hub_id": str(folder), "revision": dolly.SPEC.revision}
+
+
+def test_a_gzipped_jsonl_reads_as_the_jsonl_inside_and_a_broken_one_is_named(tmp_path):
+    import gzip
+
+    from data_builders.sources.base import read_rows
+
+    path = tmp_path / "rows.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"instruction": "a", "output": "b"}\n{"instruction": "c"}\n'))
+    with pytest.raises(DataError, match=r"rows.jsonl.gz:2: missing required field 'output'"):
+        read_rows(path, {"instruction": str, "output": str})
+    path.write_bytes(b"not gzip")
+    with pytest.raises(DataError, match="rows.jsonl.gz: not a readable gzip file"):
+        read_rows(path, {"instruction": str})
+
+
+def test_an_optional_column_is_checked_only_when_present(tmp_path):
+    from data_builders.sources.base import read_rows
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": "d", "input": 3}\n')
+    with pytest.raises(DataError, match=r"rows.jsonl:2: field 'input' must be str, got int"):
+        read_rows(path, {"instruction": str, "output": str}, optional={"input": str})

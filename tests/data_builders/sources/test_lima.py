@@ -18,3 +18,16 @@ def test_one_record_per_pair_with_earlier_turns_as_input(jsonl):
                sub_source="multi_turn", turn=1),
     ]
     assert [r.id for r in load(lima.SPEC, path).records] == ["lima:0", "lima:1", "lima:1.1"]
+
+
+def test_copies_without_the_source_field_load_and_a_wrong_type_is_named(jsonl):
+    """LLaMA-Factory's copy (data_builders/real/rows/lima.jsonl.gz) has no `source`; when present it must be str."""
+    import pytest
+
+    from data_builders.errors import RowError
+
+    path = jsonl("lima", [{"conversations": ["Why is the sky blue?", "Scattering."]}])
+    assert load(lima.SPEC, path).records == [Record("Why is the sky blue?", "", "Scattering.", "lima", 0, L, False)]
+    path = jsonl("lima", [{"conversations": ["Q?", "A."], "source": 7}])
+    with pytest.raises(RowError, match=r"lima.jsonl:1: field 'source' must be str, got int"):
+        load(lima.SPEC, path)
