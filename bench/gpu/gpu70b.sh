@@ -36,11 +36,14 @@ WHEELS=${WHEELS:-1}     # 0: use the Python environment as it is
 GPUS=${GPUS:-$(nvidia-smi --query-gpu=index --format=csv,noheader | paste -sd, -)}   # "cpu": a lane on the CPU
 WORK="$OUT/work"
 mkdir -p "$WORK"
+# this call's run configs, outputs, tokenized rows and queue: two calls at once (two test runs on one machine)
+# never read each other's
+SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/gpu70b.XXXXXX")
 archive() {  # the device returns at most 8 files: everything goes into one archive; lanes take turns
   ( flock 9; tar czf "$OUT/gpu70b.tgz.partial" -C "$WORK" . && mv "$OUT/gpu70b.tgz.partial" "$OUT/gpu70b.tgz" ) \
-    9>/tmp/gpu70b-archive.lock
+    9>"$SCRATCH/archive.lock"
 }
-trap archive EXIT
+trap 'archive; rm -rf "$SCRATCH"' EXIT
 if [ "$WHEELS" = 1 ]; then eval "$(bench/gpu/wheels.sh install)"; fi
 # time Python's garbage collections in each run (bench/gpu/gc_probe); NEXTAI_BENCH_GC=off turns them off
 export PYTHONPATH="$PWD/bench/gpu/gc_probe:$PWD:${PYTHONPATH:-}"
@@ -82,7 +85,7 @@ rows v5-grouped.jsonl --grouped "$GROUPED_STEPS"
 echo "setup_seconds: $(( $(date +%s) - call_start ))" >> "$WORK/env.txt"
 
 train() {  # train RUN:STEPS on one GPU (or the CPU), leaving its files in $WORK
-  local spec=$1 gpu=$2 run steps name engine limit=$RUN_TIMEOUT left probe="" rc run_start site
+  local spec=$1 gpu=$2 run steps name engine limit=$RUN_TIMEOUT left cfg probe="" rc run_start site
   run=${spec%:*}; steps=${spec##*:}; name=$(basename "$run" .yml)
   if [ -n "$CALL_LIMIT" ]; then
     # 45 s kept back: a stopped run finishes its step and saves (killed 30 s after the signal), then the archive
@@ -98,15 +101,14 @@ train() {  # train RUN:STEPS on one GPU (or the CPU), leaving its files in $WORK
   # the overrides go into a copy of the config: Axolotl's CLI parses `--save_strategy no` as a boolean. Each run
   # tokenizes into its own folder: lanes running side by side never write the same one. The run report is
   # written every step, so a run stopped at its time limit still reports the steps it made.
-  $PY bench/gpu/run_config.py "$run" --out "/tmp/cfg-$name.yml" --data-dir "$DATA" --set base_model="$CKPT" \
+  cfg="$SCRATCH/cfg-$name.yml"
+  $PY bench/gpu/run_config.py "$run" --out "$cfg" --data-dir "$DATA" --set base_model="$CKPT" \
     --set max_steps="$steps" --set nextai_peak_tflops=790.0 --set nextai_report_every_steps=1 \
-    --set output_dir="/tmp/out-$name" \
-    --set dataset_prepared_path="/tmp/prep-$name" --set save_strategy='"no"' --set saves_per_epoch=null \
-    ${CAP_GB:+--set nextai_gpu_memory_cap_gb="$CAP_GB"}
-  cp "/tmp/cfg-$name.yml" "$WORK/$name.cfg.yml"
-  rm -rf "/tmp/out-$name"                                    # no report left from an earlier call on this machine
+    --set output_dir="$SCRATCH/out-$name" --set dataset_prepared_path="$SCRATCH/prep-$name" \
+    --set save_strategy='"no"' --set saves_per_epoch=null ${CAP_GB:+--set nextai_gpu_memory_cap_gb="$CAP_GB"}
+  cp "$cfg" "$WORK/$name.cfg.yml"
   if [ "$gpu" != cpu ]; then  # nvidia-smi's view: the card's total and this run's processes
-    $PY bench/gpu/gpu_memory_probe.py --gpu "$gpu" --match "/tmp/cfg-$name.yml" > "$WORK/$name.smi.txt" &
+    $PY bench/gpu/gpu_memory_probe.py --gpu "$gpu" --match "$cfg" > "$WORK/$name.smi.txt" &
     probe=$!
   fi
   run_start=$(date +%s)
@@ -115,24 +117,24 @@ train() {  # train RUN:STEPS on one GPU (or the CPU), leaving its files in $WORK
   if [ "$engine" = axolotl ]; then
     timeout -k 30 "$limit" $PY -m accelerate.commands.launch --num_processes 1 --num_machines 1 \
       --mixed_precision "$([ "$gpu" = cpu ] && echo no || echo bf16)" --dynamo_backend no \
-      -m axolotl.cli.train "/tmp/cfg-$name.yml" > "$WORK/$name.log" 2>&1
+      -m axolotl.cli.train "$cfg" > "$WORK/$name.log" 2>&1
   elif [ "$engine" = unsloth ]; then      # Unsloth on the path of its own runs only
     site=$(bench/gpu/wheels.sh unsloth 2>"$WORK/$name.log") && PYTHONPATH="$site:$PYTHONPATH" timeout -k 30 "$limit" \
-      $PY bench/gpu/standalone.py --engine unsloth "/tmp/cfg-$name.yml" >> "$WORK/$name.log" 2>&1
+      $PY bench/gpu/standalone.py --engine unsloth "$cfg" >> "$WORK/$name.log" 2>&1
   else
-    timeout -k 30 "$limit" $PY bench/gpu/standalone.py --engine "$engine" "/tmp/cfg-$name.yml" > "$WORK/$name.log" 2>&1
+    timeout -k 30 "$limit" $PY bench/gpu/standalone.py --engine "$engine" "$cfg" > "$WORK/$name.log" 2>&1
   fi
   rc=$?
   set -e
   [ -z "$probe" ] || kill "$probe"
   echo "rc=$rc wall_seconds=$(( $(date +%s) - run_start )) gpu=$gpu start=$run_start end=$(date +%s)" > "$WORK/$name.rc"
-  cp "/tmp/out-$name/nextai_report.json" "$WORK/$name.report.json" 2>/dev/null || true
+  cp "$SCRATCH/out-$name/nextai_report.json" "$WORK/$name.report.json" 2>/dev/null || true
   archive                                    # after each run too: a call cut off at its limit keeps the runs done
   echo "== $name (gpu $gpu): $(cat "$WORK/$name.rc")"
   tail -3 "$WORK/$name.log"
 }
 
-queue=/tmp/gpu70b-queue
+queue=$SCRATCH/queue
 $PY bench/gpu/run_config.py --specs "$@" --default-steps "$MAX_STEPS" > "$queue"
 next_run() {  # the queue's first line, removed; lanes take turns
   ( flock 8; head -n 1 "$queue"; sed -i 1d "$queue" ) 8>"$queue.lock"
