@@ -83,6 +83,23 @@ class NextAIArgs(BaseModel):
         "falling back to sdpa with a warning.",
     )
 
+    # --- Fused accumulation (issue 13, part 4): speed with the unfused recipe's math ---------------------------
+    nextai_fuse_accumulation: bool = Field(
+        default=False,
+        description="Draw each optimizer step's micro_batch_size x gradient_accumulation_steps rows as one batch and "
+        "train them in as few forward passes as nextai_fuse_accumulation_max_tokens allows, each row's loss "
+        "weighted as in its own micro-batch: the same rows, order, optimizer steps, schedule and loss (padding "
+        "and LoRA dropout's random masks aside), less fixed cost per row. Needs unpacked rows (sample_packing "
+        "false) and the model's own loss (no fused cross-entropy kernel). See axolotl_nextai/fused_accumulation.py.",
+    )
+    nextai_fuse_accumulation_max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Padded tokens (rows x padded width) per forward pass of a fused batch; a row longer than this "
+        "still gets a pass of its own. None: sequence_len, so that no pass is larger than the unfused recipe's "
+        "longest micro-step and peak memory stays where it was.",
+    )
+
     # --- Memory levers (issue 13): change no training semantics; what lets cutoff 4,096 train under 40 GB ---
     nextai_dequant_chunk_mib: float | None = Field(
         default=None,

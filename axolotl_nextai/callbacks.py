@@ -46,8 +46,8 @@ class StopRecord:
 
 
 class RunReportCallback(TrainerCallback):
-    """Per step: time, real tokens (a forward pre-hook), peak memory, loss; writes the report every N steps
-    and at the end."""
+    """Per step: time, real tokens and forward passes (a forward pre-hook), peak memory, loss; writes the report
+    every N steps and at the end."""
 
     def __init__(self, output_dir: str, every_steps: int, peak_tflops: float, run_info: dict,
                  stop: StopRecord, launched_at: float):
@@ -57,7 +57,9 @@ class RunReportCallback(TrainerCallback):
         self.stop = stop
         self.launched_at = launched_at
         self.history: list[dict] = []
-        self.tokens = [0, 0]  # real, trained; this session, this process
+        # cumulative over this session (this process): tokens that are not padding, tokens with a label, every
+        # token computed (padding included), training forward passes
+        self.counts = dict.fromkeys(("real_tokens", "trained_tokens", "computed_tokens", "forward_passes"), 0)
         self.hook = None
         self.pad_token_id = None  # from the tokenizer at train start: packed rows are padded with it
         self.pending = False
@@ -82,16 +84,18 @@ class RunReportCallback(TrainerCallback):
     def _count_tokens(self, module, args, kwargs):
         if module.training:
             real, trained = count_tokens(kwargs, self.pad_token_id)
-            self.tokens[0] += real
-            self.tokens[1] += trained
+            ids = kwargs.get("input_ids")
+            self.counts["real_tokens"] += real
+            self.counts["trained_tokens"] += trained
+            self.counts["computed_tokens"] += ids.numel() if ids is not None else 0
+            self.counts["forward_passes"] += 1
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.monotonic()
         self.clock.tick(now)
         allocated, reserved = peak_memory_gib()
         self.history.append({
-            "step": state.global_step, "elapsed_s": now - self.started,
-            "real_tokens": self.tokens[0], "trained_tokens": self.tokens[1],
+            "step": state.global_step, "elapsed_s": now - self.started, **self.counts,
             "memory_allocated_gib": allocated, "memory_reserved_gib": reserved,
         })
         # A report step: now, or once on_log has this step's loss when the Trainer is about to log it.

@@ -33,6 +33,7 @@ from axolotl_nextai.config_checks import (
 )
 from axolotl_nextai.cpu_embeddings import move_embeddings_to_cpu
 from axolotl_nextai.cuda_only import keys_to_disable
+from axolotl_nextai.fused_accumulation import fuse_accumulation, fused_batch_args, fusion_problem
 from axolotl_nextai.interrupt import stop_with_launcher
 from axolotl_nextai.memory import apply_memory_cap, device_memory_bytes, use_expandable_segments
 from axolotl_nextai.memory_budget import architecture, budget, check_eager_attention
@@ -53,6 +54,11 @@ def uses_plugin(cfg: Mapping) -> bool:
     return listed or any(str(key).startswith(PREFIX) for key in cfg)
 
 
+def fuses(cfg) -> bool:
+    """`nextai_fuse_accumulation` is on and there is accumulation to fuse."""
+    return bool(cfg.get("nextai_fuse_accumulation")) and (cfg.get("gradient_accumulation_steps") or 1) > 1
+
+
 class NextAIPlugin(BasePlugin):
     """Validates `nextai_*` keys and dataset files before anything loads; adapts CUDA-only settings; keys
     prepared data by content; caps GPU memory; adds the run report, signal, time-budget and garbage-collector callbacks."""
@@ -69,6 +75,9 @@ class NextAIPlugin(BasePlugin):
             args = validate_plugin_keys(cfg)
             # Axolotl drops an unknown key without a word: `lora_alpah: 16` would train with the default alpha.
             problems = find_typos(cfg) + value_problems(cfg)
+            fusion = fusion_problem(cfg) if args.nextai_fuse_accumulation else None
+            if fusion:  # config only: before the dataset checks, which read files
+                problems.append(fusion)
             if problems:
                 raise ConfigError("; ".join(problems))
             if args.nextai_check_datasets:
@@ -97,6 +106,23 @@ class NextAIPlugin(BasePlugin):
             cfg["dataset_prepared_path"] = content_keyed_path(cfg.get("dataset_prepared_path"), digest)
             LOG.info(f"axolotl-nextai: prepared data keyed by dataset content: {cfg['dataset_prepared_path']}")
         LOG.info("axolotl-nextai: plugin registered, nextai_ keys valid")
+
+    def get_training_args(self, cfg) -> dict | None:
+        if uses_plugin(cfg) and fuses(cfg):
+            return fused_batch_args(cfg.micro_batch_size, cfg.gradient_accumulation_steps)
+        return None
+
+    def post_trainer_create(self, cfg, trainer) -> None:
+        if not uses_plugin(cfg) or not cfg.nextai_fuse_accumulation:
+            return
+        if not fuses(cfg):
+            LOG.warning("axolotl-nextai: nextai_fuse_accumulation: gradient_accumulation_steps is 1, nothing to fuse")
+            return
+        max_tokens = cfg.nextai_fuse_accumulation_max_tokens or cfg.sequence_len
+        fuse_accumulation(trainer, cfg.micro_batch_size, max_tokens)
+        LOG.info(f"axolotl-nextai: nextai_fuse_accumulation: each optimizer step's {cfg.micro_batch_size} x "
+                 f"{cfg.gradient_accumulation_steps} rows drawn as one batch, trained in passes of at most "
+                 f"{max_tokens} padded tokens, each micro-batch's loss weighted as unfused")
 
     def pre_model_load(self, cfg) -> None:
         if not uses_plugin(cfg):

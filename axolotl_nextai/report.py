@@ -65,6 +65,8 @@ def summarize(history: list[dict], run: Mapping) -> dict:
         "trainable_pct": 100.0 * trainable / total if total else None,
         "real_tokens": last["real_tokens"],
         "trained_tokens": last["trained_tokens"],
+        "computed_tokens": last.get("computed_tokens"),  # padding included
+        "forward_passes": last.get("forward_passes"),
         "tokens_per_s": tokens_per_s,
         "mfu": mfu(tokens_per_s, run["linear_params"], run["peak_tflops"]) if tokens_per_s else None,
         "projected_epoch_h": sps * run["steps_per_epoch"] / HOUR if sps else None,

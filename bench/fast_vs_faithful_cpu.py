@@ -140,7 +140,7 @@ def plot(reports: dict, path: Path) -> None:
         ax.plot(after, loss, marker=".", label=f"{name} ({len(loss)} steps)")
     ax.set_xlabel("trained tokens seen (labels not -100)")
     ax.set_ylabel("training loss")
-    ax.set_title("tiny CPU Llama, same rows: faithful vs packed (fast recipe less Liger)")
+    ax.set_title("tiny CPU Llama, same rows: faithful vs packed (fast recipe less Liger) vs fused")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -172,7 +172,9 @@ def main() -> int:
     tiny_warmup = yaml.safe_load((RECIPES / "tiny-cpu.yml").read_text())["warmup_steps"]
     overrides = {**fast_overrides(), "warmup_steps": fast_warmup(tiny_warmup)}
     # The same faithful recipe with another seed (another row order) is the yardstick for "tracks".
-    runs = {"faithful": base, "faithful seed 7": {**base, "seed": 7}, "packed": {**base, **overrides}}
+    # nextai_fuse_accumulation: the faithful recipe's math, LoRA dropout's masks drawn per batch (issue 13)
+    runs = {"faithful": base, "faithful seed 7": {**base, "seed": 7}, "packed": {**base, **overrides},
+            "faithful fused": {**base, "nextai_fuse_accumulation": True}}
     reports, commands = {}, {}
     for name, extra in runs.items():
         folder = work / name.replace(" ", "-")
@@ -194,8 +196,8 @@ def main() -> int:
     faithful, packed = reports["faithful"], reports["packed"]
     seen = min(r["trained_tokens"] for r in reports.values())
     edges = np.linspace(0, seen, BINS + 1)
-    (means_f, steps_f), (means_s, _), (means_p, steps_p) = (binned(r, edges) for r in reports.values())
-    gaps, seed_gaps = means_p - means_f, means_s - means_f
+    (means_f, steps_f), (means_s, _), (means_p, steps_p), (means_u, _) = (binned(r, edges) for r in reports.values())
+    gaps, seed_gaps, fused_gaps = means_p - means_f, means_s - means_f, means_u - means_f
     slots = packed["steps"] * overrides["micro_batch_size"] * overrides["gradient_accumulation_steps"] * cutoff
     fill = packed["real_tokens"] / slots
     # The length model's fill, on these rows (compare `fill`) and on the GPU run's (bench/gpu/gpu70b.sh)
@@ -241,19 +243,26 @@ def main() -> int:
         "",
         f"Token-weighted mean loss over each tenth of the first {seen:,.0f} trained tokens:",
         "",
-        "| trained tokens | faithful | packed | packed - faithful | seed 7 - seed 42 | steps faithful | steps packed |",
-        "|---|---|---|---|---|---|---|",
+        ("| trained tokens | faithful | packed | packed - faithful | seed 7 - seed 42 | fused - faithful "
+         "| steps faithful | steps packed |"),
+        "|---|---|---|---|---|---|---|---|",
         *(
-            f"| {lo:,.0f}-{hi:,.0f} | {f:.4f} | {p:.4f} | {g:+.4f} | {sg:+.4f} | {sf} | {sp} |"
-            for lo, hi, f, p, g, sg, sf, sp in zip(
-                edges[:-1], edges[1:], means_f, means_p, gaps, seed_gaps, steps_f, steps_p
+            f"| {lo:,.0f}-{hi:,.0f} | {f:.4f} | {p:.4f} | {g:+.4f} | {sg:+.4f} | {ug:+.4f} | {sf} | {sp} |"
+            for lo, hi, f, p, g, sg, ug, sf, sp in zip(
+                edges[:-1], edges[1:], means_f, means_p, gaps, seed_gaps, fused_gaps, steps_f, steps_p
             )
         ),
         "",
         (
             f"Max |gap| over the tenths: packed vs faithful **{np.abs(gaps).max():.4f}** (last tenth "
             f"{gaps[-1]:+.4f}); faithful with seed 7 vs seed 42 {np.abs(seed_gaps).max():.4f} (last tenth "
-            f"{seed_gaps[-1]:+.4f})."
+            f"{seed_gaps[-1]:+.4f}); faithful with `nextai_fuse_accumulation` vs without "
+            f"{np.abs(fused_gaps).max():.4f} (last tenth {fused_gaps[-1]:+.4f}: the same rows and math; LoRA dropout's "
+            "masks and Axolotl's unseeded LoRA initialisation differ)."
+        ),
+        (
+            f"Training wall time on this shared 2-core machine (other jobs ran beside it: a ratio, not a speed): faithful "
+            f"{faithful['wall_time_s']:.0f} s, fused {reports['faithful fused']['wall_time_s']:.0f} s of training."
         ),
         (
             f"Packed rows alone vs packed together (eager, no mask, position_ids restarting): max |logit diff| "

@@ -47,8 +47,10 @@ def test_qlora_trains_and_memorises(tiny_model, tmp_path, run_axolotl):
         ({"lora_alpah": 16}, "unknown key `lora_alpah` (did you mean `lora_alpha`?)"),
         ({"datasets": [{"path": "data/v5.jsonl", "type": "axolotl_nextai.alpaca"}]},
          "dataset file `data/v5.jsonl` does not exist"),
+        ({"nextai_fuse_accumulation": True, "sample_packing": True},
+         "nextai_fuse_accumulation needs unpacked rows"),
     ],
-    ids=["unknown-key", "wrong-type", "axolotl-key-typo", "missing-file"],
+    ids=["unknown-key", "wrong-type", "axolotl-key-typo", "missing-file", "fused-packing"],
 )
 def test_bad_recipe_fails_before_training(tiny_model, tmp_path, run_axolotl, overrides, message):
     cfg = tiny_cpu_config(tiny_model, tmp_path, **overrides)

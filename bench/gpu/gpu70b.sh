@@ -1,35 +1,49 @@
 #!/usr/bin/env bash
 # The 70B-on-40 GB proof in one GPU call: install the carried wheels, write a synthetic Llama-2-70B pre-quantized
-# to NF4 (nextai-synth), make v5-shaped rows (and rows of 4,064 tokens for the cutoff-4,096 tables) in $DATA, train
-# each named run (a recipe, or an ablation named in bench/gpu/ablations.yaml; `@tables` is every run of the
-# paper's Tables 4-6) through the real Axolotl CLI with only base_model, max_steps, output paths, saving off and
-# the 40 GB memory cap overridden. With several GPUs, runs go to whichever GPU is free next, one per GPU at a
-# time (each capped on its own card). Results land in $OUT.
+# to NF4 (nextai-synth), make the rows in $DATA (v5.jsonl: 1,000 v5-shaped rows; v5-4096.jsonl: rows of 4,064
+# tokens for the cutoff-4,096 tables; v5-grouped.jsonl: the rows of GROUPED_STEPS representative steps, see
+# v5_shaped.py), then train each named run (a recipe, or an ablation named in bench/gpu/ablations.yaml; `@tables`
+# is every run of the paper's Tables 4-6) through the real Axolotl CLI (or, for an ablation with an `engine`,
+# bench/gpu/standalone.py) with only base_model, max_steps, output paths, saving off and the 40 GB memory cap
+# overridden. Results land in $OUT.
 #
 #   bench/gpu/wheels.sh fetch                      # once, here (needs PyPI)
 #   device run, carry .whl:  OUT=... bench/gpu/gpu70b.sh @tables   |   recipes/llama2-70b-v5.yml:20 fast-mb2 ...
 #   python bench/gpu/report70b.py --call FETCHED --runs RUN... --command "..." --out bench/results/gpu70b-<date>.md
 #
-# RUN[:STEPS]: steps from the spec, else the ablation's `steps`, else MAX_STEPS. For a CPU check of this script:
-# GPUS=cpu WHEELS=0 SYNTH_PRESET=tiny CAP_GB= (one lane, no nvidia-smi, the current Python environment).
+# RUN[:STEPS]: steps from the spec, else the ablation's `steps`, else MAX_STEPS (`@tables:3`: 3 steps each).
+# Lanes: GPUS lists one lane per entry; each lane takes the next run of the queue (in the order given) when its
+# last one ends. GPUS=0,1 is a lane per card; GPUS=0,0,0 is three lanes sharing card 0, each process capped at
+# CAP_GB, memory read per process and step times marked as shared in the report. CALL_LIMIT (seconds from the
+# call's start; set it a minute under the device's limit): each run's timeout is cut to what is left, and a run
+# that would get less than a minute is skipped.
+# Reuse on a still-warm machine: the checkpoint, the rows and the unpacked wheels are written once and found by
+# the next call (rows again when their arguments change). For a CPU check of this script:
+# GPUS=cpu WHEELS=0 SYNTH_PRESET=tiny CAP_GB= (GPUS=cpu,cpu: two lanes; no nvidia-smi; the current Python).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+call_start=$(date +%s)
 OUT=${OUT:-/tmp/gpu70b-out}
 RUN_TIMEOUT=${RUN_TIMEOUT:-240}   # seconds per training run, so the whole call ends inside the device's limit
+CALL_LIMIT=${CALL_LIMIT:-}        # empty: no limit for the call as a whole
 MAX_STEPS=${MAX_STEPS:-12}
+GROUPED_STEPS=${GROUPED_STEPS:-12}
 CAP_GB=${CAP_GB-40}     # empty: no cap
 CKPT=${CKPT:-/tmp/llama2-70b-nf4}
 DATA=${DATA:-/tmp/gpu70b-data}
 SYNTH_PRESET=${SYNTH_PRESET:-llama2-70b}
 WHEELS=${WHEELS:-1}     # 0: use the Python environment as it is
-GPUS=${GPUS:-$(nvidia-smi --query-gpu=index --format=csv,noheader | paste -sd, -)}   # "cpu": one lane, no GPU
+GPUS=${GPUS:-$(nvidia-smi --query-gpu=index --format=csv,noheader | paste -sd, -)}   # "cpu": a lane on the CPU
 WORK="$OUT/work"
 mkdir -p "$WORK"
+# this call's run configs, outputs, tokenized rows and queue: two calls at once (two test runs on one machine)
+# never read each other's
+SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/gpu70b.XXXXXX")
 archive() {  # the device returns at most 8 files: everything goes into one archive; lanes take turns
   ( flock 9; tar czf "$OUT/gpu70b.tgz.partial" -C "$WORK" . && mv "$OUT/gpu70b.tgz.partial" "$OUT/gpu70b.tgz" ) \
-    9>/tmp/gpu70b-archive.lock
+    9>"$SCRATCH/archive.lock"
 }
-trap archive EXIT
+trap 'archive; rm -rf "$SCRATCH"' EXIT
 if [ "$WHEELS" = 1 ]; then eval "$(bench/gpu/wheels.sh install)"; fi
 # time Python's garbage collections in each run (bench/gpu/gc_probe); NEXTAI_BENCH_GC=off turns them off
 export PYTHONPATH="$PWD/bench/gpu/gc_probe:$PWD:${PYTHONPATH:-}"
@@ -39,7 +53,9 @@ PY=${PYTHON:-python3}
 
 {
   date -u +"date: %Y-%m-%dT%H:%M:%SZ"
-  [ "$GPUS" = cpu ] || nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader | sed 's/^/gpu: /'
+  if [[ $GPUS == *[0-9]* ]]; then
+    nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader | sed 's/^/gpu: /'
+  fi
   echo "lanes: $GPUS"
   $PY -c "import sys, torch, transformers, peft, bitsandbytes, axolotl, accelerate; print('python:', sys.version.split()[0]); print('versions: torch', torch.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__, '| bitsandbytes', bitsandbytes.__version__, '| axolotl', axolotl.__version__, '| accelerate', accelerate.__version__)"
   $PY -c "import flash_attn" 2>/dev/null && echo "flash_attn: installed" || echo "flash_attn: not installed"
@@ -47,45 +63,78 @@ PY=${PYTHON:-python3}
 cat "$WORK/env.txt"
 
 start=$(date +%s)
-[ -d "$CKPT" ] || $PY -m axolotl_nextai.synth --preset "$SYNTH_PRESET" --out "$CKPT"
+if [ ! -d "$CKPT" ]; then
+  rm -rf "$(dirname "$CKPT")/.$(basename "$CKPT")".*.partial   # what a call cut off mid-write left (~35 GB)
+  $PY -m axolotl_nextai.synth --preset "$SYNTH_PRESET" --out "$CKPT"
+fi
 echo "synth_seconds: $(( $(date +%s) - start ))" >> "$WORK/env.txt"
 du -sh "$CKPT" | sed 's/^/checkpoint_size: /' >> "$WORK/env.txt"
+
+rows() {  # FILE ARGS...: write $DATA/FILE with v5_shaped.py, unless an earlier call wrote it with the same arguments
+  local out="$DATA/$1" stamp; shift
+  stamp="$* --tokenizer $CKPT"
+  if [ -f "$out" ] && [ "$(cat "$out.args" 2>/dev/null)" = "$stamp" ]; then echo "reused $out"; return; fi
+  rm -f "$out.args"
+  $PY bench/gpu/v5_shaped.py --tokenizer "$CKPT" "$@" --out "$out"
+  echo "$stamp" > "$out.args"
+}
 # the recipes' data/<file> is read from $DATA: synthetic rows never overwrite a real data/v5.jsonl
-$PY bench/gpu/v5_shaped.py --tokenizer "$CKPT" --rows 1000 --out "$DATA/v5.jsonl"
-$PY bench/gpu/v5_shaped.py --tokenizer "$CKPT" --rows 64 --tokens 4064 --out "$DATA/v5-4096.jsonl"
+rows v5.jsonl --rows 1000
+rows v5-4096.jsonl --rows 64 --tokens 4064
+rows v5-grouped.jsonl --grouped "$GROUPED_STEPS"
+echo "setup_seconds: $(( $(date +%s) - call_start ))" >> "$WORK/env.txt"
 
 train() {  # train RUN:STEPS on one GPU (or the CPU), leaving its files in $WORK
-  local spec=$1 gpu=$2 run steps name smi="" rc run_start
+  local spec=$1 gpu=$2 run steps name engine limit=$RUN_TIMEOUT left cfg probe="" rc run_start site
   run=${spec%:*}; steps=${spec##*:}; name=$(basename "$run" .yml)
-  # the overrides go into a copy of the config: Axolotl's CLI parses `--save_strategy no` as a boolean
-  $PY bench/gpu/run_config.py "$run" --out "/tmp/cfg-$name.yml" --data-dir "$DATA" --set base_model="$CKPT" \
-    --set max_steps="$steps" --set nextai_peak_tflops=790.0 --set output_dir="/tmp/out-$name" \
-    --set dataset_prepared_path="/tmp/prep-$name" --set save_strategy='"no"' --set saves_per_epoch=null \
-    ${CAP_GB:+--set nextai_gpu_memory_cap_gb="$CAP_GB"}
-  cp "/tmp/cfg-$name.yml" "$WORK/$name.cfg.yml"
-  rm -rf "/tmp/out-$name"                                    # no report left from an earlier call on this machine
-  if [ "$gpu" != cpu ]; then
-    # nvidia-smi's view of this run's card (context, cuBLAS workspace and the paged optimizer's managed memory)
-    nvidia-smi -i "$gpu" --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 > "$WORK/$name.smi.txt" &
-    smi=$!
+  if [ -n "$CALL_LIMIT" ]; then
+    # 45 s kept back: a stopped run finishes its step and saves (killed 30 s after the signal), then the archive
+    left=$(( CALL_LIMIT - ($(date +%s) - call_start) - 45 ))
+    if [ "$left" -lt 60 ]; then
+      echo "rc=skipped wall_seconds=0 gpu=$gpu" > "$WORK/$name.rc"
+      echo "== $name: skipped, $left s left of CALL_LIMIT=$CALL_LIMIT"
+      return
+    fi
+    [ "$left" -lt "$limit" ] && limit=$left
+  fi
+  engine=$($PY bench/gpu/run_config.py "$run" --engine)
+  # the overrides go into a copy of the config: Axolotl's CLI parses `--save_strategy no` as a boolean. Each run
+  # tokenizes into its own folder: lanes running side by side never write the same one. The run report is
+  # written every step, so a run stopped at its time limit still reports the steps it made.
+  cfg="$SCRATCH/cfg-$name.yml"
+  $PY bench/gpu/run_config.py "$run" --out "$cfg" --data-dir "$DATA" --set base_model="$CKPT" \
+    --set max_steps="$steps" --set nextai_peak_tflops=790.0 --set nextai_report_every_steps=1 \
+    --set output_dir="$SCRATCH/out-$name" --set dataset_prepared_path="$SCRATCH/prep-$name" \
+    --set save_strategy='"no"' --set saves_per_epoch=null ${CAP_GB:+--set nextai_gpu_memory_cap_gb="$CAP_GB"}
+  cp "$cfg" "$WORK/$name.cfg.yml"
+  if [ "$gpu" != cpu ]; then  # nvidia-smi's view: the card's total and this run's processes
+    $PY bench/gpu/gpu_memory_probe.py --gpu "$gpu" --match "$cfg" > "$WORK/$name.smi.txt" &
+    probe=$!
   fi
   run_start=$(date +%s)
   set +e
-  CUDA_VISIBLE_DEVICES=$([ "$gpu" = cpu ] && echo "" || echo "$gpu") timeout "$RUN_TIMEOUT" \
-    $PY -m accelerate.commands.launch --num_processes 1 --num_machines 1 \
-    --mixed_precision "$([ "$gpu" = cpu ] && echo no || echo bf16)" --dynamo_backend no \
-    -m axolotl.cli.train "/tmp/cfg-$name.yml" > "$WORK/$name.log" 2>&1
+  export CUDA_VISIBLE_DEVICES=$([ "$gpu" = cpu ] && echo "" || echo "$gpu")
+  if [ "$engine" = axolotl ]; then
+    timeout -k 30 "$limit" $PY -m accelerate.commands.launch --num_processes 1 --num_machines 1 \
+      --mixed_precision "$([ "$gpu" = cpu ] && echo no || echo bf16)" --dynamo_backend no \
+      -m axolotl.cli.train "$cfg" > "$WORK/$name.log" 2>&1
+  elif [ "$engine" = unsloth ]; then      # Unsloth on the path of its own runs only
+    site=$(bench/gpu/wheels.sh unsloth 2>"$WORK/$name.log") && PYTHONPATH="$site:$PYTHONPATH" timeout -k 30 "$limit" \
+      $PY bench/gpu/standalone.py --engine unsloth "$cfg" >> "$WORK/$name.log" 2>&1
+  else
+    timeout -k 30 "$limit" $PY bench/gpu/standalone.py --engine "$engine" "$cfg" > "$WORK/$name.log" 2>&1
+  fi
   rc=$?
   set -e
-  [ -z "$smi" ] || kill "$smi"
-  echo "rc=$rc wall_seconds=$(( $(date +%s) - run_start )) gpu=$gpu" > "$WORK/$name.rc"
-  cp "/tmp/out-$name/nextai_report.json" "$WORK/$name.report.json" 2>/dev/null || true
+  [ -z "$probe" ] || kill "$probe"
+  echo "rc=$rc wall_seconds=$(( $(date +%s) - run_start )) gpu=$gpu start=$run_start end=$(date +%s)" > "$WORK/$name.rc"
+  cp "$SCRATCH/out-$name/nextai_report.json" "$WORK/$name.report.json" 2>/dev/null || true
   archive                                    # after each run too: a call cut off at its limit keeps the runs done
   echo "== $name (gpu $gpu): $(cat "$WORK/$name.rc")"
   tail -3 "$WORK/$name.log"
 }
 
-queue=/tmp/gpu70b-queue
+queue=$SCRATCH/queue
 $PY bench/gpu/run_config.py --specs "$@" --default-steps "$MAX_STEPS" > "$queue"
 next_run() {  # the queue's first line, removed; lanes take turns
   ( flock 8; head -n 1 "$queue"; sed -i 1d "$queue" ) 8>"$queue.lock"

@@ -4,23 +4,33 @@
         [--call ... --runs ... --command ...] --out FILE.md
 
 Each FETCHED_DIR holds `gpu70b.tgz` (or its unpacked files): `env.txt`, and per run `<name>.report.json` (the
-plugin's run report), `<name>.cfg.yml` (the config trained), `<name>.smi.txt` (nvidia-smi memory.used every
-0.5 s), `<name>.log`, `<name>.rc`. A RUN is a recipe path or an ablation of bench/gpu/ablations.yaml, whose
+plugin's run report), `<name>.cfg.yml` (the config trained), `<name>.smi.txt` (nvidia-smi every 0.5 s: the card's
+memory.used and this run's processes', see gpu_memory_probe.py), `<name>.log`, `<name>.rc` (exit status, wall
+seconds, GPU, start and end). A RUN is a recipe path or an ablation of bench/gpu/ablations.yaml, whose
 prediction is shown next to the measurement. The first run of a call is the baseline of its ratio column.
 Without packing, a short run sees a biased set of row lengths (Axolotl's group_by_length serves each group of
-200 rows longest first), so for such a run the report also fits seconds per optimizer step = micro-steps x a +
-b x tokens and gives its tokens/s at v5's mean row length.
+200 rows longest first, and a small sample's groups mix lengths more than an epoch's), so for such a run the
+report also fits seconds per optimizer step = a x forward passes + b x tokens computed (padding included) and
+projects that cost onto every step of a whole v5 epoch as the run would form them (`projected_epoch`). A run with
+`same_rows_as` in bench/gpu/ablations.yaml is compared step by step with that run: the same real and trained
+tokens at every step mean the same rows in the same order.
+
+Lanes sharing a card (`GPUS=0,0,0`): memory is each run's own (PyTorch's peaks from its report, nvidia-smi's
+per-process figure where nvidia-smi lists the run's processes), and the speed of a run that trained while another
+run was on the same card is marked (†): the card's compute was shared, so it is slower than alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import statistics
 import sys
 import tarfile
 import tempfile
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +38,17 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_config import ablation, load_run, run_name, run_specs
-from v5_shaped import V5_LENGTHS, sample_lengths, v5_rows
+from v5_shaped import V5_LENGTHS, epoch_steps, sample_lengths, v5_rows
 
 from axolotl_nextai.architectures import ARCHITECTURES
 from axolotl_nextai.footprint import optimizer_state_bytes
+from axolotl_nextai.fused_accumulation import split_rows
 from axolotl_nextai.memory_budget import architecture
 from axolotl_nextai.report import fmt
 
 TRAINABLE_PAPER = 17_039_360
 GIB_40GB = 40e9 / 2**30
+PAD_MULTIPLE = 64  # Axolotl's collator pads each batch to a multiple of 64 tokens
 
 
 def v5_mean_row() -> float:
@@ -45,12 +57,60 @@ def v5_mean_row() -> float:
 
 
 def fit_step_cost(history: list[dict], micro_steps: int) -> tuple[float, float]:
-    """(a, b): seconds per micro-step and per real token, least squares over the steps after the first."""
-    tokens = np.diff([row["real_tokens"] for row in history])
+    """(a, b): seconds per forward pass and per token computed, least squares over the steps after the first.
+
+    Passes and computed tokens (padding included) come from the history where the run report counted them;
+    an older report gives `micro_steps` passes a step and its real tokens."""
+    def per_step(key: str) -> np.ndarray | None:
+        values = [row.get(key) for row in history]
+        return None if None in values else np.diff(values).astype(float)
+
+    passes = per_step("forward_passes")
+    tokens = per_step("computed_tokens")
+    if tokens is None:
+        tokens = per_step("real_tokens")
+    if passes is None:
+        passes = np.full(len(tokens), float(micro_steps))
     seconds = np.diff([row["elapsed_s"] for row in history])
-    design = np.column_stack([np.full(len(tokens), float(micro_steps)), tokens.astype(float)])
-    (a, b), *_ = np.linalg.lstsq(design, seconds, rcond=None)
+    (a, b), *_ = np.linalg.lstsq(np.column_stack([passes, tokens]), seconds, rcond=None)
     return float(a), float(b)
+
+
+def padded(tokens: int) -> int:
+    return PAD_MULTIPLE * math.ceil(tokens / PAD_MULTIPLE)
+
+
+@cache
+def epoch_step_lengths(batch: int) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(tokens for _, tokens in step) for step in epoch_steps(batch=batch))
+
+
+def projected_epoch(a: float, b: float, cfg: dict) -> float:
+    """Real tokens/s over a whole v5 epoch's steps (`v5_shaped.epoch_steps`) at a s a pass and b s a computed
+    token, passes formed as the run forms them: one per micro-batch of `micro_batch_size` rows padded to its
+    longest, or with `nextai_fuse_accumulation` the step's rows padded together and cut by `split_rows`."""
+    micro, accumulation = cfg["micro_batch_size"], cfg["gradient_accumulation_steps"]
+    seconds = real = 0.0
+    for step in epoch_step_lengths(micro * accumulation):
+        real += sum(step)
+        if cfg.get("nextai_fuse_accumulation"):
+            width = padded(max(step))
+            budget = cfg.get("nextai_fuse_accumulation_max_tokens") or cfg["sequence_len"]
+            passes = [(r.stop - r.start) * width for r in split_rows(len(step), width, budget)]
+        else:
+            passes = [len(step[i:i + micro]) * padded(max(step[i:i + micro])) for i in range(0, len(step), micro)]
+        seconds += a * len(passes) + b * sum(passes)
+    return real / seconds
+
+
+def same_rows(history: list[dict], other: list[dict]) -> tuple[int, bool, float | None]:
+    """(steps compared, the same real and trained tokens at each of them, max |loss difference|)."""
+    mine = {row["step"]: row for row in history}
+    common = [row for row in other if row["step"] in mine]
+    same = all(mine[row["step"]][key] == row[key] for row in common for key in ("real_tokens", "trained_tokens"))
+    gaps = [abs(mine[row["step"]]["loss"] - row["loss"]) for row in common
+            if row.get("loss") is not None and mine[row["step"]].get("loss") is not None]
+    return len(common), same, max(gaps) if gaps else None
 
 
 def unpack(folder: Path) -> Path:
@@ -69,19 +129,50 @@ def attention_used(log: str) -> str:
     return found[-1] if found else "unknown"
 
 
-def smi_peak_mib(path: Path) -> int | None:
-    values = [int(v) for v in path.read_text().split() if v.isdigit()] if path.exists() else []
-    return max(values) if values else None
+def smi_peak_mib(path: Path) -> tuple[int | None, str]:
+    """nvidia-smi's peak for a run and what it covers: `process` (the run's own processes, the second column of
+    gpu_memory_probe.py's lines) where nvidia-smi listed them, else `card` (the whole card's memory.used)."""
+    lines = [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+    own = [int(cols[1]) for cols in lines if len(cols) > 1 and cols[1].isdigit()]
+    if own:
+        return max(own), "process"
+    card = [int(cols[0]) for cols in lines if cols and cols[0].isdigit()]
+    return (max(card) if card else None), "card"
+
+
+def rc_fields(rc: str) -> dict[str, str]:
+    """`rc=0 wall_seconds=95 gpu=0 start=... end=...` as a dict."""
+    return dict(item.split("=", 1) for item in rc.split() if "=" in item)
+
+
+def card_neighbours(folder: Path) -> dict[str, list[str]]:
+    """For each run of the call, the other runs that were on the same card (or CPU) while it ran: lanes sharing it."""
+    spans = {}
+    for path in folder.glob("*.rc"):
+        fields = rc_fields(path.read_text())
+        if {"gpu", "start", "end"} <= fields.keys():
+            spans[path.stem] = (fields["gpu"], int(fields["start"]), int(fields["end"]))
+    return {name: sorted(other for other, (card, begin, end) in spans.items()
+                         if other != name and card == mine and begin < stop and start < end)
+            for name, (mine, start, stop) in spans.items()}
+
+
+def shown_rc(rc: str) -> str:
+    """The exit column: the rc line without its start and end times."""
+    return " ".join(item for item in rc.split() if not item.startswith(("start=", "end=")))
 
 
 def failure(rc: str, log: str) -> str:
     """Why a run left no report: its time limit, the call's end, or the trainer's last error line."""
     if rc.startswith("rc=124"):
-        return "stopped at RUN_TIMEOUT before its first report (written every 10 steps and at the end)"
+        return "stopped at its time limit (RUN_TIMEOUT, or what CALL_LIMIT left) before its first step ended"
     if rc == "rc=missing":
         return "not finished: the device call reached its time limit during this run"
-    errors = [line for line in log.splitlines()
-              if re.match(r"^[\w.]*(Error|Exception)\b", line) and "CalledProcessError" not in line]  # not the launcher's
+    if rc.startswith("rc=skipped"):
+        return "skipped: too little of the call's CALL_LIMIT was left to start it"
+    errors = [line for line in log.splitlines()  # a traceback's last line, or the plugin's one-line config error
+              if re.match(r"^([\w.]*(Error|Exception)\b|config error: )", line)
+              and "CalledProcessError" not in line]  # not the launcher's
     return errors[-1][:300] if errors else "no report and no error line in its log"
 
 
@@ -96,14 +187,18 @@ def run_row(folder: Path, run: str, mean_row: float) -> dict:
     cfg = run_config_used(folder, run)
     rc = (folder / f"{name}.rc").read_text().strip() if (folder / f"{name}.rc").exists() else "rc=missing"
     log = (folder / f"{name}.log").read_text(errors="replace") if (folder / f"{name}.log").exists() else ""
-    row = {"recipe": name, "rc": rc, "attention": attention_used(log), "smi_peak_mib": smi_peak_mib(folder / f"{name}.smi.txt"),
-           "prediction": ablation(run).get("prediction", "")}
+    smi_peak, smi_scope = smi_peak_mib(folder / f"{name}.smi.txt")
+    shared = card_neighbours(folder).get(name, [])
+    row = {"recipe": name, "rc": rc, "attention": attention_used(log), "smi_peak_mib": smi_peak,
+           "smi_shown": fmt(smi_peak, "d") + (" (card total)" if shared and smi_peak and smi_scope == "card" else ""),
+           "shared_with": shared, "mark": " †" if shared else "", "prediction": ablation(run).get("prediction", "")}
     report_path = folder / f"{name}.report.json"
     if not report_path.exists():
         row["error"] = failure(rc, log)
         return row
     report = json.loads(report_path.read_text())
     history = report["history"]
+    row["history"] = history
     tokens_v5 = v5_rows() * mean_row
     steady = history[1:] if len(history) > 1 else history
     seconds = steady[-1]["elapsed_s"] - (history[0]["elapsed_s"] if len(history) > 1 else 0.0)
@@ -122,9 +217,19 @@ def run_row(folder: Path, run: str, mean_row: float) -> dict:
     )
     if not cfg.get("sample_packing") and len(history) > 3:
         a, b = fit_step_cost(history, cfg["micro_batch_size"] * cfg["gradient_accumulation_steps"])
-        at_mean = mean_row / (a + b * mean_row)
-        row.update(fit=(a, b), tokens_per_s_v5=at_mean, v5_hours_fit=tokens_v5 / at_mean / 3600)
+        epoch = projected_epoch(a, b, cfg)
+        row.update(fit=(a, b), tokens_per_s_v5=epoch, v5_hours_fit=tokens_v5 / epoch / 3600)
     return row
+
+
+def shared_note(rows: list[dict]) -> list[str]:
+    """The footnote to † : which runs shared a card with which."""
+    shared = [f"{r['recipe']} (with {', '.join(r['shared_with'])})" for r in rows if r.get("shared_with")]
+    if not shared:
+        return []
+    return ["", ("† Measured while other runs trained on the same card (lanes sharing a GPU): its compute was shared, "
+                 "so these times are longer than alone, and not comparable with each other. Memory is the run's own "
+                 "(nvidia-smi's card total where marked). " + "; ".join(shared) + ".")]
 
 
 def render_call(folder: Path, runs: list[str], command: str, mean_row: float, heading: str) -> list[str]:
@@ -147,33 +252,51 @@ def render_call(folder: Path, runs: list[str], command: str, mean_row: float, he
         "```",
         "",
         ("| run | exit | attention | steps | trainable | peak allocated GiB | peak reserved GiB | nvidia-smi peak MiB "
-         "| real tok/s | vs first | s / optimizer step | real tokens / step | MFU (6N, 790 TFLOP/s) | v5 epoch (h) "
-         "| predicted before the run |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+         "| real tok/s | vs first | s / optimizer step | real tokens / step | MFU (6N, 790 TFLOP/s) | MFU (4N) "
+         "| v5 epoch (h) | predicted before the run |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['recipe']} | {r['rc']} | {r['attention']} | failed: {r['error']} |" + " |" * 10
-                         + f" {r['prediction']} |")
+            lines.append(f"| {r['recipe']} | {shown_rc(r['rc'])} | {r['attention']} | failed: {r['error']} |"
+                         + " |" * 11 + f" {r['prediction']} |")
             continue
         ratio = r["tokens_per_s"] / base if base and r["tokens_per_s"] else None
         lines.append(
-            f"| {r['recipe']} | {r['rc']} | {r['attention']} | {r['steps']} | {r['trainable']:,} | {fmt(r['peak_alloc'], '.2f')} "
-            f"| {fmt(r['peak_reserved'], '.2f')} | {fmt(r['smi_peak_mib'], 'd')} | {fmt(r['tokens_per_s'], ',.0f')} "
-            f"| {fmt(ratio, '.2f')}x | {fmt(r['s_per_step'], '.2f')} | {fmt(r['tokens_per_step'], ',.0f')} "
-            f"| {fmt(None if r['mfu'] is None else 100 * r['mfu'], '.1f')} % | {fmt(r['v5_hours'], '.1f')} "
+            f"| {r['recipe']} | {shown_rc(r['rc'])} | {r['attention']} | {r['steps']} | {r['trainable']:,} "
+            f"| {fmt(r['peak_alloc'], '.2f')} | {fmt(r['peak_reserved'], '.2f')} | {r['smi_shown']} "
+            f"| {fmt(r['tokens_per_s'], ',.0f')}{r['mark']} "
+            f"| {fmt(ratio, '.2f')}x | {fmt(r['s_per_step'], '.2f')}{r['mark']} | {fmt(r['tokens_per_step'], ',.0f')} "
+            f"| {fmt(None if r['mfu'] is None else 100 * r['mfu'], '.1f')} % "
+            f"| {fmt(None if r['mfu'] is None else 100 * r['mfu'] * 4 / 6, '.1f')} % | {fmt(r['v5_hours'], '.1f')} "
             f"| {r['prediction']} |"
         )
+    lines += shared_note(rows)
     fitted = [r for r in rows if "fit" in r]
     if fitted:
-        lines += ["", "Fitted step cost (no packing: the run's rows are not v5's mean, see above):", "",
-                  ("| recipe | s per micro-step | ms per token | real tok/s at v5's mean row "
-                   f"({mean_row:.0f} tokens) | v5 epoch (h) | fast vs this |"),
-                  "|---|---|---|---|---|---|"]
+        lines += ["", ("Fitted step cost, projected onto a whole v5 epoch's steps (no packing: a short run's rows "
+                       "are not an epoch's, see above):"), "",
+                  ("| run | s per forward pass | ms per computed token | projected real tok/s over a v5 epoch "
+                   "| v5 epoch (h) | vs the first fitted run | fastest run vs this |"),
+                  "|---|---|---|---|---|---|---|"]
         best = max(x.get("tokens_per_s") or 0 for x in rows)
+        first = fitted[0]["tokens_per_s_v5"]
         for r in fitted:
             lines.append(f"| {r['recipe']} | {r['fit'][0]:.3f} | {1e3 * r['fit'][1]:.3f} | {r['tokens_per_s_v5']:,.0f} "
-                         f"| {r['v5_hours_fit']:.1f} | {best / r['tokens_per_s_v5']:.2f}x |")
+                         f"| {r['v5_hours_fit']:.1f} | {r['tokens_per_s_v5'] / first:.2f}x "
+                         f"| {best / r['tokens_per_s_v5']:.2f}x |")
+    by_name = {r["recipe"]: r for r in rows}
+    pairs = [(r, by_name.get(ablation(run).get("same_rows_as"))) for r, run in zip(rows, runs)]
+    pairs = [(r, other) for r, other in pairs if other is not None and "history" in r and "history" in other]
+    if pairs:
+        lines += ["", "Same rows (`same_rows_as`): real and trained tokens compared step by step:", "",
+                  "| run | against | steps compared | same tokens every step | max abs loss difference | real tok/s ratio |",
+                  "|---|---|---|---|---|---|"]
+        for r, other in pairs:
+            steps, same, gap = same_rows(r["history"], other["history"])
+            ratio = r["tokens_per_s"] / other["tokens_per_s"] if other.get("tokens_per_s") else None
+            lines.append(f"| {r['recipe']} | {other['recipe']} | {steps} | {'yes' if same else 'NO'} "
+                         f"| {fmt(gap, '.4f')} | {fmt(ratio, '.2f')}x |")
     return lines + [""]
 
 
@@ -201,7 +324,8 @@ def status(row: dict, cap_gib: float) -> str:
     if "OutOfMemoryError" in row["error"]:
         asked = re.search(r"Tried to allocate ([\d.]+ [GM]iB)", row["error"])
         return "out of memory" + (f" (a {asked.group(1)} request)" if asked else "")
-    needed = re.search(r"ConfigError: (attn_implementation: eager).*?(at least [\d.]+ GiB)", row["error"])
+    needed = re.search(r"(?:ConfigError|config error): .*?(attn_implementation: eager).*?(at least [\d.]+ GiB)",
+                       row["error"])
     if needed:
         return f"refused before loading: {needed.group(1)} needs {needed.group(2)}"
     return f"failed: {row['error']}"
@@ -234,11 +358,11 @@ def render_tables(folder: Path, runs: list[str], mean_row: float) -> list[str]:
             lines.append(
                 f"| {paper['row']} | {fmt(paper.get('gb'), '.2f')} | {status(row, GIB_40GB)} "
                 f"| {fmt(row.get('peak_alloc'), '.2f')} | {fmt(row.get('peak_reserved'), '.2f')} "
-                f"| {fmt(row.get('smi_peak_mib'), 'd')} | {paged_state_gib(cfg):.2f} | {fmt(row.get('s_per_step'), '.1f')} "
-                f"| {fmt(row.get('tokens_per_s'), ',.0f')} | {fmt(row.get('final_loss'), '.3f')} | {levers_used(cfg)} "
-                f"| {row['prediction']} |"
+                f"| {row['smi_shown']} | {paged_state_gib(cfg):.2f} | {fmt(row.get('s_per_step'), '.1f')}{row['mark']} "
+                f"| {fmt(row.get('tokens_per_s'), ',.0f')}{row['mark']} | {fmt(row.get('final_loss'), '.3f')} "
+                f"| {levers_used(cfg)} | {row['prediction']} |"
             )
-        lines.append("")
+        lines += shared_note([rows[run] for run in members]) + [""]
     return lines
 
 
@@ -249,8 +373,9 @@ def render(calls: list[tuple[Path, list[str], str]], title: str, tables: bool = 
         f"# {title}",
         "",
         "Synthetic Llama-2-70B (random weights, pre-quantized NF4 + double quant by `nextai-synth`), v5-shaped rows",
-        "(`bench/gpu/v5_shaped.py`), each run through the real Axolotl CLI with only `base_model`, `max_steps`,",
-        "output paths, saving off, `nextai_gpu_memory_cap_gb: 40` and `nextai_peak_tflops: 790` overridden.",
+        "(`bench/gpu/v5_shaped.py`), each run through the real Axolotl CLI (a run with an `engine`: through",
+        "`bench/gpu/standalone.py`) with only `base_model`, `max_steps`, output paths, saving off,",
+        "`nextai_gpu_memory_cap_gb: 40` and `nextai_peak_tflops: 790` overridden.",
         "",
     ]
     for number, (folder, runs, command) in enumerate(calls, 1):
@@ -265,8 +390,8 @@ def render(calls: list[tuple[Path, list[str], str]], title: str, tables: bool = 
          f"{v5_rows():,} rows, {', '.join(V5_LENGTHS)}) / real tokens/s. The first optimizer step (one-off costs) "
          "is excluded from tokens/s and s/step."),
         ("- Peak allocated/reserved: max over steps of `torch.cuda.max_memory_allocated/reserved()` read by the "
-         "plugin's report; nvidia-smi adds the CUDA context, cuBLAS workspace and the paged optimizer's managed "
-         "memory."),
+         "plugin's report; nvidia-smi (the run's own processes where it lists them, else the card) adds the CUDA "
+         "context, cuBLAS workspace and the paged optimizer's managed memory."),
     ]
     return "\n".join(lines) + "\n"
 

@@ -2,6 +2,7 @@
 
     python bench/gpu/run_config.py RUN --out CFG.yml [--set key=value ...]   # RUN: a recipe path or an ablation name
     python bench/gpu/run_config.py --specs @tables recipes/x.yml:20 ...      # one RUN:STEPS a line, groups expanded
+    python bench/gpu/run_config.py RUN --engine     # what trains it: axolotl, or bench/gpu/standalone.py's hf/unsloth
 
 `--set` values are YAML (`--set max_steps=12 --set save_strategy='"no"'`: a bare `no` is false): written into the file, not passed to
 Axolotl's CLI, which parses `--save_strategy no` as a boolean.
@@ -32,19 +33,25 @@ def ablation(run: str) -> dict:
     return ablations[run]
 
 
+def engine(run: str) -> str:
+    """`axolotl` (the Axolotl CLI) unless the ablation names a bench/gpu/standalone.py engine."""
+    return ablation(run).get("engine", "axolotl")
+
+
 GROUPS = {"@tables": "paper"}  # a group: every ablation with this key, in the file's order
 
 
 def run_specs(specs: list[str], default_steps: int) -> list[str]:
-    """`RUN:STEPS` for each spec, a group (`@tables`) expanded into its runs; steps from the spec, else the
-    ablation's `steps`, else `default_steps`."""
+    """`RUN:STEPS` for each spec, a group (`@tables`, or `@tables:3` for 3 steps each) expanded into its runs;
+    steps from the spec, else the ablation's `steps`, else `default_steps`."""
     ablations = yaml.safe_load(ABLATIONS.read_text())
     out = []
     for spec in specs:
-        if spec in GROUPS:
-            out += run_specs([name for name, entry in ablations.items() if GROUPS[spec] in entry], default_steps)
-            continue
         run, _, steps = spec.partition(":")
+        if run in GROUPS:
+            members = [name for name, entry in ablations.items() if GROUPS[run] in entry]
+            out += run_specs([f"{name}:{steps}" if steps else name for name in members], default_steps)
+            continue
         out.append(f"{run}:{steps or ablation(run).get('steps', default_steps)}")
     return out
 
@@ -76,12 +83,16 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, help="read the recipe's data/<file> from this folder instead")
     parser.add_argument("--specs", nargs="+", metavar="RUN[:STEPS]", help="print each as RUN:STEPS, groups expanded")
     parser.add_argument("--default-steps", type=int, default=12)
+    parser.add_argument("--engine", action="store_true", help="print what trains RUN and exit")
     args = parser.parse_args()
     if args.specs:
         print("\n".join(run_specs(args.specs, args.default_steps)))
         return
+    if args.run and args.engine:
+        print(engine(args.run))
+        return
     if not (args.run and args.out):
-        parser.error("give RUN and --out, or --specs")
+        parser.error("give RUN and --out (or --engine), or --specs")
     cfg = load_run(args.run)
     if args.data_dir:
         cfg["datasets"] = [moved_to(dataset, args.data_dir) for dataset in cfg["datasets"]]

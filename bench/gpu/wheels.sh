@@ -2,10 +2,24 @@
 # The wheel set that lets Axolotl 0.19 QLoRA train on the lent GPU machine (Python 3.12, torch 2.11 + CUDA,
 # transformers and accelerate preinstalled; no network). See ../shared/notes/gpu-axolotl.md for how it was found.
 #
-#   bench/gpu/wheels.sh fetch     # here, with PyPI: download into .whl/ (git-ignored, ~11 MiB)
+#   bench/gpu/wheels.sh fetch     # here, with PyPI: download into .whl/ (git-ignored, ~16 MiB)
 #   bench/gpu/wheels.sh install   # there: unpack into .gpu-site/ and print the PYTHONPATH to export
+#   bench/gpu/wheels.sh unsloth   # there: unpack .whl/unsloth/ into .gpu-site-unsloth/ and print that folder, for
+#                                 # the runs that train with Unsloth only (bench/gpu/standalone.py --engine unsloth)
+#
+# install and unsloth unpack once per machine: a later call on a still-warm machine finds the same wheels there
+# (their names and sizes, kept in the folder) and skips pip.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+unpack() {  # FOLDER WHEEL...: pip-install the wheels into FOLDER unless it already holds exactly these
+  local folder=$1 stamp; shift
+  stamp=$(stat -c '%n %s' "$@")
+  [ "$(cat "$folder/.wheels" 2>/dev/null)" = "$stamp" ] && return
+  rm -rf "$folder"
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$folder" "$@"
+  echo "$stamp" > "$folder/.wheels"
+}
 
 case "${1:-}" in
 fetch)
@@ -22,6 +36,11 @@ fetch)
   # bitsandbytes ships a native library per CUDA (11.8-13.2), ROCm and XPU build: 41 MiB of the 48. Keep the CPU
   # one and the one the GPU machine's torch (CUDA 13.0) loads.
   python3 bench/gpu/trim_wheel.py .whl/bitsandbytes-*.whl --cuda "${BNB_CUDA:-130}"
+  # Unsloth (issue 13), beside the rest: nothing else imports it. Of its wheel's 27 MiB, 26 are its web app (studio/)
+  # and CLI, which training never imports; all it needs beyond these two is on the machine or in the set above.
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 -d .whl/unsloth unsloth==2026.10.9 unsloth_zoo==2026.10.9
+  python3 bench/gpu/trim_wheel.py .whl/unsloth/unsloth-2026.10.9-py3-none-any.whl --drop studio unsloth_cli
   # transformers imports wandb only if it has `run`; Axolotl imports it unconditionally.
   cat > .whl/stub/wandb/__init__.py <<'PY'
 __version__ = "0.0.0+stub"
@@ -33,13 +52,16 @@ PY
   du -sh .whl
   ;;
 install)
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target "$PWD/.gpu-site" .whl/*.whl
+  unpack "$PWD/.gpu-site" .whl/*.whl
   cp -r .whl/stub/wandb .gpu-site/
   echo "export PYTHONPATH=$PWD/.gpu-site:$PWD"
   ;;
+unsloth)
+  unpack "$PWD/.gpu-site-unsloth" .whl/unsloth/*.whl
+  echo "$PWD/.gpu-site-unsloth"
+  ;;
 *)
-  echo "usage: $0 fetch|install" >&2
+  echo "usage: $0 fetch|install|unsloth" >&2
   exit 2
   ;;
 esac
