@@ -114,6 +114,25 @@ def save_model(folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(config, indent=2))
 
 
+def save_skeleton(folder: Path) -> None:
+    """The bundled MiniLM without its weights (~1 MB: config, tokenizer, pooling): what a GPU call can carry
+    beside everything else. `fill_random_weights` completes it there for a timing-only run."""
+    save_model(folder)
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+
+
+def fill_random_weights(folder: Path) -> bool:
+    """Give a skeleton folder random weights of MiniLM's shape (the same compute, so the same time; decisions
+    meaningless). False when the folder already has weights."""
+    if any(folder.glob("*.safetensors")):
+        return False
+    from transformers import AutoConfig, AutoModel
+
+    AutoModel.from_config(AutoConfig.from_pretrained(folder)).save_pretrained(folder)
+    return True
+
+
 def save_rows(rows: list[tuple[str, str]], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(path, "wt") as f:
@@ -176,6 +195,8 @@ def main() -> None:
     parser.add_argument("--model", help="MiniLM folder (default: the bundled all-MiniLM-L6-v2)")
     parser.add_argument("--save-model", type=Path, help="write the bundled MiniLM with its weights stored in fp16 "
                         "(45 MB, loads as fp32) for a machine its 87 MB will not travel to, and stop")
+    parser.add_argument("--save-skeleton", type=Path, help="write the bundled MiniLM without weights (~1 MB); a "
+                        "--model run on it fills random weights: timing only, for a GPU call's size limit")
     parser.add_argument("--rows", type=int, default=V5_ROWS, help="rows to make (or to read from --rows-file)")
     parser.add_argument("--edit-share", type=float, default=0.5, help="share of added rows that are light edits")
     parser.add_argument("--methods", default="exact,prefilter")
@@ -185,6 +206,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.save_model:
         return save_model(args.save_model)
+    if args.save_skeleton:
+        return save_skeleton(args.save_skeleton)
     if args.worker:
         return worker(args.worker[0], Path(args.worker[1]), args.device, Path(args.worker[2]), args.model)
     missing = [f"--{k.replace('_', '-')}" for k in ("bbq", "mmlu", "lima", "multi_news") if getattr(args, k) is None]
@@ -206,6 +229,8 @@ def main() -> None:
     counts: dict[str, int] = {}
     for source, _ in rows:
         counts[source] = counts.get(source, 0) + 1
+    if args.model and fill_random_weights(Path(args.model)):
+        say(f"{args.model}: random weights of MiniLM's shape (timing only: its decisions mean nothing)")
     say(f"rows {len(rows)}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     methods = args.methods.split(",")
     if "prefilter" in methods:  # distilled once per machine, then cached: not part of a build's time
