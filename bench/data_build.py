@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from data_builders.build import Build, filter_rules, filter_select, sample_dir
+from data_builders.build import Build, filter_rules, filter_select
 from data_builders.dedup import near_dup
 from data_builders.dedup.embed import DEFAULT_MODEL, embed, load_model
 from data_builders.mixing import entry_spec, load_mixture
+from data_builders.sources import sample_dir
 from data_builders.sources.base import find_source_file, load
 from data_builders.writers import write_build
 

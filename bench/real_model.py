@@ -36,7 +36,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the repo first: tests/data_builders (a namespace folder) must not shadow it
-from axolotl_nextai.real_model import DEFAULT_OUT
+from axolotl_nextai.models.real_model import DEFAULT_OUT
 
 RECIPES = {"faithful": "smollm2-135m-v5.yml", "fast": "smollm2-135m-v5-fast.yml"}
 CPU_RECIPE = "smollm2-135m-v5-cpu.yml"
@@ -122,8 +122,8 @@ def evaluate(device: str, out: Path) -> dict:
     """Base, faithful and fast rows on the same items, in one process; paired changes against the base."""
     from peft import PeftModel
 
-    from axolotl_nextai.checkpoint import load_model
     from axolotl_nextai.eval import runner
+    from axolotl_nextai.models.checkpoint import load_model
 
     size = SIZES[device]
     limits = runner.parse_limits(size["limits"])

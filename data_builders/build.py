@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 
 from tqdm import tqdm
 
+from data_builders.alpaca_prompt import render_prompt
 from data_builders.benchmarks import benchmark_files, load_benchmarks
 from data_builders.decontaminate import TrainingRow, decontaminate
 from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed, resolve_device, resolve_model
@@ -31,7 +32,6 @@ from data_builders.filters.licence import Licence, licence_class
 from data_builders.filters.platypus_subsets import PlatypusSubsets
 from data_builders.mixing import Decontaminate, Entry, Mixture, entry_spec, select, wanted_count
 from data_builders.records import Record
-from data_builders.sources import SOURCES
 from data_builders.sources.base import find_source_file, load
 from data_builders.summary import length_stats
 
@@ -44,16 +44,6 @@ class Build:
     dropped: list[tuple[Record, str]] = field(default_factory=list)
     contamination: list[dict] | None = None  # rows removed as benchmark copies; None when the step did not run
     warnings: list[str] = field(default_factory=list)  # also in the manifest
-
-
-def sample_dir() -> Path:
-    """The hand-written rows shipped in the package, one file per source in its original schema."""
-    return Path(str(resources.files("data_builders").joinpath("sample")))
-
-
-def sample_records() -> list[Record]:
-    """Every record of the shipped sample, source by source in name order: demos and the tiny tokenizer use it."""
-    return [r for name in sorted(SOURCES) for r in load(SOURCES[name], find_source_file(name, sample_dir())).records]
 
 
 def source_path(entry, source_dir: Path | None, overrides: dict[str, Path]) -> Path | None:
@@ -229,8 +219,6 @@ def pair_row(records: list[Record], removal: Removal) -> dict:
 def token_stats(records: list[Record], tok, tokenizer: str) -> dict:
     """Token counts of each row as the recipe trains on it (Alpaca prompt + output + EOS), by `tok`, the
     tokenizer loaded from `tokenizer`."""
-    from axolotl_nextai.alpaca import render_prompt
-
     texts = [render_prompt(r.instruction, r.input) + r.output for r in records]
     lengths = sorted(len(ids) + 1 for ids in tok(texts, add_special_tokens=True)["input_ids"]) if texts else [0]
     return {

@@ -23,7 +23,7 @@ def parse_paths(values: tuple[str, ...]) -> dict[str, Path]:
 @click.group()
 def main() -> None:
     """Build and inspect the nextAI instruction mixtures (Alpaca JSONL)."""
-    from axolotl_nextai.quiet import silence_known_noise
+    from data_builders.quiet import silence_known_noise
 
     silence_known_noise()
 
@@ -57,9 +57,10 @@ def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tok
           decontaminate_dir, near_dedup_method, device) -> None:
     """Build a mixture: load, filter, select exact percentages, remove near-duplicates, write JSONL + manifest."""
     from data_builders.build import build as run_build
-    from data_builders.build import input_files, sample_dir
+    from data_builders.build import input_files
     from data_builders.dedup.embed import DEFAULT_MODEL, resolve_device
     from data_builders.mixing import load_mixture
+    from data_builders.sources import sample_dir
     from data_builders.writers import check_out, write_build
 
     if sample and source_dir:

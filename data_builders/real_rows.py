@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from data_builders.atomic_folder import atomic_folder
+from data_builders.atomic import atomic_folder
 from data_builders.mixing import Entry, select, wanted_count
 from data_builders.sources import lima, multi_news
 from data_builders.sources.base import load, read_rows

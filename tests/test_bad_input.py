@@ -28,11 +28,12 @@ import yaml
 from axolotl_launch import OFFLINE_ENV, ROOT, tiny_cpu_config
 from click.testing import CliRunner
 
-from axolotl_nextai import recipe_check, synth, tiny_model
+from axolotl_nextai.checks import recipe_check
 from axolotl_nextai.eval import cli as eval_cli
+from axolotl_nextai.models import synth, tiny_model
 from axolotl_nextai.serve import cli as serve_cli
 from data_builders import cli as data_cli
-from data_builders.build import sample_dir
+from data_builders.sources import sample_dir
 
 COMMANDS = {"nextai-data": data_cli.main, "recipe_check": recipe_check.main, "nextai-serve": serve_cli.main,
             "nextai-eval": eval_cli.main, "nextai-synth": synth.main, "nextai-tiny-model": tiny_model.main}

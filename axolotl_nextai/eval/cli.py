@@ -42,10 +42,10 @@ def main(base_model, adapter, compare_base, data_dir, extra_tasks, include_path,
          heldout, heldout_cutoff, out, label, load_in_4bit) -> None:
     """Score a base model (+ adapter) on the paper's subset and write a Table-8-shaped table (lm-eval's numbers,
     not HELM's)."""
-    from axolotl_nextai.atomic import unwritable
-    from axolotl_nextai.checkpoint import ModelPathError, check_model_paths, load_model
     from axolotl_nextai.eval import runner
-    from axolotl_nextai.quiet import silence_known_noise
+    from axolotl_nextai.models.checkpoint import ModelPathError, check_model_paths, load_model
+    from data_builders.atomic import unwritable
+    from data_builders.quiet import silence_known_noise
 
     silence_known_noise()
     if compare_base and not adapter:

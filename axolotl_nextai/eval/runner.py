@@ -21,8 +21,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from axolotl_nextai.atomic import write_set
-from axolotl_nextai.eval.tasks import BY_NAME, LOCAL_PREFIX, PAPER_TASKS, local_task_configs, task_yamls
+from axolotl_nextai.eval.tasks import LOCAL_PREFIX, local_task_configs, task_yamls
+from data_builders.atomic import write_set
+from data_builders.paper_tasks import BY_NAME, PAPER_TASKS
 
 COLUMNS = tuple(dict.fromkeys(task.column for task in PAPER_TASKS))
 # Table 8 columns only HELM computes (CNN/DM bias metrics); shown as such, never filled in.

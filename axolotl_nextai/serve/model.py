@@ -66,7 +66,7 @@ class HelmModel:
 
     @classmethod
     def load(cls, base_model: str, adapter: str | None = None, load_in_4bit: bool | None = None, seed: int = 0):
-        from axolotl_nextai.checkpoint import load_model
+        from axolotl_nextai.models.checkpoint import load_model
 
         return cls(*load_model(base_model, adapter, load_in_4bit), seed)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from axolotl_nextai.atomic import write_set
+from data_builders.atomic import write_set
 from data_builders.errors import DataError, first_line
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"

@@ -7,14 +7,14 @@ import time
 
 from transformers import TrainerControl, TrainerState
 
-from axolotl_nextai.callbacks import (
+from axolotl_nextai.run.callbacks import (
     FreezeGarbageCollectorCallback,
     SignalStopCallback,
     StopRecord,
     TimeBudgetCallback,
     drop_presaved_adapter_config,
 )
-from axolotl_nextai.time_budget import HOUR
+from axolotl_nextai.run.time_budget import HOUR
 
 
 def run_steps(callback, steps, max_steps=1_000_000):

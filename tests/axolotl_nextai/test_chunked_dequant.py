@@ -6,8 +6,8 @@ import bitsandbytes.functional
 import pytest
 import torch
 
-from axolotl_nextai import chunked_dequant
-from axolotl_nextai.chunked_dequant import MIB, chunkable, columns_per_chunk, install, rows_per_chunk
+from axolotl_nextai.levers import chunked_dequant
+from axolotl_nextai.levers.chunked_dequant import MIB, chunkable, columns_per_chunk, install, rows_per_chunk
 
 OUT, IN = 384, 256  # 6 x 4 blocks of 64 per row
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from axolotl_nextai.config_checks import ConfigError, check_dataset_files, validate_plugin_keys
+from axolotl_nextai.checks.config_checks import ConfigError, check_dataset_files, validate_plugin_keys
 from axolotl_nextai.plugin import uses_plugin
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from axolotl_nextai.config_checks import ConfigError
-from axolotl_nextai.cpu_embeddings import move_embeddings_to_cpu
+from axolotl_nextai.checks.config_checks import ConfigError
+from axolotl_nextai.levers.cpu_embeddings import move_embeddings_to_cpu
 
 
 def tiny_llama(tied: bool = False) -> LlamaForCausalLM:

@@ -1,6 +1,6 @@
 """The one rule for CUDA-only settings on a machine without CUDA."""
 
-from axolotl_nextai.cuda_only import LORA_KERNEL_KEYS, keys_to_disable
+from axolotl_nextai.checks.cuda_only import LORA_KERNEL_KEYS, keys_to_disable
 
 
 def test_unset_and_true_kernels_are_disabled_without_cuda():

@@ -10,7 +10,7 @@ from axolotl_launch import tiny_cpu_config, write_jsonl
 from safetensors.torch import load_file
 from transformers.loss.loss_utils import ForCausalLMLoss
 
-from axolotl_nextai.fused_accumulation import (
+from axolotl_nextai.levers.fused_accumulation import (
     WeightedLoss,
     accumulation_token_weights,
     fused_batch_args,

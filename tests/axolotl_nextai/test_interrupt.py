@@ -5,7 +5,7 @@ import os
 import signal
 from contextlib import contextmanager
 
-from axolotl_nextai.interrupt import LAUNCHER_EXITED, StopOnSignal, is_accelerate_launcher
+from axolotl_nextai.run.interrupt import LAUNCHER_EXITED, StopOnSignal, is_accelerate_launcher
 
 
 @contextmanager

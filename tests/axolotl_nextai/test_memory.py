@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from axolotl_nextai.memory import (
+from axolotl_nextai.run.memory import (
     GB,
     apply_memory_cap,
     device_memory_bytes,

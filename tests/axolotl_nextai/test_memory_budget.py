@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from axolotl_nextai.architectures import ARCHITECTURES
-from axolotl_nextai.config_checks import ConfigError
-from axolotl_nextai.footprint import GIB, peak_estimate_bytes
-from axolotl_nextai.memory_budget import architecture, budget, check_eager_attention
+from axolotl_nextai.checks.config_checks import ConfigError
+from axolotl_nextai.checks.memory_budget import architecture, budget, check_eager_attention
+from axolotl_nextai.models.architectures import ARCHITECTURES
+from axolotl_nextai.models.footprint import GIB, peak_estimate_bytes
 
 LLAMA2_70B = ARCHITECTURES["meta-llama/Llama-2-70b-hf"]
 PAPER = {"lora_r": 4, "lora_target_modules": ["o_proj", "down_proj"], "optimizer": "paged_adamw_8bit"}

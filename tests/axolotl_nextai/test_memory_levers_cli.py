@@ -8,7 +8,7 @@ import json
 import pytest
 from axolotl_launch import tiny_cpu_config, write_jsonl
 
-from axolotl_nextai.synth import PRESETS, write_synthetic_llama
+from axolotl_nextai.models.synth import PRESETS, write_synthetic_llama
 
 LEVERS = {"nextai_dequant_chunk_mib": 0.02, "nextai_tiled_mlp_shards": 3, "nextai_embeddings_on_cpu": True,
           "nextai_expandable_segments": True}  # 0.02 MiB: the tiny MLP weights (64 KiB in bf16) in 4 chunks

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from axolotl_nextai.prepared_cache import content_digest, content_keyed_path, local_dataset_paths
+from axolotl_nextai.run.prepared_cache import content_digest, content_keyed_path, local_dataset_paths
 
 
 def test_digest_follows_content_not_modification_time(tmp_path):

@@ -13,8 +13,8 @@ import pytest
 from axolotl_launch import ROOT
 from click.testing import CliRunner
 
-from axolotl_nextai.architectures import ARCHITECTURES
-from axolotl_nextai.real_model import GGUF, GGUF_MEMBER, GGUF_SHA256, MANIFEST, WHEEL, convert, main
+from axolotl_nextai.models.architectures import ARCHITECTURES
+from axolotl_nextai.models.real_model import GGUF, GGUF_MEMBER, GGUF_SHA256, MANIFEST, WHEEL, convert, main
 
 
 def test_the_folder_is_smollm2_with_its_end_token_fixed(real_model):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from axolotl_nextai.report import (
+from axolotl_nextai.run.report import (
     PLOT_NAME,
     REPORT_NAME,
     TABLE9_COLUMNS,

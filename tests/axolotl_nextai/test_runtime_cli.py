@@ -19,8 +19,8 @@ from datasets import load_from_disk
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from axolotl_nextai.cuda_only import LORA_KERNEL_KEYS
-from axolotl_nextai.report import PLOT_NAME, REPORT_NAME, TABLE_NAME
+from axolotl_nextai.checks.cuda_only import LORA_KERNEL_KEYS
+from axolotl_nextai.run.report import PLOT_NAME, REPORT_NAME, TABLE_NAME
 
 pytestmark = pytest.mark.slow
 STEPS = 16  # 2 epochs of 32 rows at 4 rows a step: time to interrupt, and a resume across epochs
@@ -102,7 +102,7 @@ def test_report_kernels_and_memory_cap(reference, tiny_model):
     table = (out / TABLE_NAME).read_text().splitlines()
     assert table[0].startswith("| Model |") and f"{report['trainable_params']:,}" in table[2]
     assert (out / PLOT_NAME).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    printed = subprocess.run([sys.executable, "-m", "axolotl_nextai.report", str(out)],
+    printed = subprocess.run([sys.executable, "-m", "axolotl_nextai.run.report", str(out)],
                              capture_output=True, text=True, check=True).stdout
     assert "real tokens/s" in printed and "peak n/a allocated" in printed
 

@@ -6,7 +6,7 @@ import pytest
 from axolotl_launch import tiny_cpu_config
 from click.testing import CliRunner
 
-from axolotl_nextai.synth import PRESETS, main, write_synthetic_llama
+from axolotl_nextai.models.synth import PRESETS, main, write_synthetic_llama
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,19 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from axolotl_nextai.architectures import ARCHITECTURES
-from axolotl_nextai.throughput import StepClock, count_tokens, linear_weight_count, mfu, rate, steps_per_epoch
+from axolotl_nextai.models.architectures import ARCHITECTURES
+from axolotl_nextai.run.throughput import (
+    StepClock,
+    count_tokens,
+    linear_weight_count,
+    mfu,
+    rate,
+    steps_per_epoch,
+)
 
 
 def test_llama2_70b_linear_weights_are_the_notes_68_71e9():
-    # Llama-2-70B's shape, built on the meta device (no memory): ../shared/notes/gpu-memory.md gives N = 68.71e9.
+    # Llama-2-70B's shape, built on the meta device (no memory): docs/gpu-memory.md gives N = 68.71e9.
     arch = dict(ARCHITECTURES["meta-llama/Llama-2-70b-hf"])
     assert arch.pop("model_type") == "llama"
     config = LlamaConfig(**arch)

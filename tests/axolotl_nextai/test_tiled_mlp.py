@@ -6,7 +6,7 @@ import torch
 from transformers import LlamaConfig
 from transformers.models.llama.modeling_llama import LlamaMLP
 
-from axolotl_nextai.tiled_mlp import tile, tile_model
+from axolotl_nextai.levers.tiled_mlp import tile, tile_model
 
 HIDDEN, INTER = 16, 40
 

@@ -1,6 +1,6 @@
 """Time-budget arithmetic without a Trainer (the CLI test is in test_runtime_cli.py)."""
 
-from axolotl_nextai.time_budget import HOUR, must_stop_now, overrun_message, projected_finish_s
+from axolotl_nextai.run.time_budget import HOUR, must_stop_now, overrun_message, projected_finish_s
 
 
 def test_projection_is_elapsed_plus_remaining_steps():

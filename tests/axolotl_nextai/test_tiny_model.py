@@ -4,7 +4,7 @@ import hashlib
 
 from click.testing import CliRunner
 
-from axolotl_nextai.tiny_model import build_tiny_llama, main
+from axolotl_nextai.models.tiny_model import build_tiny_llama, main
 
 
 def _digests(folder):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from axolotl_launch import ROOT
 
-from axolotl_nextai.recipe_check import check_config
+from axolotl_nextai.checks.recipe_check import check_config
 
 spec = importlib.util.spec_from_file_location("run_config", ROOT / "bench" / "gpu" / "run_config.py")
 run_config = importlib.util.module_from_spec(spec)

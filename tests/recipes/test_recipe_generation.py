@@ -84,8 +84,8 @@ def test_lever_sets_add_their_keys_in_order_and_an_unknown_set_is_refused():
 
 
 def test_every_table_4_recipe_is_estimated_to_fit_the_40_gb_cap_and_eager_is_not():
-    from axolotl_nextai.architectures import ARCHITECTURES
-    from axolotl_nextai.footprint import GIB, peak_estimate_bytes
+    from axolotl_nextai.models.architectures import ARCHITECTURES
+    from axolotl_nextai.models.footprint import GIB, peak_estimate_bytes
 
     arch = ARCHITECTURES["meta-llama/Llama-2-70b-hf"]
     cap = 40e9 / GIB

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Mapping
 
-from axolotl_nextai.config_checks import ConfigError
+from axolotl_nextai.checks.config_checks import ConfigError
 
 FLASH = "flash_attention_2"
 FALLBACK = "sdpa"

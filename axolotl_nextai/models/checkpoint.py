@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from axolotl_nextai.config_checks import looks_local
+from axolotl_nextai.checks.config_checks import looks_local
 from data_builders.errors import first_line
 
 ADAPTER_CONFIG = "adapter_config.json"

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import click
 
-from axolotl_nextai.architectures import ARCHITECTURES
-from axolotl_nextai.atomic import is_empty_dir, replace_dir, staging_dir, unwritable
-from axolotl_nextai.checkpoint import qlora_quantization
-from axolotl_nextai.footprint import MLP_PROJECTIONS, linear_shapes
-from axolotl_nextai.tiny_model import TINY_LLAMA, TINY_VOCAB_SIZE, sample_corpus, train_tokenizer
+from axolotl_nextai.models.architectures import ARCHITECTURES
+from axolotl_nextai.models.checkpoint import qlora_quantization
+from axolotl_nextai.models.footprint import MLP_PROJECTIONS, linear_shapes
+from axolotl_nextai.models.tiny_model import TINY_LLAMA, TINY_VOCAB_SIZE, tokenizer_corpus, train_tokenizer
+from data_builders.atomic import is_empty_dir, replace_dir, staging_dir, unwritable
+from data_builders.sources import sample_records
 
 # Short names for the base models of our recipes, plus the tiny CPU model.
 PRESETS = {
@@ -57,7 +58,7 @@ def quantization_config() -> dict:
 
 def synth_tokenizer(vocab_size: int):
     """The BPE of the tiny model, padded with filler tokens to exactly `vocab_size` (the model's embedding rows)."""
-    tokenizer = train_tokenizer(sample_corpus(), min(vocab_size, TINY_VOCAB_SIZE))
+    tokenizer = train_tokenizer(tokenizer_corpus(sample_records()), min(vocab_size, TINY_VOCAB_SIZE))
     filler = [f"<filler_{i}>" for i in range(vocab_size - len(tokenizer))]
     tokenizer.add_tokens(filler)
     assert len(tokenizer) == vocab_size, (len(tokenizer), vocab_size)
@@ -172,7 +173,7 @@ def read_config(path: Path) -> dict:
 @click.option("--device", default=None, help="Where weights are drawn and quantized (default: cuda if present).")
 def main(preset, config_path, out, overwrite, dtype, seed, device) -> None:
     """Write a random-weight Llama checkpoint (pre-quantized NF4 by default) that loads like a real one."""
-    from axolotl_nextai.quiet import silence_known_noise
+    from data_builders.quiet import silence_known_noise
 
     silence_known_noise()
     if bool(preset) == bool(config_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from axolotl_nextai.footprint import (  # defined once, in the torch-free module recipes/generate.py imports
+from axolotl_nextai.models.footprint import (  # defined once, in the torch-free module recipes/generate.py imports
     GB,
     GIB,
 )

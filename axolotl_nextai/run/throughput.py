@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 import torch
 
 # QLoRA with gradient checkpointing: forward 2N + recompute 2N + input gradients 2N; the frozen 4-bit base
-# weights get no weight gradient (../shared/notes/gpu-memory.md).
+# weights get no weight gradient (docs/gpu-memory.md).
 FLOP_PER_PARAM_PER_TOKEN = 6
 IGNORE_INDEX = -100
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from axolotl_nextai.atomic import atomic_write, replace_dir, staging_dir, write_set
+from data_builders.atomic import atomic_write, replace_dir, staging_dir, write_set
 
 
 @pytest.fixture

@@ -127,7 +127,7 @@ def activation_bytes_per_token(arch: Mapping, targets: Iterable[str], cfg: Mappi
 def peak_parts(arch: Mapping, cfg: Mapping) -> dict[str, float]:
     """Bytes of each part of a QLoRA run's peak GPU allocation (micro-batch x sequence_len tokens, gradient
     checkpointing, bf16 norms as Axolotl keeps them), by the recipe's keys: an estimate, within ~0.3 GiB of the
-    measurements in shared/notes (`peak_estimate_bytes` is their sum)."""
+    measurements in docs/gpu-memory.md (`peak_estimate_bytes` is their sum)."""
     tokens = cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
     r, targets = cfg.get("lora_r") or 0, cfg.get("lora_target_modules") or []
     hidden, layers = arch["hidden_size"], arch["num_hidden_layers"]

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import click
 
-from axolotl_nextai.atomic import is_empty_dir, replace_dir, same_files, staging_dir, unwritable
+from data_builders.atomic import is_empty_dir, replace_dir, same_files, staging_dir, unwritable
+from data_builders.records import Record
+from data_builders.sources import sample_records
 
 SPECIAL_TOKENS = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
 
@@ -30,12 +32,10 @@ TINY_LLAMA = {
 TINY_VOCAB_SIZE = 2048  # BPE vocabulary of the tiny model (special tokens included)
 
 
-def sample_corpus() -> list[str]:
-    """Every text field of the bundled sample rows (all sources, as the data builders convert them): what the
-    tokenizer learns its merges from. Same package files, same list, so the tokenizer stays deterministic."""
-    from data_builders.build import sample_records
-
-    return [text for r in sample_records() for text in (r.instruction, r.input, r.output) if text]
+def tokenizer_corpus(rows: Iterable[Record]) -> list[str]:
+    """Every text field of `rows`: what the tokenizer learns its merges from. The tiny model's rows are the
+    bundled sample (`sample_records()`, all sources): same package files, same list, same tokenizer."""
+    return [text for r in rows for text in (r.instruction, r.input, r.output) if text]
 
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int):
@@ -79,7 +79,7 @@ def write_tiny_llama(out: Path, vocab_size: int, seed: int) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = train_tokenizer(sample_corpus(), vocab_size)
+    tokenizer = train_tokenizer(tokenizer_corpus(sample_records()), vocab_size)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
@@ -103,7 +103,7 @@ def write_tiny_llama(out: Path, vocab_size: int, seed: int) -> None:
 def main(out: Path, vocab_size: int, seed: int, overwrite: bool) -> None:
     """Build a tiny random Llama + BPE tokenizer for CPU demos and tests (offline, deterministic: run again with
     the same arguments, it finds the same files and leaves them)."""
-    from axolotl_nextai.quiet import silence_known_noise
+    from data_builders.quiet import silence_known_noise
 
     silence_known_noise()
     problem = "is a file" if out.exists() and not out.is_dir() else unwritable(out)

@@ -2,8 +2,8 @@
 
 `write_set` extends that to the files of one command's output (a build's data and its manifest): every file is
 written to a temporary beside it first, and only once all are written are they renamed into place, so a failed
-write leaves the earlier set untouched. `staging_dir` + `replace_dir` do the same for a folder (a model).
-New files and folders get the mode the umask gives, as `open()` would (mkstemp alone makes them 0600).
+write leaves the earlier set untouched. `staging_dir` + `replace_dir` (or `atomic_folder`, both in one block) do
+the same for a folder (a model). New files and folders get the mode the umask gives, as `open()` would (mkstemp alone makes them 0600).
 """
 
 from __future__ import annotations
@@ -124,6 +124,17 @@ def replace_dir(tmp: Path, out: Path) -> None:
     os.replace(tmp, out)  # rename(2) replaces an empty folder
     if old is not None:
         shutil.rmtree(old)
+
+
+@contextmanager
+def atomic_folder(out: Path) -> Iterator[Path]:
+    """Yield an empty folder beside `out` that replaces `out` whole when the block ends without error (on error
+    `out` is kept). Entries get the modes the umask asks for: safetensors writes 0600."""
+    with staging_dir(out) as staged:
+        yield staged
+        for path in staged.rglob("*"):
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~umask())
+        replace_dir(staged, Path(out))
 
 
 def same_files(a: Path, b: Path) -> bool:

@@ -12,12 +12,12 @@ import torch
 from axolotl.utils.logging import get_logger
 from transformers import TrainerCallback
 
-from axolotl_nextai.checkpoint import ADAPTER_CONFIG, ADAPTER_WEIGHTS
-from axolotl_nextai.interrupt import StopOnSignal
-from axolotl_nextai.memory import peak_memory_gib
-from axolotl_nextai.report import fmt, fmt_hours, fmt_pct, summarize, write_report
-from axolotl_nextai.throughput import StepClock, count_tokens, linear_weight_count, steps_per_epoch
-from axolotl_nextai.time_budget import HOUR, must_stop_now, overrun_message, projected_finish_s
+from axolotl_nextai.models.checkpoint import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from axolotl_nextai.run.interrupt import StopOnSignal
+from axolotl_nextai.run.memory import peak_memory_gib
+from axolotl_nextai.run.report import fmt, fmt_hours, fmt_pct, summarize, write_report
+from axolotl_nextai.run.throughput import StepClock, count_tokens, linear_weight_count, steps_per_epoch
+from axolotl_nextai.run.time_budget import HOUR, must_stop_now, overrun_message, projected_finish_s
 
 LOG = get_logger(__name__)
 

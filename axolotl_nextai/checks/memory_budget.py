@@ -13,9 +13,9 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from axolotl_nextai.architectures import ARCHITECTURES
-from axolotl_nextai.config_checks import ConfigError
-from axolotl_nextai.footprint import (
+from axolotl_nextai.checks.config_checks import ConfigError
+from axolotl_nextai.models.architectures import ARCHITECTURES
+from axolotl_nextai.models.footprint import (
     GB,
     GIB,
     eager_attention_bytes,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from axolotl_nextai.config_checks import ConfigError
+from axolotl_nextai.checks.config_checks import ConfigError
 
 
 def move_embeddings_to_cpu(model: torch.nn.Module) -> int:
