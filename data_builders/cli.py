@@ -56,8 +56,8 @@ def main() -> None:
 def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tokenizer, cache_dir,
           decontaminate_dir, near_dedup_method, device) -> None:
     """Build a mixture: load, filter, select exact percentages, remove near-duplicates, write JSONL + manifest."""
+    from data_builders.build import BuildOptions, input_files
     from data_builders.build import build as run_build
-    from data_builders.build import input_files
     from data_builders.dedup.embed import DEFAULT_MODEL, resolve_device
     from data_builders.mixing import load_mixture
     from data_builders.sources import sample_dir
@@ -70,11 +70,12 @@ def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tok
         resolve_device(device)  # a missing GPU fails now, not after loading every source
         spec = load_mixture(mixture)
         mixture_file = [Path(mixture)] if Path(mixture).is_file() else []
-        check_out(out, mixture_file + input_files(spec, source_dir, overrides, decontaminate_dir))
-        result = run_build(spec, source_dir=source_dir, overrides=overrides, on_error=on_error, licence=licence,
-                           model=model or DEFAULT_MODEL, tokenizer=tokenizer, cache_dir=cache_dir, progress=True,
-                           decontaminate_dir=decontaminate_dir, near_dedup_method=near_dedup_method,
-                           device=device)
+        options = BuildOptions(source_dir=source_dir, overrides=overrides, on_error=on_error, licence=licence,
+                               model=model or DEFAULT_MODEL, tokenizer=tokenizer, cache_dir=cache_dir, progress=True,
+                               decontaminate_dir=decontaminate_dir, near_dedup_method=near_dedup_method,
+                               device=device)
+        check_out(out, mixture_file + input_files(spec, options))
+        result = run_build(spec, options)
         files = write_build(result, out)
     except DataError as err:
         raise click.ClickException(str(err)) from None

@@ -43,13 +43,13 @@ def tiny_tokenizer(tiny_model):
 @pytest.fixture(scope="session")
 def demo_jsonl(tmp_path_factory) -> Path:
     """The v5 mixture built from the shipped sample, as `make demo-tiny` builds it (`nextai-data build --sample`)."""
-    from data_builders.build import build
+    from data_builders.build import BuildOptions, build
     from data_builders.mixing import load_mixture
     from data_builders.sources import sample_dir
     from data_builders.writers import write_build
 
     out = tmp_path_factory.mktemp("demo") / "demo.jsonl"
-    write_build(build(load_mixture("v5"), source_dir=sample_dir()), out)
+    write_build(build(load_mixture("v5"), BuildOptions(source_dir=sample_dir())), out)
     return out
 
 

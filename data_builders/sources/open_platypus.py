@@ -20,7 +20,7 @@ HUB_ID = "garage-bAInd/Open-Platypus"
 REVISION = "37141edbdb7826378cce118c46a109b813e1f038"
 COLUMNS = {"instruction": str, "input": str, "output": str, "data_source": str}
 LLM_GENERATED = {"airoboros", "leetcode_ne"}  # written by GPT-4
-# Licence of each subset's upstream dataset (data-sources notes).
+# Licence of each subset's upstream dataset.
 LICENCES = {
     "MATH/PRM-800K": "MIT",
     "theoremqa": "MIT",

@@ -66,7 +66,7 @@ def test_packed_rows_without_a_mask_count_all_but_the_edge_padding():
 def test_mfu_is_one_at_the_peak():
     n = 68_710_000_000
     assert mfu(312e12 / (6 * n), n, 312.0) == pytest.approx(1.0)
-    # The notes' H100 figure: 910 tok/s at 790 TFLOP/s is about 47.5 %.
+    # docs/gpu-memory.md's H100 figure: 910 tok/s at 790 TFLOP/s is about 47.5 %.
     assert mfu(910, n, 790.0) == pytest.approx(0.475, abs=0.001)
 
 
