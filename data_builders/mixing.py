@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from data_builders.benchmarks import BENCHMARKS, check_names
 from data_builders.decontaminate import THRESHOLD as DECONTAMINATION_THRESHOLD
 from data_builders.dedup.near_dup import THRESHOLD
-from data_builders.errors import DataError, yaml_problem
+from data_builders.errors import DataError, validation_problem, yaml_problem
 from data_builders.records import Record
 from data_builders.sources import SOURCES, codegen
 from data_builders.sources.base import SourceSpec, decode
@@ -121,8 +121,7 @@ def load_mixture(name_or_path: str) -> Mixture:
     except yaml.YAMLError as err:
         raise DataError(yaml_problem(where, err)) from None
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<top>'}: {e['msg']}" for e in err.errors())
-        raise DataError(f"{where}: {problems}") from None
+        raise DataError(f"{where}: {validation_problem(err)}") from None
 
 
 def entry_spec(entry: Entry) -> SourceSpec:

@@ -8,7 +8,6 @@ without `output` fails inside the prompt strategy as a TypeError. Each check her
 
 from __future__ import annotations
 
-import difflib
 import re
 import sys
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from axolotl_nextai.args import NextAIArgs
+from data_builders.errors import did_you_mean, first_line, validation_problem
 
 PREFIX = "nextai_"
 LOCAL_DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow", ".txt")
@@ -46,14 +46,8 @@ class ConfigError(ValueError):
 def one_line(exc: BaseException) -> str:
     """A config error as one line: pydantic's errors as "`key`: message (got value)", else the first line."""
     if isinstance(exc, ValidationError):
-        parts = []
-        for e in exc.errors():
-            key = ".".join(map(str, e["loc"]))
-            got = f" (got {e['input']!r:.60})" if key else ""
-            parts.append(f"`{key}`: {e['msg']}{got}" if key else e["msg"])
-        return "; ".join(parts)
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        return validation_problem(exc)
+    return first_line(exc)
 
 
 def report_config_errors_in_one_line() -> None:
@@ -79,9 +73,8 @@ def validate_plugin_keys(cfg: Mapping) -> NextAIArgs:
     known = NextAIArgs.model_fields
     for key in ours:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" Did you mean `{close[0]}`?" if close else f" Known keys: {', '.join(sorted(known))}."
-            raise ConfigError(f"unknown config key `{key}`.{hint}")
+            hint = did_you_mean(key, known) or f" (known keys: {', '.join(sorted(known))})"
+            raise ConfigError(f"unknown config key `{key}`{hint}")
     try:
         return NextAIArgs.model_validate(ours, strict=True)
     except ValidationError as exc:

@@ -18,7 +18,6 @@ the base model folder, a checkpoint) is a warning here; training refuses it.
 from __future__ import annotations
 
 import copy
-import difflib
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +26,7 @@ import click
 import yaml
 
 from axolotl_nextai.checks.config_checks import PREFIX, ConfigError, missing_files, one_line, value_problems
+from data_builders.errors import did_you_mean
 
 # What axolotl.cli.config.gpu_capabilities() reports on one A100 (sm_80: bf16 and tf32, no fp8).
 A100_CAPABILITIES = {"bf16": True, "fp8": False, "tf32": True, "n_gpu": 1, "compute_capability": "sm_80"}
@@ -44,8 +44,7 @@ def unknown_keys(cfg: Mapping, known: set[str], dataset_known: set[str]) -> list
     problems = []
 
     def report(where: str, key: str, pool: set[str]) -> None:
-        close = difflib.get_close_matches(key, pool, n=1)
-        problems.append(f"unknown key `{where}{key}`" + (f" (did you mean `{close[0]}`?)" if close else ""))
+        problems.append(f"unknown key `{where}{key}`{did_you_mean(key, pool)}")
 
     for key in cfg:
         if key not in known:
@@ -70,8 +69,7 @@ def unknown_optimizer(cfg: Mapping, known: set[str]) -> list[str]:
     name = cfg.get("optimizer")
     if name is None or name in known:
         return []
-    close = difflib.get_close_matches(str(name), known, n=1)
-    return [f"unknown optimizer `{name}`" + (f" (did you mean `{close[0]}`?)" if close else "")]
+    return [f"unknown optimizer `{name}`{did_you_mean(name, known)}"]
 
 
 def known_keys() -> tuple[set[str], set[str]]:

@@ -12,7 +12,7 @@ def test_valid_keys_parse():
 
 
 def test_unknown_key_is_named_with_suggestion():
-    with pytest.raises(ConfigError, match=r"unknown config key `nextai_reprot`.*Did you mean `nextai_report`"):
+    with pytest.raises(ConfigError, match=r"unknown config key `nextai_reprot` \(did you mean `nextai_report`\?\)"):
         validate_plugin_keys({"nextai_reprot": True})
 
 

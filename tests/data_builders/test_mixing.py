@@ -62,12 +62,12 @@ def write(tmp_path, spec) -> str:
 
 
 @pytest.mark.parametrize(("sources", "message"), [
-    ([{"source": "dolly", "percent": 150}], r"sources\.0\.percent: Input should be less than or equal to 100"),
-    ([{"source": "dolly", "percent": -1}], r"sources\.0\.percent: Input should be greater than or equal to 0"),
-    ([{"source": "dolly"}], r"sources\.0: .*needs exactly one of percent or rows"),
+    ([{"source": "dolly", "percent": 150}], r"`sources\.0\.percent`: Input should be less than or equal to 100"),
+    ([{"source": "dolly", "percent": -1}], r"`sources\.0\.percent`: Input should be greater than or equal to 0"),
+    ([{"source": "dolly"}], r"`sources\.0`: .*needs exactly one of percent or rows"),
     ([{"source": "dolly", "percent": 10, "rows": 5}], r"needs exactly one of percent or rows"),
-    ([{"source": "nope", "percent": 10}], r"sources\.0: .*unknown source 'nope'"),
-    ([{"source": "mine", "percent": 10, "path": "x.jsonl"}], r"sources\.0: .*needs fields"),
+    ([{"source": "nope", "percent": 10}], r"`sources\.0`: .*unknown source 'nope'"),
+    ([{"source": "mine", "percent": 10, "path": "x.jsonl"}], r"`sources\.0`: .*needs fields"),
     ([{"source": "dolly", "percent": 10, "fields": {"instruction": "a", "output": "b"}}], r"fixed schema"),
     ([{"source": "codegen", "percent": 10, "fields": {"prompt": "a"}}], r"must map instruction and output"),
 ])
