@@ -2,8 +2,9 @@
 
 Template (data_builders/alpaca_prompt.py) and tokenization follow Stanford Alpaca / alpaca-lora, which
 Platypus' `finetune.py` (the nextAI team's starting point) uses: tokenize prompt + response as one text, append
-EOS unless the text was cut at `sequence_len`, and mask the prompt's tokens (`-100`) unless `train_on_inputs`. Tokenizing the whole text,
-not the two halves, keeps the tokens at the boundary the ones the model sees at inference.
+EOS unless the text was cut at `sequence_len`, and mask the prompt's tokens (`-100`) unless `train_on_inputs`.
+Tokenizing the whole text, not the two halves, keeps the tokens at the boundary the ones the model sees at
+inference.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`python -m axolotl_nextai.real_model`, the path users type; the code is in axolotl_nextai/models/real_model.py."""
+"""`python -m axolotl_nextai.real_model`, the path users type; the code is in models/real_model.py."""
 
 from axolotl_nextai.models.real_model import main
 

@@ -1,4 +1,4 @@
-"""`python -m axolotl_nextai.report`, the path users type; the code is in axolotl_nextai/run/report.py."""
+"""`python -m axolotl_nextai.report`, the path users type; the code is in run/report.py."""
 
 from axolotl_nextai.run.report import main
 

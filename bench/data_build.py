@@ -3,8 +3,8 @@ near-dedup buy over Platypus' keep-loop?
 
 Writes every v5 source at its real row count and roughly its real text lengths (word salad drawn from the
 shipped sample's vocabulary, 1 % of rows planted as light edits of an earlier row), builds v5 from them
-through `build()`'s own stages (`load_sources`, `filter_and_select`, `embed`), timed one by one, embedding (no cache, so
-cold) only the first --embed-rows selected rows and extrapolating the rest, then runs
+through `build()`'s own stages (`load_sources`, `filter_and_select`, `embed`), timed one by one, embedding
+(no cache, so cold) only the first --embed-rows selected rows and extrapolating the rest, then runs
 the dedup step twice on those rows: `near_dup.select` and the loop of Platypus'
 `data_similarity.ipynb` (sklearn cosine of each item against the list of kept vectors). Same kept set
 required. Prints one line per stage and writes bench/results/data_build-<date>.md.

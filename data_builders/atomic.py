@@ -3,7 +3,8 @@
 `write_set` extends that to the files of one command's output (a build's data and its manifest): every file is
 written to a temporary beside it first, and only once all are written are they renamed into place, so a failed
 write leaves the earlier set untouched. `staging_dir` + `replace_dir` (or `atomic_folder`, both in one block) do
-the same for a folder (a model). New files and folders get the mode the umask gives, as `open()` would (mkstemp alone makes them 0600).
+the same for a folder (a model). New files and folders get the mode the umask gives, as `open()` would
+(mkstemp alone makes them 0600).
 """
 
 from __future__ import annotations
