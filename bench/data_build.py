@@ -5,7 +5,7 @@ Writes every v5 source at its real row count and roughly its real text lengths (
 shipped sample's vocabulary, 1 % of rows planted as light edits of an earlier row), builds v5 from them
 through `build()`'s own stages (`load_sources`, `filter_and_select`, `embed`), timed one by one, embedding
 (no cache, so cold) only the first --embed-rows selected rows and extrapolating the rest, then runs
-the dedup step twice on those rows: `near_dup.select` and the loop of Platypus'
+the dedup step twice on those rows: `near_dup.keep_first_seen` and the loop of Platypus'
 `data_similarity.ipynb` (sklearn cosine of each item against the list of kept vectors). Same kept set
 required. Prints one line per stage and writes bench/results/data_build-<date>.md.
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from data_builders.build import Build, filter_and_select, filter_rules, load_sources
 from data_builders.dedup import near_dup
-from data_builders.dedup.embed import DEFAULT_MODEL, embed, load_model
+from data_builders.dedup.embed import DEFAULT_MODEL, embed, load_embedding_model
 from data_builders.mixing import load_mixture
 from data_builders.sources import sample_dir
 from data_builders.sources.base import find_source_file
@@ -140,13 +140,13 @@ def main() -> None:
         paths = {e.source: find_source_file(e.source, src) for e in mixture.sources}
         loaded = timed("load", lambda: load_sources(mixture, paths).records)
         selected = timed("filter+select", lambda: filter_and_select(mixture, loaded, filter_rules()).records)
-        timed("load embedding model", lambda: load_model(DEFAULT_MODEL))  # once per process, not per build row
+        timed("load embedding model", lambda: load_embedding_model(DEFAULT_MODEL))  # once per process, not per build row
         n = min(args.embed_rows, len(selected))
         real = timed(f"embed first {n} rows", lambda: embed([r.prompt_text for r in selected[:n]]))
         rate = n / times[f"embed first {n} rows"]
         say(f"embeddings/s {rate:.1f}; all {len(selected)} selected rows: {len(selected) / rate:.0f} s (extrapolated)")
 
-        keep, _ = timed(f"near-dedup blocked, {n} rows", lambda: near_dup.select(real, 0.9))
+        keep, _ = timed(f"near-dedup blocked, {n} rows", lambda: near_dup.keep_first_seen(real, 0.9))
         kept_loop = timed(f"near-dedup keep-loop, {n} rows", lambda: platypus_keep_loop(real, 0.9))
         same = np.flatnonzero(keep).tolist() == kept_loop
         ratio = times[f"near-dedup keep-loop, {n} rows"] / times[f"near-dedup blocked, {n} rows"]
@@ -156,7 +156,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         rest = rng.standard_normal((len(selected) - n, real.shape[1])).astype(np.float32)
         full = np.concatenate([real, rest / np.linalg.norm(rest, axis=1, keepdims=True)])
-        timed(f"near-dedup blocked, {len(full)} rows", lambda: near_dup.select(full, 0.9))
+        timed(f"near-dedup blocked, {len(full)} rows", lambda: near_dup.keep_first_seen(full, 0.9))
         out = Build(selected, {"bench": True})
         timed("write", lambda: write_build(out, src / "v5.jsonl"))
         measured = sum(t for k, t in times.items() if k in ("load", "filter+select", "write")

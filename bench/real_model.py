@@ -123,7 +123,7 @@ def evaluate(device: str, out: Path) -> dict:
     from peft import PeftModel
 
     from axolotl_nextai.eval import runner
-    from axolotl_nextai.models.checkpoint import load_model
+    from axolotl_nextai.models.checkpoint import load_base_and_adapter
 
     size = SIZES[device]
     limits = runner.parse_limits(size["limits"])
@@ -133,7 +133,7 @@ def evaluate(device: str, out: Path) -> dict:
         "sequence_len"]
     # bf16 on a GPU, fp32 on a CPU, not NF4: what nextai-eval does on a CPU, and a 135M model in 4-bit spends its
     # time dequantizing
-    model, tokenizer = load_model(str(ROOT / MODEL), str(out / "faithful"), load_in_4bit=False)
+    model, tokenizer = load_base_and_adapter(str(ROOT / MODEL), str(out / "faithful"), load_in_4bit=False)
     assert isinstance(model, PeftModel)
     model.load_adapter(str(out / "fast"), adapter_name="fast")
     rows, start = {}, time.time()

@@ -74,7 +74,7 @@ def check_names(names: list[str]) -> list[str]:
     return names
 
 
-def iter_hub_rows(origin: dict) -> Iterator[tuple[str, dict]]:
+def iter_benchmark_hub_rows(origin: dict) -> Iterator[tuple[str, dict]]:
     """The rows of a `hub_origin`: the dataset, subset and split lm-eval scores for its task."""
     from datasets import load_dataset
 
@@ -111,7 +111,7 @@ def load_benchmarks(names: list[str], benchmarks_dir: Path | None = None) -> Ben
         task, spec = BENCHMARKS[name], BY_COLUMN[BENCHMARKS[name].column]
         if benchmarks_dir is None:
             origin = hub_origin(task)
-            rows = iter_hub_rows(origin)
+            rows = iter_benchmark_hub_rows(origin)
         else:
             path = find_source_file(name, benchmarks_dir, kind="benchmark")
             rows, origin = read_file(path)

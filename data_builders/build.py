@@ -31,7 +31,7 @@ from data_builders.filters.exact_dup import ExactDuplicate
 from data_builders.filters.licence import Licence, licence_class
 from data_builders.filters.platypus_subsets import PlatypusSubsets
 from data_builders.manifest import manifest_head
-from data_builders.mixing import Decontaminate, Mixture, entry_spec, select, wanted_count
+from data_builders.mixing import Decontaminate, Mixture, entry_spec, seeded_sample, wanted_count
 from data_builders.records import Record
 from data_builders.sources.base import find_source_file, load
 from data_builders.summary import length_stats
@@ -176,7 +176,7 @@ def filter_and_select(mixture: Mixture, loaded: dict[str, list[Record]], rules: 
     for entry in tqdm(mixture.sources, desc="filter+select", unit="source", disable=not progress):
         counts: Counter = Counter()
         kept = run_filters(loaded[entry.source], rules, counts, dropped)
-        chosen = select(kept, wanted_count(entry, len(kept)), mixture.seed, entry.source)
+        chosen = seeded_sample(kept, wanted_count(entry, len(kept)), mixture.seed, entry.source)
         counts_all.update(counts)
         chosen_all.extend(chosen)
         per_source[entry.source] = {"dropped": dict(sorted(counts.items())), "available": len(kept),
@@ -259,7 +259,7 @@ def build(mixture: Mixture, options: BuildOptions = BuildOptions()) -> Build:
     if found is not None:
         stages["decontaminate"] = {"removed": found.summary["removed"], "out": len(out)}
     manifest = manifest_head("nextai-data", options.model)
-    manifest["options"].update(on_error=options.on_error, license=options.licence, threshold=mixture.threshold)
+    manifest["options"].update(on_error=options.on_error, licence=options.licence, threshold=mixture.threshold)
     manifest.update({
         "mixture": mixture.model_dump(exclude_defaults=True),
         "sources": per_source,

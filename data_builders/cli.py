@@ -37,7 +37,7 @@ def main() -> None:
 @click.option("--sample", is_flag=True, help="Use the small hand-written sample shipped in the package.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="skip: drop bad rows and count them in the manifest.")
-@click.option("--license", "licence", type=click.Choice(["any", "commercial", "research"]), default="any",
+@click.option("--licence", "--license", "licence", type=click.Choice(["any", "commercial", "research"]), default="any",
               show_default=True, help="Keep only rows whose licence allows this use.")
 @click.option("--model", default=None, help="Sentence-Transformers model (name or folder) for near-dedup.")
 @click.option("--tokenizer", default=None, help="Tokenizer (name or folder) for token statistics.")

@@ -147,7 +147,7 @@ def wanted_count(entry: Entry, available: int) -> int:
     return selected_count(entry.percent, available)
 
 
-def select(records: list[Record], n: int, seed: int, source: str) -> list[Record]:
+def seeded_sample(records: list[Record], n: int, seed: int, source: str) -> list[Record]:
     """Exactly `n` records, a seeded sample per source, in their original order."""
     chosen = sorted(random.Random(f"{seed}:{source}").sample(range(len(records)), n))
     return [records[i] for i in chosen]

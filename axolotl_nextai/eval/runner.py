@@ -338,7 +338,7 @@ def plot_comparison(rows: list[tuple[str, dict]]) -> bytes:
     return png.getvalue()
 
 
-def write_report(out_dir: Path, rows: list[tuple[str, dict]], results: dict, note: str,
+def write_results(out_dir: Path, rows: list[tuple[str, dict]], results: dict, note: str,
                  change: dict | None = None, configs: list[dict] = ()) -> str:
     """`results.md`, `results.json`, the local task YAMLs (`tasks/`) and, with two rows, `comparison.png` in
     `out_dir`, as one set: the last row (the model asked for) at the top level of the JSON, the base under

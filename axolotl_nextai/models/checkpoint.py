@@ -1,7 +1,7 @@
 """Load a trained run for inference, the way it was trained: base model + LoRA adapter, 4-bit on a GPU.
 
 `nextai-serve` and `nextai-eval` name the two as `--base-model` and `--adapter`; `check_model_paths` looks at
-local folders before anything loads, and `load_model` reports a load failure as one line naming the option.
+local folders before anything loads, and `load_base_and_adapter` reports a load failure as one line naming the option.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def qlora_quantization():
                               bnb_4bit_compute_dtype=torch.bfloat16)
 
 
-def load_model(base_model: str, adapter: str | None = None, load_in_4bit: bool | None = None):
+def load_base_and_adapter(base_model: str, adapter: str | None = None, load_in_4bit: bool | None = None):
     """(model, tokenizer) in eval mode. NF4 + double quant + bf16 compute (Table 2) when `load_in_4bit`, which
     defaults to "a CUDA GPU is present"; plain fp32 on CPU, where the tiny model runs."""
     import torch

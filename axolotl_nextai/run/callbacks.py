@@ -15,7 +15,7 @@ from transformers import TrainerCallback
 from axolotl_nextai.models.checkpoint import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from axolotl_nextai.run.interrupt import StopOnSignal
 from axolotl_nextai.run.memory import peak_memory_gib
-from axolotl_nextai.run.report import fmt, fmt_hours, fmt_pct, summarize, write_report
+from axolotl_nextai.run.report import fmt, fmt_hours, fmt_pct, summarize, write_run_report
 from axolotl_nextai.run.throughput import StepClock, count_tokens, linear_weight_count, steps_per_epoch
 from axolotl_nextai.run.time_budget import HOUR, must_stop_now, overrun_message, projected_finish_s
 
@@ -113,14 +113,14 @@ class RunReportCallback(TrainerCallback):
         self.pending = False
         if state.is_world_process_zero:
             report = self._report(state, final=False)
-            write_report(report, self.output_dir, final=False)
+            write_run_report(report, self.output_dir, final=False)
             LOG.info(progress_line(report))
 
     def on_train_end(self, args, state, control, **kwargs):
         self.hook.remove()
         if state.is_world_process_zero:
             report = self._report(state, final=True)
-            missing = write_report(report, self.output_dir, final=True)
+            missing = write_run_report(report, self.output_dir, final=True)
             LOG.info(progress_line(report))
             if missing:
                 LOG.warning(f"axolotl-nextai: {missing}")

@@ -142,7 +142,7 @@ def plot_report(report: Mapping, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(report: Mapping, output_dir: str | Path, final: bool) -> str | None:
+def write_run_report(report: Mapping, output_dir: str | Path, final: bool) -> str | None:
     """The JSON always; the Table 9 row and the plot when `final` (they cost more than a progress update).
 
     Returns why the plot is missing, if it is: matplotlib is not in the GPU machine's wheel set

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from data_builders.records import Record
 from data_builders.sources import (
-    alpaca_2k_test,
+    alpaca_2k,
     codegen,
     dolly,
     faithdial,
@@ -20,7 +20,7 @@ from data_builders.sources.base import SourceSpec, find_source_file, load
 
 SOURCES: dict[str, SourceSpec] = {
     m.SPEC.name: m.SPEC
-    for m in (open_platypus, dolly, codegen, faithdial, multi_news, lima, flan_v2_cot, alpaca_2k_test, guanaco)
+    for m in (open_platypus, dolly, codegen, faithdial, multi_news, lima, flan_v2_cot, alpaca_2k, guanaco)
 }
 
 

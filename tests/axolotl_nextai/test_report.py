@@ -12,7 +12,7 @@ from axolotl_nextai.run.report import (
     main,
     summarize,
     table9_markdown,
-    write_report,
+    write_run_report,
 )
 
 RUN = {
@@ -60,9 +60,9 @@ def test_table9_row_has_a_cell_per_column():
 
 def test_files_written_and_printed(tmp_path, capsys):
     report = summarize(history(memory=30.0), {**RUN, "output_dir": str(tmp_path)})
-    assert write_report(report, tmp_path, final=False) is None
+    assert write_run_report(report, tmp_path, final=False) is None
     assert not (tmp_path / TABLE_NAME).exists()
-    assert write_report(report, tmp_path, final=True) is None
+    assert write_run_report(report, tmp_path, final=True) is None
     assert json.loads((tmp_path / REPORT_NAME).read_text())["tokens_per_s"] == 500.0
     assert (tmp_path / PLOT_NAME).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     main([str(tmp_path)])

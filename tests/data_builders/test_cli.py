@@ -103,10 +103,12 @@ def test_list_and_inspect(sample_build):
     assert f"open_platypus: {platypus}\n" in shown.output
 
 
-def test_license_commercial_drops_noncommercial_and_unknown(tmp_path):
+@pytest.mark.parametrize("flag", ["--licence", "--license"])  # the US spelling stays accepted
+def test_licence_commercial_drops_noncommercial_and_unknown(tmp_path, flag):
     out = tmp_path / "c.jsonl"
-    assert run("build", "--mixture", "v5", "--sample", "--license", "commercial", "--out", out).exit_code == 0
+    assert run("build", "--mixture", "v5", "--sample", flag, "commercial", "--out", out).exit_code == 0
     manifest = json.loads(out.with_name("c.manifest.json").read_text())
+    assert manifest["options"]["licence"] == "commercial"
     assert {"licence_noncommercial", "licence_unknown"} <= manifest["stages"]["filter"]["dropped"].keys()
     assert all(key.endswith("(commercial)") for key in manifest["licences"])
 

@@ -4,7 +4,14 @@ import pytest
 import yaml
 
 from data_builders.errors import DataError
-from data_builders.mixing import Entry, load_mixture, mixture_names, select, selected_count, wanted_count
+from data_builders.mixing import (
+    Entry,
+    load_mixture,
+    mixture_names,
+    seeded_sample,
+    selected_count,
+    wanted_count,
+)
 from data_builders.records import Record
 
 
@@ -22,11 +29,12 @@ def test_selected_count_is_within_one_row_everywhere():
 
 
 def test_select_is_seeded_exact_and_keeps_order():
-    records = [Record(f"q{i}", "", "a", "dolly", i, "MIT", False) for i in range(200)]
-    a = select(records, 40, seed=1, source="dolly")
-    assert len(a) == 40 and a == select(records, 40, seed=1, source="dolly")
+    records = [Record(instruction=f"q{i}", input="", output="a", source="dolly", row=i, licence="MIT",
+                      llm_generated=False) for i in range(200)]
+    a = seeded_sample(records, 40, seed=1, source="dolly")
+    assert len(a) == 40 and a == seeded_sample(records, 40, seed=1, source="dolly")
     assert [r.row for r in a] == sorted(r.row for r in a)
-    assert a != select(records, 40, seed=2, source="dolly")
+    assert a != seeded_sample(records, 40, seed=2, source="dolly")
 
 
 def test_wanted_count_by_percent_or_rows():

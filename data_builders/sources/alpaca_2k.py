@@ -1,4 +1,5 @@
-"""alpaca_2k_test: a 2,000-row slice of Stanford Alpaca, already in Alpaca form.
+"""alpaca_2k_test (this module is alpaca_2k.py: a name ending in _test is a test file to pytest): a 2,000-row
+slice of Stanford Alpaca, already in Alpaca form.
 
 - hub: `mhenrichsen/alpaca_2k_test` @ d05c1cb5 (the upload of alpaca_2000.parquet), split train
 - columns: `instruction`, `input`, `output` (all str)
