@@ -18,7 +18,7 @@ budget allows, with the unfused recipe's math:
   `sequence_len`: never more than the unfused recipe's longest micro-step); gradients accumulate across them.
 
 What differs: padding (rows share a batch's padded width; masked, so only float rounding changes) and LoRA
-dropout's random masks (drawn for the batch at once). `tests/axolotl_nextai/test_fused_accumulation.py` checks
+dropout's random masks (drawn for the batch at once). `tests/axolotl_nextai/levers/test_fused_accumulation.py` checks
 equal losses and adapters through the real Axolotl CLI.
 """
 

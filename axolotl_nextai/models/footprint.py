@@ -3,7 +3,7 @@
 `architecture` is the handful of `config.json` values of a Llama-family model (hidden_size, intermediate_size,
 num_hidden_layers, num_attention_heads, num_key_value_heads, vocab_size). The parameter counts are checked against
 peft on a meta-device model (tests/recipes/test_trainable_parameters.py); the memory estimate (`peak_parts`, the
-memory levers included) against the peaks measured on H100 and H200 cards (tests/axolotl_nextai/test_memory_budget.py)."""
+memory levers included) against the peaks measured on H100 and H200 cards (tests/axolotl_nextai/checks/test_memory_budget.py)."""
 
 from __future__ import annotations
 
