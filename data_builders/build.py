@@ -240,7 +240,17 @@ def build(mixture: Mixture, options: BuildOptions = BuildOptions()) -> Build:
     if bench is not None:
         out, found = remove_benchmark_copies(mixture, deduped, bench, decontam.threshold, options)
 
-    warnings = loaded.warnings + selected.warnings
+    manifest = build_manifest(mixture, options, loaded, selected, deduped, out, found)
+    if tok is not None:
+        manifest["tokens"] = token_stats(out, tok, options.tokenizer)
+    return Build(out, manifest, deduped.pairs, selected.dropped, found.pairs if found else None,
+                 manifest["warnings"])
+
+
+def build_manifest(mixture: Mixture, options: BuildOptions, loaded: Loaded, selected: Selected,
+                   deduped: Deduplicated, out: list[Record], found: Contamination | None) -> dict:
+    """The build's manifest from each stage's statistics: per source (origin, rows in, drops, selected,
+    near-duplicates, out), rows per stage, the output's licences, warnings."""
     kept_per_source = Counter(r.source for r in out)
     per_source = {name: {**stats, **selected.per_source[name], "near_duplicates": deduped.removed_per_source[name],
                          "out": kept_per_source[name]} for name, stats in loaded.per_source.items()}
@@ -266,13 +276,11 @@ def build(mixture: Mixture, options: BuildOptions = BuildOptions()) -> Build:
         "stages": stages,
         "licences": dict(sorted(Counter(f"{r.licence} ({licence_class(r.licence)})" for r in out).items())),
         "llm_generated_rows": sum(1 for r in out if r.llm_generated),
-        "warnings": warnings,
+        "warnings": loaded.warnings + selected.warnings,
     })
     if found is not None:
         manifest["decontamination"] = found.summary
-    if tok is not None:
-        manifest["tokens"] = token_stats(out, tok, options.tokenizer)
-    return Build(out, manifest, deduped.pairs, selected.dropped, found.pairs if found else None, warnings)
+    return manifest
 
 
 def pair_row(records: list[Record], removal: Removal) -> dict:
