@@ -150,6 +150,9 @@ def write_folder(gguf_dir: Path, folder: Path) -> int:
     tokenizer.clean_up_tokenization_spaces = False  # as SmolLM2's own tokenizer: BPE keeps its spaces
     model.config.pad_token_id = model.generation_config.pad_token_id = end_id
     model.generation_config.eos_token_id = end_id
+    # transformers 5 tags a GGUF load as quantized and refuses to save it, though its weights are float32 by now
+    model.hf_quantizer = None
+    model.config.__dict__.pop("quantization_config", None)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return model.num_parameters()

