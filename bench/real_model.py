@@ -10,10 +10,12 @@ paper's benchmark families and the loss on held-out real rows.
 - eval: base, faithful adapter and fast adapter in one process (`nextai-eval`'s runner; the base is the adapter
   switched off): the full MMLU test sets of the paper's 17 subjects, BBQ's six categories present, TruthfulQA,
   paired changes with 95 % intervals, and the loss per response token on `data_builders/real/rows/heldout.jsonl`.
-  On a CPU: the paper's own 50 items per task (`helm-50`).
+  On a CPU: from the paper's own 50 items per task (`helm-50`), 5 per MMLU subject, 50 BBQ and 50 TruthfulQA (two
+  busy cores score about a request a second; all 850 MMLU items would take hours per model).
 
     python bench/real_model.py --stage data                  # here: data/smollm2-v5.jsonl
     python bench/real_model.py --stage run --out DIR         # CUDA if present, else the CPU size: DIR/real_model.json
+    python bench/real_model.py --stage eval --out DIR        # evaluate DIR's adapters again (no training)
     python bench/real_model.py --stage report --results DIR/real_model.json --command "..."  # bench/results/*.md
 
 On the GPU machine (no MiniLM, no Axolotl): bench/gpu/real_model.sh carries the data, model and wheels over.
@@ -48,7 +50,8 @@ MODEL = DEFAULT_OUT
 # 11,956 items (its 12 answer variants per item make it ~3/4 of all requests). CPU: what 2 cores finish in hours.
 SIZES = {
     "cuda": {"items": "full", "limits": ["none", "bbq=2000"], "rows": None, "sequence_len": None, "batch_size": 32},
-    "cpu": {"items": "helm-50", "limits": ["50"], "rows": 240, "sequence_len": 512, "batch_size": 1},
+    "cpu": {"items": "helm-50", "limits": ["mmlu=5", "bbq=50", "truthfulqa=50"], "rows": 240, "sequence_len": 512,
+            "batch_size": 1},
 }
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "axolotl", "accelerate", "lm_eval", "gguf")
 OFFLINE = {"AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
@@ -169,7 +172,16 @@ def _installed(package: str) -> bool:
     return True
 
 
-def run(device: str, epochs: int, out: Path) -> Path:
+def run(device: str, epochs: int, out: Path, retrain: bool = True) -> Path:
+    """Train both recipes (unless `retrain` is off and `out` holds their results), then evaluate."""
+    path = out / "real_model.json"
+    if not retrain:
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing: --stage eval needs a finished --stage run in --out")
+        results = json.loads(path.read_text())
+        results["eval"] = evaluate(results["machine"]["device"], out)
+        path.write_text(json.dumps(results, indent=2, default=str))
+        return path
     out.mkdir(parents=True, exist_ok=True)
     if not (ROOT / DATA).is_file():
         raise SystemExit(f"{DATA} is missing: build it first (python bench/real_model.py --stage data)")
@@ -178,7 +190,6 @@ def run(device: str, epochs: int, out: Path) -> Path:
     rows = cpu_rows(out) if device == "cpu" else sum(1 for _ in (ROOT / DATA).open())
     results = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "epochs": epochs,
                "machine": machine(device), "data_rows": rows, "train": {}}
-    path = out / "real_model.json"
     for name in RECIPES:  # written after each stage: a run cut off at its time limit keeps what it finished
         results["train"][name] = train(name, device, epochs, out)
         path.write_text(json.dumps(results, indent=2, default=str))
@@ -235,7 +246,8 @@ def report(results_path: Path, command: str, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", choices=["data", "run", "report", "all"], default="all")
+    parser.add_argument("--stage", choices=["data", "run", "eval", "report", "all"], default="all",
+                        help="eval: evaluate the adapters a finished run left in --out again, without training")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--epochs", type=int, default=1, help="1-3 (the paper: 1; its v3: 2)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "real_model")
@@ -250,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage in ("data", "all"):
         build_data()
     results = args.results
-    if args.stage in ("run", "all"):
-        results = run(args.device, args.epochs, args.out)
+    if args.stage in ("run", "eval", "all"):
+        results = run(args.device, args.epochs, args.out, retrain=args.stage != "eval")
     if args.stage in ("report", "all"):
         date = dt.date.today().isoformat()
         report(results or args.out / "real_model.json", args.command,
