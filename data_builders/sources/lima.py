@@ -4,7 +4,7 @@
   longer runs: download its `train.jsonl` and use `--source-dir` or `--path lima=FILE`; revision not
   pinned here), split train
 - columns: `conversations` (list of str, alternating user/assistant, mostly 2), `source` (str; optional:
-  copies such as LLaMA-Factory's, whose rows `data_builders/real/lima.jsonl.gz` holds, drop it)
+  copies such as LLaMA-Factory's, whose rows `data_builders/real/rows/lima.jsonl.gz` holds, drop it)
 - licence: CC BY-NC-SA (stricter for some upstream sources): recorded as CC-BY-NC-SA-4.0
 - LLM-generated: no; rows: 1,030 train
 - Table 1: LIMA.
