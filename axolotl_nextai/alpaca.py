@@ -1,32 +1,17 @@
 """The paper's Alpaca prompt strategy: `type: axolotl_nextai.alpaca` in a recipe's `datasets:`.
 
-Template and tokenization follow Stanford Alpaca / alpaca-lora, which Platypus' `finetune.py` (the nextAI
-team's starting point) uses: tokenize prompt + response as one text, append EOS unless the text was cut at
-`sequence_len`, and mask the prompt's tokens (`-100`) unless `train_on_inputs`. Tokenizing the whole text,
-not the two halves, keeps the tokens at the boundary the ones the model sees at inference.
+Template (data_builders/alpaca_prompt.py) and tokenization follow Stanford Alpaca / alpaca-lora, which
+Platypus' `finetune.py` (the nextAI team's starting point) uses: tokenize prompt + response as one text, append
+EOS unless the text was cut at `sequence_len`, and mask the prompt's tokens (`-100`) unless `train_on_inputs`.
+Tokenizing the whole text, not the two halves, keeps the tokens at the boundary the ones the model sees at
+inference.
 """
 
 from __future__ import annotations
 
 from axolotl.prompt_tokenizers import IGNORE_INDEX, PromptTokenizingStrategy
 
-PROMPT_WITH_INPUT = (
-    "Below is an instruction that describes a task, paired with an input that provides further context. "
-    "Write a response that appropriately completes the request.\n\n"
-    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
-)
-PROMPT_NO_INPUT = (
-    "Below is an instruction that describes a task. "
-    "Write a response that appropriately completes the request.\n\n"
-    "### Instruction:\n{instruction}\n\n### Response:\n"
-)
-
-
-def render_prompt(instruction: str, input: str = "") -> str:
-    """The prompt up to and including `### Response:\\n`; the no-input variant when `input` is empty."""
-    if input:
-        return PROMPT_WITH_INPUT.format(instruction=instruction, input=input)
-    return PROMPT_NO_INPUT.format(instruction=instruction)
+from data_builders.alpaca_prompt import render_prompt
 
 
 def tokenize_example(tokenizer, instruction: str, input: str, output: str, cutoff: int, train_on_inputs: bool) -> dict:

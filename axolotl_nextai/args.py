@@ -24,7 +24,7 @@ class NextAIArgs(BaseModel):
         default=312.0,
         gt=0,
         description="Peak dense bf16 TFLOP/s of the card, the MFU denominator: 312 for the paper's A100; "
-        "989 for an H100 SXM datasheet, 790 as measured on ours (../shared/notes/gpu-memory.md).",
+        "989 for an H100 SXM datasheet, 790 as measured on ours (docs/gpu-memory.md).",
     )
     nextai_check_datasets: bool = Field(
         default=True,
@@ -90,7 +90,7 @@ class NextAIArgs(BaseModel):
         "train them in as few forward passes as nextai_fuse_accumulation_max_tokens allows, each row's loss "
         "weighted as in its own micro-batch: the same rows, order, optimizer steps, schedule and loss (padding "
         "and LoRA dropout's random masks aside), less fixed cost per row. Needs unpacked rows (sample_packing "
-        "false) and the model's own loss (no fused cross-entropy kernel). See axolotl_nextai/fused_accumulation.py.",
+        "false) and the model's own loss (no fused cross-entropy kernel). See axolotl_nextai/levers/fused_accumulation.py.",
     )
     nextai_fuse_accumulation_max_tokens: int | None = Field(
         default=None,

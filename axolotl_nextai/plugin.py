@@ -12,17 +12,8 @@ import torch
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
-from axolotl_nextai.attention import apply_changes, flash_attn_installed, resolve_attention
-from axolotl_nextai.callbacks import (
-    CompleteAdapterCallback,
-    FreezeGarbageCollectorCallback,
-    RunReportCallback,
-    SignalStopCallback,
-    StopRecord,
-    TimeBudgetCallback,
-)
-from axolotl_nextai.chunked_dequant import install as install_chunked_dequant
-from axolotl_nextai.config_checks import (
+from axolotl_nextai.checks.attention import apply_changes, flash_attn_installed, resolve_attention
+from axolotl_nextai.checks.config_checks import (
     PREFIX,
     ConfigError,
     check_alpaca_rows,
@@ -31,17 +22,26 @@ from axolotl_nextai.config_checks import (
     validate_plugin_keys,
     value_problems,
 )
-from axolotl_nextai.cpu_embeddings import move_embeddings_to_cpu
-from axolotl_nextai.cuda_only import keys_to_disable
-from axolotl_nextai.fused_accumulation import fuse_accumulation, fused_batch_args, fusion_problem
-from axolotl_nextai.interrupt import stop_with_launcher
-from axolotl_nextai.memory import apply_memory_cap, device_memory_bytes, use_expandable_segments
-from axolotl_nextai.memory_budget import architecture, budget, check_eager_attention
-from axolotl_nextai.prepared_cache import content_digest, content_keyed_path, local_dataset_paths
-from axolotl_nextai.quiet import silence_known_noise
-from axolotl_nextai.recipe_check import find_typos
-from axolotl_nextai.tiled_mlp import tile_model
-from axolotl_nextai.time_budget import launch_time
+from axolotl_nextai.checks.cuda_only import keys_to_disable
+from axolotl_nextai.checks.memory_budget import architecture, budget, check_eager_attention
+from axolotl_nextai.checks.recipe_check import find_typos
+from axolotl_nextai.levers.chunked_dequant import install as install_chunked_dequant
+from axolotl_nextai.levers.cpu_embeddings import move_embeddings_to_cpu
+from axolotl_nextai.levers.fused_accumulation import fuse_accumulation, fused_batch_args, fusion_problem
+from axolotl_nextai.levers.tiled_mlp import tile_model
+from axolotl_nextai.run.callbacks import (
+    CompleteAdapterCallback,
+    FreezeGarbageCollectorCallback,
+    RunReportCallback,
+    SignalStopCallback,
+    StopRecord,
+    TimeBudgetCallback,
+)
+from axolotl_nextai.run.interrupt import stop_with_launcher
+from axolotl_nextai.run.memory import apply_memory_cap, device_memory_bytes, use_expandable_segments
+from axolotl_nextai.run.prepared_cache import content_digest, content_keyed_path, local_dataset_paths
+from axolotl_nextai.run.time_budget import launch_time
+from data_builders.quiet import silence_known_noise
 
 LOG = get_logger(__name__)
 report_config_errors_in_one_line()
@@ -99,7 +99,7 @@ class NextAIPlugin(BasePlugin):
         disabled = keys_to_disable(cfg, torch.cuda.is_available())
         if disabled:
             LOG.warning(f"axolotl-nextai: no CUDA device, so Axolotl's LoRA kernels are off: {', '.join(disabled)} "
-                        "set false (they need CUDA; see axolotl_nextai/cuda_only.py)")
+                        "set false (they need CUDA; see axolotl_nextai/checks/cuda_only.py)")
             cfg.update(dict.fromkeys(disabled, False))
         digest = content_digest(local_dataset_paths(cfg)) if args.nextai_content_keyed_prepared_data else None
         if digest:

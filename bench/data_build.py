@@ -3,9 +3,9 @@ near-dedup buy over Platypus' keep-loop?
 
 Writes every v5 source at its real row count and roughly its real text lengths (word salad drawn from the
 shipped sample's vocabulary, 1 % of rows planted as light edits of an earlier row), builds v5 from them
-through `build()`'s own steps (`load`, `filter_select`, `embed`), timed one by one, embedding (no cache, so
-cold) only the first --embed-rows selected rows and extrapolating the rest, then runs
-the dedup step twice on those rows: `near_dup.select` and the loop of Platypus'
+through `build()`'s own stages (`load_sources`, `filter_and_select`, `embed`), timed one by one, embedding
+(no cache, so cold) only the first --embed-rows selected rows and extrapolating the rest, then runs
+the dedup step twice on those rows: `near_dup.keep_first_seen` and the loop of Platypus'
 `data_similarity.ipynb` (sklearn cosine of each item against the list of kept vectors). Same kept set
 required. Prints one line per stage and writes bench/results/data_build-<date>.md.
 
@@ -22,20 +22,20 @@ import random
 import sys
 import tempfile
 import time
-from collections import Counter
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from data_builders.build import Build, filter_rules, filter_select, sample_dir
+from data_builders.build import Build, filter_and_select, filter_rules, load_sources
 from data_builders.dedup import near_dup
-from data_builders.dedup.embed import DEFAULT_MODEL, embed, load_model
-from data_builders.mixing import entry_spec, load_mixture
-from data_builders.sources.base import find_source_file, load
+from data_builders.dedup.embed import DEFAULT_MODEL, embed, load_embedding_model
+from data_builders.mixing import load_mixture
+from data_builders.sources import sample_dir
+from data_builders.sources.base import find_source_file
 from data_builders.writers import write_build
 
-# Real row counts (data-sources notes); mean words per field, roughly as in each dataset.
+# Real row counts (data_builders/README.md, Sources); mean words per field, roughly as in each dataset.
 PLATYPUS_SUBSETS = {"MATH/PRM-800K": 12298, "ARB": 713, "scienceqa": 1317, "scibench": 616, "theoremqa": 564,
                     "reclor": 4530, "tigerbot-kaggle": 386, "leetcode_ne": 1100, "airoboros": 2605, "guanaco": 797}
 ROWS = {"dolly": 15011, "faithdial": 18357, "multi_news": 44972, "lima": 1030, "codegen": 4000,
@@ -137,23 +137,16 @@ def main() -> None:
         counts = timed("write synthetic sources", lambda: write_sources(src, args.scale))
         say(f"rows per source: {counts}")
         # The stages of build.build(), called one by one so each is timed (and embedding can stop at --embed-rows).
-        loaded = timed("load", lambda: {e.source: load(entry_spec(e), find_source_file(e.source, src)).records
-                                        for e in mixture.sources})
-
-        def filter_select_all():
-            rules, counts, chosen = filter_rules("any"), Counter(), []
-            for e in mixture.sources:
-                chosen += filter_select(e, loaded[e.source], rules, mixture.seed, counts)[1]
-            return chosen
-
-        selected = timed("filter+select", filter_select_all)
-        timed("load embedding model", lambda: load_model(DEFAULT_MODEL))  # once per process, not per build row
+        paths = {e.source: find_source_file(e.source, src) for e in mixture.sources}
+        loaded = timed("load", lambda: load_sources(mixture, paths).records)
+        selected = timed("filter+select", lambda: filter_and_select(mixture, loaded, filter_rules()).records)
+        timed("load embedding model", lambda: load_embedding_model(DEFAULT_MODEL))  # once per process, not per build row
         n = min(args.embed_rows, len(selected))
         real = timed(f"embed first {n} rows", lambda: embed([r.prompt_text for r in selected[:n]]))
         rate = n / times[f"embed first {n} rows"]
         say(f"embeddings/s {rate:.1f}; all {len(selected)} selected rows: {len(selected) / rate:.0f} s (extrapolated)")
 
-        keep, _ = timed(f"near-dedup blocked, {n} rows", lambda: near_dup.select(real, 0.9))
+        keep, _ = timed(f"near-dedup blocked, {n} rows", lambda: near_dup.keep_first_seen(real, 0.9))
         kept_loop = timed(f"near-dedup keep-loop, {n} rows", lambda: platypus_keep_loop(real, 0.9))
         same = np.flatnonzero(keep).tolist() == kept_loop
         ratio = times[f"near-dedup keep-loop, {n} rows"] / times[f"near-dedup blocked, {n} rows"]
@@ -163,7 +156,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         rest = rng.standard_normal((len(selected) - n, real.shape[1])).astype(np.float32)
         full = np.concatenate([real, rest / np.linalg.norm(rest, axis=1, keepdims=True)])
-        timed(f"near-dedup blocked, {len(full)} rows", lambda: near_dup.select(full, 0.9))
+        timed(f"near-dedup blocked, {len(full)} rows", lambda: near_dup.keep_first_seen(full, 0.9))
         out = Build(selected, {"bench": True})
         timed("write", lambda: write_build(out, src / "v5.jsonl"))
         measured = sum(t for k, t in times.items() if k in ("load", "filter+select", "write")

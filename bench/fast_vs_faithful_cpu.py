@@ -37,8 +37,8 @@ sys.path.append(str(ROOT / "tests"))
 from axolotl_launch import launch_train, tiny_cpu_config, train_command
 from v5_shaped import CUTOFF, make_rows, sample_lengths
 
-from axolotl_nextai.report import REPORT_NAME
-from axolotl_nextai.tiny_model import TINY_LLAMA, build_tiny_llama
+from axolotl_nextai.models.tiny_model import TINY_LLAMA, build_tiny_llama
+from axolotl_nextai.run.report import REPORT_NAME
 
 RECIPES = ROOT / "recipes"
 NOT_ON_CPU = {

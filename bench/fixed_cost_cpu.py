@@ -1,6 +1,6 @@
 """Where a QLoRA micro-step's fixed cost comes from: operator dispatches and NF4 dequantizations per decoder layer.
 
-On the GPU a micro-step of one short row costs ~0.8 s whatever its length (../shared/notes/gpu-memory.md). That
+On the GPU a micro-step of one short row costs ~0.8 s whatever its length (docs/gpu-memory.md). That
 fixed part is work done once per pass over the model: every NF4 weight dequantized (forward, recompute,
 backward) and every operator dispatched from Python. Both are counted here, on the tiny NF4 Llama through the
 same stack the GPU runs (bitsandbytes Linear4bit, peft LoRA on o_proj + down_proj, reentrant checkpointing):
@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench" / "gpu")]
 from standalone import load_hf
 
-from axolotl_nextai.synth import PRESETS, write_synthetic_llama
+from axolotl_nextai.models.synth import PRESETS, write_synthetic_llama
 
 LLAMA2_70B_LAYERS = 80
-LLAMA2_70B_LINEAR = 68.71e9  # N, lm_head included (../shared/notes/gpu-memory.md)
+LLAMA2_70B_LINEAR = 68.71e9  # N, lm_head included (docs/gpu-memory.md)
 H200_BANDWIDTH = 4.8e12  # bytes/s, HBM3e datasheet
 DEQUANT_BYTES_PER_WEIGHT = 0.5 + 2 + 2  # read 4 bits, write bf16, the GEMM reads that bf16 copy back
 ROWS, TOKENS, REPEATS = 4, 64, 5

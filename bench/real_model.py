@@ -38,7 +38,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the repo first: tests/data_builders (a namespace folder) must not shadow it
-from axolotl_nextai.real_model import DEFAULT_OUT
+from axolotl_nextai.models.real_model import DEFAULT_OUT
 
 RECIPES = {"faithful": "smollm2-135m-v5.yml", "fast": "smollm2-135m-v5-fast.yml"}
 CPU_RECIPE = "smollm2-135m-v5-cpu.yml"
@@ -125,8 +125,8 @@ def evaluate(device: str, out: Path) -> dict:
     """Base, faithful and fast rows on the same items, in one process; paired changes against the base."""
     from peft import PeftModel
 
-    from axolotl_nextai.checkpoint import load_model
     from axolotl_nextai.eval import runner
+    from axolotl_nextai.models.checkpoint import load_base_and_adapter
 
     size = SIZES[device]
     limits = runner.parse_limits(size["limits"])
@@ -136,7 +136,7 @@ def evaluate(device: str, out: Path) -> dict:
         "sequence_len"]
     # bf16 on a GPU, fp32 on a CPU, not NF4: what nextai-eval does on a CPU, and a 135M model in 4-bit spends its
     # time dequantizing
-    model, tokenizer = load_model(str(ROOT / MODEL), str(out / "faithful"), load_in_4bit=False)
+    model, tokenizer = load_base_and_adapter(str(ROOT / MODEL), str(out / "faithful"), load_in_4bit=False)
     assert isinstance(model, PeftModel)
     model.load_adapter(str(out / "fast"), adapter_name="fast")
     rows, start = {}, time.time()

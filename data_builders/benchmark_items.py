@@ -17,7 +17,7 @@ them. This module turns the first into the second, so that `nextai-eval --data-d
   CSV's answers (4.0 incorrect per question on average), so its chance level is the mean of 1 / choices.
 
 Rows are written in a seeded order (a subset: a seeded sample in sampled order), so that the first k rows of any
-file (`nextai-eval --limit k`) are themselves a seeded random k. Nothing here imports axolotl_nextai: task names are passed in.
+file (`nextai-eval --limit k`) are themselves a seeded random k.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_builders.atomic_folder import atomic_folder
+from data_builders.atomic import atomic_folder
 from data_builders.errors import DataError
 
 MMLU_PREFIX = "mmlu_"

@@ -1,6 +1,6 @@
 """The paper's HELM benchmarks as the texts a training row could have copied, from the hub or local files.
 
-One benchmark per lm-eval task of the eval runner (`axolotl_nextai.eval.tasks.PAPER_TASKS`: `mmlu_<subject>` for
+One benchmark per lm-eval task of the eval runner (`data_builders.paper_tasks.PAPER_TASKS`: `mmlu_<subject>` for
 the 17 subjects, `truthfulqa_mc1`, `bbq`, `cnn_dailymail_abisee`). Rows come from the dataset and split that
 lm-eval's own config of the task scores, or from `DIR/<task>.jsonl|.json|.parquet|.csv` in that dataset's
 schema: the same files `nextai-eval --data-dir` reads. Every test item becomes one or two texts:
@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from axolotl_nextai.eval.tasks import BY_NAME, PaperTask, builtin_config, scored_split
 from data_builders.errors import DataError, RowError, first_line
+from data_builders.paper_tasks import BY_NAME, PaperTask, builtin_config, scored_split
 from data_builders.sources.base import checked_rows, find_source_file, read_file
 
 
@@ -74,7 +74,7 @@ def check_names(names: list[str]) -> list[str]:
     return names
 
 
-def iter_hub_rows(origin: dict) -> Iterator[tuple[str, dict]]:
+def iter_benchmark_hub_rows(origin: dict) -> Iterator[tuple[str, dict]]:
     """The rows of a `hub_origin`: the dataset, subset and split lm-eval scores for its task."""
     from datasets import load_dataset
 
@@ -111,7 +111,7 @@ def load_benchmarks(names: list[str], benchmarks_dir: Path | None = None) -> Ben
         task, spec = BENCHMARKS[name], BY_COLUMN[BENCHMARKS[name].column]
         if benchmarks_dir is None:
             origin = hub_origin(task)
-            rows = iter_hub_rows(origin)
+            rows = iter_benchmark_hub_rows(origin)
         else:
             path = find_source_file(name, benchmarks_dir, kind="benchmark")
             rows, origin = read_file(path)

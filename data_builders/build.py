@@ -1,25 +1,26 @@
-"""A mixture build, stage by stage: load -> filter -> select -> near-dedup [-> decontaminate].
+"""A mixture build, stage by stage: load -> filter and select -> near-dedup [-> decontaminate].
 Pure: files in, rows + manifest out.
 
-Each stage logs rows in and out (and per drop reason) into the manifest, datatrove's `stats/` in one file.
-Writing is the caller's (writers.py), after every stage has succeeded, so a failed build leaves no file.
-What can fail without reading a row fails before any is read: a missing source file, the tokenizer, the
-embedding model and its cache, the benchmark files. A build that would write no row is an error; a source
-that contributes none, or rows skipped as bad, are warnings, printed and kept in the manifest.
+`build()` is those stages in order; each takes rows and returns rows with its statistics, which the manifest
+records (datatrove's `stats/` in one file). Writing is the caller's (writers.py), after every stage has succeeded,
+so a failed build leaves no file. What can fail without reading a row fails before any is read: a missing source
+file, the tokenizer, the embedding model and its cache, the benchmark files. A build that would write no row is
+an error; a source that contributes none, or rows skipped as bad, are warnings, printed and kept in the manifest.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from importlib import metadata, resources
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
-from data_builders.benchmarks import benchmark_files, load_benchmarks
-from data_builders.decontaminate import TrainingRow, decontaminate
-from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed, resolve_device, resolve_model
+from data_builders.alpaca_prompt import render_prompt
+from data_builders.benchmarks import BenchmarkTexts, benchmark_files, load_benchmarks
+from data_builders.decontaminate import Contamination, TrainingRow, decontaminate
+from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed, resolve_device
 from data_builders.dedup.near_dup import Removal
 from data_builders.dedup.stage import near_dedup
 from data_builders.errors import DataError, first_line
@@ -29,11 +30,28 @@ from data_builders.filters.empty_output import EmptyOutput
 from data_builders.filters.exact_dup import ExactDuplicate
 from data_builders.filters.licence import Licence, licence_class
 from data_builders.filters.platypus_subsets import PlatypusSubsets
-from data_builders.mixing import Decontaminate, Entry, Mixture, entry_spec, select, wanted_count
+from data_builders.manifest import manifest_head
+from data_builders.mixing import Decontaminate, Mixture, entry_spec, seeded_sample, wanted_count
 from data_builders.records import Record
-from data_builders.sources import SOURCES
 from data_builders.sources.base import find_source_file, load
 from data_builders.summary import length_stats
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildOptions:
+    """How to build a mixture (`nextai-data build`'s options)."""
+
+    source_dir: Path | None = None  # DIR/<source>.* for every source without its own file; None: the hub
+    overrides: dict[str, Path] = field(default_factory=dict)  # source -> its file (`--path`)
+    on_error: str = "fail"  # or "skip": count and skip bad rows
+    licence: str = "any"  # "commercial" or "research": keep only rows of that licence class
+    model: str = DEFAULT_MODEL  # embedding model of near-dedup and decontamination
+    tokenizer: str | None = None  # token statistics of the rows as the recipe renders them
+    cache_dir: Path | None = None  # embeddings reused across builds
+    progress: bool = False
+    decontaminate_dir: Path | None = None  # turns decontamination on, replacing the mixture's `benchmarks_dir`
+    near_dedup_method: str = "auto"  # dedup/stage.py: auto, exact or prefilter
+    device: str = "auto"
 
 
 @dataclass
@@ -46,14 +64,37 @@ class Build:
     warnings: list[str] = field(default_factory=list)  # also in the manifest
 
 
-def sample_dir() -> Path:
-    """The hand-written rows shipped in the package, one file per source in its original schema."""
-    return Path(str(resources.files("data_builders").joinpath("sample")))
+@dataclass
+class Loaded:
+    """The load stage: each source's records, and per source its origin and row counts."""
+
+    records: dict[str, list[Record]]
+    per_source: dict[str, dict]
+    warnings: list[str]
 
 
-def sample_records() -> list[Record]:
-    """Every record of the shipped sample, source by source in name order: demos and the tiny tokenizer use it."""
-    return [r for name in sorted(SOURCES) for r in load(SOURCES[name], find_source_file(name, sample_dir())).records]
+@dataclass
+class Selected:
+    """The filter-and-select stage: the chosen rows in mixture order, drops per reason, the dropped rows, and per
+    source how many passed the filters and how many were chosen."""
+
+    records: list[Record]
+    dropped_counts: Counter
+    dropped: list[tuple[Record, str]]
+    per_source: dict[str, dict]
+    warnings: list[str]
+
+
+@dataclass
+class Deduplicated:
+    """The near-dedup stage: the kept rows, the removed pairs, the stage's statistics, and the kept rows' vectors
+    (reused by decontamination; None when it does not run)."""
+
+    records: list[Record]
+    pairs: list[dict]
+    removed_per_source: Counter
+    stats: dict
+    vectors: np.ndarray | None
 
 
 def source_path(entry, source_dir: Path | None, overrides: dict[str, Path]) -> Path | None:
@@ -82,11 +123,11 @@ def decontamination(mixture: Mixture, decontaminate_dir: Path | None) -> Deconta
     return (mixture.decontaminate or Decontaminate()).model_copy(update={"benchmarks_dir": str(decontaminate_dir)})
 
 
-def input_files(mixture: Mixture, source_dir: Path | None = None, overrides: dict[str, Path] | None = None,
-                decontaminate_dir: Path | None = None) -> list[Path]:
+def input_files(mixture: Mixture, options: BuildOptions) -> list[Path]:
     """Every local file a build reads, sources and benchmarks; a missing one is a DataError naming it."""
-    files = [path for entry in mixture.sources if (path := source_path(entry, source_dir, overrides or {}))]
-    decontam = decontamination(mixture, decontaminate_dir)
+    files = [path for entry in mixture.sources
+             if (path := source_path(entry, options.source_dir, options.overrides))]
+    decontam = decontamination(mixture, options.decontaminate_dir)
     if decontam is not None and decontam.benchmarks_dir:
         files += benchmark_files(decontam.benchmarks, Path(decontam.benchmarks_dir))
     return files
@@ -101,38 +142,11 @@ def load_tokenizer(name: str):
         raise DataError(f"--tokenizer {name}: cannot load ({first_line(err)})") from None
 
 
-def filter_select(entry: Entry, records: list[Record], rules: list[Filter], seed: int, counts: Counter,
-                  dropped: list[tuple[Record, str]] | None = None) -> tuple[int, list[Record]]:
-    """One source's filter + select step: how many records pass `rules` (drops counted into `counts`, and kept
-    aside in `dropped`), and the entry's seeded share of them."""
-    kept = run_filters(records, rules, counts, dropped)
-    return len(kept), select(kept, wanted_count(entry, len(kept)), seed, entry.source)
-
-
-def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[str, Path] | None = None,
-          on_error: str = "fail", licence: str = "any", model: str = DEFAULT_MODEL,
-          tokenizer: str | None = None, cache_dir: Path | None = None, progress: bool = False,
-          decontaminate_dir: Path | None = None, near_dedup_method: str = "auto", device: str = "auto") -> Build:
-    """Build `mixture`.
-
-    Near-dedup runs by `near_dedup_method` on `device` (dedup/stage.py; `auto`: the fastest method with the
-    paper's decisions there). Decontamination runs when the mixture has a `decontaminate:` block or
-    `decontaminate_dir` is given (which then replaces the block's `benchmarks_dir`).
-    """
-    overrides = overrides or {}
-    unknown = overrides.keys() - {e.source for e in mixture.sources}
-    if unknown:
-        raise DataError(f"--path names a source not in mixture {mixture.name}: {', '.join(sorted(unknown))}")
-    paths = {entry.source: source_path(entry, source_dir, overrides) for entry in mixture.sources}
-    tok = load_tokenizer(tokenizer) if tokenizer else None
-    check_embedding(model, cache_dir, resolve_device(device))
-    decontam, bench = decontamination(mixture, decontaminate_dir), None
-    if decontam is not None:
-        bench = load_benchmarks(decontam.benchmarks, Path(decontam.benchmarks_dir) if decontam.benchmarks_dir else None)
-
-    warnings: list[str] = []
-    per_source: dict[str, dict] = {}
-    loaded: dict[str, list[Record]] = {}
+def load_sources(mixture: Mixture, paths: dict[str, Path | None], on_error: str = "fail",
+                 progress: bool = False) -> Loaded:
+    """Every source's records (from its file, or the hub where `paths` has None); a source whose every row is
+    bad is an error, one with some bad rows (`on_error="skip"`) a warning."""
+    loaded, per_source, warnings = {}, {}, []
     for entry in tqdm(mixture.sources, desc="load", unit="source", disable=not progress):
         spec = entry_spec(entry)
         got = load(spec, paths[entry.source], on_error)
@@ -148,76 +162,125 @@ def build(mixture: Mixture, *, source_dir: Path | None = None, overrides: dict[s
         }
         if got.bad_examples:
             per_source[entry.source]["bad_row_examples"] = got.bad_examples
+    return Loaded(loaded, per_source, warnings)
 
-    # Per-record rules, then exact duplicates across the mixture in mixture order (first seen wins).
-    drop_counts: Counter = Counter()
+
+def filter_and_select(mixture: Mixture, loaded: dict[str, list[Record]], rules: list[Filter],
+                      progress: bool = False) -> Selected:
+    """Per source in mixture order: the records that pass `rules` (exact duplicates are caught across the
+    mixture, first seen wins), then the entry's seeded share of them. Selecting no row at all is an error."""
+    counts_all: Counter = Counter()
     dropped: list[tuple[Record, str]] = []
-    rules = filter_rules(licence)
-    selected: list[Record] = []
+    chosen_all: list[Record] = []
+    per_source, warnings = {}, []
     for entry in tqdm(mixture.sources, desc="filter+select", unit="source", disable=not progress):
         counts: Counter = Counter()
-        available, chosen = filter_select(entry, loaded[entry.source], rules, mixture.seed, counts, dropped)
-        drop_counts.update(counts)
-        selected.extend(chosen)
-        per_source[entry.source].update(
-            {"dropped": dict(sorted(counts.items())), "available": available, "percent": entry.percent, "rows_requested": entry.rows,
-             "selected": len(chosen)})
+        kept = run_filters(loaded[entry.source], rules, counts, dropped)
+        chosen = seeded_sample(kept, wanted_count(entry, len(kept)), mixture.seed, entry.source)
+        counts_all.update(counts)
+        chosen_all.extend(chosen)
+        per_source[entry.source] = {"dropped": dict(sorted(counts.items())), "available": len(kept),
+                                    "percent": entry.percent, "rows_requested": entry.rows, "selected": len(chosen)}
         if not chosen:
             warnings.append(f"source {entry.source}: contributes 0 rows ({len(loaded[entry.source])} records, "
-                            f"{available} after filters)")
-    if not selected:
+                            f"{len(kept)} after filters)")
+    if not chosen_all:
         raise DataError(f"mixture {mixture.name} selects 0 rows: " + ", ".join(
-            f"{name} {stats['records']} records, {stats['available']} after filters"
+            f"{name} {len(loaded[name])} records, {stats['available']} after filters"
             for name, stats in per_source.items()))
+    return Selected(chosen_all, counts_all, dropped, per_source, warnings)
 
-    dedup = near_dedup([r.prompt_text for r in selected], model, mixture.threshold, near_dedup_method, device,
-                       cache_dir, progress, embed_kept=bench is not None)
-    keep, removals = dedup.keep, dedup.removals
-    out = [r for r, k in zip(selected, keep) if k]
-    pairs = [pair_row(selected, r) for r in removals]
-    near = Counter(selected[r.removed].source for r in removals)
-    stages = {"near_dedup": {**dedup.stats, "removed": len(removals), "out": len(out)}}
 
-    found = None
+def remove_near_duplicates(records: list[Record], threshold: float, options: BuildOptions,
+                           keep_vectors: bool) -> Deduplicated:
+    """Rows whose cosine to an earlier kept row is above `threshold` go (dedup/stage.py picks the method)."""
+    dedup = near_dedup([r.prompt_text for r in records], options.model, threshold, options.near_dedup_method,
+                       options.device, options.cache_dir, options.progress, embed_kept=keep_vectors)
+    out = [r for r, k in zip(records, dedup.keep) if k]
+    return Deduplicated(
+        records=out,
+        pairs=[pair_row(records, r) for r in dedup.removals],
+        removed_per_source=Counter(records[r.removed].source for r in dedup.removals),
+        stats={**dedup.stats, "removed": len(dedup.removals), "out": len(out)},
+        vectors=dedup.vectors[dedup.keep] if keep_vectors else None,
+    )
+
+
+def remove_benchmark_copies(mixture: Mixture, deduped: Deduplicated, bench: BenchmarkTexts, threshold: float,
+                            options: BuildOptions) -> tuple[list[Record], Contamination]:
+    """Rows at cosine >= `threshold` to a benchmark text go (decontaminate.py), by near-dedup's own vectors."""
+    bench_vectors = embed(bench.texts, options.model, progress=options.progress, cache_dir=options.cache_dir,
+                          device=deduped.stats["device"])
+    rows = [TrainingRow(id=r.id, text=r.prompt_text, source=r.source) for r in deduped.records]
+    found = decontaminate(rows, deduped.vectors, bench, bench_vectors, threshold)
+    out = [r for r, k in zip(deduped.records, found.keep) if k]
+    if not out:
+        raise DataError(f"mixture {mixture.name}: decontamination removed every one of its "
+                        f"{found.summary['removed']} rows")
+    return out, found
+
+
+def build(mixture: Mixture, options: BuildOptions = BuildOptions()) -> Build:
+    """Build `mixture`: check what can fail early, then load, filter and select, near-dedup and, when the
+    mixture's `decontaminate:` block or `options.decontaminate_dir` asks for it, decontaminate."""
+    unknown = options.overrides.keys() - {e.source for e in mixture.sources}
+    if unknown:
+        raise DataError(f"--path names a source not in mixture {mixture.name}: {', '.join(sorted(unknown))}")
+    paths = {entry.source: source_path(entry, options.source_dir, options.overrides) for entry in mixture.sources}
+    tok = load_tokenizer(options.tokenizer) if options.tokenizer else None
+    check_embedding(options.model, options.cache_dir, resolve_device(options.device))
+    decontam, bench = decontamination(mixture, options.decontaminate_dir), None
+    if decontam is not None:
+        bench = load_benchmarks(decontam.benchmarks, Path(decontam.benchmarks_dir) if decontam.benchmarks_dir else None)
+
+    loaded = load_sources(mixture, paths, options.on_error, options.progress)
+    selected = filter_and_select(mixture, loaded.records, filter_rules(options.licence), options.progress)
+    deduped = remove_near_duplicates(selected.records, mixture.threshold, options, keep_vectors=bench is not None)
+    out, found = deduped.records, None
     if bench is not None:
-        bench_vectors = embed(bench.texts, model, progress=progress, cache_dir=cache_dir, device=dedup.stats["device"])
-        rows = [TrainingRow(r.id, r.prompt_text, r.source) for r in out]
-        found = decontaminate(rows, dedup.vectors[keep], bench, bench_vectors, decontam.threshold)
-        out = [r for r, k in zip(out, found.keep) if k]
-        stages["decontaminate"] = {"removed": found.summary["removed"], "out": len(out)}
-        if not out:
-            raise DataError(f"mixture {mixture.name}: decontamination removed every one of its "
-                            f"{found.summary['removed']} rows")
-    kept_per_source = Counter(r.source for r in out)
-    for name, stats in per_source.items():
-        stats.update(near_duplicates=near[name], out=kept_per_source[name])
-        if found is not None:
-            stats["contaminated"] = found.summary["removed_per_source"].get(name, 0)
+        out, found = remove_benchmark_copies(mixture, deduped, bench, decontam.threshold, options)
 
-    manifest = {
-        "tool": {"name": "nextai-data", "version": metadata.version("axolotl-nextai")},
-        "mixture": mixture.model_dump(exclude_defaults=True),
-        "options": {"on_error": on_error, "license": licence, "embedding_model": model,
-                    "embedding_model_resolved": Path(resolve_model(model)).name, "threshold": mixture.threshold},
-        "sources": per_source,
-        "stages": {
-            "load": {"rows_in": sum(s["rows_in"] for s in per_source.values()),
-                     "bad_rows": sum(s["bad_rows"] for s in per_source.values()),
-                     "records": sum(len(v) for v in loaded.values())},
-            "filter": {"dropped": dict(sorted(drop_counts.items())),
-                       "out": sum(s["available"] for s in per_source.values())},
-            "select": {"out": len(selected)},
-            **stages,
-        },
-        "licences": dict(sorted(Counter(f"{r.licence} ({licence_class(r.licence)})" for r in out).items())),
-        "llm_generated_rows": sum(1 for r in out if r.llm_generated),
-        "warnings": warnings,
+    manifest = build_manifest(mixture, options, loaded, selected, deduped, out, found)
+    if tok is not None:
+        manifest["tokens"] = token_stats(out, tok, options.tokenizer)
+    return Build(out, manifest, deduped.pairs, selected.dropped, found.pairs if found else None,
+                 manifest["warnings"])
+
+
+def build_manifest(mixture: Mixture, options: BuildOptions, loaded: Loaded, selected: Selected,
+                   deduped: Deduplicated, out: list[Record], found: Contamination | None) -> dict:
+    """The build's manifest from each stage's statistics: per source (origin, rows in, drops, selected,
+    near-duplicates, out), rows per stage, the output's licences, warnings."""
+    kept_per_source = Counter(r.source for r in out)
+    per_source = {name: {**stats, **selected.per_source[name], "near_duplicates": deduped.removed_per_source[name],
+                         "out": kept_per_source[name]} for name, stats in loaded.per_source.items()}
+    if found is not None:
+        for name, stats in per_source.items():
+            stats["contaminated"] = found.summary["removed_per_source"].get(name, 0)
+    stages = {
+        "load": {"rows_in": sum(s["rows_in"] for s in per_source.values()),
+                 "bad_rows": sum(s["bad_rows"] for s in per_source.values()),
+                 "records": sum(len(v) for v in loaded.records.values())},
+        "filter": {"dropped": dict(sorted(selected.dropped_counts.items())),
+                   "out": sum(s["available"] for s in per_source.values())},
+        "select": {"out": len(selected.records)},
+        "near_dedup": deduped.stats,
     }
     if found is not None:
+        stages["decontaminate"] = {"removed": found.summary["removed"], "out": len(out)}
+    manifest = manifest_head("nextai-data", options.model)
+    manifest["options"].update(on_error=options.on_error, licence=options.licence, threshold=mixture.threshold)
+    manifest.update({
+        "mixture": mixture.model_dump(exclude_defaults=True),
+        "sources": per_source,
+        "stages": stages,
+        "licences": dict(sorted(Counter(f"{r.licence} ({licence_class(r.licence)})" for r in out).items())),
+        "llm_generated_rows": sum(1 for r in out if r.llm_generated),
+        "warnings": loaded.warnings + selected.warnings,
+    })
+    if found is not None:
         manifest["decontamination"] = found.summary
-    if tok is not None:
-        manifest["tokens"] = token_stats(out, tok, tokenizer)
-    return Build(out, manifest, pairs, dropped, found.pairs if found else None, warnings)
+    return manifest
 
 
 def pair_row(records: list[Record], removal: Removal) -> dict:
@@ -229,8 +292,6 @@ def pair_row(records: list[Record], removal: Removal) -> dict:
 def token_stats(records: list[Record], tok, tokenizer: str) -> dict:
     """Token counts of each row as the recipe trains on it (Alpaca prompt + output + EOS), by `tok`, the
     tokenizer loaded from `tokenizer`."""
-    from axolotl_nextai.alpaca import render_prompt
-
     texts = [render_prompt(r.instruction, r.input) + r.output for r in records]
     lengths = sorted(len(ids) + 1 for ids in tok(texts, add_special_tokens=True)["input_ids"]) if texts else [0]
     return {

@@ -23,7 +23,7 @@ def parse_paths(values: tuple[str, ...]) -> dict[str, Path]:
 @click.group()
 def main() -> None:
     """Build and inspect the nextAI instruction mixtures (Alpaca JSONL)."""
-    from axolotl_nextai.quiet import silence_known_noise
+    from data_builders.quiet import silence_known_noise
 
     silence_known_noise()
 
@@ -37,7 +37,7 @@ def main() -> None:
 @click.option("--sample", is_flag=True, help="Use the small hand-written sample shipped in the package.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="skip: drop bad rows and count them in the manifest.")
-@click.option("--license", "licence", type=click.Choice(["any", "commercial", "research"]), default="any",
+@click.option("--licence", "--license", "licence", type=click.Choice(["any", "commercial", "research"]), default="any",
               show_default=True, help="Keep only rows whose licence allows this use.")
 @click.option("--model", default=None, help="Sentence-Transformers model (name or folder) for near-dedup.")
 @click.option("--tokenizer", default=None, help="Tokenizer (name or folder) for token statistics.")
@@ -56,10 +56,11 @@ def main() -> None:
 def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tokenizer, cache_dir,
           decontaminate_dir, near_dedup_method, device) -> None:
     """Build a mixture: load, filter, select exact percentages, remove near-duplicates, write JSONL + manifest."""
+    from data_builders.build import BuildOptions, input_files
     from data_builders.build import build as run_build
-    from data_builders.build import input_files, sample_dir
     from data_builders.dedup.embed import DEFAULT_MODEL, resolve_device
     from data_builders.mixing import load_mixture
+    from data_builders.sources import sample_dir
     from data_builders.writers import check_out, write_build
 
     if sample and source_dir:
@@ -69,11 +70,12 @@ def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tok
         resolve_device(device)  # a missing GPU fails now, not after loading every source
         spec = load_mixture(mixture)
         mixture_file = [Path(mixture)] if Path(mixture).is_file() else []
-        check_out(out, mixture_file + input_files(spec, source_dir, overrides, decontaminate_dir))
-        result = run_build(spec, source_dir=source_dir, overrides=overrides, on_error=on_error, licence=licence,
-                           model=model or DEFAULT_MODEL, tokenizer=tokenizer, cache_dir=cache_dir, progress=True,
-                           decontaminate_dir=decontaminate_dir, near_dedup_method=near_dedup_method,
-                           device=device)
+        options = BuildOptions(source_dir=source_dir, overrides=overrides, on_error=on_error, licence=licence,
+                               model=model or DEFAULT_MODEL, tokenizer=tokenizer, cache_dir=cache_dir, progress=True,
+                               decontaminate_dir=decontaminate_dir, near_dedup_method=near_dedup_method,
+                               device=device)
+        check_out(out, mixture_file + input_files(spec, options))
+        result = run_build(spec, options)
         files = write_build(result, out)
     except DataError as err:
         raise click.ClickException(str(err)) from None

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from data_builders.benchmarks import BenchmarkTexts, load_benchmarks
-from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed, resolve_model
+from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed
 from data_builders.dedup.near_dup import nearest
+from data_builders.manifest import manifest_head
 from data_builders.records import prompt_text
 from data_builders.sources.base import read_rows
 
@@ -88,10 +88,6 @@ def decontaminate_file(path: Path, names: list[str], benchmarks_dir: Path | None
     vectors = embed([r.text for r in training], model, progress=progress, cache_dir=cache_dir)
     bench_vectors = embed(bench.texts, model, progress=progress, cache_dir=cache_dir)
     found = decontaminate(training, vectors, bench, bench_vectors, threshold)
-    manifest = {
-        "tool": {"name": "nextai-data decontaminate", "version": metadata.version("axolotl-nextai")},
-        "input": {**origin, "rows": len(rows)},
-        "options": {"embedding_model": model, "embedding_model_resolved": Path(resolve_model(model)).name},
-        "decontamination": found.summary,
-    }
+    manifest = {**manifest_head("nextai-data decontaminate", model), "input": {**origin, "rows": len(rows)},
+                "decontamination": found.summary}
     return Decontaminated([r for r, k in zip(rows, found.keep) if k], found.pairs, manifest)

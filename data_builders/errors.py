@@ -1,4 +1,10 @@
-"""The one error type the data builders raise for bad input: its message names the file:line or key to fix."""
+"""The one error type the data builders raise for bad input: its message names the file:line or key to fix; and
+the one-line forms of other errors that both packages share."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
 
 
 class DataError(Exception):
@@ -23,3 +29,20 @@ def yaml_problem(where: str, err) -> str:
     if context is not None and getattr(err, "context", None):
         problem += f"; {err.context} at line {context.line + 1}"
     return f"{where}:{mark.line + 1}: not valid YAML ({problem})" if mark else f"{where}: not valid YAML ({problem})"
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """" (did you mean `x`?)" with the known name nearest to `name`, or "" when none is near: the hint every
+    unknown-name error of both packages ends with."""
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def validation_problem(err) -> str:
+    """A pydantic `ValidationError` as one line, "`key`: problem (got value)" for each of its errors, joined by
+    "; " (pydantic's own text spans several lines)."""
+    parts = []
+    for e in err.errors():
+        key = ".".join(map(str, e["loc"]))
+        parts.append(f"`{key}`: {e['msg']} (got {e['input']!r:.60})" if key else e["msg"])
+    return "; ".join(parts)

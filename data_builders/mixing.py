@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from data_builders.benchmarks import BENCHMARKS, check_names
 from data_builders.decontaminate import THRESHOLD as DECONTAMINATION_THRESHOLD
 from data_builders.dedup.near_dup import THRESHOLD
-from data_builders.errors import DataError, yaml_problem
+from data_builders.errors import DataError, validation_problem, yaml_problem
 from data_builders.records import Record
 from data_builders.sources import SOURCES, codegen
 from data_builders.sources.base import SourceSpec, decode
@@ -121,8 +121,7 @@ def load_mixture(name_or_path: str) -> Mixture:
     except yaml.YAMLError as err:
         raise DataError(yaml_problem(where, err)) from None
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<top>'}: {e['msg']}" for e in err.errors())
-        raise DataError(f"{where}: {problems}") from None
+        raise DataError(f"{where}: {validation_problem(err)}") from None
 
 
 def entry_spec(entry: Entry) -> SourceSpec:
@@ -148,7 +147,7 @@ def wanted_count(entry: Entry, available: int) -> int:
     return selected_count(entry.percent, available)
 
 
-def select(records: list[Record], n: int, seed: int, source: str) -> list[Record]:
+def seeded_sample(records: list[Record], n: int, seed: int, source: str) -> list[Record]:
     """Exactly `n` records, a seeded sample per source, in their original order."""
     chosen = sorted(random.Random(f"{seed}:{source}").sample(range(len(records)), n))
     return [records[i] for i in chosen]

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import click
 
-from data_builders.atomic_folder import atomic_folder
-from data_builders.mixing import Entry, select, wanted_count
+from data_builders.atomic import atomic_folder
+from data_builders.mixing import Entry, seeded_sample, wanted_count
 from data_builders.sources import lima, multi_news
 from data_builders.sources.base import load, read_rows
 
@@ -48,7 +48,7 @@ def cut(lima_path: Path, multi_news_path: Path, out: Path, heldout: int = HELDOU
     news_rows, _ = read_rows(multi_news_path, multi_news.COLUMNS)
     records = load(multi_news.SPEC, multi_news_path).records
     v5_share = Entry(source="multi_news", percent=10)  # data_builders/mixtures/v5.yaml
-    chosen = {r.row for r in select(records, wanted_count(v5_share, len(records)), SEED, "multi_news")}
+    chosen = {r.row for r in seeded_sample(records, wanted_count(v5_share, len(records)), SEED, "multi_news")}
     news_held = heldout_indices([i for i in range(len(news_rows)) if i not in chosen], heldout)
 
     held = [r.to_json() for i in sorted(lima_held) for r in lima.to_records(lima_rows[i], i)]

@@ -14,7 +14,7 @@ def prompt_text(instruction: str, input: str) -> str:
     return f"{instruction}\n{input}" if input else instruction
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, frozen=True, kw_only=True)
 class Record:
     instruction: str
     input: str

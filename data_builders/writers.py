@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from axolotl_nextai.atomic import unwritable, write_set
+from data_builders.atomic import unwritable, write_set
 from data_builders.build import Build
 from data_builders.decontaminate import Decontaminated
 from data_builders.errors import DataError

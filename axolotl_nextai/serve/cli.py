@@ -35,8 +35,8 @@ def check_listen(host: str, port: int) -> None:
               help="Sampling seed for requests that bring none.")
 def main(base_model, adapter, host, port, load_in_4bit, max_new_tokens, max_body_bytes, seed) -> None:
     """Serve BASE_MODEL (+ ADAPTER) over HELM's /process, /tokenize and /decode."""
-    from axolotl_nextai.checkpoint import ModelPathError, check_model_paths
-    from axolotl_nextai.quiet import silence_known_noise
+    from axolotl_nextai.models.checkpoint import ModelPathError, check_model_paths
+    from data_builders.quiet import silence_known_noise
 
     silence_known_noise()
     try:

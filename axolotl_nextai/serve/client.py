@@ -17,7 +17,7 @@ import urllib.request
 
 import click
 
-from axolotl_nextai.alpaca import render_prompt
+from data_builders.alpaca_prompt import render_prompt
 
 
 def post(url: str, path: str, body: dict, timeout: float = 600) -> dict:

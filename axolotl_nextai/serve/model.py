@@ -66,9 +66,9 @@ class HelmModel:
 
     @classmethod
     def load(cls, base_model: str, adapter: str | None = None, load_in_4bit: bool | None = None, seed: int = 0):
-        from axolotl_nextai.checkpoint import load_model
+        from axolotl_nextai.models.checkpoint import load_base_and_adapter
 
-        return cls(*load_model(base_model, adapter, load_in_4bit), seed)
+        return cls(*load_base_and_adapter(base_model, adapter, load_in_4bit), seed)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of `text` with the tokenizer's special tokens (BOS), never truncated."""

@@ -65,7 +65,7 @@ cat "$WORK/env.txt"
 start=$(date +%s)
 if [ ! -d "$CKPT" ]; then
   rm -rf "$(dirname "$CKPT")/.$(basename "$CKPT")".*.partial   # what a call cut off mid-write left (~35 GB)
-  $PY -m axolotl_nextai.synth --preset "$SYNTH_PRESET" --out "$CKPT"
+  $PY -m axolotl_nextai.models.synth --preset "$SYNTH_PRESET" --out "$CKPT"
 fi
 echo "synth_seconds: $(( $(date +%s) - start ))" >> "$WORK/env.txt"
 du -sh "$CKPT" | sed 's/^/checkpoint_size: /' >> "$WORK/env.txt"

@@ -40,11 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_config import ablation, load_run, run_name, run_specs
 from v5_shaped import V5_LENGTHS, epoch_steps, sample_lengths, v5_rows
 
-from axolotl_nextai.architectures import ARCHITECTURES
-from axolotl_nextai.footprint import optimizer_state_bytes
-from axolotl_nextai.fused_accumulation import split_rows
-from axolotl_nextai.memory_budget import architecture
-from axolotl_nextai.report import fmt
+from axolotl_nextai.checks.memory_budget import architecture
+from axolotl_nextai.levers.fused_accumulation import split_rows
+from axolotl_nextai.models.architectures import ARCHITECTURES
+from axolotl_nextai.models.footprint import optimizer_state_bytes
+from axolotl_nextai.run.report import fmt
 
 TRAINABLE_PAPER = 17_039_360
 GIB_40GB = 40e9 / 2**30

@@ -10,7 +10,7 @@ counted the same way. What differs is only the model underneath:
 
 - `hf`: `from_pretrained` of the NF4 checkpoint, peft's `prepare_model_for_kbit_training` with norms, embeddings
   and lm_head cast back to bf16 (what Axolotl does), LoRA by `get_peft_model`, checkpointing with
-  `use_reentrant: True` (../shared/notes/gpu-memory.md: the stock baseline);
+  `use_reentrant: True` (docs/gpu-memory.md: the stock baseline);
 - `unsloth`: `FastLanguageModel.from_pretrained` and `get_peft_model` with `use_gradient_checkpointing="unsloth"`,
   what Unsloth's documentation shows for QLoRA.
 
@@ -94,10 +94,10 @@ def train(engine: str, cfg: dict) -> dict:
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
-    from axolotl_nextai.callbacks import FreezeGarbageCollectorCallback, RunReportCallback, StopRecord
-    from axolotl_nextai.memory import apply_memory_cap
-    from axolotl_nextai.report import REPORT_NAME
-    from axolotl_nextai.time_budget import launch_time
+    from axolotl_nextai.run.callbacks import FreezeGarbageCollectorCallback, RunReportCallback, StopRecord
+    from axolotl_nextai.run.memory import apply_memory_cap
+    from axolotl_nextai.run.report import REPORT_NAME
+    from axolotl_nextai.run.time_budget import launch_time
 
     cuda = torch.cuda.is_available()
     if cuda and cfg.get("nextai_gpu_memory_cap_gb"):

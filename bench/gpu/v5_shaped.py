@@ -101,7 +101,7 @@ def make_rows(tokenizer, n: int, seed: int = 0, scale: float = 1.0, zipf: bool =
 
 def rows_of_lengths(tokenizer, lengths: list[tuple[str, int]], seed: int = 0, zipf: bool = False) -> list[dict]:
     """One Alpaca row per (source, tokens) of `lengths`, as `make_rows` words them."""
-    from axolotl_nextai.alpaca import PROMPT_NO_INPUT
+    from data_builders.alpaca_prompt import PROMPT_NO_INPUT
 
     rng = random.Random(seed + 1)
     words = single_token_words(tokenizer)
@@ -134,7 +134,7 @@ def main() -> None:
         parser.error("--grouped takes its rows' lengths from v5: give --tokens only with --rows")
     from transformers import AutoTokenizer
 
-    from axolotl_nextai.atomic import atomic_write
+    from data_builders.atomic import atomic_write
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     if args.grouped:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The wheel set that lets Axolotl 0.19 QLoRA train on the lent GPU machine (Python 3.12, torch 2.11 + CUDA,
-# transformers and accelerate preinstalled; no network). See ../shared/notes/gpu-axolotl.md for how it was found.
+# transformers and accelerate preinstalled; no network). See docs/gpu-machine.md for how it was found.
 #
 #   bench/gpu/wheels.sh fetch     # here, with PyPI: download into .whl/ (git-ignored, ~16 MiB)
 #   bench/gpu/wheels.sh install   # there: unpack into .gpu-site/ and print the PYTHONPATH to export

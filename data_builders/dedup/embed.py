@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from axolotl_nextai.atomic import write_set
+from data_builders.atomic import write_set
 from data_builders.errors import DataError, first_line
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -59,7 +59,7 @@ def model_folder(cache_dir: Path, model: str) -> Path:
 
 
 @lru_cache(maxsize=2)
-def load_model(name: str, device: str = "cpu"):
+def load_embedding_model(name: str, device: str = "cpu"):
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(resolve_model(name), device=resolve_device(device))
@@ -69,7 +69,7 @@ def check_embedding(model: str, cache_dir: Path | None, device: str = "cpu") -> 
     """Load the model (it stays loaded) and read its cache now, so a wrong `--model` or a corrupt `--cache-dir`
     fails before any row is read."""
     try:
-        load_model(model, device)
+        load_embedding_model(model, device)
     except (OSError, ValueError) as err:
         raise DataError(f"--model {model}: cannot load ({first_line(err)})") from None
     if cache_dir is not None:
@@ -100,7 +100,7 @@ def npy_bytes(array: np.ndarray) -> bytes:
 
 
 def encode(texts: list[str], model: str, batch_size: int, progress: bool, device: str = "cpu") -> np.ndarray:
-    st = load_model(model, device)
+    st = load_embedding_model(model, device)
     order = np.argsort([-len(t) for t in texts], kind="stable")
     chunks = []
     with tqdm(total=len(texts), desc=f"embed {Path(model).name}", unit="row", disable=not progress) as bar:

@@ -41,7 +41,7 @@ def nearest(x: np.ndarray, keys: np.ndarray, block: int = 4096) -> tuple[np.ndar
     return best_at, best_score
 
 
-def select(embeddings: np.ndarray, threshold: float = THRESHOLD, block: int = 1024) -> tuple[np.ndarray, list[Removal]]:
+def keep_first_seen(embeddings: np.ndarray, threshold: float = THRESHOLD, block: int = 1024) -> tuple[np.ndarray, list[Removal]]:
     """(keep mask, removals in item order) for unit-norm `embeddings` (n x d)."""
     n = len(embeddings)
     keep = np.zeros(n, dtype=bool)

@@ -6,7 +6,7 @@ mean of its word pieces) embeds thousands of rows per CPU-second. On every bench
 LIMA; 280,000 pairs at MiniLM cosine > 0.9), each such pair had a static cosine of at least 0.667 (an MMLU question
 reworded: "According to Hobbes, the definition of injustice is" / "Hobbes defines injustice as"; BBQ's template
 pairs went down to 0.779), so a row whose static cosine to every other row is below THRESHOLD is in no such pair, and first-seen-wins keeps it whatever the others are. Only the other rows need MiniLM,
-and the exact pass over them (near_dup.select, in item order) gives the kept set the full pass gives: every
+and the exact pass over them (near_dup.keep_first_seen, in item order) gives the kept set the full pass gives: every
 MiniLM > 0.9 pair lies inside that subset.
 
 The distilled model is built once per MiniLM (about a minute on two cores) and kept in a cache folder.

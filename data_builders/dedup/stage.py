@@ -1,7 +1,7 @@
 """The near-dedup stage of a build: which rows go, by MiniLM cosine > 0.9, first seen wins.
 
 Methods, all with the paper's decisions:
-- `exact`: MiniLM embeds every row, then the blocked first-seen-wins pass (near_dup.select). The GPU default.
+- `exact`: MiniLM embeds every row, then the blocked first-seen-wins pass (near_dup.keep_first_seen). The GPU default.
 - `prefilter`: a static model distilled from MiniLM picks the rows that could be in a > 0.9 pair
   (prefilter.py); MiniLM embeds only those and the same pass runs over them. The same kept set as `exact`
   whenever the prefilter misses no pair, which it did not on any benchmark set. Opt-in: on real mixtures it
@@ -19,7 +19,7 @@ import numpy as np
 
 from data_builders.dedup import prefilter
 from data_builders.dedup.embed import DEFAULT_MODEL, embed, resolve_device
-from data_builders.dedup.near_dup import THRESHOLD, Removal, select
+from data_builders.dedup.near_dup import THRESHOLD, Removal, keep_first_seen
 from data_builders.errors import DataError
 
 METHODS = ("auto", "exact", "prefilter")
@@ -67,7 +67,7 @@ def near_dedup(texts: list[str], model: str = DEFAULT_MODEL, threshold: float = 
         found = embed([texts[i] for i in rows], model, progress=progress, cache_dir=cache_dir, device=device)
         vectors = np.zeros((n, found.shape[1]), dtype=np.float32)
         vectors[rows] = found
-        sub_keep, sub_removals = select(found, threshold)
+        sub_keep, sub_removals = keep_first_seen(found, threshold)
         keep[rows] = sub_keep
         removals = [Removal(int(rows[r.removed]), int(rows[r.kept]), r.score) for r in sub_removals]
     if embed_kept and (missing := np.flatnonzero(keep & ~embedded)).size:

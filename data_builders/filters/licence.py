@@ -1,4 +1,4 @@
-"""`--license any|commercial|research`: keep only records whose licence allows that use.
+"""`--licence any|commercial|research`: keep only records whose licence allows that use.
 
 Each licence string the adapters record falls in one class: commercial (permissive: MIT, Apache, CC BY,
 CC BY-SA), research (non-commercial terms, or mixed per-task licences as in FLAN), or unknown (codegen,

@@ -23,7 +23,7 @@ from data_builders.records import Record
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".jsonl.gz")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SourceSpec:
     name: str
     hub_id: str
@@ -145,7 +145,7 @@ def csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict | Exception]]:
         raise DataError(f"{path}:{reader.line_num}: malformed CSV ({err})") from None
 
 
-def iter_hub_rows(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
+def iter_source_hub_rows(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
     """Rows of the pinned hub revision, through `datasets` (needs network or a warm HF cache)."""
     from datasets import load_dataset
 
@@ -197,7 +197,7 @@ def read_rows(path: Path, columns: dict[str, type],
 def load(spec: SourceSpec, path: Path | None, on_error: str = "fail") -> Loaded:
     """Read `path` (or the hub when None), check and convert every row; skip bad rows only if asked."""
     if path is None:
-        rows, origin = iter_hub_rows(spec), {"hub_id": spec.hub_id, "revision": spec.revision}
+        rows, origin = iter_source_hub_rows(spec), {"hub_id": spec.hub_id, "revision": spec.revision}
     else:
         rows, origin = read_file(path)
     loaded = Loaded(records=[], rows_in=0, origin=origin)

@@ -32,9 +32,11 @@ def context(knowledge: str, history: list[str]) -> str:
 
 
 def to_records(row: dict, index: int) -> list[Record]:
-    return [Record(INSTRUCTION, context(row["knowledge"], row["history"]), row["response"], "faithdial",
-                   index, LICENCE, False)]
+    return [Record(instruction=INSTRUCTION, input=context(row["knowledge"], row["history"]),
+                   output=row["response"], source="faithdial",
+                   row=index, licence=LICENCE, llm_generated=False)]
 
 
-SPEC = SourceSpec("faithdial", HUB_ID, "refs/convert/parquet", "train", COLUMNS, LICENCE, False, to_records,
+SPEC = SourceSpec(name="faithdial", hub_id=HUB_ID, revision="refs/convert/parquet", split="train",
+                  columns=COLUMNS, licence=LICENCE, llm_generated=False, to_records=to_records,
                   config="plain_text")

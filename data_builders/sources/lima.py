@@ -4,7 +4,7 @@
   longer runs: download its `train.jsonl` and use `--source-dir` or `--path lima=FILE`; revision not
   pinned here), split train
 - columns: `conversations` (list of str, alternating user/assistant, mostly 2), `source` (str; optional:
-  copies such as LLaMA-Factory's, whose rows `data_builders/real/lima.jsonl.gz` holds, drop it)
+  copies such as LLaMA-Factory's, whose rows `data_builders/real/rows/lima.jsonl.gz` holds, drop it)
 - licence: CC BY-NC-SA (stricter for some upstream sources): recorded as CC-BY-NC-SA-4.0
 - LLM-generated: no; rows: 1,030 train
 - Table 1: LIMA.
@@ -35,10 +35,12 @@ def to_records(row: dict, index: int) -> list[Record]:
     if len(turns) < 2:
         raise ValueError("LIMA conversation has no assistant turn")
     return [
-        Record(turns[i], transcript(turns[:i]), turns[i + 1], "lima", index, LICENCE, False,
+        Record(instruction=turns[i], input=transcript(turns[:i]), output=turns[i + 1], source="lima",
+               row=index, licence=LICENCE, llm_generated=False,
                sub_source=row.get("source", ""), turn=i // 2)
         for i in range(0, len(turns) - 1, 2)
     ]
 
 
-SPEC = SourceSpec("lima", HUB_ID, "main", "train", COLUMNS, LICENCE, False, to_records, optional=OPTIONAL)
+SPEC = SourceSpec(name="lima", hub_id=HUB_ID, revision="main", split="train", columns=COLUMNS,
+                  licence=LICENCE, llm_generated=False, to_records=to_records, optional=OPTIONAL)

@@ -17,8 +17,9 @@ ALPACA_FIELDS = {"instruction": "instruction", "input": "input", "output": "outp
 def to_records(row: dict, index: int, *, name: str, fields: dict[str, str], licence: str,
                llm_generated: bool | None) -> list[Record]:
     text = {key: row[column] for key, column in fields.items()}
-    return [Record(text["instruction"], text.get("input", ""), text["output"], name, index, licence,
-                   llm_generated)]
+    return [Record(instruction=text["instruction"], input=text.get("input", ""), output=text["output"],
+                   source=name, row=index, licence=licence,
+                   llm_generated=llm_generated)]
 
 
 def check_fields(source: str, fields: dict[str, str]) -> None:
@@ -33,5 +34,6 @@ def mapped_spec(name: str, fields: dict[str, str], *, hub_id: str = "", revision
     """A SourceSpec whose required columns are the mapped ones (all str)."""
     check_fields(name, fields)
     convert = partial(to_records, name=name, fields=dict(fields), licence=licence, llm_generated=llm_generated)
-    return SourceSpec(name, hub_id, revision, split, {c: str for c in fields.values()}, licence, llm_generated,
-                      convert)
+    return SourceSpec(name=name, hub_id=hub_id, revision=revision, split=split,
+                      columns={c: str for c in fields.values()}, licence=licence, llm_generated=llm_generated,
+                      to_records=convert)

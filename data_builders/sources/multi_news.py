@@ -26,7 +26,9 @@ def to_records(row: dict, index: int) -> list[Record]:
     articles = [a.strip() for a in row["document"].split(SEPARATOR) if a.strip()]
     text = "\n\n".join(f"Article {i}:\n{a}" for i, a in enumerate(articles, start=1))
     summary = row["summary"].strip().removeprefix("–").strip()
-    return [Record(INSTRUCTION, text, summary, "multi_news", index, LICENCE, False)]
+    return [Record(instruction=INSTRUCTION, input=text, output=summary, source="multi_news", row=index,
+                   licence=LICENCE, llm_generated=False)]
 
 
-SPEC = SourceSpec("multi_news", HUB_ID, "main", "train", COLUMNS, LICENCE, False, to_records)
+SPEC = SourceSpec(name="multi_news", hub_id=HUB_ID, revision="main", split="train", columns=COLUMNS,
+                  licence=LICENCE, llm_generated=False, to_records=to_records)

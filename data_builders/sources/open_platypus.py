@@ -20,7 +20,7 @@ HUB_ID = "garage-bAInd/Open-Platypus"
 REVISION = "37141edbdb7826378cce118c46a109b813e1f038"
 COLUMNS = {"instruction": str, "input": str, "output": str, "data_source": str}
 LLM_GENERATED = {"airoboros", "leetcode_ne"}  # written by GPT-4
-# Licence of each subset's upstream dataset (data-sources notes).
+# Licence of each subset's upstream dataset.
 LICENCES = {
     "MATH/PRM-800K": "MIT",
     "theoremqa": "MIT",
@@ -38,10 +38,11 @@ def to_records(row: dict, index: int) -> list[Record]:
     output = cut_later_turns(row["output"]) if subset == "guanaco" else row["output"]
     return [
         Record(
-            row["instruction"], row["input"], output, "open_platypus", index,
-            LICENCES.get(subset, "unknown"), subset in LLM_GENERATED, sub_source=subset,
+            instruction=row["instruction"], input=row["input"], output=output, source="open_platypus", row=index,
+            licence=LICENCES.get(subset, "unknown"), llm_generated=subset in LLM_GENERATED, sub_source=subset,
         )
     ]
 
 
-SPEC = SourceSpec("open_platypus", HUB_ID, REVISION, "train", COLUMNS, "per subset", None, to_records)
+SPEC = SourceSpec(name="open_platypus", hub_id=HUB_ID, revision=REVISION, split="train", columns=COLUMNS,
+                  licence="per subset", llm_generated=None, to_records=to_records)

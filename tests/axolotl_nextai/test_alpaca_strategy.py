@@ -2,13 +2,8 @@
 
 import pytest
 
-from axolotl_nextai.alpaca import (
-    IGNORE_INDEX,
-    PROMPT_NO_INPUT,
-    PROMPT_WITH_INPUT,
-    render_prompt,
-    tokenize_example,
-)
+from axolotl_nextai.alpaca import IGNORE_INDEX, tokenize_example
+from data_builders.alpaca_prompt import PROMPT_NO_INPUT, PROMPT_WITH_INPUT, render_prompt
 
 NO_INPUT_TEXT = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the request."

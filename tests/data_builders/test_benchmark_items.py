@@ -12,11 +12,12 @@ from axolotl_launch import ROOT, read_jsonl, write_jsonl
 from benchmark_files import bbq_row
 from click.testing import CliRunner
 
-from axolotl_nextai.eval.tasks import BY_NAME, local_task_config
+from axolotl_nextai.eval.tasks import local_task_config
 from data_builders.benchmark_items import read_items, sample, write_items
 from data_builders.benchmarks import BENCHMARKS, load_benchmarks
 from data_builders.cli import main
 from data_builders.errors import DataError
+from data_builders.paper_tasks import BY_NAME
 
 ITEMS = ROOT / "data_builders" / "benchmark_items"
 REAL = [name for name in BENCHMARKS if name != "cnn_dailymail_abisee"]  # no real CNN/DM copy here

@@ -16,11 +16,11 @@ import yaml
 from axolotl_launch import read_jsonl
 from click.testing import CliRunner
 
-from data_builders.build import sample_dir
 from data_builders.cli import main
 from data_builders.dedup.embed import DEFAULT_MODEL, resolve_model
 from data_builders.filters.platypus_subsets import KEEP
 from data_builders.mixing import load_mixture, selected_count
+from data_builders.sources import sample_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ("demo.jsonl", "demo.manifest.json", "demo.near_dups.jsonl", "demo.dropped.jsonl")
@@ -103,10 +103,12 @@ def test_list_and_inspect(sample_build):
     assert f"open_platypus: {platypus}\n" in shown.output
 
 
-def test_license_commercial_drops_noncommercial_and_unknown(tmp_path):
+@pytest.mark.parametrize("flag", ["--licence", "--license"])  # the US spelling stays accepted
+def test_licence_commercial_drops_noncommercial_and_unknown(tmp_path, flag):
     out = tmp_path / "c.jsonl"
-    assert run("build", "--mixture", "v5", "--sample", "--license", "commercial", "--out", out).exit_code == 0
+    assert run("build", "--mixture", "v5", "--sample", flag, "commercial", "--out", out).exit_code == 0
     manifest = json.loads(out.with_name("c.manifest.json").read_text())
+    assert manifest["options"]["licence"] == "commercial"
     assert {"licence_noncommercial", "licence_unknown"} <= manifest["stages"]["filter"]["dropped"].keys()
     assert all(key.endswith("(commercial)") for key in manifest["licences"])
 

@@ -258,5 +258,5 @@ def test_mixture_block_and_its_bad_benchmark_name(benchmarks_dir, tmp_path):
     mixture["decontaminate"]["benchmarks"] = ["mmlu_cooking"]
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(mixture))
     got = CliRunner().invoke(main, ["build", "--mixture", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "b.jsonl")])
-    assert got.exit_code != 0 and "decontaminate.benchmarks: Value error, unknown benchmark mmlu_cooking" in got.output
+    assert got.exit_code != 0 and "`decontaminate.benchmarks`: Value error, unknown benchmark mmlu_cooking" in got.output
     assert not (tmp_path / "b.jsonl").exists()

@@ -4,7 +4,14 @@ import pytest
 import yaml
 
 from data_builders.errors import DataError
-from data_builders.mixing import Entry, load_mixture, mixture_names, select, selected_count, wanted_count
+from data_builders.mixing import (
+    Entry,
+    load_mixture,
+    mixture_names,
+    seeded_sample,
+    selected_count,
+    wanted_count,
+)
 from data_builders.records import Record
 
 
@@ -22,11 +29,12 @@ def test_selected_count_is_within_one_row_everywhere():
 
 
 def test_select_is_seeded_exact_and_keeps_order():
-    records = [Record(f"q{i}", "", "a", "dolly", i, "MIT", False) for i in range(200)]
-    a = select(records, 40, seed=1, source="dolly")
-    assert len(a) == 40 and a == select(records, 40, seed=1, source="dolly")
+    records = [Record(instruction=f"q{i}", input="", output="a", source="dolly", row=i, licence="MIT",
+                      llm_generated=False) for i in range(200)]
+    a = seeded_sample(records, 40, seed=1, source="dolly")
+    assert len(a) == 40 and a == seeded_sample(records, 40, seed=1, source="dolly")
     assert [r.row for r in a] == sorted(r.row for r in a)
-    assert a != select(records, 40, seed=2, source="dolly")
+    assert a != seeded_sample(records, 40, seed=2, source="dolly")
 
 
 def test_wanted_count_by_percent_or_rows():
@@ -62,12 +70,12 @@ def write(tmp_path, spec) -> str:
 
 
 @pytest.mark.parametrize(("sources", "message"), [
-    ([{"source": "dolly", "percent": 150}], r"sources\.0\.percent: Input should be less than or equal to 100"),
-    ([{"source": "dolly", "percent": -1}], r"sources\.0\.percent: Input should be greater than or equal to 0"),
-    ([{"source": "dolly"}], r"sources\.0: .*needs exactly one of percent or rows"),
+    ([{"source": "dolly", "percent": 150}], r"`sources\.0\.percent`: Input should be less than or equal to 100"),
+    ([{"source": "dolly", "percent": -1}], r"`sources\.0\.percent`: Input should be greater than or equal to 0"),
+    ([{"source": "dolly"}], r"`sources\.0`: .*needs exactly one of percent or rows"),
     ([{"source": "dolly", "percent": 10, "rows": 5}], r"needs exactly one of percent or rows"),
-    ([{"source": "nope", "percent": 10}], r"sources\.0: .*unknown source 'nope'"),
-    ([{"source": "mine", "percent": 10, "path": "x.jsonl"}], r"sources\.0: .*needs fields"),
+    ([{"source": "nope", "percent": 10}], r"`sources\.0`: .*unknown source 'nope'"),
+    ([{"source": "mine", "percent": 10, "path": "x.jsonl"}], r"`sources\.0`: .*needs fields"),
     ([{"source": "dolly", "percent": 10, "fields": {"instruction": "a", "output": "b"}}], r"fixed schema"),
     ([{"source": "codegen", "percent": 10, "fields": {"prompt": "a"}}], r"must map instruction and output"),
 ])

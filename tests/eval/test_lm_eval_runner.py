@@ -10,14 +10,8 @@ from click.testing import CliRunner
 
 from axolotl_nextai.eval.cli import main
 from axolotl_nextai.eval.runner import COLUMNS, table_row
-from axolotl_nextai.eval.tasks import (
-    BY_NAME,
-    LOCAL_PREFIX,
-    MMLU_SUBJECTS,
-    PAPER_TASKS,
-    builtin_yaml,
-    local_task_config,
-)
+from axolotl_nextai.eval.tasks import LOCAL_PREFIX, local_task_config
+from data_builders.paper_tasks import BY_NAME, MMLU_SUBJECTS, PAPER_TASKS, builtin_yaml
 
 
 def test_paper_subset_is_17_mmlu_subjects_and_three_benchmarks_all_in_lm_eval():

@@ -9,9 +9,9 @@ from axolotl_launch import launch_train, tiny_cpu_config
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from axolotl_nextai.alpaca import render_prompt
 from axolotl_nextai.eval.cli import main as eval_main
 from axolotl_nextai.serve import HelmModel, create_app
+from data_builders.alpaca_prompt import render_prompt
 
 pytestmark = pytest.mark.slow
 

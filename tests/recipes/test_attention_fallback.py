@@ -6,9 +6,9 @@ import pytest
 import yaml
 from axolotl_launch import ROOT, tiny_cpu_config
 
-from axolotl_nextai.attention import apply_changes, flash_attn_installed, resolve_attention
-from axolotl_nextai.config_checks import ConfigError
-from axolotl_nextai.recipe_check import check_config
+from axolotl_nextai.checks.attention import apply_changes, flash_attn_installed, resolve_attention
+from axolotl_nextai.checks.config_checks import ConfigError
+from axolotl_nextai.checks.recipe_check import check_config
 
 WARNING = "the config asks for flash_attention_2 but the `flash_attn` package is not installed"
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from axolotl_launch import OFFLINE_ENV, ROOT
 
-from axolotl_nextai.synth import PRESETS, write_synthetic_llama
+from axolotl_nextai.models.synth import PRESETS, write_synthetic_llama
 
 
 @pytest.mark.slow

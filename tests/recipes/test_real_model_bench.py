@@ -10,7 +10,7 @@ import pytest
 import yaml
 from axolotl_launch import ROOT
 
-from axolotl_nextai.recipe_check import check_config
+from axolotl_nextai.checks.recipe_check import check_config
 
 spec = importlib.util.spec_from_file_location("real_model_bench", ROOT / "bench" / "real_model.py")
 bench = sys.modules["real_model_bench"] = importlib.util.module_from_spec(spec)

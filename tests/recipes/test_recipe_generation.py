@@ -14,6 +14,11 @@ generate = sys.modules["recipes_generate"] = importlib.util.module_from_spec(spe
 spec.loader.exec_module(generate)
 
 
+def with_part(matrix, **parts):
+    """`matrix` with whole parts replaced, as matrix.yaml would write them (validated again)."""
+    return generate.Matrix.model_validate({**matrix.model_dump(by_alias=True), **parts})
+
+
 def test_committed_files_equal_generated_ones():
     assert generate.stale() == [], "run: python recipes/generate.py"
 
@@ -38,15 +43,26 @@ def test_each_recipe_differs_from_the_template_only_where_the_matrix_says():
 
 def test_a_variant_key_missing_from_the_template_is_refused():
     matrix, _, template = generate.load_matrix()
-    matrix["ablations"] = {"typo": {"cite": "Table 4", "set": {"lora_alpah": 8}}}
+    matrix = with_part(matrix, ablations={"typo": {"cite": "Table 4", "set": {"lora_alpah": 8}}})
     with pytest.raises(ValueError, match="`lora_alpah` is not in the template"):
         generate.expand(matrix, template)
+
+
+def test_a_key_the_matrix_does_not_declare_is_refused_in_one_line(tmp_path):
+    root = tmp_path / "recipes"
+    shutil.copytree(ROOT / "recipes", root)
+    matrix = root / "matrix.yaml"
+    matrix.write_text(matrix.read_text().replace("  v3: {cite: ", "  v3: {cit: "))
+    with pytest.raises(ValueError, match=r"matrix.yaml: `mixtures.v3.cite`: Field required.*"
+                                         r"`mixtures.v3.cit`: Extra inputs are not permitted") as err:
+        generate.load_matrix(root)
+    assert "\n" not in str(err.value)
 
 
 def test_the_fast_recipe_adds_its_keys_after_the_template_keys_named():
     lines = (ROOT / "recipes" / "llama2-70b-v5-fast.yml").read_text().splitlines()
     keys = [line.split(":")[0] for line in lines if line and not line.startswith(("#", " ", "-"))]
-    added = generate.load_matrix()[0]["speed"]["fast"]["add"]
+    added = generate.load_matrix()[0].speed["fast"].add
     assert "sample_packing" in added["group_by_length"]
     for after, new in added.items():
         start = keys.index(after) + 1
@@ -57,7 +73,7 @@ def test_the_fast_recipe_adds_its_keys_after_the_template_keys_named():
 
 def test_adding_a_key_the_template_has_is_refused():
     matrix, _, template = generate.load_matrix()
-    matrix["speed"] = {"bad": {"cite": "speed", "add": {"group_by_length": {"sequence_len": 2048}}}}
+    matrix = with_part(matrix, speed={"bad": {"cite": "speed", "add": {"group_by_length": {"sequence_len": 2048}}}})
     with pytest.raises(ValueError, match="`sequence_len` is in the template"):
         generate.expand(matrix, template)
 
@@ -74,18 +90,18 @@ def test_table_6_is_table_4_r8_with_eager_attention():
 
 def test_lever_sets_add_their_keys_in_order_and_an_unknown_set_is_refused():
     matrix, _, template = generate.load_matrix()
-    spec = generate.with_levers(matrix["ablations"]["r64-4096"], matrix["levers"])
-    added = list(spec["add"]["gradient_checkpointing"])
+    spec = generate.with_levers(matrix.ablations["r64-4096"], matrix.levers)
+    added = list(spec.add["gradient_checkpointing"])
     assert added[0] == "activation_offloading" and added[-1] == "nextai_tiled_mlp_shards"
-    assert spec["set"]["lora_r"] == 64 and "axolotl.integrations.liger.LigerPlugin" in spec["set"]["plugins"]
-    matrix["ablations"] = {"typo": {"cite": "Table 4", "set": {"lora_r": 8}, "levers": ["cutof-4096"]}}
+    assert spec.values["lora_r"] == 64 and "axolotl.integrations.liger.LigerPlugin" in spec.values["plugins"]
+    matrix = with_part(matrix, ablations={"typo": {"cite": "Table 4", "set": {"lora_r": 8}, "levers": ["cutof-4096"]}})
     with pytest.raises(ValueError, match="`levers: cutof-4096` is not a lever set"):
         generate.expand(matrix, template)
 
 
 def test_every_table_4_recipe_is_estimated_to_fit_the_40_gb_cap_and_eager_is_not():
-    from axolotl_nextai.architectures import ARCHITECTURES
-    from axolotl_nextai.footprint import GIB, peak_estimate_bytes
+    from axolotl_nextai.models.architectures import ARCHITECTURES
+    from axolotl_nextai.models.footprint import GIB, peak_estimate_bytes
 
     arch = ARCHITECTURES["meta-llama/Llama-2-70b-hf"]
     cap = 40e9 / GIB

@@ -7,8 +7,8 @@ import yaml
 from axolotl_launch import ROOT
 from click.testing import CliRunner
 
-from axolotl_nextai.config_checks import ConfigError
-from axolotl_nextai.recipe_check import check_config, known_keys, main, unknown_keys
+from axolotl_nextai.checks.config_checks import ConfigError
+from axolotl_nextai.checks.recipe_check import check_config, known_keys, main, unknown_keys
 
 RECIPES = sorted((ROOT / "recipes").rglob("*.yml"))
 TEMPLATE = ROOT / "recipes" / "llama2-70b-v5.yml"

@@ -1,7 +1,7 @@
 """Trainable parameters of every recipe, from a meta-device model (no weights) and Axolotl's own LoRA config.
 
 Three routes must agree: peft on the meta model, the LoRA shapes read off that model's modules, and the closed
-form in axolotl_nextai/footprint.py that recipes/README.md's table is generated from.
+form in axolotl_nextai/models/footprint.py that recipes/README.md's table is generated from.
 """
 
 import pytest
@@ -10,9 +10,9 @@ from accelerate import init_empty_weights
 from axolotl_launch import ROOT
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from axolotl_nextai.architectures import ARCHITECTURES as ARCH
-from axolotl_nextai.footprint import lora_trainable, total_parameters
-from axolotl_nextai.recipe_check import check_config
+from axolotl_nextai.checks.recipe_check import check_config
+from axolotl_nextai.models.architectures import ARCHITECTURES as ARCH
+from axolotl_nextai.models.footprint import lora_trainable, total_parameters
 
 GPU_RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yml") if p.name != "tiny-cpu.yml")
 PAPER_TRAINABLE = 17_039_360  # Table 9: Llama-2-70B, r=4 on o_proj + down_proj

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from data_builders.dedup.embed import DEFAULT_MODEL, embed, resolve_model
-from data_builders.dedup.near_dup import select
+from data_builders.dedup.near_dup import keep_first_seen
 
 
 def walk(embeddings, threshold):
@@ -28,7 +28,7 @@ def planted(n=300, d=32, dups=60, seed=0):
 @pytest.mark.parametrize("block", [1, 7, 64, 1024])
 def test_blocked_selection_equals_the_item_by_item_walk(block):
     x = planted()
-    keep, removals = select(x, 0.9, block=block)
+    keep, removals = keep_first_seen(x, 0.9, block=block)
     assert np.flatnonzero(keep).tolist() == walk(x, 0.9)
     assert 0 < len(removals) == (~keep).sum()
     for r in removals:
@@ -41,7 +41,7 @@ def test_chains_resolve_in_order_inside_a_block():
     a = np.array([1.0, 0.0], dtype=np.float32)
     b = np.array([np.cos(0.4), np.sin(0.4)], dtype=np.float32)
     c = np.array([np.cos(0.8), np.sin(0.8)], dtype=np.float32)
-    keep, _ = select(np.stack([a, b, c]), threshold=0.9, block=3)
+    keep, _ = keep_first_seen(np.stack([a, b, c]), threshold=0.9, block=3)
     assert keep.tolist() == [True, False, True]
 
 
@@ -65,7 +65,7 @@ PARAPHRASES = [
 
 def test_minilm_removes_planted_paraphrases_and_keeps_distinct_prompts():
     texts = DISTINCT + PARAPHRASES
-    keep, removals = select(embed(texts), 0.9)
+    keep, removals = keep_first_seen(embed(texts), 0.9)
     assert [t for t, k in zip(texts, keep) if k] == DISTINCT
     assert {texts[r.removed] for r in removals} == set(PARAPHRASES)
 
@@ -74,7 +74,7 @@ def test_output_rechecked_independently_has_no_pair_above_threshold():
     from sentence_transformers import SentenceTransformer, util
 
     texts = DISTINCT + PARAPHRASES
-    keep, _ = select(embed(texts), 0.9)
+    keep, _ = keep_first_seen(embed(texts), 0.9)
     kept = [t for t, k in zip(texts, keep) if k]
     model = SentenceTransformer(resolve_model(DEFAULT_MODEL), device="cpu")
     sims = util.cos_sim(model.encode(kept), model.encode(kept)).numpy()

@@ -72,11 +72,17 @@ def test_blocked_neighbour_search_equals_the_dense_one(block):
 
 
 def test_hnsw_neighbour_search_finds_the_planted_neighbours(monkeypatch):
+    """HNSW is approximate and its graph depends on how its threads interleave, so a row whose best neighbour sits
+    at the threshold may go either way: the planted pairs (cosine ~0.98) must all be found, and no row without a
+    neighbour near the threshold (f16 vectors: ~1e-3 of rounding)."""
     x = planted()
     sims = x @ x.T
     np.fill_diagonal(sims, -1)
+    best = sims.max(axis=1)
     monkeypatch.setattr(prefilter, "EXACT_ROWS", 10)  # 400 rows now go through usearch
-    assert prefilter.with_neighbour(x, 0.8).tolist() == (sims >= 0.8).any(axis=1).tolist()
+    found = prefilter.with_neighbour(x, 0.8)
+    assert (best >= 0.9).sum() >= 40 and found[best >= 0.9].all()
+    assert not found[best < 0.8 - 2e-3].any()
 
 
 def test_auto_is_exact_and_the_prefilter_refuses_an_uncalibrated_model():

@@ -13,7 +13,8 @@ from data_builders.records import Record
 
 
 def rec(instruction="q", input="", output="a", source="dolly", licence="MIT", sub_source=""):
-    return Record(instruction, input, output, source, 0, licence, False, sub_source=sub_source)
+    return Record(instruction=instruction, input=input, output=output, source=source, row=0, licence=licence,
+                  llm_generated=False, sub_source=sub_source)
 
 
 @pytest.mark.parametrize("subset", sorted(KEEP))

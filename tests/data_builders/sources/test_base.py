@@ -7,9 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from data_builders.build import sample_dir
 from data_builders.errors import DataError, RowError
-from data_builders.sources import SOURCES, dolly
+from data_builders.sources import SOURCES, dolly, sample_dir
 from data_builders.sources.base import find_source_file, load
 
 ROWS = [

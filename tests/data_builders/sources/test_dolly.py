@@ -10,7 +10,9 @@ def test_context_becomes_input_response_becomes_output(jsonl):
         {"instruction": "Name a fish.", "context": "", "response": "Tope", "category": "open_qa"},
     ])
     assert load(dolly.SPEC, path).records == [
-        Record("When did it open?", "It opened in 1921.", "In 1921.", "dolly", 0, "CC-BY-SA-3.0", False,
+        Record(instruction="When did it open?", input="It opened in 1921.", output="In 1921.", source="dolly",
+               row=0, licence="CC-BY-SA-3.0", llm_generated=False,
                sub_source="closed_qa"),
-        Record("Name a fish.", "", "Tope", "dolly", 1, "CC-BY-SA-3.0", False, sub_source="open_qa"),
+        Record(instruction="Name a fish.", input="", output="Tope", source="dolly", row=1,
+               licence="CC-BY-SA-3.0", llm_generated=False, sub_source="open_qa"),
     ]

@@ -10,8 +10,8 @@ def test_knowledge_and_history_are_input_and_the_faithful_response_is_output(jso
         "knowledge": "Jazz originated in New Orleans.", "BEGIN": ["Generic"], "VRM": ["Disclosure"],
     }])
     assert load(faithdial.SPEC, path).records == [
-        Record(faithdial.INSTRUCTION,
-               "Knowledge: Jazz originated in New Orleans.\n\n"
+        Record(instruction=faithdial.INSTRUCTION,
+               input="Knowledge: Jazz originated in New Orleans.\n\n"
                "User: I like jazz.\nAssistant: What kind?\nUser: Old jazz. Where did it start?",
-               "Jazz began in New Orleans.", "faithdial", 0, "MIT", False),
+               output="Jazz began in New Orleans.", source="faithdial", row=0, licence="MIT", llm_generated=False),
     ]

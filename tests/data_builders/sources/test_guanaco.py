@@ -12,8 +12,10 @@ def test_split_at_first_assistant_and_drop_later_turns(jsonl):
         {"text": "### Human: Hi there ### Assistant: Hello!"},
     ])
     assert load(guanaco.SPEC, path).records == [
-        Record("Name a prime.", "", "11.", "guanaco", 0, "Apache-2.0", False),
-        Record("Hi there", "", "Hello!", "guanaco", 1, "Apache-2.0", False),
+        Record(instruction="Name a prime.", input="", output="11.", source="guanaco", row=0,
+               licence="Apache-2.0", llm_generated=False),
+        Record(instruction="Hi there", input="", output="Hello!", source="guanaco", row=1,
+               licence="Apache-2.0", llm_generated=False),
     ]
 
 

@@ -7,6 +7,7 @@ def test_articles_split_and_numbered_summary_without_dash(jsonl):
     path = jsonl("multi_news", [{"document": "Bridge approved. ||||| Work starts in spring. |||||",
                                  "summary": "– A bridge was approved; work starts in spring."}])
     assert load(multi_news.SPEC, path).records == [
-        Record(multi_news.INSTRUCTION, "Article 1:\nBridge approved.\n\nArticle 2:\nWork starts in spring.",
-               "A bridge was approved; work starts in spring.", "multi_news", 0, "non-commercial", False),
+        Record(instruction=multi_news.INSTRUCTION,
+               input="Article 1:\nBridge approved.\n\nArticle 2:\nWork starts in spring.",
+               output="A bridge was approved; work starts in spring.", source="multi_news", row=0, licence="non-commercial", llm_generated=False),
     ]

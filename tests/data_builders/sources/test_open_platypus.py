@@ -10,9 +10,12 @@ def test_fields_map_one_to_one_with_subset_licence_and_llm_flag(jsonl):
         {"instruction": "Write a poem.", "input": "", "output": "Roses.", "data_source": "airoboros"},
     ])
     assert load(open_platypus.SPEC, path).records == [
-        Record("2+2?", "", "4", "open_platypus", 0, "MIT", False, sub_source="MATH/PRM-800K"),
-        Record("Pick one.", "A or B", "A", "open_platypus", 1, "non-commercial", False, sub_source="reclor"),
-        Record("Write a poem.", "", "Roses.", "open_platypus", 2, "unknown", True, sub_source="airoboros"),
+        Record(instruction="2+2?", input="", output="4", source="open_platypus", row=0, licence="MIT",
+               llm_generated=False, sub_source="MATH/PRM-800K"),
+        Record(instruction="Pick one.", input="A or B", output="A", source="open_platypus", row=1,
+               licence="non-commercial", llm_generated=False, sub_source="reclor"),
+        Record(instruction="Write a poem.", input="", output="Roses.", source="open_platypus", row=2,
+               licence="unknown", llm_generated=True, sub_source="airoboros"),
     ]
 
 

@@ -1,0 +1,1 @@
+"""Config checks, before anything loads: keys and values, typos, files, attention fallback, memory budget."""

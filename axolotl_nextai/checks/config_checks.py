@@ -1,0 +1,168 @@
+"""Checks on the raw YAML config that Axolotl would otherwise let through silently or fail on obscurely.
+
+Axolotl drops unknown keys without a word, so a typo such as `nextai_reprot` would silently do nothing; its schema
+types `lora_r` or `micro_batch_size` but does not bound them, so `lora_r: -4` fails only after the model has loaded;
+a missing local dataset file is treated as a Hub id, which fails offline with a message about the network; a row
+without `output` fails inside the prompt strategy as a TypeError. Each check here names the key (and the file:line).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from axolotl_nextai.args import NextAIArgs
+from data_builders.errors import did_you_mean, first_line, validation_problem
+
+PREFIX = "nextai_"
+LOCAL_DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow", ".txt")
+ALPACA_TYPE = "axolotl_nextai.alpaca"
+# Keys Axolotl types but does not bound, each with the range a run needs: (lowest, lowest allowed?, highest).
+BOUNDS = {
+    "lora_r": (0, False, None),
+    "lora_alpha": (0, False, None),
+    "lora_dropout": (0, True, 1),
+    "micro_batch_size": (0, False, None),
+    "gradient_accumulation_steps": (0, False, None),
+    "sequence_len": (0, False, None),
+    "num_epochs": (0, False, None),
+    "learning_rate": (0, False, None),
+    "warmup_steps": (0, True, None),
+    "weight_decay": (0, True, None),
+    "save_steps": (0, False, None),
+    "logging_steps": (0, False, None),
+    "val_set_size": (0, True, None),
+}
+
+
+class ConfigError(ValueError):
+    """A config value that must be fixed before training; the message names the key."""
+
+
+def one_line(exc: BaseException) -> str:
+    """A config error as one line: pydantic's errors as "`key`: message (got value)", else the first line."""
+    if isinstance(exc, ValidationError):
+        return validation_problem(exc)
+    return first_line(exc)
+
+
+def report_config_errors_in_one_line() -> None:
+    """Make an uncaught config error end the training CLI with one line (exit 1), not a traceback: ours, and
+    Axolotl's schema errors. Any other exception keeps its traceback."""
+    previous = sys.excepthook
+    if getattr(previous, "one_line_config_errors", False):
+        return
+
+    def hook(kind, exc, tb):
+        if isinstance(exc, ConfigError) or (isinstance(exc, ValidationError) and exc.title.startswith("Axolotl")):
+            print(f"config error: {one_line(exc)}", file=sys.stderr)
+        else:
+            previous(kind, exc, tb)
+
+    hook.one_line_config_errors = True
+    sys.excepthook = hook
+
+
+def validate_plugin_keys(cfg: Mapping) -> NextAIArgs:
+    """Parse the `nextai_*` keys strictly: an unknown key or a wrong type is an error naming the key."""
+    ours = {key: value for key, value in cfg.items() if key.startswith(PREFIX)}
+    known = NextAIArgs.model_fields
+    for key in ours:
+        if key not in known:
+            hint = did_you_mean(key, known) or f" (known keys: {', '.join(sorted(known))})"
+            raise ConfigError(f"unknown config key `{key}`{hint}")
+    try:
+        return NextAIArgs.model_validate(ours, strict=True)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid value for {one_line(exc)}") from None
+
+
+def value_problems(cfg: Mapping) -> list[str]:
+    """One message per value out of its range (`BOUNDS`), and per `datasets:` that is not a list of mappings."""
+    problems = []
+    for key, (low, low_allowed, high) in BOUNDS.items():
+        value = cfg.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue  # absent, or a type Axolotl's schema reports itself
+        if value < low or (value == low and not low_allowed) or (high is not None and value >= high):
+            wanted = f"{'>=' if low_allowed else '>'} {low}" + (f" and < {high}" if high is not None else "")
+            problems.append(f"`{key}`: must be {wanted} (got {value!r})")
+    datasets = cfg.get("datasets")
+    if datasets is not None and (not isinstance(datasets, list) or not all(isinstance(d, Mapping) for d in datasets)):
+        problems.append(f"`datasets`: must be a list of entries such as {{path: data/v5.jsonl, type: {ALPACA_TYPE}}}")
+    return problems
+
+
+def looks_local(value: str) -> bool:
+    """A path on disk rather than a Hub id (`org/name`): it exists, starts with / . ~, or has several parts."""
+    return Path(value).expanduser().exists() or value.startswith(("/", ".", "~")) or value.count("/") > 1
+
+
+def _is_local_file(dataset: Mapping) -> bool:
+    path = str(dataset.get("path", ""))
+    return path.endswith(LOCAL_DATA_SUFFIXES) or path.startswith(("/", "./", "../", "~"))
+
+
+def local_datasets(cfg: Mapping) -> list[tuple[int, Mapping]]:
+    """(index, entry) of each `datasets:` entry that names a local file."""
+    datasets = cfg.get("datasets")
+    if not isinstance(datasets, list):
+        return []
+    return [(i, d) for i, d in enumerate(datasets) if isinstance(d, Mapping) and _is_local_file(d)]
+
+
+def build_hint(path: str) -> str:
+    """How to create a missing dataset file: our mixtures are named v1..v7 (`data/v5.jsonl`)."""
+    match = re.fullmatch(r"(v\d+)(?:[-_.].*)?", Path(path).stem)
+    if match:
+        return f"create it with: nextai-data build --mixture {match.group(1)} --out {path}"
+    return "create it with `nextai-data build --mixture v5 --out <file>` or point `path:` at an existing file"
+
+
+def missing_files(cfg: Mapping) -> list[str]:
+    """One message per local path the run reads that does not exist: dataset files, a base model folder, the
+    checkpoint to resume from."""
+    problems = []
+    for index, dataset in local_datasets(cfg):
+        path = str(dataset["path"])
+        if not Path(path).expanduser().exists():
+            problems.append(f"datasets[{index}].path: dataset file `{path}` does not exist "
+                            f"(looked in {Path(path).expanduser().resolve()}); {build_hint(path)}")
+    for key in ("base_model", "resume_from_checkpoint"):
+        value = cfg.get(key)
+        if isinstance(value, str) and looks_local(value) and not Path(value).expanduser().exists():
+            problems.append(f"`{key}`: `{value}` does not exist (looked in {Path(value).expanduser().resolve()})")
+    return problems
+
+
+def check_dataset_files(cfg: Mapping) -> None:
+    """Fail before any model loads when a local path of the run is missing (see `missing_files`)."""
+    problems = missing_files(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def check_alpaca_rows(cfg: Mapping) -> None:
+    """Fail before any model loads on the first row of a local `type: axolotl_nextai.alpaca` file that the
+    prompt strategy cannot read: `instruction` and `output` strings, `input` a string or absent/null."""
+    from data_builders.errors import DataError
+    from data_builders.sources.base import FILE_SUFFIXES, check_row, read_file
+
+    for index, dataset in local_datasets(cfg):
+        path = Path(str(dataset["path"])).expanduser()
+        if dataset.get("type") != ALPACA_TYPE or not path.is_file() or path.suffix not in FILE_SUFFIXES:
+            continue
+        try:
+            rows, _ = read_file(path)
+            for where, row in rows:
+                if isinstance(row, Exception):
+                    raise row
+                check_row(row, {"instruction": str, "output": str}, where)
+                if row.get("input") is not None:
+                    check_row(row, {"input": str}, where)
+        except DataError as err:
+            raise ConfigError(f"datasets[{index}]: {err}") from None

@@ -1,0 +1,68 @@
+"""What a config needs against what the card allows, checked before the model loads.
+
+One check refuses outright: eager attention keeps every head's tokens x tokens probabilities for backward
+(footprint.eager_attention_bytes: 6 GiB a layer for Llama-2-70B at 4,096 tokens), a need no memory lever
+removes. When even the weights plus that cannot fit, the run would load for minutes and then fail with an
+out-of-memory error; it is refused at startup instead, naming what it needs. Other configs only get the
+estimate (footprint.peak_parts), which is not precise enough to refuse on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from axolotl_nextai.checks.config_checks import ConfigError
+from axolotl_nextai.models.architectures import ARCHITECTURES
+from axolotl_nextai.models.footprint import (
+    GB,
+    GIB,
+    eager_attention_bytes,
+    embedding_bytes,
+    peak_estimate_bytes,
+    weight_bytes,
+)
+
+ARCHITECTURE_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                     "num_key_value_heads", "vocab_size")
+
+
+def architecture(base_model: str) -> dict | None:
+    """The architecture of a local checkpoint (its config.json) or of a Hub id this package knows; None if neither."""
+    config = Path(base_model).expanduser() / "config.json"
+    if config.is_file():
+        raw = json.loads(config.read_text())
+        return {key: raw[key] for key in ARCHITECTURE_KEYS} if all(k in raw for k in ARCHITECTURE_KEYS) else None
+    return ARCHITECTURES.get(base_model)
+
+
+def budget(cap_gb: float | None, device_bytes: int | None) -> tuple[float, str] | None:
+    """(bytes, where the limit comes from): the memory cap if set, else the CUDA card; None when neither is known."""
+    if cap_gb is not None:
+        return cap_gb * GB, f"nextai_gpu_memory_cap_gb: {cap_gb:g} ({cap_gb * GB / GIB:.2f} GiB)"
+    if device_bytes is not None:
+        return device_bytes, f"this GPU's {device_bytes / GIB:.2f} GiB"
+    return None
+
+
+def check_eager_attention(cfg: Mapping, arch: Mapping, limit: tuple[float, str]) -> None:
+    """ConfigError when eager attention's probabilities and the weights alone exceed the limit."""
+    if cfg.get("attn_implementation") != "eager" or not cfg.get("sequence_len"):
+        return
+    tokens = cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
+    scores = eager_attention_bytes(arch, tokens)
+    weights = weight_bytes(arch) - (embedding_bytes(arch) if cfg.get("nextai_embeddings_on_cpu") else 0)
+    allowed, source = limit
+    if weights + scores <= allowed:
+        return
+    estimate = peak_estimate_bytes(arch, cfg)
+    heads = arch["num_attention_heads"]
+    raise ConfigError(
+        f"attn_implementation: eager at {tokens:,} tokens per micro-step keeps {heads} heads x {tokens:,} x "
+        f"{tokens:,} attention probabilities per layer for backward: {scores / GIB:.2f} GiB (fp32 softmax + bf16 "
+        f"copy), on top of {weights / GIB:.2f} GiB of weights: at least {(weights + scores) / GIB:.2f} GiB, about "
+        f"{estimate / GIB:.1f} GiB at peak, more than the {allowed / GIB:.2f} GiB allowed by {source}. Use "
+        "attn_implementation: sdpa or flash_attention_2 (they keep none of it), a shorter sequence_len, or a "
+        f"card with at least {estimate / GIB:.0f} GiB."
+    )

@@ -1,0 +1,2 @@
+"""Speed and memory levers that change no math: fused accumulation, tiled MLP, chunked dequantization,
+embeddings on the CPU."""

@@ -1,0 +1,151 @@
+"""What a QLoRA recipe costs before any weight is downloaded: trainable parameters and GPU memory, in closed form.
+
+`architecture` is the handful of `config.json` values of a Llama-family model (hidden_size, intermediate_size,
+num_hidden_layers, num_attention_heads, num_key_value_heads, vocab_size). The parameter counts are checked against
+peft on a meta-device model (tests/recipes/test_trainable_parameters.py); the memory estimate (`peak_parts`, the
+memory levers included) against the peaks measured on H100 and H200 cards (tests/axolotl_nextai/checks/test_memory_budget.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+GIB = 2**30
+GB = 1e9  # what card makers and nextai_gpu_memory_cap_gb call a GB
+BF16 = 2  # bytes
+NF4_BLOCK = 64  # bitsandbytes: one absmax per 64 weights, 8-bit with double quant
+DQ_BLOCK = 256  # double quant: one fp32 constant per 256 absmax values
+PAGED_MIN_ELEMENTS = 100_000  # bitsandbytes pages an optimizer state only for tensors this large
+EIGHT_BIT_MIN_ELEMENTS = 4096  # bitsandbytes' min_8bit_size: smaller tensors get 32-bit states
+OFFLOAD_IN_FLIGHT = 2  # Axolotl's hidden-states offload keeps this many layer inputs on the GPU while copying
+OTHER_BYTES = 0.1 * GIB  # fitted: what the H100 token ladder leaves at zero tokens beyond the parts above
+MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
+
+
+def linear_shapes(arch: Mapping) -> dict[str, tuple[int, int]]:
+    """(in_features, out_features) of each decoder-layer projection, by peft's module name."""
+    hidden, inter = arch["hidden_size"], arch["intermediate_size"]
+    head_dim = hidden // arch["num_attention_heads"]
+    kv = arch["num_key_value_heads"] * head_dim
+    return {
+        "q_proj": (hidden, hidden),
+        "k_proj": (hidden, kv),
+        "v_proj": (hidden, kv),
+        "o_proj": (hidden, hidden),
+        "gate_proj": (hidden, inter),
+        "up_proj": (hidden, inter),
+        "down_proj": (inter, hidden),
+    }
+
+
+def lora_trainable(arch: Mapping, r: int, targets: Iterable[str]) -> int:
+    """LoRA adds A (r x in) and B (out x r) to each targeted projection of every layer."""
+    shapes = linear_shapes(arch)
+    return arch["num_hidden_layers"] * sum(r * sum(shapes[name]) for name in targets)
+
+
+def quantized_parameters(arch: Mapping) -> int:
+    """Weights bitsandbytes stores in NF4: every decoder projection (lm_head and embeddings stay bf16)."""
+    return arch["num_hidden_layers"] * sum(i * o for i, o in linear_shapes(arch).values())
+
+
+def bf16_parameters(arch: Mapping) -> int:
+    """Embeddings, lm_head unless tied to them, two RMSNorms per layer and the final norm."""
+    hidden = arch["hidden_size"]
+    matrices = 1 if arch.get("tie_word_embeddings") else 2
+    return matrices * arch["vocab_size"] * hidden + (2 * arch["num_hidden_layers"] + 1) * hidden
+
+
+def total_parameters(arch: Mapping) -> int:
+    """The base model's parameter count, as `model.num_parameters()` gives it."""
+    return quantized_parameters(arch) + bf16_parameters(arch)
+
+
+def weight_bytes(arch: Mapping) -> float:
+    """NF4 (4 bits) + double-quant constants (8-bit absmax per 64, fp32 per 256 of those) + bf16 rest."""
+    q = quantized_parameters(arch)
+    return q / 2 + q / NF4_BLOCK * (1 + 4 / DQ_BLOCK) + BF16 * bf16_parameters(arch)
+
+
+def embedding_bytes(arch: Mapping) -> int:
+    """The input embeddings in bf16 (what `nextai_embeddings_on_cpu` keeps off the GPU)."""
+    return BF16 * arch["vocab_size"] * arch["hidden_size"]
+
+
+def eager_attention_bytes(arch: Mapping, tokens: int) -> int:
+    """What eager attention keeps for backward in one layer: every head's tokens x tokens probabilities, as the
+    fp32 softmax output (4 bytes) and its bf16 copy (2 bytes). SDPA and FlashAttention keep none of it."""
+    return arch["num_attention_heads"] * tokens * tokens * (4 + BF16)
+
+
+def lora_matrix_sizes(arch: Mapping, r: int, targets: Iterable[str]) -> list[int]:
+    """Elements of each LoRA matrix of one layer: A (r x in) and B (out x r) per target."""
+    shapes = linear_shapes(arch)
+    return [size for name in targets for size in (r * shapes[name][0], shapes[name][1] * r)]
+
+
+def optimizer_state_bytes(arch: Mapping, r: int, targets: Iterable[str], optimizer: str) -> tuple[int, int]:
+    """(in PyTorch's allocator, in CUDA managed memory) bytes of AdamW's two states for the LoRA matrices.
+
+    bitsandbytes' paged optimizers put a state in managed memory only for tensors of at least 1e5 elements (the
+    rest are ordinary CUDA tensors); managed memory is outside PyTorch's counters and the memory cap, and the
+    driver may page it to the CPU. 8-bit states are 1 byte per element each (tensors under 4,096 elements: 32-bit).
+    """
+    paged, eight_bit = "paged" in optimizer, "8bit" in optimizer
+    in_torch = managed = 0
+    for size in lora_matrix_sizes(arch, r, targets):
+        state = size * (2 if eight_bit and size >= EIGHT_BIT_MIN_ELEMENTS else 8)
+        if paged and size >= PAGED_MIN_ELEMENTS:
+            managed += state
+        else:
+            in_torch += state
+    return arch["num_hidden_layers"] * in_torch, arch["num_hidden_layers"] * managed
+
+
+def activation_bytes_per_token(arch: Mapping, targets: Iterable[str], cfg: Mapping) -> float:
+    """One decoder layer's recomputed activations and their gradients while its backward runs, per token.
+
+    Attention: q, attention output, o_proj input and output, k and v (bf16). Norms: HF's RMSNorm keeps an fp32
+    copy of its input, Liger's only bf16. MLP: gate, SiLU(gate) and up plus one gradient of that size (Liger's
+    SwiGLU recomputes SiLU: one fewer). LoRA dropout: a bf16 copy and a bool mask of each target's input. With
+    `nextai_tiled_mlp_shards` the MLP's part is one shard's, plus the MLP input kept for the recompute.
+    Fitted on two measurements: stock HF + PEFT on an H100, 1.70 MiB a token with the saved layer inputs
+    (256-4,096 tokens); Axolotl on an H200, 36.27 GiB at r 8 and ~4,000 tokens with Liger and offload.
+    """
+    hidden, inter, shapes = arch["hidden_size"], arch["intermediate_size"], linear_shapes(arch)
+    attention = BF16 * (4 * hidden + 2 * shapes["k_proj"][1])
+    norms = 2 * hidden * (BF16 if cfg.get("liger_rms_norm") else 4)
+    mlp = BF16 * inter * (3 if cfg.get("liger_glu_activation") else 4)
+    dropout = {name: 3 * shapes[name][0] for name in targets}  # bf16 copy + bool mask of the input
+    mlp += sum(dropout.get(name, 0) for name in MLP_PROJECTIONS)
+    attention += sum(size for name, size in dropout.items() if name not in MLP_PROJECTIONS)
+    shards = cfg.get("nextai_tiled_mlp_shards") or 1
+    if shards > 1:
+        mlp = mlp / shards + BF16 * hidden
+    return attention + norms + mlp
+
+
+def peak_parts(arch: Mapping, cfg: Mapping) -> dict[str, float]:
+    """Bytes of each part of a QLoRA run's peak GPU allocation (micro-batch x sequence_len tokens, gradient
+    checkpointing, bf16 norms as Axolotl keeps them), by the recipe's keys: an estimate, within ~0.3 GiB of the
+    measurements in docs/gpu-memory.md (`peak_estimate_bytes` is their sum)."""
+    tokens = cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
+    r, targets = cfg.get("lora_r") or 0, cfg.get("lora_target_modules") or []
+    hidden, layers = arch["hidden_size"], arch["num_hidden_layers"]
+    largest = max(i * o for i, o in linear_shapes(arch).values()) * BF16
+    chunk = cfg.get("nextai_dequant_chunk_mib")
+    offloaded = cfg.get("activation_offloading") == "hidden_states"
+    eager = cfg.get("attn_implementation") == "eager"
+    return {
+        "weights": weight_bytes(arch) - (embedding_bytes(arch) if cfg.get("nextai_embeddings_on_cpu") else 0),
+        "LoRA weights and gradients (fp32)": 8 * lora_trainable(arch, r, targets),
+        "optimizer state in PyTorch's memory": optimizer_state_bytes(arch, r, targets, cfg.get("optimizer") or "")[0],
+        "dequantized weight": min(largest, chunk * 2**20) if chunk else largest,
+        "saved layer inputs": (OFFLOAD_IN_FLIGHT if offloaded else layers) * tokens * hidden * BF16,
+        "one layer's activations": tokens * activation_bytes_per_token(arch, targets, cfg),
+        "eager attention (forward and backward)": 2 * eager_attention_bytes(arch, tokens) if eager else 0,
+        "other (fitted)": OTHER_BYTES,
+    }
+
+
+def peak_estimate_bytes(arch: Mapping, cfg: Mapping) -> float:
+    return sum(peak_parts(arch, cfg).values())

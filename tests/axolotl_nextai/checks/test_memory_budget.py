@@ -1,0 +1,70 @@
+"""The memory estimate against the measured peaks, and eager attention refused before loading when its
+probabilities cannot fit beside the weights."""
+
+import json
+
+import pytest
+
+from axolotl_nextai.checks.config_checks import ConfigError
+from axolotl_nextai.checks.memory_budget import architecture, budget, check_eager_attention
+from axolotl_nextai.models.architectures import ARCHITECTURES
+from axolotl_nextai.models.footprint import GIB, peak_estimate_bytes
+
+LLAMA2_70B = ARCHITECTURES["meta-llama/Llama-2-70b-hf"]
+PAPER = {"lora_r": 4, "lora_target_modules": ["o_proj", "down_proj"], "optimizer": "paged_adamw_8bit"}
+ALL_SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+LEVERS_4096 = {"lora_r": 8, "sequence_len": 4096, "optimizer": "paged_adamw_32bit",
+               "activation_offloading": "hidden_states", "liger_rms_norm": True, "liger_glu_activation": True}
+
+
+@pytest.mark.parametrize(
+    "cfg,measured_gib",
+    [  # peak allocated on an H100/H200 (stock HF + PEFT, dense rows; the last: Axolotl, rows of ~4,000 tokens)
+        ({**PAPER, "sequence_len": 256}, 34.97),
+        ({**PAPER, "sequence_len": 1024}, 36.25),
+        ({**PAPER, "sequence_len": 2048}, 37.98),
+        ({**PAPER, "sequence_len": 4096}, 41.46),
+        ({**PAPER, "sequence_len": 1024, "lora_target_modules": ALL_SEVEN}, 36.66),
+        ({**LEVERS_4096, "lora_target_modules": ["o_proj", "down_proj"], "sequence_len": 4000}, 36.27),
+    ],
+    ids=["256", "1024", "2048", "4096", "all-seven-1024", "r8-4000-offload-liger"],
+)
+def test_estimate_within_a_few_tenths_of_a_gib_of_the_measured_peaks(cfg, measured_gib):
+    assert abs(peak_estimate_bytes(LLAMA2_70B, cfg) / GIB - measured_gib) < 0.15
+
+
+def test_each_lever_lowers_the_estimate_by_its_share():
+    base = {**LEVERS_4096, "lora_r": 64, "lora_target_modules": ["o_proj", "down_proj"]}
+    steps = [base, {**base, "nextai_dequant_chunk_mib": 64}, {**base, "nextai_dequant_chunk_mib": 64,
+             "nextai_tiled_mlp_shards": 8}, {**base, "nextai_dequant_chunk_mib": 64, "nextai_tiled_mlp_shards": 8,
+                                             "nextai_embeddings_on_cpu": True}]
+    peaks = [peak_estimate_bytes(LLAMA2_70B, cfg) / GIB for cfg in steps]
+    assert peaks[0] - peaks[1] == pytest.approx((448 - 64) / 1024)  # the whole MLP weight against one chunk
+    assert peaks[0] > 37.25 > peaks[2] > peaks[3]  # r 64 at 4,096 fits the 40 GB cap with the tiled MLP
+    assert peaks[2] - peaks[3] == pytest.approx(32000 * 8192 * 2 / GIB)
+
+
+def test_architecture_from_a_local_config_or_a_known_hub_id(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({**LLAMA2_70B, "model_type": "llama"}))
+    assert architecture(str(tmp_path))["num_attention_heads"] == 64
+    assert architecture("meta-llama/Llama-2-70b-hf") == LLAMA2_70B
+    assert architecture("someone/unknown-model") is None
+
+
+def test_the_cap_is_the_budget_before_the_card():
+    assert budget(40, 80 * 10**9) == (40e9, "nextai_gpu_memory_cap_gb: 40 (37.25 GiB)")
+    assert budget(None, 80 * 2**30) == (80 * 2**30, "this GPU's 80.00 GiB")
+    assert budget(None, None) is None
+
+
+def test_eager_at_4096_is_refused_under_a_40_gb_cap_naming_what_it_needs():
+    cfg = {**LEVERS_4096, "lora_target_modules": ["o_proj", "down_proj"], "attn_implementation": "eager"}
+    with pytest.raises(ConfigError) as error:
+        check_eager_attention(cfg, LLAMA2_70B, budget(40, None))
+    message = str(error.value)
+    assert "64 heads x 4,096 x 4,096" in message and "6.00 GiB" in message
+    assert "at least 39.87 GiB" in message and "37.25 GiB allowed by nextai_gpu_memory_cap_gb: 40" in message
+    assert "attn_implementation: sdpa or flash_attention_2" in message
+    check_eager_attention(cfg, LLAMA2_70B, budget(80, None))  # an 80 GB card holds it
+    check_eager_attention({**cfg, "sequence_len": 1024}, LLAMA2_70B, budget(40, None))  # 0.38 GiB of scores
+    check_eager_attention({**cfg, "attn_implementation": "sdpa"}, LLAMA2_70B, budget(40, None))
