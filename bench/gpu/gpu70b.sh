@@ -11,6 +11,9 @@
 #   device run, carry .whl:  OUT=... bench/gpu/gpu70b.sh @tables   |   recipes/llama2-70b-v5.yml:20 fast-mb2 ...
 #   python bench/gpu/report70b.py --call FETCHED --runs RUN... --command "..." --out bench/results/gpu70b-<date>.md
 #
+# The device returns at most 8 files from its $OUT, and $OUT/work holds a dozen per run: to run this script twice in
+# one call, give each its own OUT outside the device's and copy only its gpu70b.tgz there (two OUT subfolders lost
+# the second archive once: the first run's work files took the 8 places).
 # RUN[:STEPS]: steps from the spec, else the ablation's `steps`, else MAX_STEPS (`@tables:3`: 3 steps each).
 # Lanes: GPUS lists one lane per entry; each lane takes the next run of the queue (in the order given) when its
 # last one ends. GPUS=0,1 is a lane per card; GPUS=0,0,0 is three lanes sharing card 0, each process capped at
