@@ -145,6 +145,7 @@ def rc_fields(rc: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in rc.split() if "=" in item)
 
 
+@cache  # read once per call folder, not once per run
 def card_neighbours(folder: Path) -> dict[str, list[str]]:
     """For each run of the call, the other runs that were on the same card (or CPU) while it ran: lanes sharing it."""
     spans = {}
@@ -223,7 +224,7 @@ def run_row(folder: Path, run: str, mean_row: float) -> dict:
         # mean over the run (`train_loss`), said as such
         final_loss=report["final_loss"] if report["final_loss"] is not None else mean_train_loss(log),
     )
-    if not cfg.get("sample_packing") and len(history) > 3:
+    if not shared and not cfg.get("sample_packing") and len(history) > 3:  # a shared card's times fit nothing
         a, b = fit_step_cost(history, cfg["micro_batch_size"] * cfg["gradient_accumulation_steps"])
         epoch = projected_epoch(a, b, cfg)
         row.update(fit=(a, b), tokens_per_s_v5=epoch, v5_hours_fit=tokens_v5 / epoch / 3600)
@@ -280,7 +281,7 @@ def render_call(folder: Path, runs: list[str], command: str, mean_row: float, he
             f"| {r['prediction']} |"
         )
     lines += shared_note(rows)
-    fitted = [r for r in rows if "fit" in r and not r["shared_with"]]  # a shared card's times fit nothing
+    fitted = [r for r in rows if "fit" in r]
     if fitted:
         lines += ["", ("Fitted step cost, projected onto a whole v5 epoch's steps (no packing: a short run's rows "
                        "are not an epoch's, see above):"), "",
