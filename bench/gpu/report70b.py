@@ -350,12 +350,24 @@ def loss_cell(loss: float | str | None) -> str:
     return loss if isinstance(loss, str) else fmt(loss, ".3f")
 
 
-def render_tables(folder: Path, runs: list[str], mean_row: float) -> list[str]:
+def measured_rows(calls: list[tuple[Path, list[str]]], mean_row: float) -> dict[str, tuple[int, Path, dict]]:
+    """Each paper run's row from the last call that started it: a later call re-runs what an earlier one skipped."""
+    rows = {}
+    for number, (folder, runs) in enumerate(calls, 1):
+        for run in runs:
+            if ablation(run).get("paper"):
+                row = run_row(folder, run, mean_row)
+                if run not in rows or not row["rc"].startswith("rc=skipped"):
+                    rows[run] = (number, folder, row)
+    return rows
+
+
+def render_tables(calls: list[tuple[Path, list[str]]], mean_row: float) -> list[str]:
     """The paper's Tables 4-6 from the runs that carry a `paper:` entry, measured beside the paper's numbers."""
     lines = ["## Tables 4-6 under the 40 GB cap", "",
              (f"A run fits when its peak reserved memory stays under the cap ({GIB_40GB:.2f} GiB; PyTorch's allocator "
               "refuses anything beyond). The paper's numbers are its peak GPU memory without these levers."), ""]
-    rows = {run: run_row(folder, run, mean_row) for run in runs if ablation(run).get("paper")}
+    rows = measured_rows(calls, mean_row)
     for table, about in TABLES.items():
         members = [run for run in rows if table in ablation(run)["paper"]]
         if not members:
@@ -366,16 +378,18 @@ def render_tables(folder: Path, runs: list[str], mean_row: float) -> list[str]:
                    "| memory levers | predicted before the run |"),
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for run in members:
-            row, paper = rows[run], ablation(run)["paper"][table]
+            number, folder, row = rows[run]
+            paper = ablation(run)["paper"][table]
             cfg = run_config_used(folder, run)
+            measured_in = f" (call {number})" if len(calls) > 1 else ""
             lines.append(
-                f"| {paper['row']} | {fmt(paper.get('gb'), '.2f')} | {status(row, GIB_40GB)} "
+                f"| {paper['row']} | {fmt(paper.get('gb'), '.2f')} | {status(row, GIB_40GB)}{measured_in} "
                 f"| {fmt(row.get('peak_alloc'), '.2f')} | {fmt(row.get('peak_reserved'), '.2f')} "
                 f"| {row['smi_shown']} | {paged_state_gib(cfg):.2f} | {fmt(row.get('s_per_step'), '.1f')}{row['mark']} "
                 f"| {fmt(row.get('tokens_per_s'), ',.0f')}{row['mark']} | {loss_cell(row.get('final_loss'))} "
                 f"| {levers_used(cfg)} | {row['prediction']} |"
             )
-        lines += shared_note([rows[run] for run in members]) + [""]
+        lines += shared_note([rows[run][2] for run in members]) + [""]
     return lines
 
 
@@ -391,12 +405,11 @@ def render(calls: list[tuple[Path, list[str], str]], title: str, tables: bool = 
         "`nextai_gpu_memory_cap_gb: 40` and `nextai_peak_tflops: 790` overridden.",
         "",
     ]
+    calls = [(unpack(folder), runs, command) for folder, runs, command in calls]
+    if tables:
+        lines += render_tables([(folder, runs) for folder, runs, _ in calls], mean_row)
     for number, (folder, runs, command) in enumerate(calls, 1):
-        heading = f"Call {number}" if len(calls) > 1 else "Results"
-        folder = unpack(folder)
-        if tables:
-            lines += render_tables(folder, runs, mean_row)
-        lines += render_call(folder, runs, command, mean_row, heading)
+        lines += render_call(folder, runs, command, mean_row, f"Call {number}" if len(calls) > 1 else "Results")
     lines += [
         f"- 40 GB cap = {GIB_40GB:.2f} GiB; the paper's trainable count is {TRAINABLE_PAPER:,}.",
         (f"- v5 epoch hours = {tokens_v5 / 1e6:.1f} M real tokens (v5 length model of bench/gpu/v5_shaped.py: "
@@ -416,7 +429,7 @@ def main() -> None:
     parser.add_argument("--command", action="append", required=True, help="that call's device command")
     parser.add_argument("--title", default="Llama-2-70B QLoRA under a 40 GB cap, through the real Axolotl CLI")
     parser.add_argument("--out", type=Path, required=True, help="Markdown file to write")
-    parser.add_argument("--tables", action="store_true", help="first, the paper's Tables 4-6 from the runs that have them")
+    parser.add_argument("--tables", action="store_true", help="first, the paper's Tables 4-6 from the runs that have them (a run in several calls: the last that started it)")
     args = parser.parse_args()
     if not len(args.call) == len(args.runs) == len(args.command):
         parser.error("give each --call its own --runs and --command")

@@ -132,7 +132,7 @@ def test_tables_report_puts_each_run_beside_the_paper_with_its_status(tmp_path):
     fake_run(tmp_path, "t6-eager", "rc=1", log="config error: /tmp/cfg-t6-eager.yml: attn_implementation: eager "
              "at 4,096 tokens per micro-step keeps ... at least 39.38 GiB, about 47.5 GiB at peak")
     (tmp_path / "t4-r8.smi.txt").write_text("38000\n39123\n")
-    text = "\n".join(report70b.render_tables(tmp_path, ["t4-r8", "t4-r8-stock", "t6-eager"], 362.0))
+    text = "\n".join(report70b.render_tables([(tmp_path, ["t4-r8", "t4-r8-stock", "t6-eager"])], 362.0))
     table4 = text.split("### Table 4")[1].split("###")[0]
     assert "| r 8 | 46.95 | **fits** | 35.61 | 36.02 | 39123 | 0.14 | 18.0 | 903 | 10.370 |" in table4
     assert "layer inputs on the CPU, Liger, dequant in 64 MiB chunks, embeddings on the CPU" in table4

@@ -105,3 +105,19 @@ def test_the_memory_probe_counts_only_the_run_s_own_processes():
     assert probe.run_mib(apps, mine) == 36000  # a process of another run (or gone) is not counted
     assert probe.run_mib(apps, "/tmp/cfg-no-such-run.yml") is None
     assert probe.run_mib("", mine) is None
+
+
+def test_the_tables_take_a_run_from_the_later_call_that_ran_what_an_earlier_one_skipped(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    (first / "t5-attn.rc").write_text("rc=skipped wall_seconds=0 gpu=0\n")
+    write_run(first, "t5-o-down", V5, history(5, [4], [1500]))
+    write_run(second, "t5-attn", {**V5, "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+              history(5, [4], [1500]))
+    (second / "t5-o-down.rc").write_text("rc=skipped wall_seconds=0 gpu=0\n")
+    text = "\n".join(report70b.render_tables([(first, ["t5-o-down", "t5-attn"]), (second, ["t5-attn", "t5-o-down"])],
+                                             362.0))
+    table = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ")}
+    assert "**fits** (call 2)" in table["all attention"]
+    assert "**fits** (call 1)" in table["attention + FFN output (the submission)"]
+    assert "skipped" not in text
