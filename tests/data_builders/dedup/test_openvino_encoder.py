@@ -10,6 +10,7 @@ import pytest
 from data_builders.dedup import embed as embed_module
 from data_builders.dedup.embed import embed, resolve_encoder
 from data_builders.dedup.near_dup import keep_first_seen
+from data_builders.dedup.stage import near_dedup
 from data_builders.errors import DataError
 
 TEXTS = [json.loads(line)["text"] for line in (Path(__file__).parents[2] / "assets/near_dup/rows.jsonl").open()]
@@ -40,6 +41,11 @@ def test_a_row_alone_matches_it_in_a_padded_batch(vectors):
     shortest = int(np.argmin([len(t) for t in TEXTS]))
     for i in (longest, shortest):
         assert np.allclose(embed([TEXTS[i]], encoder="openvino")[0], openvino_vectors[i], atol=1e-6)
+
+
+def test_near_dedup_records_the_encoder_auto_picks():
+    assert near_dedup(TEXTS[:4], device="cpu").stats["encoder"] == "openvino"
+    assert near_dedup(TEXTS[:4], device="cpu", encoder="torch").stats["encoder"] == "torch"
 
 
 def test_auto_is_openvino_on_a_cpu_only_and_openvino_is_checked(monkeypatch):
