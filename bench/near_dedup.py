@@ -7,14 +7,15 @@ topped up with rows made from them: half light edits of a random real row (one o
 word, flip a word's capital, change the end punctuation: planted near-duplicates), half splices (the start of one
 real row joined to the end of another: mostly new text). A smaller --rows samples the real rows in the same
 proportion; everything is shuffled with a fixed seed. Each method runs in its own process (a build's model load
-included, peak RSS its own) on the same rows; `exact` is the brute-force MiniLM pass the others must agree with.
-Prints the table and writes bench/results/near_dedup-<date>-<rows>-<device>.md.
+included, peak RSS its own) on the same rows; `exact` is the brute-force MiniLM pass on torch the others must agree
+with. A method ending in `-openvino` (`exact-openvino`) runs MiniLM through OpenVINO fp32 instead of torch.
+Prints the table and writes bench/results/near_dedup-<date>-<rows>-<device>[-<tag>].md.
 
     .venv/bin/python bench/near_dedup.py --bbq DIR --mmlu DIR --lima FILE --multi-news FILE.jsonl.gz \\
-        [--rows 45000] [--methods exact,prefilter] [--device cpu|cuda]
+        [--rows 45000] [--methods exact,prefilter,exact-openvino] [--device cpu|cuda] [--tag NAME]
 
-Needs only numpy, sentence-transformers (+ torch), model2vec for the prefilter and this repository's
-data_builders/dedup: it runs on a machine without the rest of the package's dependencies.
+Needs only numpy, sentence-transformers (+ torch), model2vec for the prefilter, openvino for `-openvino` and this
+repository's data_builders/dedup: it runs on a machine without the rest of the package's dependencies.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # data_builders without installing the package
 
 V5_ROWS = 45_000
+OPENVINO = "-openvino"  # method suffix: MiniLM on OpenVINO fp32 instead of torch
 MULTI_NEWS_ROWS = 4_500  # v5 takes 10 % of Multi-News' 44,972 rows
 MULTI_NEWS_INSTRUCTION = "Summarize the following news articles in one paragraph."  # as sources/multi_news.py
 
@@ -151,7 +153,9 @@ def worker(method: str, corpus: Path, device: str, out: Path, model: str | None)
     if method == "prefilter-stage":
         found = prefilter_stage(texts, model or DEFAULT_MODEL, device)
     else:
-        found = near_dedup(texts, model=model or DEFAULT_MODEL, method=method, device=device)
+        encoder = "openvino" if method.endswith(OPENVINO) else "torch"
+        found = near_dedup(texts, model=model or DEFAULT_MODEL, method=method.removesuffix(OPENVINO), device=device,
+                           encoder=encoder)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     gpu_mib = None
     if found.stats["device"].startswith("cuda"):
@@ -202,6 +206,7 @@ def main() -> None:
     parser.add_argument("--methods", default="exact,prefilter")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--tag", help="appended to the report's name, so a second run of a day keeps the first")
     parser.add_argument("--worker", nargs=3, metavar=("METHOD", "CORPUS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.save_model:
@@ -268,14 +273,14 @@ def main() -> None:
 
 
 def table(results: dict, n: int, device: str) -> str:
-    head = f"{'rows':>8} {'method':10} {'device':6} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>12} " \
+    head = f"{'rows':>8} {'method':14} {'device':6} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>12} " \
            f"{'GPU MiB':>8} {'MiniLM rows':>11} {'kept':>7}  agreement with exact"
     lines = [head]
     for method, r in results.items():
         agree = "-" if "exact" not in results else \
             f"{np.mean(r['keep'] == results['exact']['keep']):.4%} ({int((r['keep'] != results['exact']['keep']).sum())} rows differ)"
         gpu = f"{r['gpu_mib']:.0f}" if r["gpu_mib"] else "-"
-        lines.append(f"{n:>8} {method:10} {r['stats']['device']:6} {r['wall']:>8.1f} {r['cpu']:>8.1f} "
+        lines.append(f"{n:>8} {method:14} {r['stats']['device']:6} {r['wall']:>8.1f} {r['cpu']:>8.1f} "
                      f"{r['rss_mib']:>12.0f} {gpu:>8} {r['stats']['rows_embedded']:>11} {int(r['keep'].sum()):>7}  {agree}")
     return "\n".join(lines)
 
@@ -288,13 +293,13 @@ def write_report(args, log: list[str]) -> None:
     if args.device.startswith("cuda"):
         cpu += f"; GPU {torch.cuda.get_device_name()}"
     versions = {}
-    for package in ("sentence-transformers", "torch", "transformers", "numpy", "model2vec", "usearch"):
+    for package in ("sentence-transformers", "torch", "transformers", "numpy", "model2vec", "usearch", "openvino"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = "absent"
     today = dt.date.today().isoformat()
-    path = args.results / f"near_dedup-{today}-{args.rows}-{args.device}.md"
+    path = args.results / f"near_dedup-{today}-{args.rows}-{args.device}{'-' + args.tag if args.tag else ''}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         f"# Near-dedup by method, {args.rows} rows, {today}\n\n"
