@@ -47,9 +47,10 @@ def resolve_method(method: str, model: str, threshold: float) -> str:
 
 def near_dedup(texts: list[str], model: str = DEFAULT_MODEL, threshold: float = THRESHOLD, method: str = "auto",
                device: str = "auto", cache_dir: Path | None = None, progress: bool = False,
-               embed_kept: bool = False, encoder: str = "auto") -> NearDedup:
+               embed_kept: bool = False, encoder: str = "auto", batch_size: int = 128) -> NearDedup:
     """Near-duplicate removal over `texts` in order. `embed_kept`: also give every kept row its MiniLM vector
-    (decontamination compares them with the benchmarks)."""
+    (decontamination compares them with the benchmarks). `batch_size`: rows per forward pass (bench/near_dedup.py
+    varies it)."""
     device = resolve_device(device)
     encoder = resolve_encoder(encoder, device)
     method = resolve_method(method, model, threshold)
@@ -65,16 +66,14 @@ def near_dedup(texts: list[str], model: str = DEFAULT_MODEL, threshold: float = 
     keep, removals = np.ones(n, dtype=bool), []
     vectors, embedded = None, candidates.copy()
     if len(rows):
-        found = embed([texts[i] for i in rows], model, progress=progress, cache_dir=cache_dir, device=device,
-                      encoder=encoder)
+        found = embed([texts[i] for i in rows], model, batch_size, progress, cache_dir, device, encoder)
         vectors = np.zeros((n, found.shape[1]), dtype=np.float32)
         vectors[rows] = found
         sub_keep, sub_removals = keep_first_seen(found, threshold)
         keep[rows] = sub_keep
         removals = [Removal(int(rows[r.removed]), int(rows[r.kept]), r.score) for r in sub_removals]
     if embed_kept and (missing := np.flatnonzero(keep & ~embedded)).size:
-        found = embed([texts[i] for i in missing], model, progress=progress, cache_dir=cache_dir, device=device,
-                      encoder=encoder)
+        found = embed([texts[i] for i in missing], model, batch_size, progress, cache_dir, device, encoder)
         vectors = vectors if vectors is not None else np.zeros((n, found.shape[1]), dtype=np.float32)
         vectors[missing], embedded[missing] = found, True
     stats["rows_embedded"] = int(embedded.sum())
