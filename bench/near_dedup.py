@@ -7,14 +7,15 @@ topped up with rows made from them: half light edits of a random real row (one o
 word, flip a word's capital, change the end punctuation: planted near-duplicates), half splices (the start of one
 real row joined to the end of another: mostly new text). A smaller --rows samples the real rows in the same
 proportion; everything is shuffled with a fixed seed. Each method runs in its own process (a build's model load
-included, peak RSS its own) on the same rows; `exact` is the brute-force MiniLM pass the others must agree with.
-Prints the table and writes bench/results/near_dedup-<date>-<rows>-<device>.md.
+included, peak RSS its own) on the same rows; `exact` is the brute-force MiniLM pass on torch the others must agree
+with. A method ending in `-openvino` (`exact-openvino`) runs MiniLM through OpenVINO fp32 instead of torch.
+Prints the table and writes bench/results/near_dedup-<date>-<rows>-<device>[-<tag>].md.
 
     .venv/bin/python bench/near_dedup.py --bbq DIR --mmlu DIR --lima FILE --multi-news FILE.jsonl.gz \\
-        [--rows 45000] [--methods exact,prefilter] [--device cpu|cuda]
+        [--rows 45000] [--methods exact,prefilter,exact-openvino] [--device cpu|cuda] [--tag NAME]
 
-Needs only numpy, sentence-transformers (+ torch), model2vec for the prefilter and this repository's
-data_builders/dedup: it runs on a machine without the rest of the package's dependencies.
+Needs only numpy, sentence-transformers (+ torch), model2vec for the prefilter, openvino for `-openvino` and this
+repository's data_builders/dedup: it runs on a machine without the rest of the package's dependencies.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # data_builders without installing the package
 
 V5_ROWS = 45_000
+OPENVINO = "-openvino"  # method suffix: MiniLM on OpenVINO fp32 instead of torch
 MULTI_NEWS_ROWS = 4_500  # v5 takes 10 % of Multi-News' 44,972 rows
 MULTI_NEWS_INSTRUCTION = "Summarize the following news articles in one paragraph."  # as sources/multi_news.py
 
@@ -140,7 +142,7 @@ def save_rows(rows: list[tuple[str, str]], path: Path) -> Path:
     return path
 
 
-def worker(method: str, corpus: Path, device: str, out: Path, model: str | None) -> None:
+def worker(method: str, corpus: Path, device: str, out: Path, model: str | None, batch_size: int) -> None:
     """One method on the saved rows, in this process: keep mask and numbers to `out`."""
     from data_builders.dedup.embed import DEFAULT_MODEL
     from data_builders.dedup.stage import near_dedup
@@ -151,7 +153,9 @@ def worker(method: str, corpus: Path, device: str, out: Path, model: str | None)
     if method == "prefilter-stage":
         found = prefilter_stage(texts, model or DEFAULT_MODEL, device)
     else:
-        found = near_dedup(texts, model=model or DEFAULT_MODEL, method=method, device=device)
+        encoder = "openvino" if method.endswith(OPENVINO) else "torch"
+        found = near_dedup(texts, model=model or DEFAULT_MODEL, method=method.removesuffix(OPENVINO), device=device,
+                           encoder=encoder, batch_size=batch_size)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     gpu_mib = None
     if found.stats["device"].startswith("cuda"):
@@ -201,7 +205,9 @@ def main() -> None:
     parser.add_argument("--edit-share", type=float, default=0.5, help="share of added rows that are light edits")
     parser.add_argument("--methods", default="exact,prefilter")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=128, help="MiniLM rows per forward pass (a build's: 128)")
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--tag", help="appended to the report's name, so a second run of a day keeps the first")
     parser.add_argument("--worker", nargs=3, metavar=("METHOD", "CORPUS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.save_model:
@@ -209,7 +215,8 @@ def main() -> None:
     if args.save_skeleton:
         return save_skeleton(args.save_skeleton)
     if args.worker:
-        return worker(args.worker[0], Path(args.worker[1]), args.device, Path(args.worker[2]), args.model)
+        return worker(args.worker[0], Path(args.worker[1]), args.device, Path(args.worker[2]), args.model,
+                      args.batch_size)
     missing = [f"--{k.replace('_', '-')}" for k in ("bbq", "mmlu", "lima", "multi_news") if getattr(args, k) is None]
     if missing and not args.rows_file:
         parser.error(f"give {', '.join(missing)}, or --rows-file")
@@ -246,8 +253,8 @@ def main() -> None:
         for method in methods:
             out = Path(tmp) / f"{method}.json"
             model = ["--model", args.model] if args.model else []
-            subprocess.run([sys.executable, __file__, "--device", args.device, *model, "--worker", method,
-                            str(corpus), str(out)], check=True)
+            subprocess.run([sys.executable, __file__, "--device", args.device, *model, "--batch-size",
+                            str(args.batch_size), "--worker", method, str(corpus), str(out)], check=True)
             results[method] = {**json.loads(out.read_text()), "keep": np.load(out.with_suffix(".npy"))}
     say(table(results, len(rows), args.device))
     for method, r in results.items():
@@ -268,14 +275,14 @@ def main() -> None:
 
 
 def table(results: dict, n: int, device: str) -> str:
-    head = f"{'rows':>8} {'method':10} {'device':6} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>12} " \
+    head = f"{'rows':>8} {'method':14} {'device':6} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>12} " \
            f"{'GPU MiB':>8} {'MiniLM rows':>11} {'kept':>7}  agreement with exact"
     lines = [head]
     for method, r in results.items():
         agree = "-" if "exact" not in results else \
             f"{np.mean(r['keep'] == results['exact']['keep']):.4%} ({int((r['keep'] != results['exact']['keep']).sum())} rows differ)"
         gpu = f"{r['gpu_mib']:.0f}" if r["gpu_mib"] else "-"
-        lines.append(f"{n:>8} {method:10} {r['stats']['device']:6} {r['wall']:>8.1f} {r['cpu']:>8.1f} "
+        lines.append(f"{n:>8} {method:14} {r['stats']['device']:6} {r['wall']:>8.1f} {r['cpu']:>8.1f} "
                      f"{r['rss_mib']:>12.0f} {gpu:>8} {r['stats']['rows_embedded']:>11} {int(r['keep'].sum()):>7}  {agree}")
     return "\n".join(lines)
 
@@ -288,13 +295,13 @@ def write_report(args, log: list[str]) -> None:
     if args.device.startswith("cuda"):
         cpu += f"; GPU {torch.cuda.get_device_name()}"
     versions = {}
-    for package in ("sentence-transformers", "torch", "transformers", "numpy", "model2vec", "usearch"):
+    for package in ("sentence-transformers", "torch", "transformers", "numpy", "model2vec", "usearch", "openvino"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = "absent"
     today = dt.date.today().isoformat()
-    path = args.results / f"near_dedup-{today}-{args.rows}-{args.device}.md"
+    path = args.results / f"near_dedup-{today}-{args.rows}-{args.device}{'-' + args.tag if args.tag else ''}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         f"# Near-dedup by method, {args.rows} rows, {today}\n\n"

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from data_builders.alpaca_prompt import render_prompt
 from data_builders.benchmarks import BenchmarkTexts, benchmark_files, load_benchmarks
 from data_builders.decontaminate import Contamination, TrainingRow, decontaminate
-from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed, resolve_device
+from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed, resolve_device, resolve_encoder
 from data_builders.dedup.near_dup import Removal
 from data_builders.dedup.stage import near_dedup
 from data_builders.errors import DataError, first_line
@@ -52,6 +52,7 @@ class BuildOptions:
     decontaminate_dir: Path | None = None  # turns decontamination on, replacing the mixture's `benchmarks_dir`
     near_dedup_method: str = "auto"  # dedup/stage.py: auto, exact or prefilter
     device: str = "auto"
+    encoder: str = "auto"  # dedup/embed.py: auto (openvino on a CPU where installed), torch or openvino
 
 
 @dataclass
@@ -195,7 +196,8 @@ def remove_near_duplicates(records: list[Record], threshold: float, options: Bui
                            keep_vectors: bool) -> Deduplicated:
     """Rows whose cosine to an earlier kept row is above `threshold` go (dedup/stage.py picks the method)."""
     dedup = near_dedup([r.prompt_text for r in records], options.model, threshold, options.near_dedup_method,
-                       options.device, options.cache_dir, options.progress, embed_kept=keep_vectors)
+                       options.device, options.cache_dir, options.progress, embed_kept=keep_vectors,
+                       encoder=options.encoder)
     out = [r for r, k in zip(records, dedup.keep) if k]
     return Deduplicated(
         records=out,
@@ -210,7 +212,7 @@ def remove_benchmark_copies(mixture: Mixture, deduped: Deduplicated, bench: Benc
                             options: BuildOptions) -> tuple[list[Record], Contamination]:
     """Rows at cosine >= `threshold` to a benchmark text go (decontaminate.py), by near-dedup's own vectors."""
     bench_vectors = embed(bench.texts, options.model, progress=options.progress, cache_dir=options.cache_dir,
-                          device=deduped.stats["device"])
+                          device=deduped.stats["device"], encoder=deduped.stats["encoder"])
     rows = [TrainingRow(id=r.id, text=r.prompt_text, source=r.source) for r in deduped.records]
     found = decontaminate(rows, deduped.vectors, bench, bench_vectors, threshold)
     out = [r for r, k in zip(deduped.records, found.keep) if k]
@@ -228,7 +230,8 @@ def build(mixture: Mixture, options: BuildOptions = BuildOptions()) -> Build:
         raise DataError(f"--path names a source not in mixture {mixture.name}: {', '.join(sorted(unknown))}")
     paths = {entry.source: source_path(entry, options.source_dir, options.overrides) for entry in mixture.sources}
     tok = load_tokenizer(options.tokenizer) if options.tokenizer else None
-    check_embedding(options.model, options.cache_dir, resolve_device(options.device))
+    device = resolve_device(options.device)
+    check_embedding(options.model, options.cache_dir, device, resolve_encoder(options.encoder, device))
     decontam, bench = decontamination(mixture, options.decontaminate_dir), None
     if decontam is not None:
         bench = load_benchmarks(decontam.benchmarks, Path(decontam.benchmarks_dir) if decontam.benchmarks_dir else None)

@@ -53,12 +53,16 @@ def main() -> None:
                    "but only 1.03x faster on real mixtures. auto: exact.")
 @click.option("--device", default="auto", show_default=True, help="Torch device for the embeddings (auto: cuda "
               "when a GPU is visible, else cpu).")
+@click.option("--encoder", type=click.Choice(["auto", "torch", "openvino"]), default="auto", show_default=True,
+              help="What runs the embedding model. openvino: OpenVINO fp32 on the CPU, the same vectors as torch "
+                   "within ~1e-6, 1.1-1.6x faster by CPU. auto: openvino on a CPU when the package is installed, "
+                   "else torch.")
 def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tokenizer, cache_dir,
-          decontaminate_dir, near_dedup_method, device) -> None:
+          decontaminate_dir, near_dedup_method, device, encoder) -> None:
     """Build a mixture: load, filter, select exact percentages, remove near-duplicates, write JSONL + manifest."""
     from data_builders.build import BuildOptions, input_files
     from data_builders.build import build as run_build
-    from data_builders.dedup.embed import DEFAULT_MODEL, resolve_device
+    from data_builders.dedup.embed import DEFAULT_MODEL, resolve_device, resolve_encoder
     from data_builders.mixing import load_mixture
     from data_builders.sources import sample_dir
     from data_builders.writers import check_out, write_build
@@ -67,13 +71,13 @@ def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tok
         raise click.UsageError("--sample and --source-dir both name where rows come from; give one")
     overrides, source_dir = parse_paths(paths), sample_dir() if sample else source_dir
     try:
-        resolve_device(device)  # a missing GPU fails now, not after loading every source
+        resolve_encoder(encoder, resolve_device(device))  # a missing GPU or openvino fails now, not after loading
         spec = load_mixture(mixture)
         mixture_file = [Path(mixture)] if Path(mixture).is_file() else []
         options = BuildOptions(source_dir=source_dir, overrides=overrides, on_error=on_error, licence=licence,
                                model=model or DEFAULT_MODEL, tokenizer=tokenizer, cache_dir=cache_dir, progress=True,
                                decontaminate_dir=decontaminate_dir, near_dedup_method=near_dedup_method,
-                               device=device)
+                               device=device, encoder=encoder)
         check_out(out, mixture_file + input_files(spec, options))
         result = run_build(spec, options)
         files = write_build(result, out)

@@ -19,6 +19,8 @@ LOG_LINES = (
      "torchao registers two enums the way torch 2.13 deprecates; nothing here compiles them"),
     ("bitsandbytes.backends.cpu.ops", r"Failed to load CPU gemm_4bit_forward from kernels-community: ",
      "an optional CPU kernel fetched from the Hub; offline, bitsandbytes uses its own CPU 4-bit matmul"),
+    ("transformers.modeling_utils", r"`loss_type=None` was set in the config but it is unrecognized",
+     "OpenVINO's conversion of the embedding model reads its `loss_function` property; embedding computes no loss"),
     ("lm_eval.models.huggingface", r"`pretrained` model kwarg is not of type `str`",
      "nextai-eval hands lm-eval the base + adapter it loaded, on purpose, in one process"),
     ("lm_eval.models.huggingface", r"Passed an already-initialized model through `pretrained`",

@@ -125,6 +125,8 @@ CASES = {
                                   "(2 keys, (3, 4) vectors); delete the folder",
                                   {f"{CACHE}/keys.npy": npy(["a" * 40, "b" * 40]),
                                    f"{CACHE}/vectors.npy": npy(np.zeros((3, 4), np.float32))}),
+    "data-encoder-unknown": Case("nextai-data", sample_build("--encoder", "onnx"), 2,
+                                 "Invalid value for '--encoder': 'onnx' is not one of"),
     "data-hub-offline": Case("nextai-data", ("build", "--mixture", "v1", "--out", "{tmp}/v1.jsonl"), 1,
                              "source open_platypus: cannot load garage-bAInd/Open-Platypus@"),
     "data-path-missing": Case("nextai-data", sample_build("--path", "dolly={tmp}/nope.jsonl"), 1,

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from data_builders.dedup import prefilter
-from data_builders.dedup.embed import DEFAULT_MODEL, embed, resolve_device
+from data_builders.dedup.embed import DEFAULT_MODEL, embed, resolve_device, resolve_encoder
 from data_builders.dedup.near_dup import THRESHOLD, Removal, keep_first_seen
 from data_builders.errors import DataError
 
@@ -31,7 +31,7 @@ class NearDedup:
     removals: list[Removal]  # in row order, indices into the rows given
     vectors: np.ndarray  # MiniLM vectors; rows not embedded (see `embedded`) are zero
     embedded: np.ndarray  # one bool per row: has a MiniLM vector
-    stats: dict = field(default_factory=dict)  # for the manifest: method, device, rows embedded, prefilter
+    stats: dict = field(default_factory=dict)  # for the manifest: method, device, encoder, rows embedded, prefilter
 
 
 def resolve_method(method: str, model: str, threshold: float) -> str:
@@ -47,13 +47,15 @@ def resolve_method(method: str, model: str, threshold: float) -> str:
 
 def near_dedup(texts: list[str], model: str = DEFAULT_MODEL, threshold: float = THRESHOLD, method: str = "auto",
                device: str = "auto", cache_dir: Path | None = None, progress: bool = False,
-               embed_kept: bool = False) -> NearDedup:
+               embed_kept: bool = False, encoder: str = "auto", batch_size: int = 128) -> NearDedup:
     """Near-duplicate removal over `texts` in order. `embed_kept`: also give every kept row its MiniLM vector
-    (decontamination compares them with the benchmarks)."""
+    (decontamination compares them with the benchmarks). `batch_size`: rows per forward pass (bench/near_dedup.py
+    varies it)."""
     device = resolve_device(device)
+    encoder = resolve_encoder(encoder, device)
     method = resolve_method(method, model, threshold)
     n = len(texts)
-    stats = {"method": method, "device": device}
+    stats = {"method": method, "device": device, "encoder": encoder}
     if method == "exact":
         candidates = np.ones(n, dtype=bool)
     else:
@@ -64,14 +66,14 @@ def near_dedup(texts: list[str], model: str = DEFAULT_MODEL, threshold: float = 
     keep, removals = np.ones(n, dtype=bool), []
     vectors, embedded = None, candidates.copy()
     if len(rows):
-        found = embed([texts[i] for i in rows], model, progress=progress, cache_dir=cache_dir, device=device)
+        found = embed([texts[i] for i in rows], model, batch_size, progress, cache_dir, device, encoder)
         vectors = np.zeros((n, found.shape[1]), dtype=np.float32)
         vectors[rows] = found
         sub_keep, sub_removals = keep_first_seen(found, threshold)
         keep[rows] = sub_keep
         removals = [Removal(int(rows[r.removed]), int(rows[r.kept]), r.score) for r in sub_removals]
     if embed_kept and (missing := np.flatnonzero(keep & ~embedded)).size:
-        found = embed([texts[i] for i in missing], model, progress=progress, cache_dir=cache_dir, device=device)
+        found = embed([texts[i] for i in missing], model, batch_size, progress, cache_dir, device, encoder)
         vectors = vectors if vectors is not None else np.zeros((n, found.shape[1]), dtype=np.float32)
         vectors[missing], embedded[missing] = found, True
     stats["rows_embedded"] = int(embedded.sum())

@@ -85,6 +85,7 @@ def test_manifest_counts_add_up_and_name_the_output(sample_build):
     stages = manifest["stages"]
     assert stages["filter"]["out"] == stages["load"]["records"] - sum(stages["filter"]["dropped"].values())
     assert stages["near_dedup"]["out"] == stages["select"]["out"] - stages["near_dedup"]["removed"] == len(rows)
+    assert stages["near_dedup"]["encoder"] == ("openvino" if stages["near_dedup"]["device"] == "cpu" else "torch")
     assert manifest["sources"]["dolly"]["origin"]["file"] == "dolly.jsonl"
     assert len(manifest["sources"]["dolly"]["origin"]["sha256"]) == 64
     assert [e["source"] for e in manifest["mixture"]["sources"]] == ["dolly", "open_platypus", "codegen", "faithdial",

@@ -1,0 +1,69 @@
+"""MiniLM on OpenVINO in fp32: the vectors of Sentence-Transformers' torch pass (cosines within ~1e-6, no 0.9
+decision changed) in less CPU time: 1.12x on 6,000 real rows on two Intel Xeon cores
+(bench/results/near_dedup-2026-12-01-6000-cpu-openvino.md), 1.6x on 1,300 on two AMD EPYC cores
+(near_dedup-2026-12-01-6000-cpu.md, Encoders).
+
+Sentence-Transformers' own `backend="openvino"` needs optimum-intel, whose pins clash with Axolotl's; this is the
+glue it would be. The loaded model's own modules (transformer, mean pooling, L2 normalisation) are traced into one
+OpenVINO graph by `openvino.convert_model` once per process (2-7 s on two cores against minutes of embedding: not
+worth a disk cache) and compiled in fp32: left to itself OpenVINO runs bf16 on CPUs that have it, which moves
+cosines by ~3e-3. The model's own tokenizer (truncation at its max_seq_length, 256 for MiniLM) feeds it batches
+sorted by length, as `SentenceTransformer.encode` batches.
+
+OpenVINO reports usage to Intel (Google Analytics events, counted here: 1 on import, 42 on a conversion) unless
+`opt_in_out --opt_out` (installed with it) has been run; `encoder="torch"` never imports it.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # the tokenizer outputs the graph takes
+
+
+class Pipeline(torch.nn.Module):
+    """A SentenceTransformer's forward with plain tensors in and the sentence embedding out: what tracing needs."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        features = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            features["token_type_ids"] = token_type_ids
+        return self.model(features)["sentence_embedding"]
+
+
+class OpenVinoEncoder:
+    """A loaded SentenceTransformer (on the CPU) converted and compiled by OpenVINO in fp32."""
+
+    def __init__(self, model):
+        import openvino as ov
+
+        self.model = model
+        # two lengths, so the traced batch has padding and the graph keeps the attention mask's path
+        example = self.features(["A short text.", "A longer text, so that the example batch needs padding."])
+        with torch.no_grad(), warnings.catch_warnings():
+            # tracing fixes three Python branches (mask padding, is_causal, pooling's mask check) as the example
+            # takes them; every batch of this model takes the same ones (test_openvino_encoder.py)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            graph = ov.convert_model(Pipeline(model).eval(), example_input=example)
+        self.compiled = ov.Core().compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+
+    def features(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.model.preprocess(texts).items() if k in INPUTS}
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """Unit-norm float32 vectors of `texts`, in order."""
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        batches = []
+        for start in range(0, len(texts), batch_size):
+            batch = self.features([texts[i] for i in order[start:start + batch_size]])
+            batches.append(self.compiled({k: v.numpy() for k, v in batch.items()})[0])
+        out = np.empty((len(texts), batches[0].shape[1]), dtype=np.float32)
+        out[order] = np.concatenate(batches)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)  # as encode(normalize_embeddings=True) does again
