@@ -10,12 +10,14 @@ worth a disk cache) and compiled in fp32: left to itself OpenVINO runs bf16 on C
 cosines by ~3e-3. The model's own tokenizer (truncation at its max_seq_length, 256 for MiniLM) feeds it batches
 sorted by length, as `SentenceTransformer.encode` batches.
 
-OpenVINO reports usage to Intel (Google Analytics events, counted here: 1 on import, 42 on a conversion) unless
-`opt_in_out --opt_out` (installed with it) has been run; `encoder="torch"` never imports it.
+OpenVINO's converter reports usage to Intel (Google Analytics events, counted: 1 on import, 42 per conversion)
+unless its `opt_in_out --opt_out` has been run; a data tool should not phone home, so `import_openvino` turns that
+off for this process without touching the user's settings.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -38,11 +40,20 @@ class Pipeline(torch.nn.Module):
         return self.model(features)["sentence_embedding"]
 
 
+def import_openvino():
+    """`openvino`, its usage reporting off: its converter falls back to its own no-op stub when `openvino_telemetry`
+    cannot be imported. A process that imported `openvino_telemetry` before keeps the user's choice."""
+    sys.modules.setdefault("openvino_telemetry", None)  # None in sys.modules: `import` raises ImportError
+    import openvino
+
+    return openvino
+
+
 class OpenVinoEncoder:
     """A loaded SentenceTransformer (on the CPU) converted and compiled by OpenVINO in fp32."""
 
     def __init__(self, model):
-        import openvino as ov
+        ov = import_openvino()
 
         self.model = model
         # two lengths, so the traced batch has padding and the graph keeps the attention mask's path

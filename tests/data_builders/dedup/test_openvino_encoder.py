@@ -59,3 +59,10 @@ def test_auto_is_openvino_on_a_cpu_only_and_openvino_is_checked(monkeypatch):
     assert resolve_encoder("auto", "cpu") == "torch"
     with pytest.raises(DataError, match="pip install openvino"):
         resolve_encoder("openvino", "cpu")
+
+
+def test_the_converter_sends_no_usage_events(vectors):
+    """After a conversion (the fixture's), OpenVINO's converter holds its no-op telemetry stub, not the sender."""
+    from openvino.tools.ovc import convert_impl, telemetry_utils
+
+    assert convert_impl.tm.__name__ == telemetry_utils.tm.__name__ == "openvino.tools.ovc.telemetry_stub"
