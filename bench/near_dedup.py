@@ -142,7 +142,7 @@ def save_rows(rows: list[tuple[str, str]], path: Path) -> Path:
     return path
 
 
-def worker(method: str, corpus: Path, device: str, out: Path, model: str | None, batch_size: int) -> None:
+def worker(method: str, corpus: Path, device: str, out: Path, model: str | None, batch_size: int | None) -> None:
     """One method on the saved rows, in this process: keep mask and numbers to `out`."""
     from data_builders.dedup.embed import DEFAULT_MODEL
     from data_builders.dedup.stage import near_dedup
@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument("--edit-share", type=float, default=0.5, help="share of added rows that are light edits")
     parser.add_argument("--methods", default="exact,prefilter")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-size", type=int, default=128, help="MiniLM rows per forward pass (a build's: 128)")
+    parser.add_argument("--batch-size", type=int, help="MiniLM rows per forward pass (default: a build's, 32 on a CPU, 128 on a GPU)")
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--tag", help="appended to the report's name, so a second run of a day keeps the first")
     parser.add_argument("--worker", nargs=3, metavar=("METHOD", "CORPUS", "OUT"), help=argparse.SUPPRESS)
@@ -253,8 +253,9 @@ def main() -> None:
         for method in methods:
             out = Path(tmp) / f"{method}.json"
             model = ["--model", args.model] if args.model else []
-            subprocess.run([sys.executable, __file__, "--device", args.device, *model, "--batch-size",
-                            str(args.batch_size), "--worker", method, str(corpus), str(out)], check=True)
+            batch = ["--batch-size", str(args.batch_size)] if args.batch_size else []
+            subprocess.run([sys.executable, __file__, "--device", args.device, *model, *batch, "--worker", method,
+                            str(corpus), str(out)], check=True)
             results[method] = {**json.loads(out.read_text()), "keep": np.load(out.with_suffix(".npy"))}
     say(table(results, len(rows), args.device))
     for method, r in results.items():

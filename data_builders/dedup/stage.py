@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from data_builders.dedup import prefilter
-from data_builders.dedup.embed import DEFAULT_MODEL, embed, resolve_device, resolve_encoder
+from data_builders.dedup.embed import (
+    DEFAULT_MODEL,
+    default_batch_size,
+    embed,
+    resolve_device,
+    resolve_encoder,
+)
 from data_builders.dedup.near_dup import THRESHOLD, Removal, keep_first_seen
 from data_builders.errors import DataError
 
@@ -47,15 +53,16 @@ def resolve_method(method: str, model: str, threshold: float) -> str:
 
 def near_dedup(texts: list[str], model: str = DEFAULT_MODEL, threshold: float = THRESHOLD, method: str = "auto",
                device: str = "auto", cache_dir: Path | None = None, progress: bool = False,
-               embed_kept: bool = False, encoder: str = "auto", batch_size: int = 128) -> NearDedup:
+               embed_kept: bool = False, encoder: str = "auto", batch_size: int | None = None) -> NearDedup:
     """Near-duplicate removal over `texts` in order. `embed_kept`: also give every kept row its MiniLM vector
-    (decontamination compares them with the benchmarks). `batch_size`: rows per forward pass (bench/near_dedup.py
-    varies it)."""
+    (decontamination compares them with the benchmarks). `batch_size`: rows per forward pass, None: the device's
+    default (bench/near_dedup.py varies it)."""
     device = resolve_device(device)
+    batch_size = batch_size or default_batch_size(device)
     encoder = resolve_encoder(encoder, device)
     method = resolve_method(method, model, threshold)
     n = len(texts)
-    stats = {"method": method, "device": device, "encoder": encoder}
+    stats = {"method": method, "device": device, "encoder": encoder, "batch_size": batch_size}
     if method == "exact":
         candidates = np.ones(n, dtype=bool)
     else:

@@ -43,8 +43,10 @@ def test_a_row_alone_matches_it_in_a_padded_batch(vectors):
         assert np.allclose(embed([TEXTS[i]], encoder="openvino")[0], openvino_vectors[i], atol=1e-6)
 
 
-def test_near_dedup_records_the_encoder_auto_picks():
-    assert near_dedup(TEXTS[:4], device="cpu").stats["encoder"] == "openvino"
+def test_near_dedup_records_the_encoder_and_batch_it_picks():
+    stats = near_dedup(TEXTS[:4], device="cpu").stats
+    assert (stats["encoder"], stats["batch_size"]) == ("openvino", 32)
+    assert near_dedup(TEXTS[:4], device="cpu", batch_size=128).stats["batch_size"] == 128
     assert near_dedup(TEXTS[:4], device="cpu", encoder="torch").stats["encoder"] == "torch"
 
 
