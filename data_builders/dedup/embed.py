@@ -105,12 +105,19 @@ def load_encoder(name: str, device: str = "cpu", encoder: str = "torch") -> Call
 
 
 def check_embedding(model: str, cache_dir: Path | None, device: str = "cpu", encoder: str = "torch") -> None:
-    """Load the model (it stays loaded) and read its cache now, so a wrong `--model` or a corrupt `--cache-dir`
-    fails before any row is read."""
+    """Load the model (it stays loaded, converted for `encoder`) and read its cache now, so a wrong `--model`, one
+    OpenVINO cannot convert or a corrupt `--cache-dir` fails before any row is read."""
     try:
-        load_encoder(model, device, encoder)
+        load_embedding_model(model, device)
     except (OSError, ValueError) as err:
         raise DataError(f"--model {model}: cannot load ({first_line(err)})") from None
+    try:
+        load_encoder(model, device, encoder)
+    except Exception as err:  # OpenVINO's conversion errors share no base class; only MiniLM is known to convert
+        if encoder != "openvino":
+            raise
+        raise DataError(f"--encoder openvino: OpenVINO cannot convert {model} ({type(err).__name__}: "
+                        f"{first_line(err)}); use --encoder torch") from None
     if cache_dir is not None:
         read_cache(model_folder(cache_dir, model))
 

@@ -68,3 +68,20 @@ def test_the_converter_sends_no_usage_events(vectors):
     from openvino.tools.ovc import convert_impl, telemetry_utils
 
     assert convert_impl.tm.__name__ == telemetry_utils.tm.__name__ == "openvino.tools.ovc.telemetry_stub"
+
+
+def test_a_model_openvino_cannot_convert_is_one_line_before_any_row(monkeypatch):
+    """OpenVINO's converter failing (made to fail here: MiniLM converts) is a DataError naming the option."""
+    import openvino
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("Cannot convert operation aten::mystery\nmore detail")
+
+    monkeypatch.setattr(openvino, "convert_model", fail)
+    embed_module.load_encoder.cache_clear()
+    try:
+        with pytest.raises(DataError, match=r"^--encoder openvino: OpenVINO cannot convert .*all-MiniLM-L6-v2 "
+                                            r"\(RuntimeError: Cannot convert operation aten::mystery\); use --encoder torch$"):
+            embed_module.check_embedding(embed_module.DEFAULT_MODEL, None, "cpu", "openvino")
+    finally:
+        embed_module.load_encoder.cache_clear()
