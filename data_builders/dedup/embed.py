@@ -12,7 +12,8 @@ text's sha1 under one folder per model name (either encoder's vectors serve the 
 building v6 after v5, embeds only the rows not seen before. Off by default, so a build reads nothing but its inputs.
 
 Rows go to the model longest first, in chunks, so a long run shows rows/s and an ETA per stage; inside a chunk
-either encoder sorts by length again, so batches carry little padding.
+Sentence-Transformers sorts by length again and the OpenVINO encoder keeps that order, so batches carry little
+padding.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from data_builders.errors import DataError, first_line
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 CHUNK = 2048  # rows per progress update
+ENCODERS = ("auto", "torch", "openvino")
 
 
 def default_batch_size(device: str) -> int:
@@ -40,7 +42,6 @@ def default_batch_size(device: str) -> int:
     time for the same kept set on two Xeon cores, equal on an AMD EPYC (bench/results/near_dedup-2026-12-01-6000-*);
     a GPU wants large batches."""
     return 128 if device.startswith("cuda") else 32
-ENCODERS = ("auto", "torch", "openvino")
 
 
 def resolve_model(name: str) -> str:

@@ -7,8 +7,8 @@ Sentence-Transformers' own `backend="openvino"` needs optimum-intel, whose pins 
 glue it would be. The loaded model's own modules (transformer, mean pooling, L2 normalisation) are traced into one
 OpenVINO graph by `openvino.convert_model` once per process (2-7 s on two cores against minutes of embedding: not
 worth a disk cache) and compiled in fp32: left to itself OpenVINO runs bf16 on CPUs that have it, which moves
-cosines by ~3e-3. The model's own tokenizer (truncation at its max_seq_length, 256 for MiniLM) feeds it batches
-sorted by length, as `SentenceTransformer.encode` batches.
+cosines by ~3e-3. The model's own tokenizer (truncation at its max_seq_length, 256 for MiniLM) feeds it the batches in
+the longest-first order embed.encode gives the rows.
 
 OpenVINO's converter reports usage to Intel (Google Analytics events, counted: 1 on import, 42 per conversion)
 unless its `opt_in_out --opt_out` has been run; a data tool should not phone home, so `import_openvino` turns that
@@ -69,12 +69,10 @@ class OpenVinoEncoder:
         return {k: v for k, v in self.model.preprocess(texts).items() if k in INPUTS}
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        """Unit-norm float32 vectors of `texts`, in order."""
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        """Unit-norm float32 vectors of `texts`, in order, batched as given: embed.encode hands them longest first."""
         batches = []
         for start in range(0, len(texts), batch_size):
-            batch = self.features([texts[i] for i in order[start:start + batch_size]])
+            batch = self.features(texts[start:start + batch_size])
             batches.append(self.compiled({k: v.numpy() for k, v in batch.items()})[0])
-        out = np.empty((len(texts), batches[0].shape[1]), dtype=np.float32)
-        out[order] = np.concatenate(batches)
+        out = np.concatenate(batches)
         return out / np.linalg.norm(out, axis=1, keepdims=True)  # as encode(normalize_embeddings=True) does again
