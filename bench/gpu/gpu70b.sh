@@ -62,6 +62,7 @@ PY=${PYTHON:-python3}
   echo "lanes: $GPUS"
   $PY -c "import sys, torch, transformers, peft, bitsandbytes, axolotl, accelerate; print('python:', sys.version.split()[0]); print('versions: torch', torch.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__, '| bitsandbytes', bitsandbytes.__version__, '| axolotl', axolotl.__version__, '| accelerate', accelerate.__version__)"
   $PY -c "import flash_attn" 2>/dev/null && echo "flash_attn: installed" || echo "flash_attn: not installed"
+  $PY -c "from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS as a; print('attention backends:', ' '.join(a))" 2>&1 | tail -1
 } > "$WORK/env.txt"
 cat "$WORK/env.txt"
 
@@ -117,6 +118,7 @@ train() {  # train RUN:STEPS on one GPU (or the CPU), leaving its files in $WORK
   run_start=$(date +%s)
   set +e
   export CUDA_VISIBLE_DEVICES=$([ "$gpu" = cpu ] && echo "" || echo "$gpu")
+  export NEXTAI_BENCH_PROFILE_OUT="$WORK/$name.profile.md"   # read only by a run with bench/gpu/step_profile.py
   if [ "$engine" = axolotl ]; then
     timeout -k 30 "$limit" $PY -m accelerate.commands.launch --num_processes 1 --num_machines 1 \
       --mixed_precision "$([ "$gpu" = cpu ] && echo no || echo bf16)" --dynamo_backend no \

@@ -306,6 +306,11 @@ def render_call(folder: Path, runs: list[str], command: str, mean_row: float, he
             ratio = r["tokens_per_s"] / other["tokens_per_s"] if other.get("tokens_per_s") else None
             lines.append(f"| {r['recipe']} | {other['recipe']} | {steps} | {'yes' if same else 'NO'} "
                          f"| {fmt(gap, '.4f')} | {fmt(ratio, '.2f')}x |")
+    for run in runs:  # bench/gpu/step_profile.py's summary, for a run that had it
+        profile = folder / f"{run_name(run)}.profile.md"
+        if profile.exists():
+            lines += ["", f"### {run_name(run)}: where one step's time went", "",
+                      profile.read_text().split("\n", 2)[2].strip()]
     return lines + [""]
 
 
