@@ -14,6 +14,7 @@ from axolotl_launch import ROOT
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from axolotl_nextai.levers.saved_matmuls import AXOLOTL_OFFLOAD, KEY, install, saved_matmuls_problems
+from axolotl_nextai.plugin import NextAIPlugin
 
 KEPT = ["gate_proj", "up_proj"]
 LORA_TARGETS = ["gate_proj", "o_proj", "down_proj"]  # gate_proj kept and adapted: its LoRA matmuls still recomputed
@@ -176,3 +177,11 @@ def test_an_axolotl_without_the_offload_engine_is_one_line_naming_the_key(fast_r
     (problem,) = saved_matmuls_problems(fast_recipe, cuda_available=True)
     assert problem.startswith(f"`{KEY}` needs Axolotl's selective-checkpointing offload")
 
+
+def test_the_plugin_refuses_before_anything_loads():
+    from axolotl_nextai.checks.config_checks import ConfigError
+
+    cfg = {"plugins": ["axolotl_nextai.NextAIPlugin"], KEY: ["down_proj"], "load_in_4bit": True,
+           "nextai_check_datasets": False}
+    with pytest.raises(ConfigError, match=f"`{KEY}` changes what gradient checkpointing recomputes"):
+        NextAIPlugin().register(cfg)
