@@ -28,6 +28,8 @@ from axolotl_nextai.checks.recipe_check import find_typos
 from axolotl_nextai.levers.chunked_dequant import install as install_chunked_dequant
 from axolotl_nextai.levers.cpu_embeddings import move_embeddings_to_cpu
 from axolotl_nextai.levers.fused_accumulation import fuse_accumulation, fused_batch_args, fusion_problem
+from axolotl_nextai.levers.saved_matmuls import install as install_saved_matmuls
+from axolotl_nextai.levers.saved_matmuls import saved_matmuls_problems
 from axolotl_nextai.levers.tiled_mlp import tile_model
 from axolotl_nextai.run.callbacks import (
     CompleteAdapterCallback,
@@ -78,6 +80,7 @@ class NextAIPlugin(BasePlugin):
             fusion = fusion_problem(cfg) if args.nextai_fuse_accumulation else None
             if fusion:  # config only: before the dataset checks, which read files
                 problems.append(fusion)
+            problems += saved_matmuls_problems(cfg, torch.cuda.is_available())
             if problems:
                 raise ConfigError("; ".join(problems))
             if args.nextai_check_datasets:
@@ -133,6 +136,12 @@ class NextAIPlugin(BasePlugin):
             LOG.info(use_expandable_segments())
         if cfg.nextai_dequant_chunk_mib is not None:
             LOG.info(install_chunked_dequant(cfg.nextai_dequant_chunk_mib))
+
+    def post_model_build(self, cfg, model) -> None:
+        # where Axolotl's selective_checkpointing hooks in: before the loader, PEFT's k-bit preparation and the
+        # Trainer enable gradient checkpointing; PEFT's LoRA wrappers keep these modules as their base_layer
+        if uses_plugin(cfg) and cfg.nextai_saved_matmuls:
+            LOG.info(install_saved_matmuls(model, cfg.nextai_saved_matmuls))
 
     def pre_lora_load(self, cfg, model) -> None:
         # Axolotl 0.19 seeds nothing before the adapter exists (the Trainer seeds later): LoRA's A matrices were

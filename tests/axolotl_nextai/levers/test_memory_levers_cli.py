@@ -1,12 +1,13 @@
 """The memory levers through the real `accelerate launch -m axolotl.cli.train` on a pre-quantized NF4 checkpoint:
 chunked dequantization, the tiled MLP and CPU embeddings train the same losses as without them (LoRA dropout
-off, so that both runs compute the same function), and eager attention is refused before loading when a cap
-leaves no room for its scores."""
+off, so that both runs compute the same function), and so do kept matmuls (`nextai_saved_matmuls`, a speed
+lever: this is where its hooks meet Axolotl's loader and the Trainer); eager attention is refused before loading
+when a cap leaves no room for its scores."""
 
 import json
 
 import pytest
-from axolotl_launch import tiny_cpu_config, write_jsonl
+from axolotl_launch import launch_train, tiny_cpu_config, write_jsonl
 
 from axolotl_nextai.models.synth import PRESETS, write_synthetic_llama
 
@@ -37,17 +38,28 @@ def losses(tiny_nf4, workdir, run_axolotl, **overrides):
     return [row["loss"] for row in report["losses"]], result.stdout + result.stderr
 
 
+@pytest.fixture(scope="module")
+def plain_losses(tiny_nf4, tmp_path_factory):
+    return losses(tiny_nf4, tmp_path_factory.mktemp("plain"), launch_train)[0]
+
+
 @pytest.mark.slow
-def test_levers_train_the_same_losses(tiny_nf4, tmp_path, run_axolotl):
-    (tmp_path / "plain").mkdir()
-    (tmp_path / "levers").mkdir()
-    plain, _ = losses(tiny_nf4, tmp_path / "plain", run_axolotl)
-    levered, log = losses(tiny_nf4, tmp_path / "levers", run_axolotl, **LEVERS)
+def test_levers_train_the_same_losses(tiny_nf4, plain_losses, tmp_path, run_axolotl):
+    levered, log = losses(tiny_nf4, tmp_path, run_axolotl, **LEVERS)
     assert "4-bit weights larger than 0.02 MiB are dequantized 0.02 MiB at a time" in log
     assert "nextai_tiled_mlp_shards: 4 MLPs run in 3 shards" in log
     assert "nextai_embeddings_on_cpu: input embeddings" in log
-    assert len(plain) == len(levered) == 4
-    assert levered == pytest.approx(plain, rel=1e-4), (plain, levered)
+    assert len(plain_losses) == len(levered) == 4
+    assert levered == pytest.approx(plain_losses, rel=1e-4), (plain_losses, levered)
+
+
+@pytest.mark.slow
+def test_kept_matmuls_train_the_same_losses(tiny_nf4, plain_losses, tmp_path, run_axolotl):
+    kept, log = losses(tiny_nf4, tmp_path, run_axolotl, nextai_saved_matmuls=["gate_proj", "up_proj"])
+    assert "nextai_saved_matmuls: gate_proj, up_proj of 4 layers kept from the forward" in log
+    # the Trainer's own gradient_checkpointing_enable, at train start, went through the keeping context
+    assert "nextai_saved_matmuls: the first recomputed layer reuses 2 kept matmul outputs of 2 targeted" in log
+    assert kept == plain_losses, (plain_losses, kept)
 
 
 @pytest.mark.slow
