@@ -1,41 +1,35 @@
-"""Gradient checkpointing that keeps chosen projections' 4-bit matmuls from the forward (`nextai_saved_matmuls`).
+"""Outputs of chosen 4-bit matmuls kept from a checkpointed layer's forward for its recompute (`nextai_saved_matmuls`).
 
-A checkpointed decoder layer runs its forward twice: once in the forward pass, keeping only its input, and again
-in backward to rebuild what its gradients need. That recompute is a third of a QLoRA step's matmul FLOPs. Some
-matmul outputs are cheap to keep instead: Llama-2-70B at 4 packs x 1,024 tokens, gate_proj's and up_proj's outputs
-are 2 x 4,096 x 28,672 bf16 = 470 MB a layer (37.6 GB for 80 layers in pinned CPU memory, copied over PCIe during
-the forward and back during backward), and they are 55 % of a layer's matmul FLOPs. down_proj's output is the
-cheapest per FLOP (8,192 wide for K = 28,672: 5.4 GB a micro-step for 27 % of the FLOPs). The copies hide behind
-compute only while PCIe keeps up: 470 MB is ~9 ms at PCIe 5's ~50 GB/s against ~9-15 ms of the layer's forward
-matmuls on an H100; at PCIe 4's ~25 GB/s the forward waits for them.
+With gradient checkpointing, backward runs each decoder layer's forward again to rebuild what the layer's backward
+needs: a third of a QLoRA step's matmul FLOPs. The 4-bit base weights are frozen and their matmuls save nothing for
+backward (bitsandbytes keeps the packed weight on its ctx), so what the recompute needs of a base matmul is only
+its output, as the input of the next op (SwiGLU needs gate_proj's and up_proj's; down_proj's LoRA needs their
+product). Here the forward copies the chosen projections' outputs to pinned CPU memory on a side stream, and the
+recompute takes them back (the layer below's are prefetched while this one runs) instead of dequantizing and
+multiplying again. Llama-2-70B at 4 packs x 1,024 tokens: gate_proj + up_proj + down_proj are 82 % of a layer's
+matmul FLOPs for 537 MB of outputs a layer, 43 GB a micro-step over PCIe each way (~55 GB/s on PCIe 5; on PCIe 4
+the forward waits for the copies).
 
-What is kept is the output of bitsandbytes' `gemm_4bit` op, which dequantizes the weight and multiplies in one
-dispatcher call: a kept projection skips both its dequantization and its matmul in the recompute. The selection is
-torch's selective checkpointing (a policy per dispatched op) with Axolotl's CPU offload of the kept tensors: side
-stream, pinned buffer pool, the next layer's tensors prefetched in backward. Axolotl's own `selective_checkpointing`
-picks ops by name only, so it would keep every matmul of the layer, LoRA's included, and refuses matmuls with an
-adapter; here forward hooks on each targeted projection mark its 4-bit matmul as the one to keep (LoRA's own
-matmuls are plain ones: recomputed as before). The hooks fire again in the recompute, so the forward and the
-recompute agree on which ops were kept. The values are the forward's own: the gradients are unchanged.
+The gradients are unchanged: non-reentrant checkpointing backpropagates through the nodes of the first forward and
+takes only the tensors the recompute saves, and a kept output is the value the recompute would have computed. The
+module's forward is replaced, not the dispatcher's view of it: no TorchDispatchMode (which Axolotl's
+`selective_checkpointing` uses) stops a compiled kernel such as flex attention from running compiled.
 
-Axolotl's fused LoRA kernels compute their projections without calling the modules, so the hooks never see them,
-and they add the adapter into the matmul's output in place (`matmul_lora` in axolotl/kernels/lora.py, behind
-`lora_o_kernel`, `lora_qkv_kernel` and `lora_mlp_kernel` alike): a projection one of them computes is refused
-(`saved_matmuls_problems`). PEFT's own LoRA forward adds the adapter to a copy of the base output.
+Axolotl's fused LoRA kernels compute their projections without calling the modules, so nothing would be kept for
+them: a projection one of them computes is refused (`saved_matmuls_problems`); PEFT's own LoRA forward calls its
+base layer and adds the adapter to a copy of the output. torch stops a recompute once backward has what it needs,
+so the outputs of a layer's last projection, if nothing after it saves a tensor (down_proj without an adapter),
+are never asked for: they are dropped at the next forward, with one warning.
 """
 
 from __future__ import annotations
 
-import itertools
-import operator
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Mapping
-from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from axolotl.utils.logging import get_logger
-from torch.utils._pytree import tree_leaves
-from torch.utils.checkpoint import CheckpointPolicy
 
 from axolotl_nextai.checks.config_checks import ConfigError
 
@@ -48,34 +42,7 @@ LORA_KERNELS = {
     "lora_mlp_kernel": ("gate_proj", "up_proj", "down_proj"),
 }
 MLP_PROJECTIONS = LORA_KERNELS["lora_mlp_kernel"]
-AXOLOTL_OFFLOAD = "axolotl.monkeypatch.selective_checkpointing_offload"
-AXOLOTL_OFFLOAD_NAMES = ("SacOffloadEngine", "SacOffloadEngine._reap_fwd_stash", "_OffloadCachingMode",
-                         "_OffloadCachedMode", "_OffloadRef")
-
-
-def has_attribute(obj, dotted: str) -> bool:
-    try:
-        operator.attrgetter(dotted)(obj)
-    except AttributeError:
-        return False
-    return True
-
-
-def axolotl_offload():
-    """Axolotl's selective-checkpointing offload module (axolotl 0.19): its engine and dispatch modes are
-    private names, so another Axolotl may lack them."""
-    import importlib
-
-    try:
-        module = importlib.import_module(AXOLOTL_OFFLOAD)
-    except ImportError as err:
-        raise ConfigError(f"`{KEY}` needs Axolotl's selective-checkpointing offload ({AXOLOTL_OFFLOAD}): {err}; "
-                          f"remove `{KEY}` or use axolotl 0.19") from None
-    missing = [name for name in AXOLOTL_OFFLOAD_NAMES if not has_attribute(module, name)]
-    if missing:
-        raise ConfigError(f"`{KEY}` needs {', '.join(missing)} from {AXOLOTL_OFFLOAD}, which this Axolotl lacks; "
-                          f"remove `{KEY}` or use axolotl 0.19")
-    return module
+COPIES_AHEAD = 2  # forward copies in flight before the compute stream waits for the oldest (bounds GPU memory)
 
 
 def adapted(cfg: Mapping, projection: str) -> bool:
@@ -103,13 +70,8 @@ def saved_matmuls_problems(cfg: Mapping, cuda_available: bool) -> list[str]:
     if offloading not in (None, False, "hidden_states"):
         problems.append(f"`{KEY}` works with activation_offloading: hidden_states or false, not {offloading!r}, whose "
                         "offloader replaces gradient checkpointing's recompute")
-    if cfg.get("selective_checkpointing"):
-        problems.append(f"`{KEY}` and selective_checkpointing each give checkpointing its policy; keep one")
     if not cfg.get("load_in_4bit"):
         problems.append(f"`{KEY}` keeps bitsandbytes' 4-bit matmuls: needs load_in_4bit: true")
-    if cfg.get("nextai_dequant_chunk_mib") is not None:
-        problems.append(f"`{KEY}` and nextai_dequant_chunk_mib: the chunked matmul writes its output a slice at a "
-                        "time, which cannot be kept; keep one")
     tiled = sorted(targets & set(MLP_PROJECTIONS))
     if tiled and cfg.get("nextai_tiled_mlp_shards") is not None:
         problems.append(f"`{KEY}`: {', '.join(tiled)} with nextai_tiled_mlp_shards: the tiled MLP recomputes its "
@@ -121,103 +83,218 @@ def saved_matmuls_problems(cfg: Mapping, cuda_available: bool) -> list[str]:
         if fused and kernel_on and cfg.get("adapter") and all(adapted(cfg, p) for p in projections):
             problems.append(f"`{KEY}`: {kernel} computes {', '.join(fused)} without calling the modules, so nothing "
                             f"would be kept; set {kernel}: false")
-    try:
-        axolotl_offload()
-    except ConfigError as err:
-        problems.append(str(err))
     return problems
 
 
-class KeptMatmuls:
-    """What the projection hooks, the checkpoint policy and each checkpointed layer share."""
 
-    def __init__(self, per_layer: int, engine, offload) -> None:
-        import bitsandbytes  # noqa: F401  (registers torch.ops.bitsandbytes)
+def in_recompute() -> bool:
+    """A checkpointed forward run again by backward (inside the autograd engine), not the first forward."""
+    return torch._C._current_graph_task_id() != -1
 
-        self.kept_op = torch.ops.bitsandbytes.gemm_4bit.default
-        self.per_layer, self.engine, self.offload = per_layer, engine, offload
-        self.inside_target = False  # set while a targeted projection runs, in the forward and in the recompute
-        self.regions = itertools.count()  # one per checkpoint call, as Axolotl numbers them for its prefetch
-        self.reported = self.warned_unused = False
 
-    def hook(self, projection: torch.nn.Module) -> None:
-        projection.register_forward_pre_hook(lambda *_: setattr(self, "inside_target", True))
-        # always_call: a recompute that stops early (torch's early stop) still clears the flag
-        projection.register_forward_hook(lambda *_: setattr(self, "inside_target", False), always_call=True)
+@dataclass
+class Kept:
+    """One kept output: the tensor itself on a CPU; on CUDA a view of a pinned buffer, and its way back."""
 
-    def policy(self, ctx, op, *args, **kwargs) -> CheckpointPolicy:
-        """Keep a targeted projection's 4-bit matmul; recompute everything else."""
-        if self.inside_target and op is self.kept_op:
-            return CheckpointPolicy.MUST_SAVE
-        return CheckpointPolicy.PREFER_RECOMPUTE
+    value: torch.Tensor
+    pinned: torch.Tensor | None = None  # the pooled buffer `value` views
+    copied: torch.cuda.Event | None = None
+    on_device: torch.Tensor | None = None
+    fetched: torch.cuda.Event | None = None
 
-    def context_fn(self):
-        """torch.utils.checkpoint's `context_fn`: Axolotl's offloading dispatch modes, one region per call."""
-        region, storage = next(self.regions), defaultdict(list)
-        return (self.offload._OffloadCachingMode(self.policy, storage, self.engine, region),
-                self.recompute(self.offload._OffloadCachedMode(self.policy, storage, self.engine, region), storage))
 
-    @contextmanager
-    def recompute(self, mode, storage: dict):
-        """Axolotl's recompute mode, then hands back whatever the recompute left unused: torch stops a recompute
-        once everything backward needs exists, so a layer's last matmul (down_proj without an adapter) is never
-        asked for, and its offloaded copy would otherwise hold pinned and GPU memory for good."""
-        # the forward is over: the GPU tensors Axolotl's engine holds until their copies finish (the last two of
-        # each forward, 470 MB at 4 packs) need not wait for the next forward to go
-        if self.engine._fwd_stash:
-            self.engine._reap_fwd_stash(float("inf"))
-        if not self.reported:
+class PinnedPool:
+    """Pinned CPU buffers (bytes) reused across micro-steps: pinning tens of GB anew every step would cost seconds.
+    A buffer goes back once the copy reading it has finished; the smallest free one that fits is taken."""
+
+    def __init__(self, pin_memory: bool = True):
+        self.pin_memory = pin_memory
+        self.free: list[torch.Tensor] = []
+        self.returning: list[tuple[torch.Tensor, torch.cuda.Event]] = []
+
+    def take(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A buffer, and a view of it with `like`'s shape and dtype."""
+        still_copying = []
+        for buf, event in self.returning:
+            if event.query():
+                self.free.append(buf)
+            else:
+                still_copying.append((buf, event))
+        self.returning = still_copying
+        nbytes = like.numel() * like.element_size()
+        fitting = [i for i, buf in enumerate(self.free) if buf.numel() >= nbytes]
+        if fitting:  # tensors compare elementwise: pick and remove by position
+            buf = self.free.pop(min(fitting, key=lambda i: self.free[i].numel()))
+        else:
+            buf = torch.empty(nbytes, dtype=torch.uint8, pin_memory=self.pin_memory)
+        return buf, buf[:nbytes].view(like.dtype).view(like.shape)
+
+    def give_back(self, buf: torch.Tensor, done: torch.cuda.Event) -> None:
+        self.returning.append((buf, done))
+
+
+class OutputStash:
+    """Per decoder layer, the kept outputs of its chosen projections in the order the forward ran them."""
+
+    def __init__(self, per_layer: int):
+        self.per_layer = per_layer
+        self.layers: dict[int, deque[Kept]] = defaultdict(deque)
+        self.pool = PinnedPool()
+        self.in_flight: deque[torch.cuda.Event] = deque()
+        self.stream: torch.cuda.Stream | None = None
+        self.last_layer, self.recomputed, self.warned_unused, self.reported = -1, False, False, False
+
+    def keep(self, layer: int, output: torch.Tensor) -> None:
+        if self.recomputed or layer < self.last_layer:  # a new forward: what the last backward left is stale
+            self.drop_leftovers()
+        self.last_layer, self.recomputed = layer, False
+        kept = self.layers[layer]
+        if len(kept) >= self.per_layer:  # left by a forward whose backward never came
+            self.drop(kept)
+        if not output.is_cuda:
+            kept.append(Kept(output))
+            return
+        compute = torch.cuda.current_stream()
+        self.stream = self.stream or torch.cuda.Stream()
+        self.stream.wait_stream(compute)
+        with torch.cuda.stream(self.stream):
+            pinned, value = self.pool.take(output)
+            value.copy_(output, non_blocking=True)
+        output.record_stream(self.stream)  # its memory is not reused before the copy has read it
+        copied = self.stream.record_event()
+        kept.append(Kept(value, pinned, copied))
+        self.in_flight.append(copied)
+        while len(self.in_flight) > COPIES_AHEAD:
+            compute.wait_event(self.in_flight.popleft())
+
+    def drop(self, kept: deque[Kept]) -> None:
+        for entry in kept:
+            if entry.copied is not None:
+                self.pool.give_back(entry.pinned, entry.fetched or entry.copied)
+        kept.clear()
+
+    def drop_leftovers(self) -> None:
+        unused = sum(map(len, self.layers.values()))
+        if unused and self.recomputed and not self.warned_unused:
+            self.warned_unused = True
+            LOG.warning(f"{KEY}: {unused} kept outputs were never asked for: backward stops a layer's recompute "
+                        "once it has what it needs (a layer's last projection without an adapter, e.g. down_proj); "
+                        "drop them from the list, they cost pinned memory and PCIe copies for nothing")
+        for kept in self.layers.values():
+            self.drop(kept)
+
+    def fetch(self, kept: Kept, device: torch.device) -> None:
+        if kept.copied is None or kept.on_device is not None:
+            return
+        with torch.cuda.stream(self.stream):
+            self.stream.wait_event(kept.copied)
+            kept.on_device = kept.value.to(device, non_blocking=True)
+            kept.fetched = self.stream.record_event()
+
+    def take(self, layer: int, device: torch.device) -> torch.Tensor | None:
+        """The next kept output of `layer` for its recompute (None: nothing kept); prefetches the layer below."""
+        self.recomputed = True
+        kept = self.layers.get(layer)
+        if not self.reported:  # the sign, in the log, that the Trainer's checkpointing reaches the stash
             self.reported = True
-            kept = sum(len(entries) for entries in storage.values())
-            report = LOG.info if kept == self.per_layer else LOG.warning
-            report(f"{KEY}: the first recomputed layer reuses {kept} kept matmul outputs of {self.per_layer} targeted")
-        try:
-            with mode:
-                yield
-        finally:
-            unused = [leaf for entries in storage.values() for leaf in tree_leaves(entries)]
-            for leaf in unused:
-                if isinstance(leaf, self.offload._OffloadRef):
-                    self.engine.restore(leaf)
-            if unused and not self.warned_unused:
-                self.warned_unused = True
-                LOG.warning(f"{KEY}: {len(unused)} kept matmul outputs of a layer were never used: backward stops its "
-                            "recompute before them (a layer's last projection without an adapter, e.g. down_proj); "
-                            "drop them from the list, they cost memory and PCIe copies for nothing")
+            LOG.info(f"{KEY}: the first recomputed layer takes {len(kept or ())} kept outputs of {self.per_layer} "
+                     "targeted instead of computing them")
+        if not kept:
+            return None
+        if len(kept) == self.per_layer:  # this layer's recompute begins: backward needs the layer below next
+            for below in self.layers.get(layer - 1, ()):
+                self.fetch(below, device)
+        entry = kept.popleft()
+        if entry.copied is None:
+            return entry.value
+        self.fetch(entry, device)
+        compute = torch.cuda.current_stream()
+        compute.wait_event(entry.fetched)
+        entry.on_device.record_stream(compute)
+        self.pool.give_back(entry.pinned, entry.fetched)
+        return entry.on_device
 
 
-def targeted_modules(model: torch.nn.Module, projections: list[str]) -> tuple[list[torch.nn.Module], int]:
-    """Each targeted projection inside a gradient-checkpointed decoder layer, and the number of such layers."""
+class ReplayedOutput(torch.autograd.Function):
+    """y = x W^T for a frozen 4-bit W, its value taken from the first forward instead of computed again."""
+
+    @staticmethod
+    def forward(ctx, x, linear):
+        ctx.weight = linear.weight  # the 4-bit Params4bit: nothing saved through autograd, as bitsandbytes does
+        return linear.replayed_output
+
+    @staticmethod
+    def backward(ctx, grad):
+        # Reached only by reentrant checkpointing, which backpropagates through the recompute's own graph.
+        from bitsandbytes.functional import dequantize_4bit
+
+        weight = dequantize_4bit(ctx.weight.data, ctx.weight.quant_state).to(grad.dtype)
+        return grad @ weight, None
+
+
+def base_linear(module: torch.nn.Module) -> torch.nn.Module:
+    """The 4-bit linear a projection computes with (PEFT's LoRA layer wraps it as `base_layer`)."""
+    return getattr(module, "base_layer", module)
+
+
+def keep_outputs(linear: torch.nn.Module, layer: int, stash: OutputStash) -> None:
+    """Route the linear's training forward through the stash: keep in the first forward, take in the recompute."""
+    compute = linear.forward
+
+    def forward(x, *args, **kwargs):
+        if not (linear.training and torch.is_grad_enabled()):
+            return compute(x, *args, **kwargs)
+        if in_recompute():
+            kept = stash.take(layer, x.device)
+            if kept is None:
+                return compute(x, *args, **kwargs)
+            if kept.shape != (*x.shape[:-1], linear.out_features):
+                raise RuntimeError(f"nextai_saved_matmuls: layer {layer}'s recompute asked for an output of shape "
+                                   f"{(*x.shape[:-1], linear.out_features)} where the forward kept {tuple(kept.shape)}")
+            linear.replayed_output = kept
+            try:
+                return ReplayedOutput.apply(x, linear)
+            finally:
+                del linear.replayed_output
+        output = compute(x, *args, **kwargs)
+        stash.keep(layer, output.detach())
+        return output
+
+    linear.forward = forward
+
+
+def targeted_modules(model: torch.nn.Module, projections: list[str]) -> dict[int, list[torch.nn.Module]]:
+    """The 4-bit linear of each targeted projection, by the index of its gradient-checkpointed decoder layer."""
+    import bitsandbytes as bnb
     from transformers import GradientCheckpointingLayer
 
     layers = [module for module in model.modules() if isinstance(module, GradientCheckpointingLayer)]
-    targets = [module for layer in layers for name, module in layer.named_modules()
-               if name.rsplit(".", 1)[-1] in projections]
-    return targets, len(layers)
+    return {index: linears for index, layer in enumerate(layers)
+            if (linears := [base_linear(module) for name, module in layer.named_modules()
+                            if name.rsplit(".", 1)[-1] in projections
+                            and isinstance(base_linear(module), bnb.nn.Linear4bit)])}
 
 
 def install(model: torch.nn.Module, projections: list[str]) -> str:
-    """Hook the targeted projections and make every `gradient_checkpointing_enable` call on `model` (Axolotl's
-    loader, PEFT's k-bit preparation, the Trainer at train start) non-reentrant with the keeping `context_fn`.
-    Call before the first enable call that should keep them; a LoRA wrapper added later keeps the hooked module
-    as its `base_layer`. Returns what was done, for the log."""
+    """Keep the targeted projections' outputs, and make every `gradient_checkpointing_enable` call on `model`
+    (Axolotl's loader, PEFT's k-bit preparation, the Trainer at train start) non-reentrant, whose backward runs
+    through the first forward's nodes. A LoRA wrapper added later keeps each routed linear as its `base_layer`.
+    Returns what was done, for the log."""
     projections = sorted(set(projections))
-    targets, layers = targeted_modules(model, projections)
+    targets = targeted_modules(model, projections)
     if not targets:
-        raise ConfigError(f"`{KEY}`: no gradient-checkpointed decoder layer has {', '.join(projections)}")
-    offload = axolotl_offload()
-    # a pinned buffer per kept tensor of a micro-step, reused every step (Axolotl's default keeps 128; pinning is slow)
-    engine = offload.SacOffloadEngine(max_cpu_buffer_pool_size=len(targets))
-    kept = KeptMatmuls(len(targets) // layers, engine, offload)
-    for target in targets:
-        kept.hook(target)
+        raise ConfigError(f"`{KEY}`: no gradient-checkpointed decoder layer has a 4-bit {', '.join(projections)}")
+    stash = OutputStash(per_layer=max(map(len, targets.values())))
+    for layer, linears in targets.items():
+        for linear in linears:
+            keep_outputs(linear, layer, stash)
     enable = model.gradient_checkpointing_enable
 
-    def enable_keeping_matmuls(gradient_checkpointing_kwargs=None, **kwargs):
-        checkpoint_kwargs = {**(gradient_checkpointing_kwargs or {}), "use_reentrant": False,
-                             "context_fn": kept.context_fn}
+    def enable_non_reentrant(gradient_checkpointing_kwargs=None, **kwargs):
+        checkpoint_kwargs = {**(gradient_checkpointing_kwargs or {}), "use_reentrant": False}
         return enable(gradient_checkpointing_kwargs=checkpoint_kwargs, **kwargs)
 
-    model.gradient_checkpointing_enable = enable_keeping_matmuls
-    where = "pinned CPU memory" if targets[0].weight.device.type == "cuda" else "where they are: not on CUDA"
-    return f"{KEY}: {', '.join(projections)} of {layers} layers kept from the forward ({where}), not recomputed"
+    model.gradient_checkpointing_enable = enable_non_reentrant
+    first = next(iter(targets.values()))[0]
+    where = "pinned CPU memory" if first.weight.device.type == "cuda" else "where they are: not on CUDA"
+    return f"{KEY}: {', '.join(projections)} of {len(targets)} layers kept from the forward ({where}), not recomputed"

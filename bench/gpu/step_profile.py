@@ -23,13 +23,13 @@ from transformers import TrainerCallback
 
 # First match wins: attention before matmul (flash kernels are CUTLASS too).
 KINDS = [
-    ("attention", re.compile(r"fmha|flash|attention|attn|flex", re.I)),
-    ("NF4 dequantization", re.compile(r"dequant", re.I)),
-    ("matmul", re.compile(r"gemm|nvjet|xmma|cutlass|sm90|cublas|gemv", re.I)),
-    ("copy host<->device", re.compile(r"Memcpy (HtoD|DtoH)|Memcpy.*(Pinned|Pageable)", re.I)),
-    ("copy on device", re.compile(r"Memcpy|Memset|copy", re.I)),
-    ("Triton (Liger, compiled)", re.compile(r"triton|^_\w+_kernel|liger", re.I)),
-    ("elementwise / reduce", re.compile(r"elementwise|vectorized|unrolled|reduce|softmax|index|cat|fill", re.I)),
+    ("attention", re.compile(r"fmha|flash|attention|attn|flex", re.IGNORECASE)),
+    ("NF4 dequantization", re.compile(r"dequant", re.IGNORECASE)),
+    ("matmul", re.compile(r"gemm|nvjet|xmma|cutlass|sm90|cublas|gemv", re.IGNORECASE)),
+    ("copy host<->device", re.compile(r"Memcpy (HtoD|DtoH)|Memcpy.*(Pinned|Pageable)", re.IGNORECASE)),
+    ("copy on device", re.compile(r"Memcpy|Memset|copy", re.IGNORECASE)),
+    ("Triton (Liger, compiled)", re.compile(r"triton|^_\w+_kernel|liger", re.IGNORECASE)),
+    ("elementwise / reduce", re.compile(r"elementwise|vectorized|unrolled|reduce|softmax|index|cat|fill", re.IGNORECASE)),
 ]
 
 
@@ -67,8 +67,8 @@ def summary(prof, wall_seconds: float, step: int) -> str:
     lines = [
         f"## Profile of optimizer step {step}",
         "",
-        f"- wall: {wall_seconds:.3f} s; GPU running a kernel (not host<->device copies): {busy:.3f} s "
-        f"({busy / wall_seconds:.0%}); host<->device copies: {busy_seconds(copies):.3f} s (a side stream)",
+        (f"- wall: {wall_seconds:.3f} s; GPU running a kernel (not host<->device copies): {busy:.3f} s "
+         f"({busy / wall_seconds:.0%}); host<->device copies: {busy_seconds(copies):.3f} s (a side stream)"),
         "",
         "| kind | kernel seconds | share of kernel time |",
         "|---|---|---|",

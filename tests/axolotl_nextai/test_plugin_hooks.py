@@ -33,12 +33,18 @@ def test_post_model_load_tiles_each_mlp_and_moves_the_embeddings():
     assert "weight" in dict(model.get_input_embeddings().named_buffers())
 
 
-def test_post_model_build_gives_every_later_checkpointing_enable_the_keeping_context(caplog):
-    model = small_llama()
+def test_post_model_build_routes_the_4bit_projections_and_keeps_checkpointing_non_reentrant(tiny_model, caplog):
+    from transformers import AutoModelForCausalLM
+
+    from axolotl_nextai.models.checkpoint import qlora_quantization
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, quantization_config=qlora_quantization(), device_map="cpu")
     cfg = DictDefault(plugins=PLUGIN, nextai_saved_matmuls=["up_proj", "gate_proj", "up_proj"])
     with caplog.at_level(logging.INFO):
         NextAIPlugin().post_model_build(cfg, model)
-    assert "nextai_saved_matmuls: gate_proj, up_proj of 3 layers kept from the forward" in caplog.text
+    assert "nextai_saved_matmuls: gate_proj, up_proj of 4 layers kept from the forward" in caplog.text
+    routed = [name for name, module in model.named_modules() if "forward" in vars(module)]
+    assert len(routed) == 8 and all(name.endswith(("gate_proj", "up_proj")) for name in routed)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})  # as a caller may
     checkpoint = model.model.layers[0]._gradient_checkpointing_func
-    assert checkpoint.keywords["use_reentrant"] is False and callable(checkpoint.keywords["context_fn"])
+    assert checkpoint.keywords["use_reentrant"] is False
