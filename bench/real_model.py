@@ -71,7 +71,8 @@ def build_data() -> None:
 def recipe_config(name: str, device: str, epochs: int, out: Path) -> dict:
     """A recipe with its output paths moved under `out` and the epochs asked for; on a CPU also the CPU recipe's
     changes (where smollm2-135m-v5-cpu.yml differs from smollm2-135m-v5.yml, less its data, steps, cutoff and
-    warm-up), no Liger (Triton: CUDA only), eager attention for packed rows, and the CPU size."""
+    warm-up), no Liger (Triton: CUDA only), no kept matmuls (the CPU recipe does not checkpoint), eager attention
+    for packed rows, and the CPU size."""
     cfg = yaml.safe_load((ROOT / "recipes" / RECIPES[name]).read_text())
     if device == "cpu":
         cpu = yaml.safe_load((ROOT / "recipes" / CPU_RECIPE).read_text())
@@ -79,7 +80,7 @@ def recipe_config(name: str, device: str, epochs: int, out: Path) -> dict:
         skip = {"datasets", "max_steps", "sequence_len", "warmup_steps", "output_dir", "dataset_prepared_path"}
         cfg.update({k: v for k, v in cpu.items() if v != faithful.get(k) and k not in skip})
         cfg["plugins"] = ["axolotl_nextai.NextAIPlugin"]
-        for key in [k for k in cfg if k.startswith("liger_")] + ["activation_offloading"]:
+        for key in [k for k in cfg if k.startswith("liger_")] + ["activation_offloading", "nextai_saved_matmuls"]:
             cfg.pop(key, None)
         if cfg.get("sample_packing"):  # transformers' block-diagonal mask from position_ids (CPU-safe)
             cfg["attn_implementation"] = "eager"
