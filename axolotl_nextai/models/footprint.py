@@ -143,6 +143,9 @@ def peak_parts(arch: Mapping, cfg: Mapping) -> dict[str, float]:
         "saved layer inputs": (OFFLOAD_IN_FLIGHT if offloaded else layers) * tokens * hidden * BF16,
         "one layer's activations": tokens * activation_bytes_per_token(arch, targets, cfg),
         "eager attention (forward and backward)": 2 * eager_attention_bytes(arch, tokens) if eager else 0,
+        # nextai_saved_matmuls: the layer below's kept outputs arrive while this layer's backward runs
+        "kept matmul outputs prefetched": tokens * BF16 * sum(linear_shapes(arch)[name][1]
+                                                              for name in cfg.get("nextai_saved_matmuls") or []),
         "other (fitted)": OTHER_BYTES,
     }
 
