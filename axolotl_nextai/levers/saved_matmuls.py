@@ -47,7 +47,7 @@ COPIES_AHEAD = 2  # forward copies in flight before the compute stream waits for
 
 def adapted(cfg: Mapping, projection: str) -> bool:
     """Whether the config puts a LoRA adapter on this projection (a regex target is not evaluated: a kernel it
-    lets through shows in the first recompute's log line)."""
+    lets through keeps nothing, and the log then lacks the first recomputed layer's line)."""
     targets = cfg.get("lora_target_modules") or []
     if isinstance(targets, str):
         targets = [targets]
@@ -84,7 +84,6 @@ def saved_matmuls_problems(cfg: Mapping, cuda_available: bool) -> list[str]:
             problems.append(f"`{KEY}`: {kernel} computes {', '.join(fused)} without calling the modules, so nothing "
                             f"would be kept; set {kernel}: false")
     return problems
-
 
 
 def in_recompute() -> bool:
