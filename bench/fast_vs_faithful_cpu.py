@@ -46,9 +46,11 @@ NOT_ON_CPU = {
     "output_dir",
     "dataset_prepared_path",
     "activation_offloading",
+    "attn_implementation",
     "warmup_steps",
-}  # Liger's plugin and the offload's CUDA streams need CUDA (offloading moves memory, not math); paths are per
-# run; the warm-up is scaled to the tiny run's (`fast_warmup`)
+}  # Liger's plugin, the offload's CUDA streams and flex attention's backward need CUDA (offloading moves memory, flex
+# attends as the tiny recipe's attention does, not other math); paths are per run; the warm-up is scaled to the
+# tiny run's (`fast_warmup`)
 SCALE = 0.5  # v5 lengths and the 1,024 cutoff halved: the tiny Llama has 512 positions
 BINS = 10
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "axolotl", "accelerate")
