@@ -23,7 +23,13 @@ from axolotl_nextai.checks.config_checks import (
     value_problems,
 )
 from axolotl_nextai.checks.cuda_only import keys_to_disable
-from axolotl_nextai.checks.memory_budget import architecture, budget, check_eager_attention
+from axolotl_nextai.checks.memory_budget import (
+    architecture,
+    budget,
+    check_eager_attention,
+    check_kept_outputs_fit_host,
+    host_memory_available,
+)
 from axolotl_nextai.checks.recipe_check import find_typos
 from axolotl_nextai.levers.chunked_dequant import install as install_chunked_dequant
 from axolotl_nextai.levers.cpu_embeddings import move_embeddings_to_cpu
@@ -91,6 +97,11 @@ class NextAIPlugin(BasePlugin):
                 limit = budget(args.nextai_gpu_memory_cap_gb, device_memory_bytes())
                 if arch and limit:
                     check_eager_attention(cfg, arch, limit)
+            available = host_memory_available() if args.nextai_saved_matmuls else None
+            if available is not None:  # the kept outputs fill host memory: say so before loading
+                arch = architecture(str(cfg.get("base_model", "")))
+                if arch:
+                    check_kept_outputs_fit_host(cfg, arch, available)
         except ConfigError as err:
             where = cfg.get("axolotl_config_path")
             raise ConfigError(f"{where}: {err}" if where else str(err)) from None

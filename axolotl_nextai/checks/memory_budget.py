@@ -1,10 +1,11 @@
-"""What a config needs against what the card allows, checked before the model loads.
+"""What a config needs against what the card (and the host) allows, checked before the model loads.
 
-One check refuses outright: eager attention keeps every head's tokens x tokens probabilities for backward
-(footprint.eager_attention_bytes: 6 GiB a layer for Llama-2-70B at 4,096 tokens), a need no memory lever
-removes. When even the weights plus that cannot fit, the run would load for minutes and then fail with an
-out-of-memory error; it is refused at startup instead, naming what it needs. Other configs only get the
-estimate (footprint.peak_parts), which is not precise enough to refuse on.
+Two checks refuse outright, each a need known exactly from the config: eager attention keeps every head's tokens x
+tokens probabilities for backward (footprint.eager_attention_bytes: 6 GiB a layer for Llama-2-70B at 4,096
+tokens), a need no memory lever removes; `nextai_saved_matmuls` fills host memory with every layer's kept outputs
+(footprint.kept_output_bytes: 43 GB a micro-step for the fast recipe). When that cannot fit, the run would load for
+minutes and then fail in its first step; it is refused at startup instead, naming what it needs. Other configs
+only get the estimate (footprint.peak_parts), which is not precise enough to refuse on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from axolotl_nextai.models.footprint import (
     GIB,
     eager_attention_bytes,
     embedding_bytes,
+    kept_output_bytes,
     peak_estimate_bytes,
     weight_bytes,
 )
@@ -65,4 +67,29 @@ def check_eager_attention(cfg: Mapping, arch: Mapping, limit: tuple[float, str])
         f"{estimate / GIB:.1f} GiB at peak, more than the {allowed / GIB:.2f} GiB allowed by {source}. Use "
         "attn_implementation: sdpa or flash_attention_2 (they keep none of it), a shorter sequence_len, or a "
         f"card with at least {estimate / GIB:.0f} GiB."
+    )
+
+
+def host_memory_available() -> float | None:
+    """Bytes of host memory the OS can give without swapping, on a machine that trains on CUDA; None elsewhere
+    (checking a recipe on a laptop says nothing of the machine that will train it)."""
+    import psutil
+    import torch
+
+    return psutil.virtual_memory().available if torch.cuda.is_available() else None
+
+
+def check_kept_outputs_fit_host(cfg: Mapping, arch: Mapping, available_bytes: float) -> None:
+    """ConfigError when `nextai_saved_matmuls` would keep more than the host has available."""
+    if not cfg.get("nextai_saved_matmuls") or not cfg.get("sequence_len"):
+        return
+    needed = kept_output_bytes(arch, cfg)
+    if needed <= available_bytes:
+        return
+    tokens = cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
+    raise ConfigError(
+        f"nextai_saved_matmuls: keeping {', '.join(sorted(set(cfg['nextai_saved_matmuls'])))} of "
+        f"{arch['num_hidden_layers']} layers at {tokens:,} tokens a micro-step needs {needed / GB:.1f} GB of host "
+        f"memory (pinned, on CUDA), and {available_bytes / GB:.1f} GB is available here: keep fewer projections "
+        "(down_proj keeps the most FLOPs per byte), lower micro_batch_size, or remove the key."
     )

@@ -124,6 +124,13 @@ def activation_bytes_per_token(arch: Mapping, targets: Iterable[str], cfg: Mappi
     return attention + norms + mlp
 
 
+def kept_output_bytes(arch: Mapping, cfg: Mapping) -> float:
+    """Host memory that `nextai_saved_matmuls` fills in a micro-step: every layer's kept projection outputs (bf16)."""
+    tokens = cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
+    width = sum(linear_shapes(arch)[name][1] for name in set(cfg.get("nextai_saved_matmuls") or []))
+    return arch["num_hidden_layers"] * tokens * width * BF16
+
+
 def peak_parts(arch: Mapping, cfg: Mapping) -> dict[str, float]:
     """Bytes of each part of a QLoRA run's peak GPU allocation (micro-batch x sequence_len tokens, gradient
     checkpointing, bf16 norms as Axolotl keeps them), by the recipe's keys: an estimate, within ~0.3 GiB of the
@@ -144,8 +151,7 @@ def peak_parts(arch: Mapping, cfg: Mapping) -> dict[str, float]:
         "one layer's activations": tokens * activation_bytes_per_token(arch, targets, cfg),
         "eager attention (forward and backward)": 2 * eager_attention_bytes(arch, tokens) if eager else 0,
         # nextai_saved_matmuls: the layer below's kept outputs arrive while this layer's backward runs
-        "kept matmul outputs prefetched": tokens * BF16 * sum(linear_shapes(arch)[name][1]
-                                                              for name in cfg.get("nextai_saved_matmuls") or []),
+        "kept matmul outputs prefetched": kept_output_bytes(arch, cfg) / layers,
         "other (fitted)": OTHER_BYTES,
     }
 

@@ -68,3 +68,43 @@ def test_eager_at_4096_is_refused_under_a_40_gb_cap_naming_what_it_needs():
     check_eager_attention(cfg, LLAMA2_70B, budget(80, None))  # an 80 GB card holds it
     check_eager_attention({**cfg, "sequence_len": 1024}, LLAMA2_70B, budget(40, None))  # 0.38 GiB of scores
     check_eager_attention({**cfg, "attn_implementation": "sdpa"}, LLAMA2_70B, budget(40, None))
+
+
+FAST = {**PAPER, "sequence_len": 1024, "micro_batch_size": 4, "activation_offloading": "hidden_states",
+        "liger_rms_norm": True, "liger_glu_activation": True,
+        "nextai_saved_matmuls": ["gate_proj", "up_proj", "down_proj"]}
+
+
+def test_kept_outputs_prefetched_are_what_the_h200_measured():
+    # the fast recipe with flex attention: 35.87 GiB allocated; keeping gate/up/down's outputs: 36.37 (2026-12-01)
+    from axolotl_nextai.models.footprint import kept_output_bytes, peak_parts
+
+    assert abs(peak_parts(LLAMA2_70B, FAST)["kept matmul outputs prefetched"] / GIB - (36.37 - 35.87)) < 0.05
+    assert kept_output_bytes(LLAMA2_70B, FAST) == 80 * 4096 * (2 * 28672 + 8192) * 2  # 42.9 GB on the host
+
+
+def test_kept_outputs_larger_than_the_host_memory_are_refused_naming_what_they_need():
+    from axolotl_nextai.checks.memory_budget import check_kept_outputs_fit_host
+
+    check_kept_outputs_fit_host(FAST, LLAMA2_70B, available_bytes=50e9)
+    with pytest.raises(ConfigError) as err:
+        check_kept_outputs_fit_host(FAST, LLAMA2_70B, available_bytes=30e9)
+    message = str(err.value)
+    assert message.startswith("nextai_saved_matmuls: keeping down_proj, gate_proj, up_proj of 80 layers at 4,096")
+    assert "needs 42.9 GB of host memory" in message and "30.0 GB is available" in message and "\n" not in message
+
+
+def test_the_fast_recipe_on_a_host_without_the_memory_is_refused_before_loading(monkeypatch):
+    import yaml
+    from axolotl_launch import ROOT
+
+    from axolotl_nextai import plugin
+    from axolotl_nextai.checks.recipe_check import check_config
+
+    recipe = yaml.safe_load((ROOT / "recipes" / "llama2-70b-v5-fast.yml").read_text())
+    monkeypatch.setattr(plugin, "host_memory_available", lambda: 16e9)
+    with pytest.raises(ConfigError, match="keeping down_proj, gate_proj, up_proj of 80 layers at 4,096 tokens a "
+                                          "micro-step needs 42.9 GB of host memory"):
+        check_config(recipe)
+    monkeypatch.setattr(plugin, "host_memory_available", lambda: 64e9)
+    check_config(recipe)
