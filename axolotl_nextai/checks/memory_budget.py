@@ -22,6 +22,7 @@ from axolotl_nextai.models.footprint import (
     eager_attention_bytes,
     embedding_bytes,
     kept_output_bytes,
+    micro_step_tokens,
     peak_estimate_bytes,
     weight_bytes,
 )
@@ -52,7 +53,7 @@ def check_eager_attention(cfg: Mapping, arch: Mapping, limit: tuple[float, str])
     """ConfigError when eager attention's probabilities and the weights alone exceed the limit."""
     if cfg.get("attn_implementation") != "eager" or not cfg.get("sequence_len"):
         return
-    tokens = cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
+    tokens = micro_step_tokens(cfg)
     scores = eager_attention_bytes(arch, tokens)
     weights = weight_bytes(arch) - (embedding_bytes(arch) if cfg.get("nextai_embeddings_on_cpu") else 0)
     allowed, source = limit
@@ -86,7 +87,7 @@ def check_kept_outputs_fit_host(cfg: Mapping, arch: Mapping, available_bytes: fl
     needed = kept_output_bytes(arch, cfg)
     if needed <= available_bytes:
         return
-    tokens = cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
+    tokens = micro_step_tokens(cfg)
     raise ConfigError(
         f"nextai_saved_matmuls: keeping {', '.join(sorted(set(cfg['nextai_saved_matmuls'])))} of "
         f"{arch['num_hidden_layers']} layers at {tokens:,} tokens a micro-step needs {needed / GB:.1f} GB of host "

@@ -124,9 +124,14 @@ def activation_bytes_per_token(arch: Mapping, targets: Iterable[str], cfg: Mappi
     return attention + norms + mlp
 
 
+def micro_step_tokens(cfg: Mapping) -> int:
+    """Tokens in one forward pass at the recipe's longest: micro_batch_size rows (or packs) of sequence_len."""
+    return cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
+
+
 def kept_output_bytes(arch: Mapping, cfg: Mapping) -> float:
     """Host memory that `nextai_saved_matmuls` fills in a micro-step: every layer's kept projection outputs (bf16)."""
-    tokens = cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
+    tokens = micro_step_tokens(cfg)
     width = sum(linear_shapes(arch)[name][1] for name in set(cfg.get("nextai_saved_matmuls") or []))
     return arch["num_hidden_layers"] * tokens * width * BF16
 
@@ -135,7 +140,7 @@ def peak_parts(arch: Mapping, cfg: Mapping) -> dict[str, float]:
     """Bytes of each part of a QLoRA run's peak GPU allocation (micro-batch x sequence_len tokens, gradient
     checkpointing, bf16 norms as Axolotl keeps them), by the recipe's keys: an estimate, within ~0.3 GiB of the
     measurements in docs/gpu-memory.md (`peak_estimate_bytes` is their sum)."""
-    tokens = cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
+    tokens = micro_step_tokens(cfg)
     r, targets = cfg.get("lora_r") or 0, cfg.get("lora_target_modules") or []
     hidden, layers = arch["hidden_size"], arch["num_hidden_layers"]
     largest = max(i * o for i, o in linear_shapes(arch).values()) * BF16
