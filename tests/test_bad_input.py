@@ -128,7 +128,7 @@ CASES = {
     "data-encoder-unknown": Case("nextai-data", sample_build("--encoder", "onnx"), 2,
                                  "Invalid value for '--encoder': 'onnx' is not one of"),
     "data-hub-offline": Case("nextai-data", ("build", "--mixture", "v1", "--out", "{tmp}/v1.jsonl"), 1,
-                             "source open_platypus: cannot load garage-bAInd/Open-Platypus@"),
+                             "source open_platypus: garage-bAInd/Open-Platypus@37141edbdb78: the Hub cannot be reached"),
     "data-path-missing": Case("nextai-data", sample_build("--path", "dolly={tmp}/nope.jsonl"), 1,
                               "missing source file for dolly: {tmp}/nope.jsonl"),
     "data-path-not-in-mixture": Case("nextai-data", ("build", "--mixture", "v1", "--sample", "--path",
