@@ -55,6 +55,7 @@ class BuildOptions:
     near_dedup_method: str = "auto"  # dedup/stage.py: auto, exact or prefilter
     device: str = "auto"
     encoder: str = "auto"  # dedup/embed.py: auto (openvino on a CPU where installed), torch or openvino
+    screen: str = "auto"  # dedup/stage.py: a low-precision screen with fp32's decisions (auto, off, fp16, bf16)
 
 
 @dataclass
@@ -206,7 +207,7 @@ def remove_near_duplicates(records: list[Record], threshold: float, options: Bui
     """Rows whose cosine to an earlier kept row is above `threshold` go (dedup/stage.py picks the method)."""
     dedup = near_dedup([r.prompt_text for r in records], options.model, threshold, options.near_dedup_method,
                        options.device, options.cache_dir, options.progress, embed_kept=keep_vectors,
-                       encoder=options.encoder)
+                       encoder=options.encoder, screen=options.screen)
     out = [r for r, k in zip(records, dedup.keep) if k]
     return Deduplicated(
         records=out,
