@@ -145,13 +145,13 @@ def main() -> None:
             other = {**options, "device": args.compare_device, "cache_dir": None}
             runs.append(timed_build(runs[0]["mixture"], src, Path(tmp) / "compare" / f"{runs[0]['mixture']}.jsonl",
                                     BuildOptions(source_dir=src, **other)))
-        say(f"{'mixture':8} {'device':7} {'rows':>7} {'kept':>7} {'wall s':>8} {'CPU s':>8} {'MiniLM fp32 rows':>16} "
-            f"{'near-dedup s':>12}  screen")
+        say(f"{'mixture':8} {'device':7} {'rows':>7} {'kept':>7} {'wall s':>8} {'CPU s':>8} {'fp32 rows':>9} "
+            f"{'of which cached':>15} {'near-dedup s':>12}  screen")
         for r in runs:
             nd = r["near_dedup"]
             screen = nd.get("screen_stats")
             say(f"{r['mixture']:8} {r['device']:7} {r['rows']:>7} {r['kept']:>7} {r['wall']:>8.1f} {r['cpu']:>8.1f} "
-                f"{nd['rows_embedded']:>16} {nd['seconds']:>12}  "
+                f"{nd['rows_embedded']:>9} {nd.get('fp32_from_cache', '-'):>15} {nd['seconds']:>12}  "
                 + (f"{nd['screen']}: " + ", ".join(f"{k} {v}" for k, v in screen.items()) if screen else "off"))
         if args.compare_device:
             same = all((runs[0]["out"].with_name(runs[0]["out"].name.replace(".jsonl", s)).read_bytes() ==

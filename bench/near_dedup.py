@@ -280,8 +280,9 @@ def main() -> None:
     for method, r in results.items():
         if "screen_stats" in r["stats"]:
             say(f"{method}: " + ", ".join(f"{k} {v}" for k, v in r["stats"]["screen_stats"].items()))
-        say(f"{method}: near-dedup stage {r['stats']['seconds']} s wall, of which embedding "
-            f"{r['stats'].get('embed_seconds', '-')} s")
+        if "seconds" in r["stats"]:
+            say(f"{method}: near-dedup stage {r['stats']['seconds']} s wall, of which embedding "
+                f"{r['stats'].get('embed_seconds', '-')} s")
         if "rows_with_a_neighbour" in r["stats"]:
             say(f"{method}: {r['stats']['rows_with_a_neighbour']} rows with a static neighbour at >= the prefilter "
                 f"threshold" + (f"; {r['stats']['sample_recall']}" if "sample_recall" in r["stats"] else ""))

@@ -20,9 +20,9 @@ v5)
   python3 bench/near_dedup.py --rows 45000 --device cuda --model "$MODEL" --methods exact,exact-screen-fp16 \
     --results "$RESULTS"
   ;;
-1m)
-  python3 bench/near_dedup.py --rows 1000000 --device cuda --model "$MODEL" --methods exact-screen-fp16,exact \
-    --results "$RESULTS"
+1m)  # METHODS=exact-screen-fp16 for the screened pass alone, if a call cannot hold both
+  python3 bench/near_dedup.py --rows 1000000 --device cuda --model "$MODEL" \
+    --methods "${METHODS:-exact-screen-fp16,exact}" --results "$RESULTS"
   ;;
 *)
   echo "usage: $0 v5|1m" >&2

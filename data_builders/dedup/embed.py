@@ -179,28 +179,34 @@ def encode(texts: list[str], model: str, batch_size: int, progress: bool, device
 
 def embed(texts: list[str], model: str = DEFAULT_MODEL, batch_size: int | None = None, progress: bool = False,
           cache_dir: Path | None = None, device: str = "cpu", encoder: str = "torch",
-          precision: str = FP32) -> np.ndarray:
+          precision: str = FP32, counts: dict | None = None) -> np.ndarray:
     """Unit-norm float32 embeddings, one row per text (so a dot product is the cosine); `device` and `encoder`
     resolved; `batch_size` None: the device's default; `precision` fp32, or a low-precision screen's (fp16,
-    bf16). With `cache_dir`, only texts not cached (at that precision, by that encoder if low) are embedded."""
+    bf16). With `cache_dir`, only texts not cached (at that precision, by that encoder if low) are embedded.
+    `counts`, if given, adds up the texts found in the cache (`cached`) and those embedded (`embedded`)."""
+    counts = {} if counts is None else counts
     batch_size = batch_size or default_batch_size(device)
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     if cache_dir is None:
+        counts["embedded"] = counts.get("embedded", 0) + len(texts)
         return encode(texts, model, batch_size, progress, device, encoder, precision)
     store = FP32 if precision == FP32 else f"{precision}-{encoder}"
     return cached(model_cache(cache_dir, model, device), store, texts,
-                  lambda missing: encode(missing, model, batch_size, progress, device, encoder, precision))
+                  lambda missing: encode(missing, model, batch_size, progress, device, encoder, precision), counts)
 
 
-def cached(cache: EmbeddingCache, precision: str, texts: list[str],
-           compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:
-    """The vectors of `texts` at `precision`: from `cache`, the others by `compute` (each text once) and added."""
+def cached(cache: EmbeddingCache, precision: str, texts: list[str], compute: Callable[[list[str]], np.ndarray],
+           counts: dict) -> np.ndarray:
+    """The vectors of `texts` at `precision`: from `cache`, the others by `compute` (each text once) and added;
+    `counts` adds up the texts found and those embedded."""
     keys = keys_of(texts)
     found, vectors = cache.lookup(precision, keys)
+    counts["cached"] = counts.get("cached", 0) + int(found.sum())
     if found.all():
         return vectors
     missing_keys, first = np.unique(keys[~found], return_index=True)
+    counts["embedded"] = counts.get("embedded", 0) + len(missing_keys)
     fresh = compute([texts[i] for i in np.flatnonzero(~found)[first]])
     cache.add(precision, missing_keys, fresh)
     out = np.zeros((len(texts), fresh.shape[1]), dtype=np.float32)

@@ -123,7 +123,8 @@ def screened(texts: list[str], low: Callable[[list[str]], torch.Tensor], exact: 
             break
         except BoundExceeded as err:  # the sample missed a larger error: widen the bound, walk again
             screen.bound, widened = SAFETY * err.largest, widened + 1
-    stats = {"rows_low_precision": len(todo), "calibration_rows": len(sample), "bound": round(screen.bound, 6),
+    stats = {"rows_fp32_cached": int(is_known.sum()), "rows_low_precision": len(todo),
+             "calibration_rows": len(sample), "bound": round(screen.bound, 6),
              "widened": widened, "rows_fp32": screen.refined, "low_precision_seconds": round(low_seconds, 1),
              "seconds": round(time.perf_counter() - started, 1)}
     return Screened(keep, removals, vectors, screen.is_exact, stats)

@@ -119,9 +119,10 @@ def near_dedup(texts: list[str], model: str = DEFAULT_MODEL, threshold: float = 
     n = len(texts)
     stats = {"method": method, "device": device, "encoder": encoder, "batch_size": batch_size, "screen": low}
     started = time.perf_counter()
+    counts: dict = {}  # fp32 vectors found in the cache and embedded
 
     def fp32(rows_texts: list[str]) -> np.ndarray:
-        return embed(rows_texts, model, batch_size, progress, cache_dir, device, encoder)
+        return embed(rows_texts, model, batch_size, progress, cache_dir, device, encoder, counts=counts)
 
     if low is not None:
         found = screen_pass(texts, model, threshold, device, encoder, low, batch_size, progress, cache_dir, fp32)
@@ -150,6 +151,8 @@ def near_dedup(texts: list[str], model: str = DEFAULT_MODEL, threshold: float = 
         vectors = vectors if vectors.shape[1] else np.zeros((n, found.shape[1]), dtype=np.float32)
         vectors[missing], embedded[missing] = found, True
     stats["rows_embedded"] = int(embedded.sum())
+    if cache_dir is not None:
+        stats["fp32_from_cache"], stats["fp32_embedded_now"] = counts.get("cached", 0), counts.get("embedded", 0)
     return NearDedup(keep, removals, vectors, embedded, stats)
 
 
