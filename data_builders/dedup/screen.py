@@ -22,10 +22,10 @@ every undecided pair, decisive or not, would be 14 % and 41 %.
 (CALIBRATION of them, at least CALIBRATION_MIN) embedded both ways gives the largest error, and every row not in
 fp32 is given SAFETY times it (at least FLOOR: fp32 encoders differ by ~1e-6 among themselves). Each row embedded
 in fp32 later (the undecided ones) checks the bound again; one over it widens the bound (SAFETY times the new
-largest) and the walk starts over. A row whose error is over the bound and that is in no undecided pair goes
-unseen: the guarantee is as good as the calibration's largest error, times SAFETY, is a bound. The cosines that decide
-nothing (far from the threshold) stay low precision: the scores written for removed pairs decided that way are
-within the bound of fp32's.
+largest) and the walk starts over. A row over the bound that is in no undecided pair goes unseen: the decisions
+are fp32's as far as SAFETY times the largest error measured bounds every row's. The cosines that decide nothing
+(far from the threshold) stay low precision: the scores written for removed pairs decided that way are within the
+bound of fp32's.
 """
 
 from __future__ import annotations

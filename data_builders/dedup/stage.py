@@ -70,7 +70,7 @@ def resolve_screen(screen: str, device: str, encoder: str) -> str | None:
     """The low-precision screen to run (None: fp32 only). `auto`: fp16 on a CUDA GPU; bf16 through OpenVINO on a
     CPU with AMX, whose bf16 matrix units are several times its fp32 rate; none on other CPUs, where no lower
     precision was faster (2 AVX2 EPYC cores: OpenVINO int8 0.55-0.96x fp32,
-    bench/results/near_dedup-2026-12-06-6000-cpu-screen.md) and fp32 decides alone."""
+    bench/results/near_dedup-2026-12-06-2000-cpu-screen.md) and fp32 decides alone."""
     if screen not in SCREENS:
         raise DataError(f"unknown screen {screen!r} (known: {', '.join(SCREENS)})")
     if screen == "auto":
