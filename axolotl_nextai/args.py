@@ -136,7 +136,8 @@ class NextAIArgs(BaseModel):
         "matmuls from the forward (in pinned CPU memory, copied on a side stream; where it is without CUDA) instead "
         "of recomputing them in backward: the same values, fewer FLOPs (the dequantization is skipped too), PCIe "
         "traffic instead. Llama-2-70B at 4,096 tokens a micro-step: gate_proj and up_proj are 55 % of a layer's "
-        "matmul FLOPs and 37.6 GB of pinned memory; down_proj 27 % for 5.4 GB (the fast recipe keeps all three: "
+        "matmul FLOPs and 37.6 GB of pinned memory; down_proj 27 % for none: its output only feeds the layer's output, "
+        "so the recompute skips it and nothing is copied (the fast recipe lists all three: "
         "1,228 -> 1,469 real tok/s on an H200, bench/results/gpu70b-fast-2026-12-01.md). Needs non-reentrant "
         "gradient_checkpointing; a projection an Axolotl LoRA kernel computes needs that kernel off (it calls no "
         "module). None: off. See axolotl_nextai/levers/saved_matmuls.py.",

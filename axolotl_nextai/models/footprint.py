@@ -19,6 +19,9 @@ EIGHT_BIT_MIN_ELEMENTS = 4096  # bitsandbytes' min_8bit_size: smaller tensors ge
 OFFLOAD_IN_FLIGHT = 2  # Axolotl's hidden-states offload keeps this many layer inputs on the GPU while copying
 OTHER_BYTES = 0.1 * GIB  # fitted: what the H100 token ladder leaves at zero tokens beyond the parts above
 MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
+# A Llama decoder layer's projections whose output goes only into adds up to the layer's output (down_proj's is
+# added to its adapter's and to the residual stream): a checkpoint's recompute needs no value of them.
+LAYER_OUTPUT_PROJECTIONS = ("down_proj",)
 
 
 def linear_shapes(arch: Mapping) -> dict[str, tuple[int, int]]:
@@ -130,9 +133,11 @@ def micro_step_tokens(cfg: Mapping) -> int:
 
 
 def kept_output_bytes(arch: Mapping, cfg: Mapping) -> float:
-    """Host memory that `nextai_saved_matmuls` fills in a micro-step: every layer's kept projection outputs (bf16)."""
+    """Host memory that `nextai_saved_matmuls` fills in a micro-step: every layer's kept projection outputs (bf16);
+    down_proj's is skipped, not kept (its output only feeds the layer's output)."""
     tokens = micro_step_tokens(cfg)
-    width = sum(linear_shapes(arch)[name][1] for name in set(cfg.get("nextai_saved_matmuls") or []))
+    kept = set(cfg.get("nextai_saved_matmuls") or []) - set(LAYER_OUTPUT_PROJECTIONS)
+    width = sum(linear_shapes(arch)[name][1] for name in kept)
     return arch["num_hidden_layers"] * tokens * width * BF16
 
 
