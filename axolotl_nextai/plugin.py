@@ -34,6 +34,8 @@ from axolotl_nextai.checks.recipe_check import find_typos
 from axolotl_nextai.levers.chunked_dequant import install as install_chunked_dequant
 from axolotl_nextai.levers.cpu_embeddings import move_embeddings_to_cpu
 from axolotl_nextai.levers.fused_accumulation import fuse_accumulation, fused_batch_args, fusion_problem
+from axolotl_nextai.levers.offload_prefetch import install as install_offload_prefetch
+from axolotl_nextai.levers.offload_prefetch import prefetch_problem
 from axolotl_nextai.levers.saved_matmuls import install as install_saved_matmuls
 from axolotl_nextai.levers.saved_matmuls import saved_matmuls_problems
 from axolotl_nextai.levers.tiled_mlp import tile_model
@@ -87,6 +89,9 @@ class NextAIPlugin(BasePlugin):
             if fusion:  # config only: before the dataset checks, which read files
                 problems.append(fusion)
             problems += saved_matmuls_problems(cfg, torch.cuda.is_available())
+            prefetch = prefetch_problem(cfg)
+            if prefetch:
+                problems.append(prefetch)
             if problems:
                 raise ConfigError("; ".join(problems))
             if args.nextai_check_datasets:
@@ -147,6 +152,8 @@ class NextAIPlugin(BasePlugin):
             LOG.info(use_expandable_segments())
         if cfg.nextai_dequant_chunk_mib is not None:
             LOG.info(install_chunked_dequant(cfg.nextai_dequant_chunk_mib))
+        if cfg.nextai_prefetch_offloaded_inputs:
+            LOG.info(install_offload_prefetch())
 
     def post_model_build(self, cfg, model) -> None:
         # where Axolotl's selective_checkpointing hooks in: before the loader, PEFT's k-bit preparation and the
