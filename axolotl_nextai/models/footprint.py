@@ -128,8 +128,15 @@ def activation_bytes_per_token(arch: Mapping, targets: Iterable[str], cfg: Mappi
 
 
 def micro_step_tokens(cfg: Mapping) -> int:
-    """Tokens in one forward pass at the recipe's longest: micro_batch_size rows (or packs) of sequence_len."""
-    return cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
+    """Tokens in one forward pass at the recipe's longest: micro_batch_size rows (or packs) of sequence_len; with
+    `nextai_fuse_accumulation`, its token budget a pass (default sequence_len; a row longer than the budget gets a
+    pass of its own), at most the accumulation window's rows."""
+    tokens = cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
+    accumulation = cfg.get("gradient_accumulation_steps") or 1
+    if cfg.get("nextai_fuse_accumulation") and accumulation > 1:
+        budget = max(cfg.get("nextai_fuse_accumulation_max_tokens") or cfg["sequence_len"], cfg["sequence_len"])
+        return min(budget, tokens * accumulation)
+    return tokens
 
 
 def kept_output_bytes(arch: Mapping, cfg: Mapping) -> float:

@@ -75,6 +75,19 @@ FAST = {**PAPER, "sequence_len": 1024, "micro_batch_size": 4, "activation_offloa
         "nextai_saved_matmuls": ["gate_proj", "up_proj", "down_proj"]}
 
 
+def test_a_fused_pass_is_as_long_as_its_token_budget():
+    from axolotl_nextai.models.footprint import micro_step_tokens
+
+    fused = {**PAPER, "sequence_len": 1024, "micro_batch_size": 1, "gradient_accumulation_steps": 4,
+             "nextai_fuse_accumulation": True}
+    assert micro_step_tokens(fused) == 1024
+    assert micro_step_tokens({**fused, "nextai_fuse_accumulation_max_tokens": 2048}) == 2048
+    assert micro_step_tokens({**fused, "nextai_fuse_accumulation_max_tokens": 8192}) == 4096  # the window's 4 rows
+    assert micro_step_tokens({**fused, "nextai_fuse_accumulation_max_tokens": 512}) == 1024  # a row gets its pass
+    assert micro_step_tokens({**fused, "gradient_accumulation_steps": 1,
+                              "nextai_fuse_accumulation_max_tokens": 2048}) == 1024  # nothing to fuse
+
+
 def test_kept_outputs_prefetched_are_what_the_h200_measured():
     # the fast recipe with flex attention: 35.87 GiB allocated; keeping gate/up/down's outputs: 36.37 (2026-12-01);
     # down_proj's output is now skipped, not kept
