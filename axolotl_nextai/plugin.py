@@ -34,6 +34,7 @@ from axolotl_nextai.checks.recipe_check import find_typos
 from axolotl_nextai.levers.chunked_dequant import install as install_chunked_dequant
 from axolotl_nextai.levers.cpu_embeddings import move_embeddings_to_cpu
 from axolotl_nextai.levers.fused_accumulation import fuse_accumulation, fused_batch_args, fusion_problem
+from axolotl_nextai.levers.nf4_dequant import install as install_nf4_dequant
 from axolotl_nextai.levers.offload_prefetch import install as install_offload_prefetch
 from axolotl_nextai.levers.offload_prefetch import prefetch_problem
 from axolotl_nextai.levers.saved_matmuls import install as install_saved_matmuls
@@ -154,6 +155,8 @@ class NextAIPlugin(BasePlugin):
             LOG.info(install_chunked_dequant(cfg.nextai_dequant_chunk_mib))
         if cfg.nextai_prefetch_offloaded_inputs:
             LOG.info(install_offload_prefetch())
+        if cfg.nextai_nf4_dequant_kernel == "triton":
+            LOG.info(install_nf4_dequant())
 
     def post_model_build(self, cfg, model) -> None:
         # where Axolotl's selective_checkpointing hooks in: before the loader, PEFT's k-bit preparation and the

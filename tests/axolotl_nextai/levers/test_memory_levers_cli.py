@@ -12,7 +12,9 @@ from axolotl_launch import launch_train, tiny_cpu_config, write_jsonl
 from axolotl_nextai.models.synth import PRESETS, write_synthetic_llama
 
 LEVERS = {"nextai_dequant_chunk_mib": 0.02, "nextai_tiled_mlp_shards": 3, "nextai_embeddings_on_cpu": True,
-          "nextai_expandable_segments": True}  # 0.02 MiB: the tiny MLP weights (64 KiB in bf16) in 4 chunks
+          "nextai_expandable_segments": True, "nextai_nf4_dequant_kernel": "triton"}
+# 0.02 MiB: the tiny MLP weights (64 KiB in bf16) in 4 chunks; the Triton dequantization serves CUDA tensors only
+# (tests/axolotl_nextai/levers/test_nf4_dequant.py): here its patch is installed and bitsandbytes' path trains
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +51,7 @@ def test_levers_train_the_same_losses(tiny_nf4, plain_losses, tmp_path, run_axol
     assert "4-bit weights larger than 0.02 MiB are dequantized 0.02 MiB at a time" in log
     assert "nextai_tiled_mlp_shards: 4 MLPs run in 3 shards" in log
     assert "nextai_embeddings_on_cpu: input embeddings" in log
+    assert "nextai_nf4_dequant_kernel: triton: bitsandbytes' NF4 weights dequantized on CUDA by a Triton kernel" in log
     assert len(plain_losses) == len(levered) == 4
     assert levered == pytest.approx(plain_losses, rel=1e-4), (plain_losses, levered)
 
@@ -56,7 +59,7 @@ def test_levers_train_the_same_losses(tiny_nf4, plain_losses, tmp_path, run_axol
 @pytest.mark.slow
 def test_kept_matmuls_train_the_same_losses(tiny_nf4, plain_losses, tmp_path, run_axolotl):
     kept, log = losses(tiny_nf4, tmp_path, run_axolotl, nextai_saved_matmuls=["gate_proj", "up_proj"])
-    assert "nextai_saved_matmuls: gate_proj, up_proj of 4 layers kept from the forward" in log
+    assert "nextai_saved_matmuls: not recomputed in 4 layers: gate_proj, up_proj kept from the forward" in log
     # the Trainer's checkpointed recompute, through Axolotl's CLI, reached the stash
     assert "nextai_saved_matmuls: the first recomputed layer takes 2 kept outputs of 2 targeted" in log
     assert kept == plain_losses, (plain_losses, kept)
