@@ -109,7 +109,8 @@ train() {  # train RUN:STEPS on one GPU (or the CPU), leaving its files in $WORK
   $PY bench/gpu/run_config.py "$run" --out "$cfg" --data-dir "$DATA" --set base_model="$CKPT" \
     --set max_steps="$steps" --set nextai_peak_tflops=790.0 --set nextai_report_every_steps=1 \
     --set output_dir="$SCRATCH/out-$name" --set dataset_prepared_path="$SCRATCH/prep-$name" \
-    --set save_strategy='"no"' --set saves_per_epoch=null ${CAP_GB:+--set nextai_gpu_memory_cap_gb="$CAP_GB"}
+    --set save_strategy='"no"' --set saves_per_epoch=null ${CAP_GB:+--set nextai_gpu_memory_cap_gb="$CAP_GB"} \
+    $([ "$gpu" = cpu ] && echo --cpu)
   cp "$cfg" "$WORK/$name.cfg.yml"
   if [ "$gpu" != cpu ]; then  # nvidia-smi's view: the card's total and this run's processes
     $PY bench/gpu/gpu_memory_probe.py --gpu "$gpu" --match "$cfg" > "$WORK/$name.smi.txt" &

@@ -29,6 +29,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PAD_MULTIPLE = 64  # Axolotl's collator pads every batch to a multiple of 64 (pad_to_sequence_len unset)
+PROFILE_PLUGIN = "bench.gpu.step_profile.StepProfilePlugin"
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -124,6 +125,10 @@ def train(engine: str, cfg: dict) -> dict:
     trainer = Trainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                       data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, pad_to_multiple_of=PAD_MULTIPLE),
                       callbacks=[report, FreezeGarbageCollectorCallback()])
+    if PROFILE_PLUGIN in (cfg.get("plugins") or []):  # as the Axolotl runs that list it
+        from bench.gpu.step_profile import profile_callback
+
+        trainer.add_callback(profile_callback(trainer))
     trainer.train()
     return json.loads((Path(cfg["output_dir"]) / REPORT_NAME).read_text())
 
