@@ -117,6 +117,16 @@ class NextAIArgs(BaseModel):
         "one shard at a time in backward (dropout masks and autocast replayed), so only one shard's MLP "
         "activations exist at once; costs one more MLP forward per step. None: off.",
     )
+    nextai_mlp_chunks: int | None = Field(
+        default=None,
+        ge=2,
+        description="Run each decoder layer's MLP over its intermediate features (28,672 for Llama-2-70B) in this many "
+        "chunks in training: each NF4 weight dequantized once a pass, a chunk at a time, only one chunk's "
+        "activations at once and the MLP's input kept for backward; the checkpoint's recompute skips the MLP. The "
+        "same values up to the matmuls' rounding; a LoRA adapter on down_proj only (its dropout masks drawn per chunk "
+        "and replayed). Where nextai_tiled_mlp_shards cuts the tokens and dequantizes every weight once per shard. "
+        "None: off. See axolotl_nextai/levers/chunked_mlp.py.",
+    )
     nextai_expandable_segments: bool = Field(
         default=False,
         description="Before the model loads, switch PyTorch's CUDA allocator to expandable segments (what "

@@ -32,6 +32,7 @@ from axolotl_nextai.checks.memory_budget import (
 )
 from axolotl_nextai.checks.recipe_check import find_typos
 from axolotl_nextai.levers.chunked_dequant import install as install_chunked_dequant
+from axolotl_nextai.levers.chunked_mlp import chunk_model, chunked_mlp_problems
 from axolotl_nextai.levers.cpu_embeddings import move_embeddings_to_cpu
 from axolotl_nextai.levers.fused_accumulation import fuse_accumulation, fused_batch_args, fusion_problem
 from axolotl_nextai.levers.nf4_dequant import install as install_nf4_dequant
@@ -90,6 +91,7 @@ class NextAIPlugin(BasePlugin):
             if fusion:  # config only: before the dataset checks, which read files
                 problems.append(fusion)
             problems += saved_matmuls_problems(cfg, torch.cuda.is_available())
+            problems += chunked_mlp_problems(cfg)
             prefetch = prefetch_problem(cfg)
             if prefetch:
                 problems.append(prefetch)
@@ -181,6 +183,10 @@ class NextAIPlugin(BasePlugin):
         if cfg.nextai_tiled_mlp_shards is not None:
             count = tile_model(model, cfg.nextai_tiled_mlp_shards)
             LOG.info(f"nextai_tiled_mlp_shards: {count} MLPs run in {cfg.nextai_tiled_mlp_shards} shards in training")
+        if cfg.nextai_mlp_chunks is not None:
+            count = chunk_model(model, cfg.nextai_mlp_chunks)
+            LOG.info(f"nextai_mlp_chunks: {count} MLPs run in {cfg.nextai_mlp_chunks} chunks of intermediate features "
+                     "in training")
 
     def add_callbacks_post_trainer(self, cfg, trainer) -> list:
         if not uses_plugin(cfg):

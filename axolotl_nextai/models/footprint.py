@@ -110,7 +110,8 @@ def activation_bytes_per_token(arch: Mapping, targets: Iterable[str], cfg: Mappi
     Attention: q, attention output, o_proj input and output, k and v (bf16). Norms: HF's RMSNorm keeps an fp32
     copy of its input, Liger's only bf16. MLP: gate, SiLU(gate) and up plus one gradient of that size (Liger's
     SwiGLU recomputes SiLU: one fewer). LoRA dropout: a bf16 copy and a bool mask of each target's input. With
-    `nextai_tiled_mlp_shards` the MLP's part is one shard's, plus the MLP input kept for the recompute.
+    `nextai_tiled_mlp_shards` the MLP's part is one shard's, plus the MLP input kept for the recompute; with
+    `nextai_mlp_chunks` one chunk's, plus the input and an fp32 sum over chunks.
     Fitted on two measurements: stock HF + PEFT on an H100, 1.70 MiB a token with the saved layer inputs
     (256-4,096 tokens); Axolotl on an H200, 36.27 GiB at r 8 and ~4,000 tokens with Liger and offload.
     """
@@ -124,6 +125,9 @@ def activation_bytes_per_token(arch: Mapping, targets: Iterable[str], cfg: Mappi
     shards = cfg.get("nextai_tiled_mlp_shards") or 1
     if shards > 1:
         mlp = mlp / shards + BF16 * hidden
+    chunks = cfg.get("nextai_mlp_chunks") or 1
+    if chunks > 1:  # one chunk's activations, the input kept, the output (or input gradient) added up in fp32
+        mlp = mlp / chunks + BF16 * hidden + 4 * hidden
     return attention + norms + mlp
 
 
@@ -155,15 +159,20 @@ def peak_parts(arch: Mapping, cfg: Mapping) -> dict[str, float]:
     tokens = micro_step_tokens(cfg)
     r, targets = cfg.get("lora_r") or 0, cfg.get("lora_target_modules") or []
     hidden, layers = arch["hidden_size"], arch["num_hidden_layers"]
-    largest = max(i * o for i, o in linear_shapes(arch).values()) * BF16
     chunk = cfg.get("nextai_dequant_chunk_mib")
+    chunks = cfg.get("nextai_mlp_chunks") or 1  # the chunked MLP dequantizes a chunk of each MLP weight itself
+
+    def dequantized(name: str, size: float) -> float:
+        if chunks > 1 and name in MLP_PROJECTIONS:
+            return size / chunks
+        return min(size, chunk * 2**20) if chunk else size
     offloaded = cfg.get("activation_offloading") == "hidden_states"
     eager = cfg.get("attn_implementation") == "eager"
     return {
         "weights": weight_bytes(arch) - (embedding_bytes(arch) if cfg.get("nextai_embeddings_on_cpu") else 0),
         "LoRA weights and gradients (fp32)": 8 * lora_trainable(arch, r, targets),
         "optimizer state in PyTorch's memory": optimizer_state_bytes(arch, r, targets, cfg.get("optimizer") or "")[0],
-        "dequantized weight": min(largest, chunk * 2**20) if chunk else largest,
+        "dequantized weight": max(dequantized(name, i * o * BF16) for name, (i, o) in linear_shapes(arch).items()),
         "saved layer inputs": (OFFLOAD_IN_FLIGHT if offloaded else layers) * tokens * hidden * BF16,
         "one layer's activations": tokens * activation_bytes_per_token(arch, targets, cfg),
         "eager attention (forward and backward)": 2 * eager_attention_bytes(arch, tokens) if eager else 0,

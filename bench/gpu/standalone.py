@@ -72,12 +72,16 @@ def load_hf(cfg: dict):
     """Stock transformers + peft QLoRA, bf16 norms/embeddings/lm_head as Axolotl leaves them."""
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
     cuda = torch.cuda.is_available()
+    # on a CPU, bf16 matmuls run in software: there the 4-bit layers compute in fp32, as Axolotl's do with bf16 off
+    cpu_compute = {} if cuda else {"quantization_config": BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.float32)}
     model = AutoModelForCausalLM.from_pretrained(
         cfg["base_model"], dtype=torch.bfloat16 if cuda else torch.float32, attn_implementation=attention(cfg),
-        device_map={"": 0} if cuda else None)
+        device_map={"": 0} if cuda else None, **cpu_compute)
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
                                             gradient_checkpointing_kwargs=checkpointing_kwargs(cfg))
     if cuda:

@@ -141,10 +141,17 @@ def kernel_lines(prof, wall_seconds: float) -> list[str]:
     return lines
 
 
+def host_time_lines(prof) -> list[str]:
+    """Where the host's time went: the operators with the most time of their own on the CPU."""
+    ops = sorted((e for e in prof.key_averages() if e.self_cpu_time_total > 0), key=lambda e: -e.self_cpu_time_total)
+    lines = ["| operator (host) | calls | own CPU seconds |", "|---|---|---|"]
+    return lines + [f"| `{e.key[:80]}` | {e.count} | {e.self_cpu_time_total / 1e6:.3f} |" for e in ops[:12]]
+
+
 def summary(prof, wall_seconds: float, step: int, passes: int = 0) -> str:
     """The profiled step as markdown: wall, the host's side, and on CUDA the kernels."""
     lines = [f"## Profile of optimizer step {step}", "", f"- wall: {wall_seconds:.3f} s (profiler on)"]
-    lines += host_lines(prof.events(), passes) + [""] + kernel_lines(prof, wall_seconds)
+    lines += host_lines(prof.events(), passes) + [""] + host_time_lines(prof) + [""] + kernel_lines(prof, wall_seconds)
     return "\n".join(lines) + "\n"
 
 
