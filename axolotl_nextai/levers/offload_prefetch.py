@@ -1,7 +1,8 @@
 """Axolotl's offloaded layer inputs brought back one layer ahead in backward (`nextai_prefetch_offloaded_inputs`).
 
-With `activation_offloading: hidden_states` Axolotl 0.19 (`CheckpointHiddenStatesOffload`) copies each
-checkpointed layer's input to pinned CPU memory in the forward and copies it back when backward first needs it:
+With `activation_offloading: hidden_states` and non-reentrant checkpointing (its default), Axolotl 0.19
+(`CheckpointHiddenStatesOffload`) copies each checkpointed layer's input to pinned CPU memory in the forward and
+copies it back when backward first needs it:
 the layer's recompute starts only after that copy, so the GPU waits for it once a layer. Llama-2-70B at 4,096
 tokens a micro-step: 64 MiB a layer, ~1.2 ms at ~55 GB/s, 80 times a micro-step (~0.1 s, the 3 % the fast recipe's
 GPU idled with flex attention, bench/results/gpu70b-fast-2026-12-01.md). Here restoring a layer's input also starts
@@ -22,9 +23,14 @@ MARK = "__nextai_patch__"
 
 def prefetch_problem(cfg: Mapping) -> str | None:
     """Why the key cannot apply to this config, or None."""
-    if cfg.get(KEY) and cfg.get("activation_offloading") != "hidden_states":
+    if not cfg.get(KEY):
+        return None
+    if cfg.get("activation_offloading") != "hidden_states":
         return (f"`{KEY}` prefetches the layer inputs that activation_offloading: hidden_states puts on the CPU: "
                 f"set activation_offloading: hidden_states (got {cfg.get('activation_offloading')!r}) or remove the key")
+    if (cfg.get("gradient_checkpointing_kwargs") or {}).get("use_reentrant"):
+        return (f"`{KEY}` serves the non-reentrant offloader (hidden_states' default); with use_reentrant: true "
+                "Axolotl's own offloading checkpoint already prefetches: remove the key")
     return None
 
 

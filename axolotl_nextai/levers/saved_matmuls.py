@@ -94,8 +94,11 @@ def saved_matmuls_problems(cfg: Mapping, cuda_available: bool) -> list[str]:
 
 
 def in_recompute() -> bool:
-    """A checkpointed forward run again by backward (inside the autograd engine), not the first forward."""
-    return torch._C._current_graph_task_id() != -1
+    """A non-reentrant checkpoint's recompute, run by backward to rebuild what a layer saved (its own saved-tensor
+    hooks are on top): everything it computes but the saved tensors is thrown away. Not a reentrant checkpoint's
+    recompute, whose graph backward runs through."""
+    hooks = torch._C._autograd._top_saved_tensors_default_hooks(False)
+    return hooks is not None and getattr(hooks[0], "__qualname__", "").startswith("_recomputation_hook.")
 
 
 @dataclass

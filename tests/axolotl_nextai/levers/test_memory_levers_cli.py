@@ -1,8 +1,8 @@
 """The memory levers through the real `accelerate launch -m axolotl.cli.train` on a pre-quantized NF4 checkpoint:
 chunked dequantization, the tiled MLP and CPU embeddings train the same losses as without them (LoRA dropout
 off, so that both runs compute the same function), and so do kept matmuls (`nextai_saved_matmuls`, a speed
-lever: this is where its hooks meet Axolotl's loader and the Trainer); eager attention is refused before loading
-when a cap leaves no room for its scores."""
+lever: this is where its hooks meet Axolotl's loader and the Trainer) with the MLP chunked over its features
+(`nextai_mlp_chunks`); eager attention is refused before loading when a cap leaves no room for its scores."""
 
 import json
 
@@ -57,12 +57,15 @@ def test_levers_train_the_same_losses(tiny_nf4, plain_losses, tmp_path, run_axol
 
 
 @pytest.mark.slow
-def test_kept_matmuls_train_the_same_losses(tiny_nf4, plain_losses, tmp_path, run_axolotl):
-    kept, log = losses(tiny_nf4, tmp_path, run_axolotl, nextai_saved_matmuls=["gate_proj", "up_proj"])
-    assert "nextai_saved_matmuls: not recomputed in 4 layers: gate_proj, up_proj kept from the forward" in log
+def test_kept_matmuls_and_the_chunked_mlp_train_the_same_losses(tiny_nf4, plain_losses, tmp_path, run_axolotl):
+    """Attention's matmuls kept from the forward, the MLP in chunks of its features (with down_proj's adapter,
+    which the plugin must hand it after PEFT made it: without it the losses would part)."""
+    kept, log = losses(tiny_nf4, tmp_path, run_axolotl, nextai_saved_matmuls=["q_proj", "k_proj"], nextai_mlp_chunks=2)
+    assert "nextai_saved_matmuls: not recomputed in 4 layers: k_proj, q_proj kept from the forward" in log
     # the Trainer's checkpointed recompute, through Axolotl's CLI, reached the stash
     assert "nextai_saved_matmuls: the first recomputed layer takes 2 kept outputs of 2 targeted" in log
-    assert kept == plain_losses, (plain_losses, kept)
+    assert "nextai_mlp_chunks: 4 MLPs run in 2 chunks of intermediate features" in log
+    assert kept == pytest.approx(plain_losses, rel=1e-4), (plain_losses, kept)
 
 
 @pytest.mark.slow

@@ -47,6 +47,8 @@ def test_without_hidden_states_offloading_the_key_is_refused_in_one_line(offload
     cfg = {KEY: True, "activation_offloading": offloading}
     assert prefetch_problem(cfg).startswith(f"`{KEY}` prefetches the layer inputs")
     assert prefetch_problem({**cfg, "activation_offloading": "hidden_states"}) is None
+    reentrant = {**cfg, "activation_offloading": "hidden_states", "gradient_checkpointing_kwargs": {"use_reentrant": True}}
+    assert "already prefetches" in prefetch_problem(reentrant)
     with pytest.raises(ConfigError, match=f"`{KEY}`.*set activation_offloading: hidden_states"):
         NextAIPlugin().register({"plugins": ["axolotl_nextai.NextAIPlugin"], "nextai_check_datasets": False, **cfg})
 
