@@ -45,6 +45,6 @@ def world_size(cfg: Mapping) -> int:
 def distributed(cfg: Mapping, launch: Launch) -> str | None:
     """How the config trains across processes, in the words of its key, or None for one process unsharded."""
     if launch.world_size > 1:
-        return f"{launch.world_size} processes (world size)"
+        return f"a world size of {launch.world_size}"
     sharded = [key for key in ("fsdp_config", "fsdp_version", "fsdp") if cfg.get(key)]
     return f"FSDP ({', '.join(sharded)})" if sharded else None
