@@ -149,8 +149,6 @@ class NextAIPlugin(BasePlugin):
             install_levers(cfg, "pre_model_load", None)
 
     def post_model_build(self, cfg, model) -> None:
-        # where Axolotl's selective_checkpointing hooks in: before the loader, PEFT's k-bit preparation and the
-        # Trainer enable gradient checkpointing; PEFT's LoRA wrappers keep these modules as their base_layer
         if uses_plugin(cfg):
             install_levers(cfg, "post_model_build", model)
 

@@ -1,6 +1,6 @@
-"""Speed and memory levers that change no math, one module each, all in one table (`LEVERS`): the plugin checks
-and installs every lever from it, and axolotl_nextai/README.md's table of levers is tested against it. A new lever
-is a module whose class has the shape of `contract.Lever`, one line here and its key in args.py."""
+"""Speed and memory levers that change no math, one module each, all in one table (`LEVERS`): the plugin
+checks and installs every lever from it, and axolotl_nextai/README.md's table of levers is tested against it.
+A new lever is a module whose class has the shape of `contract.Lever`, a line here and its key in args.py."""
 
 from axolotl_nextai.levers.chunked_dequant import ChunkedDequant
 from axolotl_nextai.levers.contract import Hook, Lever, switched_on

@@ -1,12 +1,12 @@
-"""What every `nextai_` lever is: one key, one hook, its config rules, an install that says what it did, an undo.
+"""What every `nextai_` lever is: a key, a hook, its config rules, an install that says what it did, an undo.
 
 A `Protocol` (as torchtune's recipe interfaces), not a base class: a lever shares no code by inheritance. The
 plugin loops over the table in `levers/__init__.py`: in `register` over every lever's `problems` (all of them
 reported together, before anything loads), at each hook over the levers switched on there. A lever not yet
 tested with several processes (`distributed = False`) is refused under a world size above 1 or FSDP.
 
-A patch is marked on the object it changes (`patch`), as accelerate keeps `_old_forward` on a hooked module: the
-lever's key and what was there before. A second install replaces the first (every `install` undoes its own
+A patch is marked on the object it changes (`patch`), as accelerate keeps `_old_forward` on a hooked module:
+the lever's key and what was there before. A second install replaces the first (every `install` undoes its own
 patches first, so nothing is wrapped twice), and `unpatch` / `uninstall` put back what was there.
 """
 
@@ -15,16 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
-from axolotl_nextai.checks.launch import Launch, distributed
+from axolotl_nextai.checks.launch import Launch, several_processes
 
 Hook = Literal["pre_model_load", "post_model_build", "post_model_load", "post_trainer_create"]
-PATCHES = "_nextai_patches"  # on a patched object: {attribute: (lever key, what was there before, or MISSING)}
+PATCHES = "_nextai_patches"  # on a patched object: {attribute: (lever key, what was there before or MISSING)}
 MISSING = object()  # the attribute came from the class: restoring it means deleting the instance's
 
 
 class Lever(Protocol):
     """One `nextai_` lever. `install` gets the hook's object: None before the model loads (a process-wide
-    setting), the model after `post_model_build` / `post_model_load`, the Trainer after `post_trainer_create`."""
+    setting), the model at `post_model_build` and `post_model_load`, the Trainer at `post_trainer_create`."""
 
     key: str  # the config key that switches it on (any value but null / false / [])
     hook: Hook  # the Axolotl hook it installs at
@@ -53,7 +53,7 @@ def lever_problems(levers: tuple[Lever, ...], cfg: Mapping, launch: Launch) -> l
     for lever in levers:
         if not switched_on(cfg, lever):
             continue
-        several = distributed(cfg, launch)
+        several = several_processes(cfg, launch)
         if several and not lever.distributed:
             problems.append(f"`{lever.key}` is not tested with {several} yet: remove it, or train in one "
                             "process without FSDP")
@@ -62,8 +62,8 @@ def lever_problems(levers: tuple[Lever, ...], cfg: Mapping, launch: Launch) -> l
 
 
 def patch(obj: Any, name: str, new: Any, key: str) -> None:
-    """Set `obj.<name>` to `new`, marked as the lever `key`'s; the first patch remembers what was there. Another
-    lever's patch of the same attribute is an error: undoing one would silently drop the other."""
+    """Set `obj.<name>` to `new`, marked as the lever `key`'s; the first patch remembers what was there.
+    Another lever's patch of the same attribute is an error: undoing one would silently drop the other."""
     patches = vars(obj).setdefault(PATCHES, {})
     owner = patches.get(name)
     if owner is not None and owner[0] != key:

@@ -1,6 +1,6 @@
 """PyTorch's CUDA allocator on expandable segments from before the model loads (`nextai_expandable_segments`):
-less memory lost to fragmentation under a tight cap. `axolotl train` sets the same through PYTORCH_ALLOC_CONF at
-startup; the `accelerate launch -m axolotl.cli.train` entry point does not. It can change at run time."""
+less memory lost to fragmentation under a tight cap. `axolotl train` sets the same through PYTORCH_ALLOC_CONF
+at startup; the `accelerate launch -m axolotl.cli.train` entry point does not. It can change at run time."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ SETTING = "expandable_segments"
 
 
 def allocator_settings():
-    """(get, set) of the CUDA allocator's settings string: torch >= 2.9 has them in the accelerator API, torch.cuda's
-    own setter is deprecated there (and has no getter: what was there before then reads as unset)."""
+    """(get, set) of the CUDA allocator's settings string: torch >= 2.9 has them in the accelerator API and
+    deprecates torch.cuda's own setter (which has no getter: what was there before then reads as unset)."""
     get = getattr(torch._C, "_accelerator_getAllocatorSettings", lambda: "")
-    put = getattr(torch._C, "_accelerator_setAllocatorSettings", None) or torch.cuda.memory._set_allocator_settings
-    return get, put
+    put = getattr(torch._C, "_accelerator_setAllocatorSettings", None)
+    return get, put or torch.cuda.memory._set_allocator_settings
 
 
 class ExpandableSegments:

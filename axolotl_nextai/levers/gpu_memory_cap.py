@@ -1,8 +1,8 @@
-"""Cap PyTorch's allocator per process before the model loads (`nextai_gpu_memory_cap_gb`): a 40 GB A100 simulated
-on a larger card.
+"""Cap PyTorch's allocator per process before the model loads (`nextai_gpu_memory_cap_gb`): a 40 GB A100
+simulated on a larger card.
 
-Only PyTorch's caching allocator is capped: the CUDA context and memory outside it (bitsandbytes' paged optimizer
-state is managed memory) come on top, as nvidia-smi shows.
+Only PyTorch's caching allocator is capped: the CUDA context and memory outside it (bitsandbytes' paged
+optimizer state is managed memory) come on top, as nvidia-smi shows.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ def memory_fraction(cap_gb: float, total_bytes: int) -> float:
 
 
 def cap_above_card(cap_gb: float, total_bytes: int) -> str:
-    return (f"`{GpuMemoryCap.key}`: {cap_gb:g} GB is more than this card's {total_bytes / GB:.1f} GB; a cap can only "
-            "simulate a smaller card: lower it or remove the key")
+    return (f"`{GpuMemoryCap.key}`: {cap_gb:g} GB is more than this card's {total_bytes / GB:.1f} GB; a cap "
+            "can only simulate a smaller card: lower it or remove the key")
 
 
 class GpuMemoryCap:

@@ -249,7 +249,9 @@ class SavedMatmuls:
     """`nextai_saved_matmuls`: the listed projections' outputs kept from the forward for the recompute."""
 
     key = KEY
-    hook = "post_model_build"  # before the loader, PEFT's k-bit preparation and the Trainer enable checkpointing
+    # where Axolotl's selective_checkpointing hooks in: before the loader, PEFT's k-bit preparation and the
+    # Trainer enable gradient checkpointing; PEFT's LoRA wrappers keep the routed modules as their base_layer
+    hook = "post_model_build"
     distributed = False
 
     def problems(self, cfg: Mapping, launch: Launch) -> list[str]:

@@ -1,5 +1,5 @@
-"""The READMEs name what the code has: every plugin key with the default args.py gives it, and every lever of the
-table with its hook, its stance on several processes and its module."""
+"""The READMEs name what the code has: every plugin key with the default args.py gives it, and every lever of
+the table with its hook, its stance on several processes and its module."""
 
 import re
 from pathlib import Path
@@ -18,15 +18,16 @@ def section(path: Path, heading: str) -> str:
 
 
 def test_every_key_is_in_the_table_with_its_default():
-    rows = dict(re.findall(r"^\| `(nextai_\w+)` \| `([^`]*)` \|", section(README, "Keys"), flags=re.MULTILINE))
+    row = r"^\| `(nextai_\w+)` \| `([^`]*)` \|"
+    rows = dict(re.findall(row, section(README, "Keys"), flags=re.MULTILINE))
     for key, field in NextAIArgs.model_fields.items():
         assert key in rows, f"{key} missing from {README}"
         assert yaml.safe_load(rows[key]) == field.default, key
 
 
 def test_the_table_of_levers_is_the_code_s():
-    rows = re.findall(r"^\| `(nextai_\w+)` \| `(\w+)` \| (\w+) \| `(levers/\w+\.py)` \|$", section(README, "Levers"),
-                      flags=re.MULTILINE)
+    row = r"^\| `(nextai_\w+)` \| `(\w+)` \| (\w+) \| `(levers/\w+\.py)` \|$"
+    rows = re.findall(row, section(README, "Levers"), flags=re.MULTILINE)
     code = [(lever.key, lever.hook, "tested" if lever.distributed else "refused",
              f"levers/{type(lever).__module__.rsplit('.', 1)[-1]}.py") for lever in LEVERS]
     assert rows == code

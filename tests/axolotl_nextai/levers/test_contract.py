@@ -1,7 +1,7 @@
-"""Every lever of the table keeps the contract, one after the other on one tiny Llama in NF4 with LoRA: installed
-twice it is installed once (no patch wraps one of its own kind), and uninstall gives back the same modules and
-attributes, and the same loss and gradients bit for bit. (That a lever changes no math while installed is its own
-test file's.) A new lever is in `LEVERS`, so it is tested here."""
+"""Every lever of the table keeps the contract, one after the other on one tiny Llama in NF4 with LoRA:
+installed twice it is installed once (no patch wraps one of its own kind), and uninstall gives back the same
+modules and attributes, and the same loss and gradients bit for bit. (That a lever changes no math while
+installed is its own test file's.) A new lever is in `LEVERS`, so it is tested here."""
 
 from __future__ import annotations
 
@@ -34,16 +34,19 @@ def test_every_lever_of_the_table_is_tested_here():
 
 @pytest.fixture(scope="module")
 def qlora_model(tiny_model):
-    """The tiny Llama in NF4 with LoRA (dropout off: the tiled MLP draws masks per shard), shared: each test leaves
-    it as it found it, or fails."""
+    """The tiny Llama in NF4 with LoRA (dropout off: the tiled MLP draws masks per shard), shared: each test
+    leaves it as it found it, or fails."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     from axolotl_nextai.models.checkpoint import qlora_quantization
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, quantization_config=qlora_quantization(), device_map="cpu")
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, quantization_config=qlora_quantization(),
+                                                 device_map="cpu")
     torch.manual_seed(0)
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, lora_dropout=0.0, target_modules=["o_proj", "gate_proj", "down_proj"]))
+    targets = ["o_proj", "gate_proj", "down_proj"]  # gate_proj both kept (saved_matmuls) and adapted
+    lora = LoraConfig(r=4, lora_alpha=16, lora_dropout=0.0, target_modules=targets)
+    model = get_peft_model(model, lora)
     for name, param in model.named_parameters():
         if "lora_B" in name:  # peft starts B at zero, which would hide a wrong gradient for A
             torch.nn.init.normal_(param, std=0.1)
@@ -68,20 +71,23 @@ def hook_object(lever, model, tmp_path):
 
 def training_step(model) -> list[torch.Tensor]:
     """The loss and LoRA gradients of one gradient-checkpointed step on fixed rows."""
-    model.get_base_model().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    checkpointing = {"use_reentrant": False}
+    model.get_base_model().gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
     model.train()
     model.zero_grad()
-    ids = torch.randint(0, model.config.vocab_size, (1, CFG["sequence_len"]), generator=torch.Generator().manual_seed(1))
+    rows = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, model.config.vocab_size, (1, CFG["sequence_len"]), generator=rows)
     loss = model(input_ids=ids, labels=ids).loss
     loss.backward()
     return [loss.detach()] + [param.grad.clone() for param in model.parameters() if param.requires_grad]
 
 
 def state(model, target) -> dict:
-    """What a lever may change: every module's own attributes, parameters and buffers; bitsandbytes' matmul; the
-    Trainer's attributes; the CUDA allocator's cap and settings."""
+    """What a lever may change: every module's own attributes, parameters and buffers; bitsandbytes' matmul;
+    the Trainer's attributes; the CUDA allocator's cap and settings."""
     modules = {name: (sorted(vars(module)),
-                      [(n, p.device, p.dtype, p.requires_grad) for n, p in module.named_parameters(recurse=False)],
+                      [(n, p.device, p.dtype, p.requires_grad)
+                       for n, p in module.named_parameters(recurse=False)],
                       [n for n, _ in module.named_buffers(recurse=False)])
                for name, module in model.named_modules()}
     cuda = torch.cuda.is_available()
@@ -136,7 +142,7 @@ def reference(qlora_model):
 
 
 @pytest.mark.parametrize("lever", LEVERS, ids=lambda lever: lever.key)
-def test_installed_twice_it_is_once_and_uninstall_gives_the_model_back(lever, qlora_model, reference, tmp_path):
+def test_installed_twice_it_is_once_and_uninstall_gives_it_back(lever, qlora_model, reference, tmp_path):
     model = qlora_model
     target = hook_object(lever, model, tmp_path)
     pristine = state(model, target)

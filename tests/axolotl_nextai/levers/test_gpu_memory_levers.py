@@ -1,5 +1,5 @@
-"""The memory cap's arithmetic and its refusal before loading; the cap and expandable segments on a GPU (marker
-`gpu`), each undone by its uninstall."""
+"""The memory cap's arithmetic and its refusal before loading; the cap and expandable segments on a GPU
+(marker `gpu`), each undone by its uninstall."""
 
 import pytest
 import torch

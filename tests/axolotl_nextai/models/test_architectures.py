@@ -16,7 +16,8 @@ def test_a_local_config_keeps_tied_embeddings_and_the_head_is_counted_once(real_
 
     arch = architecture_of(str(real_model))
     assert arch == ARCHITECTURES[".real-model/SmolLM2-135M-Instruct"] and arch.tie_word_embeddings
-    assert total_parameters(arch) == json.loads((real_model / MANIFEST).read_text())["parameters"] == 134_515_008
+    manifest = json.loads((real_model / MANIFEST).read_text())
+    assert total_parameters(arch) == manifest["parameters"] == 134_515_008
 
 
 def test_a_hub_id_from_its_cached_config_then_the_table_then_none(tmp_path, monkeypatch):
