@@ -141,10 +141,10 @@ class NextAIArgs(BaseModel):
         "values; one more layer input on the GPU. A marked patch of Axolotl's offloader, see "
         "axolotl_nextai/levers/offload_prefetch.py.",
     )
-    nextai_nf4_dequant_kernel: Literal["bitsandbytes", "triton"] = Field(
-        default="bitsandbytes",
-        description="Which kernel dequantizes the NF4 weights before each 4-bit matmul on CUDA: bitsandbytes' own, "
-        "or `triton`, a Triton kernel that gives the same bf16 values bit for bit at the card's streaming rate "
+    nextai_nf4_dequant_kernel: Literal["bitsandbytes", "triton"] | None = Field(
+        default=None,
+        description="Which kernel dequantizes the NF4 weights before each 4-bit matmul on CUDA: bitsandbytes' own "
+        "(None or `bitsandbytes`), or `triton`, a Triton kernel that gives the same bf16 values bit for bit at the card's streaming rate "
         "(bitsandbytes' ran at ~2.0 TB/s on an H200: 0.19 s of the fast recipe's step). A marked patch of "
         "bitsandbytes.functional.dequantize_4bit, see axolotl_nextai/levers/nf4_dequant.py.",
     )

@@ -25,12 +25,13 @@ from collections.abc import Mapping
 
 import torch
 
+from axolotl_nextai.checks.launch import Launch
 from axolotl_nextai.levers.chunked_dequant import NF4Weight
+from axolotl_nextai.levers.contract import patch, unpatch_modules
 from axolotl_nextai.levers.saved_matmuls import base_linear, in_recompute
 from axolotl_nextai.levers.tiled_mlp import autocast_state, replayed, rng_state
 
 KEY = "nextai_mlp_chunks"
-ADAPTABLE = ("down_proj",)  # the MLP projections whose LoRA adapter the chunks compute
 
 
 def chunked_mlp_problems(cfg: Mapping) -> list[str]:
@@ -180,9 +181,9 @@ def run_chunks(x, mlp, bounds, lora_p, scaling, lora) -> torch.Tensor:
     return result.to(x.dtype).view(*x.shape[:-1], result.shape[-1])
 
 
-def chunk(mlp: torch.nn.Module, chunks: int) -> None:
-    """Make `mlp.forward` run in `chunks` chunks of intermediate features in training. Call after the adapters
-    exist: down_proj's LoRA weights are read here."""
+def chunked_forward(mlp: torch.nn.Module, chunks: int):
+    """`mlp.forward` run in `chunks` chunks of intermediate features in training. Made after the adapters exist:
+    down_proj's LoRA weights are read here."""
     down = base_linear(mlp.down_proj)
     quant_state = getattr(down.weight, "quant_state", None)
     features = quant_state.shape[1] if quant_state is not None else down.in_features
@@ -199,17 +200,31 @@ def chunk(mlp: torch.nn.Module, chunks: int) -> None:
             return ChunkedMLP.apply(x, mlp, bounds, p, scaling, *weights)
         return run_chunks(x, mlp, bounds, p, scaling, weights)
 
-    mlp.forward = forward
+    return forward
 
 
-def chunk_model(model: torch.nn.Module, chunks: int) -> int:
-    """Chunk every decoder layer's MLP (a submodule named `mlp` with gate, up and down projections and SiLU);
-    returns how many."""
-    mlps = [module for name, module in model.named_modules()
-            if name.rsplit(".", 1)[-1] == "mlp" and all(hasattr(module, p) for p in ("gate_proj", "up_proj", "down_proj"))]
-    for mlp in mlps:
-        act = getattr(getattr(mlp, "config", None), "hidden_act", "silu")
-        if act != "silu":
-            raise ValueError(f"{KEY}: the chunked MLP computes SiLU; this model's MLP uses {act!r}")
-        chunk(mlp, chunks)
-    return len(mlps)
+class ChunkedMlp:
+    """`nextai_mlp_chunks`: every decoder layer's MLP (a submodule named `mlp` with gate, up and down projections
+    and SiLU) run in chunks of its intermediate features."""
+
+    key = KEY
+    hook = "post_model_load"  # after the adapter: down_proj's LoRA weights are read at install
+    distributed = False
+
+    def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
+        return chunked_mlp_problems(cfg)
+
+    def install(self, cfg: Mapping, model: torch.nn.Module) -> str:
+        self.uninstall(model)
+        chunks = cfg[KEY]
+        mlps = [module for name, module in model.named_modules() if name.rsplit(".", 1)[-1] == "mlp"
+                and all(hasattr(module, p) for p in ("gate_proj", "up_proj", "down_proj"))]
+        for mlp in mlps:
+            act = getattr(getattr(mlp, "config", None), "hidden_act", "silu")
+            if act != "silu":
+                raise ValueError(f"{KEY}: the chunked MLP computes SiLU; this model's MLP uses {act!r}")
+            patch(mlp, "forward", chunked_forward(mlp, chunks), KEY)
+        return f"{KEY}: {len(mlps)} MLPs run in {chunks} chunks of intermediate features in training"
+
+    def uninstall(self, model: torch.nn.Module) -> None:
+        unpatch_modules(model, KEY)

@@ -11,18 +11,20 @@ The values are bitsandbytes' own, bit for bit: each is the NF4 code times its bl
 rounded once to bf16 (to nearest even), as `kDequantizeBlockwise` does; double-quantized scales are first
 dequantized by bitsandbytes itself. Only `bitsandbytes.functional.dequantize_4bit` on CUDA with NF4 in bf16 is
 routed here (what its 4-bit matmul, and `nextai_dequant_chunk_mib`'s chunks, call); anything else keeps
-bitsandbytes' path. Axolotl's LoRA kernels call bitsandbytes' library directly and keep its kernel. A patch into
-bitsandbytes: installed once, marked (`__nextai_patch__`), undone by `uninstall`.
+bitsandbytes' path. Axolotl's LoRA kernels call bitsandbytes' library directly and keep its kernel.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
 import torch
 
+from axolotl_nextai.checks.launch import Launch
+from axolotl_nextai.levers.contract import patch, unpatch
+
 KEY = "nextai_nf4_dequant_kernel"
-MARK = "__nextai_patch__"
 BYTES_PER_PROGRAM = 2048  # packed bytes a Triton program dequantizes: 4,096 values
 
 
@@ -44,7 +46,9 @@ def kernel():
         low = tl.load(code_ptr + (codes & 15)) * scale
         # fp32 -> bf16, rounded to nearest even in integer arithmetic (the same bits on a GPU and in Triton's CPU
         # interpreter, whose own conversion truncates)
-        bits = tl.interleave(high, low).to(tl.uint32, bitcast=True)
+        # the two values of each byte side by side (join and reshape, not the interleave helper: a plain jit
+        # function, which Triton's interpreter cannot call once Triton was imported without it)
+        bits = tl.reshape(tl.join(high, low), [2 * BLOCK]).to(tl.uint32, bitcast=True)
         rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
         places = 2 * start + tl.arange(0, 2 * BLOCK)
         tl.store(out_ptr + places, rounded.to(tl.int16), mask=places < 2 * n_bytes)
@@ -73,35 +77,41 @@ def routed(A: torch.Tensor, quant_state, out) -> bool:
             and quant_state.dtype == torch.bfloat16 and 2 * A.numel() == quant_state.shape.numel())
 
 
-def install() -> str:
-    """Route bitsandbytes' NF4 dequantization on CUDA through the Triton kernel (idempotent). Returns what was
-    done, for the log."""
-    import bitsandbytes.functional as F
+class Nf4DequantKernel:
+    """`nextai_nf4_dequant_kernel`: `triton` routes bitsandbytes' NF4 dequantization on CUDA through the Triton
+    kernel (`bitsandbytes`: its own, nothing patched)."""
 
-    original = F.dequantize_4bit
-    if getattr(original, MARK, None):
-        return f"{KEY}: already installed"
+    key = KEY
+    hook = "pre_model_load"
+    distributed = False
 
-    @functools.wraps(original)
-    def dequantize_4bit(A, quant_state=None, absmax=None, out=None, blocksize=None, quant_type="fp4"):
-        if not routed(A, quant_state, out):
-            return original(A, quant_state, absmax, out, blocksize, quant_type)
-        scales = quant_state.absmax
-        if quant_state.nested:  # as bitsandbytes does it
-            scales = F.dequantize_blockwise(quant_state.absmax, quant_state.state2)
-            scales += quant_state.offset
-        code = quant_state.code.to(device=A.device, dtype=torch.float32)
-        result = dequantize_nf4(A, code, scales.float(), quant_state.blocksize, quant_state.shape)
-        return result.t() if A.shape[0] == 1 else result  # bitsandbytes' transposed-input convention
+    def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
+        return []
 
-    setattr(dequantize_4bit, MARK, KEY)
-    F.dequantize_4bit = dequantize_4bit
-    return f"{KEY}: triton: bitsandbytes' NF4 weights dequantized on CUDA by a Triton kernel (the same values)"
+    def install(self, cfg: Mapping, target: None = None) -> str:
+        import bitsandbytes.functional as F
 
+        self.uninstall()
+        if cfg[KEY] != "triton":
+            return f"{KEY}: {cfg[KEY]}: bitsandbytes' own kernel"
+        original = F.dequantize_4bit
 
-def uninstall() -> None:
-    """Put bitsandbytes' own dequantize_4bit back."""
-    import bitsandbytes.functional as F
+        @functools.wraps(original)
+        def dequantize_4bit(A, quant_state=None, absmax=None, out=None, blocksize=None, quant_type="fp4"):
+            if not routed(A, quant_state, out):
+                return original(A, quant_state, absmax, out, blocksize, quant_type)
+            scales = quant_state.absmax
+            if quant_state.nested:  # as bitsandbytes does it
+                scales = F.dequantize_blockwise(quant_state.absmax, quant_state.state2)
+                scales += quant_state.offset
+            code = quant_state.code.to(device=A.device, dtype=torch.float32)
+            result = dequantize_nf4(A, code, scales.float(), quant_state.blocksize, quant_state.shape)
+            return result.t() if A.shape[0] == 1 else result  # bitsandbytes' transposed-input convention
 
-    if getattr(F.dequantize_4bit, MARK, None):
-        F.dequantize_4bit = F.dequantize_4bit.__wrapped__
+        patch(F, "dequantize_4bit", dequantize_4bit, KEY)
+        return f"{KEY}: triton: bitsandbytes' NF4 weights dequantized on CUDA by a Triton kernel (the same values)"
+
+    def uninstall(self, target: None = None) -> None:
+        import bitsandbytes.functional as F
+
+        unpatch(F, KEY)

@@ -25,7 +25,9 @@ def main() -> None:
     import bitsandbytes.functional as F
     from triton.testing import do_bench
 
-    from axolotl_nextai.levers.nf4_dequant import install, uninstall
+    from axolotl_nextai.levers.nf4_dequant import KEY, Nf4DequantKernel
+
+    lever = Nf4DequantKernel()
 
     print(f"gpu: {torch.cuda.get_device_name()}, torch {torch.__version__}")
     print("| weight | shape | bitsandbytes ms | Triton ms | bitsandbytes GB/s | Triton GB/s | Triton / bitsandbytes | same values |")
@@ -37,12 +39,12 @@ def main() -> None:
         moved = packed.numel() + 4 * packed.numel() * 2 / 64 + 2 * 2 * packed.numel()
         reference = F.dequantize_4bit(packed, state)
         theirs = do_bench(functools.partial(F.dequantize_4bit, packed, state), warmup=50, rep=300, return_mode="median")
-        install()
+        lever.install({KEY: "triton"})
         try:
             same = torch.equal(F.dequantize_4bit(packed, state), reference)
             ours = do_bench(functools.partial(F.dequantize_4bit, packed, state), warmup=50, rep=300, return_mode="median")
         finally:
-            uninstall()
+            lever.uninstall()
         print(f"| {name} | {shape[0]} x {shape[1]} | {theirs:.3f} | {ours:.3f} | {moved / theirs / 1e6:,.0f} "
               f"| {moved / ours / 1e6:,.0f} | {theirs / ours:.2f}x | {'yes' if same else 'NO'} |")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from axolotl_nextai.levers.chunked_mlp import KEY, chunk_bounds, chunk_model, chunked_mlp_problems
+from axolotl_nextai.levers.chunked_mlp import KEY, ChunkedMlp, chunk_bounds, chunked_mlp_problems
 
 
 class FourBitMatmuls(TorchDispatchMode):
@@ -40,7 +40,8 @@ def qlora_step(tiny_model, chunks):
         if "lora_B" in name:
             torch.nn.init.normal_(param, std=0.1)
     if chunks:
-        assert chunk_model(model, chunks) == 4
+        assert ChunkedMlp().install({KEY: chunks}, model) == f"{KEY}: 4 MLPs run in {chunks} chunks of intermediate " \
+                                                            "features in training"
     model.train()
     torch.manual_seed(1)
     ids = torch.randint(0, model.config.vocab_size, (2, 24))
@@ -79,7 +80,7 @@ def test_with_dropout_the_gradient_is_that_of_the_forward_that_ran():
     torch.manual_seed(0)
     model = get_peft_model(Layer(), LoraConfig(r=2, lora_alpha=4, lora_dropout=0.5, target_modules=["down_proj"],
                                                init_lora_weights=False)).double().train()
-    chunk_model(model, 3)
+    ChunkedMlp().install({KEY: 3}, model)
 
     def seeded(x, *lora):  # the same masks on every call, so that finite differences see one function
         torch.manual_seed(1234)

@@ -1,11 +1,14 @@
 """nextai_nf4_dequant_kernel: the Triton kernel gives bitsandbytes' own values bit for bit (on the CPU through
 Triton's interpreter, against bitsandbytes' reference implementation; on CUDA, where the GPU machine runs this file
-first, against its CUDA kernel, inside its 4-bit matmul too), and the patch is installed once, marked and undone."""
+first, against its CUDA kernel, inside its 4-bit matmul too); off the GPU and for `bitsandbytes`, bitsandbytes'
+own path (installing and undoing the patch is test_contract.py's)."""
 
 import pytest
 import torch
 
-from axolotl_nextai.levers.nf4_dequant import KEY, MARK, dequantize_nf4, install, kernel, uninstall
+from axolotl_nextai.levers.nf4_dequant import KEY, Nf4DequantKernel, dequantize_nf4, kernel
+
+LEVER = Nf4DequantKernel()
 
 
 @pytest.fixture
@@ -47,18 +50,18 @@ def test_the_kernel_gives_bitsandbytes_values_bit_for_bit(interpreted, shape):
     assert torch.equal(out, reference)
 
 
-def test_the_patch_is_installed_once_marked_and_undone():
+def test_off_the_gpu_and_for_bitsandbytes_its_own_path():
     import bitsandbytes.functional as F
 
     original = F.dequantize_4bit
+    packed, state = quantized((64, 128))
     try:
-        assert install().startswith(f"{KEY}: triton")
-        assert getattr(F.dequantize_4bit, MARK) == KEY and F.dequantize_4bit.__wrapped__ is original
-        assert install() == f"{KEY}: already installed"
-        packed, state = quantized((64, 128))
-        assert torch.equal(F.dequantize_4bit(packed, state), original(packed, state))  # on the CPU: bitsandbytes'
+        assert LEVER.install({KEY: "bitsandbytes"}) == f"{KEY}: bitsandbytes: bitsandbytes' own kernel"
+        assert F.dequantize_4bit is original
+        assert LEVER.install({KEY: "triton"}).startswith(f"{KEY}: triton")
+        assert torch.equal(F.dequantize_4bit(packed, state), original(packed, state))  # a CPU tensor: bitsandbytes'
     finally:
-        uninstall()
+        LEVER.uninstall()
     assert F.dequantize_4bit is original
 
 
@@ -74,10 +77,10 @@ def test_on_cuda_the_same_values_as_bitsandbytes_kernel_and_matmul():
     y_reference.sum().backward()
     grad_reference, x.grad = x.grad, None
     try:
-        install()
+        LEVER.install({KEY: "triton"})
         assert torch.equal(F.dequantize_4bit(packed, state), reference)
         y = bitsandbytes.matmul_4bit(x, packed.t(), quant_state=state)
         y.sum().backward()
     finally:
-        uninstall()
+        LEVER.uninstall()
     assert torch.equal(y, y_reference) and torch.equal(x.grad, grad_reference)

@@ -1,22 +1,17 @@
-"""nextai_prefetch_offloaded_inputs: which offloaded layer input backward asks for next, the patch of Axolotl's
-offloader installed once, marked and undone, the config refused in one line without hidden-states offloading, and
-on CUDA (the GPU machine runs this file before the 70B runs) the same loss and LoRA gradients with the patch as
-with Axolotl's own offloader, every input restored."""
+"""nextai_prefetch_offloaded_inputs: which offloaded layer input backward asks for next, the config refused in one
+line without hidden-states offloading or with reentrant checkpointing (installing and undoing it is
+test_contract.py's), and on CUDA (the GPU machine runs this file before the 70B runs) the same loss and LoRA
+gradients with the prefetching offloader as with Axolotl's own, every input restored."""
 
 import pytest
 import torch
-from axolotl.monkeypatch.checkpoint_activation_offload import CheckpointHiddenStatesOffload
+from axolotl.monkeypatch import checkpoint_activation_offload
 
 from axolotl_nextai.checks.config_checks import ConfigError
-from axolotl_nextai.levers.offload_prefetch import (
-    KEY,
-    MARK,
-    install,
-    next_to_restore,
-    prefetch_problem,
-    uninstall,
-)
+from axolotl_nextai.levers.offload_prefetch import KEY, PrefetchOffloadedInputs, next_to_restore
 from axolotl_nextai.plugin import NextAIPlugin
+
+LEVER = PrefetchOffloadedInputs()
 
 
 def test_the_next_input_is_the_highest_lower_id_still_on_the_cpu():
@@ -28,27 +23,29 @@ def test_the_next_input_is_the_highest_lower_id_still_on_the_cpu():
     assert next_to_restore({7: None}, on_gpu={}, prefetched={}, restored=3) is None  # backward is past it
 
 
-def test_the_patch_is_installed_once_marked_and_undone():
-    original = CheckpointHiddenStatesOffload._restore_tensor
+def test_installed_axolotl_builds_the_prefetching_offloader():
+    from axolotl.monkeypatch.checkpoint_activation_offload import (
+        get_checkpoint_hidden_states_offloading_ctx_manager,
+    )
+
+    original = checkpoint_activation_offload.CheckpointHiddenStatesOffload
     try:
-        assert "copied back one layer ahead" in install()
-        patched = CheckpointHiddenStatesOffload._restore_tensor
-        assert getattr(patched, MARK) == KEY and patched.__wrapped__ is original
-        assert install() == f"{KEY}: already installed"
-        assert CheckpointHiddenStatesOffload._restore_tensor is patched
+        assert LEVER.install({KEY: True}).startswith(f"{KEY}: ")
+        offloader = get_checkpoint_hidden_states_offloading_ctx_manager()
+        assert type(offloader) is not original and isinstance(offloader, original)
     finally:
-        uninstall()
-    assert CheckpointHiddenStatesOffload._restore_tensor is original
-    assert not hasattr(CheckpointHiddenStatesOffload._sync_and_clear, MARK)
+        LEVER.uninstall()
+    assert type(get_checkpoint_hidden_states_offloading_ctx_manager()) is original
 
 
 @pytest.mark.parametrize("offloading", [None, True, "legacy"])
 def test_without_hidden_states_offloading_the_key_is_refused_in_one_line(offloading):
     cfg = {KEY: True, "activation_offloading": offloading}
-    assert prefetch_problem(cfg).startswith(f"`{KEY}` prefetches the layer inputs")
-    assert prefetch_problem({**cfg, "activation_offloading": "hidden_states"}) is None
+    (problem,) = LEVER.problems(cfg, None)
+    assert problem.startswith(f"`{KEY}` prefetches the layer inputs")
+    assert LEVER.problems({**cfg, "activation_offloading": "hidden_states"}, None) == []
     reentrant = {**cfg, "activation_offloading": "hidden_states", "gradient_checkpointing_kwargs": {"use_reentrant": True}}
-    assert "already prefetches" in prefetch_problem(reentrant)
+    assert "already prefetches" in LEVER.problems(reentrant, None)[0]
     with pytest.raises(ConfigError, match=f"`{KEY}`.*set activation_offloading: hidden_states"):
         NextAIPlugin().register({"plugins": ["axolotl_nextai.NextAIPlugin"], "nextai_check_datasets": False, **cfg})
 
@@ -87,10 +84,10 @@ def test_on_cuda_the_prefetched_inputs_train_the_same(tiny_model):
 
     reference = step()
     try:
-        install()
+        LEVER.install({KEY: True})
         run = step()
     finally:
-        uninstall()
+        LEVER.uninstall()
     torch.testing.assert_close(run[0], reference[0], rtol=0, atol=0)
     for name, grad in reference[1].items():
         torch.testing.assert_close(run[1][name], grad, rtol=1e-4, atol=1e-6, msg=name)
