@@ -61,7 +61,8 @@ def _validation_message(errors: list[dict]) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
 
 
-def create_app(model: HelmModel, limits: Limits = Limits()) -> FastAPI:
+def create_app(model: HelmModel, limits: Limits | None = None) -> FastAPI:
+    limits = limits or Limits()
     app = FastAPI(title="axolotl-nextai HELM server")
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
 

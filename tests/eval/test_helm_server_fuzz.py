@@ -28,19 +28,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+MAX_CONNECTIONS, REQUEST_TIMEOUT = 24, 2
+
+
 @pytest.fixture(scope="module")
-def server(tiny_model):
-    """The CLI with its default host, small limits; stopped (SIGTERM, then kill) after the module."""
+def server(tiny_model, tmp_path_factory):
+    """The CLI with its default host, small limits, its log in `proc.log`; stopped (SIGTERM, then kill) after
+    the module."""
     port = free_port()
     cmd = [sys.executable, "-m", "axolotl_nextai.serve.cli", "--base-model", str(tiny_model), "--port", str(port),
-           "--max-new-tokens", "16", "--max-body-bytes", "65536"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+           "--max-new-tokens", "16", "--max-body-bytes", "65536", "--max-connections", str(MAX_CONNECTIONS),
+           "--request-timeout", str(REQUEST_TIMEOUT)]
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ, stdout=subprocess.DEVNULL, stderr=stderr)
+    proc.log = log
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
         deadline = time.monotonic() + 180
         while True:
-            assert proc.poll() is None, f"server exited: {proc.stderr.read()[-3000:]}"
+            assert proc.poll() is None, f"server exited: {log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, "server did not answer within 180 s"
             try:
                 if client.post("/tokenize", json={"text": "up?"}).status_code == 200:
@@ -116,6 +123,42 @@ def test_bad_requests_get_4xx_json_and_the_server_still_answers(server):
     assert proc.poll() is None
     good = client.post("/process", json=GOOD)
     assert good.status_code == 200 and len(good.json()["tokens"]) >= 1
+    assert "POST /process refused (422): body.max_new_tokens" in proc.log.read_text()  # why, not only the status
+
+
+def test_idle_and_slow_connections_are_bounded_timed_out_and_logged_once(server):
+    """Connections that send nothing, or half a request, cannot exhaust the server: those beyond
+    --max-connections get a 503 at once, the rest are closed after --request-timeout (a 408 to the half
+    request), each kind of refusal is logged once, and the server answers again."""
+    proc, client = server
+    port = client.base_url.port
+    slow = socket.create_connection(("127.0.0.1", port))
+    slow.sendall(b"POST /process HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n")
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(3 * MAX_CONNECTIONS)]
+    try:
+        started = time.monotonic()
+        answers = [read_until_closed(s, timeout=REQUEST_TIMEOUT + 10) for s in [slow, *idle]]
+        assert time.monotonic() - started < REQUEST_TIMEOUT + 10
+        refused = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
+        assert len(refused) >= 2 * MAX_CONNECTIONS - 1 and b"too many open connections" in refused[0]
+        assert answers[0].startswith(b"HTTP/1.1 408") and b"no complete request within 2 s" in answers[0]
+        assert all(a in (b"", refused[0]) for a in answers[1:])  # idle ones: closed, no answer to misread
+    finally:
+        for s in [slow, *idle]:
+            s.close()
+    assert client.post("/process", json=GOOD).status_code == 200
+    log = proc.log.read_text()
+    assert log.count("refused connections: 24 are open (--max-connections)") == 1
+    assert log.count("closed connections that sent no complete request within 2 s (--request-timeout)") == 1
+    assert "Traceback" not in log
+
+
+def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
 
 
 def test_concurrent_answers_equal_serial_ones(server):
@@ -160,6 +203,23 @@ def test_the_demo_client_asks_a_running_server(server):
                                       "--max-new-tokens", "4", "Name a colour."])
     assert result.exit_code == 0, result.output
     assert f"HELM /process at {client.base_url}" in result.output and "completion: " in result.output
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("localhost:8080", "is not an http(s)://HOST[:PORT] address"),
+    ("htp://127.0.0.1:8080", "is not an http(s)://HOST[:PORT] address"),
+    ("http://127.0.0.1:99999", "Port out of range"),
+    ("http://no-such-host.invalid:8080", "no such host"),
+])
+def test_the_demo_client_refuses_a_malformed_url_at_once(url, says):
+    from click.testing import CliRunner
+
+    from axolotl_nextai.serve.client import main as ask
+
+    started = time.monotonic()
+    result = CliRunner().invoke(ask, ["--url", url, "hi"])
+    assert result.exit_code in (1, 2) and says in result.output and "Traceback" not in result.output
+    assert time.monotonic() - started < 10  # not the 180 s wait for a server coming up
 
 
 def test_the_demo_client_stops_waiting_when_the_server_is_gone():
