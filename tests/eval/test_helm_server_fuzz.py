@@ -1,4 +1,5 @@
-"""`nextai-serve` as a user starts it (real uvicorn on 127.0.0.1, random free port), fed bad requests."""
+"""`nextai-serve` as a user starts it (real uvicorn on 127.0.0.1, random free port), fed bad requests and
+idle connections; the app fed fuzzed request bodies."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ import httpx
 import psutil
 import pytest
 from axolotl_launch import ROOT
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from axolotl_nextai.serve import Limits, create_app
 
 GOOD = {"prompt": "Name a colour.", "temperature": 1e-7, "num_return_sequences": 1, "max_new_tokens": 4,
         "top_p": 1, "echo_prompt": False, "top_k_per_token": 2, "stop_sequences": ["\n"]}
@@ -231,3 +237,50 @@ def test_the_demo_client_stops_waiting_when_the_server_is_gone():
     gone.wait()
     result = CliRunner().invoke(ask, ["--url", f"http://127.0.0.1:{free_port()}", "--pid", str(gone.pid), "hi"])
     assert result.exit_code == 1 and f"the server (pid {gone.pid}) exited before answering" in result.output
+
+
+# Property-based fuzzing of the request bodies (hypothesis; `make fuzz` runs more examples): any JSON a client
+# sends gets a 200 whose tokens spell its text, or a 4xx naming what is wrong, never a 5xx.
+TEXTS = st.text(st.characters(codec=None, categories=["Lu", "Ll", "Nd", "P", "Zs", "Cs", "Cf", "Cc", "So"]),
+                max_size=40) | st.sampled_from(["", "\u200b\u2060", "\n", "###", "Answer:"])
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | TEXTS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXTS, inner, max_size=3), max_leaves=6)
+PROCESS_FIELDS = {
+    "prompt": TEXTS | JSON_VALUES, "temperature": st.floats() | JSON_VALUES,
+    "num_return_sequences": st.integers(-1, 3) | JSON_VALUES, "max_new_tokens": st.integers(-1, 9) | JSON_VALUES,
+    "top_p": st.floats() | JSON_VALUES, "echo_prompt": st.booleans() | JSON_VALUES,
+    "top_k_per_token": st.integers(-1, 5000) | JSON_VALUES, "stop_sequences": st.lists(TEXTS, max_size=20) | JSON_VALUES,
+    "seed": st.integers(-1, 2**33) | JSON_VALUES,
+}
+ENDPOINT_BODIES = st.one_of(
+    st.tuples(st.just("/process"), st.fixed_dictionaries({}, optional=PROCESS_FIELDS)),
+    st.tuples(st.just("/tokenize"), st.fixed_dictionaries({}, optional={
+        "text": TEXTS | JSON_VALUES, "truncation": st.booleans() | JSON_VALUES,
+        "max_length": st.integers(-1, 2**65) | JSON_VALUES})),
+    st.tuples(st.just("/decode"), st.fixed_dictionaries({}, optional={
+        "tokens": st.lists(st.integers(-1, 3000), max_size=30) | JSON_VALUES})),
+    st.tuples(st.sampled_from(["/process", "/tokenize", "/decode"]), JSON_VALUES),
+)
+
+
+@pytest.fixture(scope="module")
+def small_client(helm_model):
+    limits = Limits(max_new_tokens=8, max_completions=2, max_top_logprobs=4096, max_body_bytes=65536)
+    return TestClient(create_app(helm_model, limits), raise_server_exceptions=False)
+
+
+@pytest.mark.fuzz
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(request=ENDPOINT_BODIES)
+def test_fuzzed_bodies_get_an_answer_or_a_4xx_never_a_5xx(small_client, request):
+    path, body = request
+    # As a client would send it: ASCII JSON, lone surrogates as escapes, NaN/Infinity as Python writes them.
+    response = small_client.post(path, content=json.dumps(body).encode(), headers=JSON)
+    assert response.status_code == 200 or 400 <= response.status_code < 500, (body, response.text[:300])
+    answer = response.json()
+    if response.status_code != 200:
+        assert answer["error"].strip()
+    elif path == "/process":
+        assert "".join(t["text"] for t in answer["tokens"]) == answer["text"]
+        assert answer["logprob"] == pytest.approx(sum(t["logprob"] for t in answer["tokens"]))
