@@ -22,7 +22,7 @@ HELM_REQUEST = {
 
 @pytest.fixture(scope="module")
 def client(helm_model):
-    return TestClient(create_app(helm_model, Limits(max_new_tokens=64, max_body_bytes=4096)))
+    return TestClient(create_app(helm_model, Limits(max_new_tokens=64, max_body_bytes=4096, max_top_logprobs=50_000)))
 
 
 def process(client, **fields) -> dict:
