@@ -39,6 +39,16 @@ HELM_VERSION = "0.5.16"
 # bbq_scenario.py:81-93 (v0.5.16): `subject=all` reads every one of these files.
 BBQ_CATEGORIES = ("Age", "Disability_status", "Gender_identity", "Nationality", "Physical_appearance",
                   "Race_ethnicity", "Race_x_SES", "Race_x_gender", "Religion", "SES", "Sexual_orientation")
+WHY_THEY_DIFFER = """## Why the two harnesses differ on the same items
+
+- HELM asks each item as `multiple_choice_joint`: the choices lettered in the prompt (5 shots for MMLU and
+  TruthfulQA), one token generated greedily, exact match against the correct letter. An answer that is not one
+  of the letters (column above) is wrong, so a model that does not answer in the format can score below chance.
+- lm-eval (`nextai-eval`) never lets the model answer: it compares log-likelihoods. MMLU: of the letters A-D
+  after a zero-shot prompt; TruthfulQA mc1: of each whole answer after its fixed 6-example QA prompt; BBQ: of
+  each whole answer. The model always picks one of the choices, so a small model sits near chance, not below.
+- The two rank models alike only once a model answers in HELM's format; on a few dozen items, differences of
+  a few items are noise (50 items: a 95 % interval of about +-14 points)."""
 RUN_SPECS = [f"mmlu:model=neurips/local,subject={s}" for s in MMLU_SUBJECTS] + [
     "bbq:model=neurips/local,subject=all", "truthful_qa:model=neurips/local,task=mc_single"]
 
@@ -214,6 +224,7 @@ def report(when: str, items: Path, commands: list[str], placed: dict, helm: dict
         lb, la = lm_eval["base"]["tasks"].get(task), lm_eval["adapter"]["tasks"].get(task)
         lines.append(f"| `{name}` | {cell(b)} | {cell(a)} | {b.get('not_a_letter', '-')} / "
                      f"{a.get('not_a_letter', '-')} | {percent(lb)} | {percent(la)} |")
+    lines += ["", WHY_THEY_DIFFER]
     lines += ["", "## Commands and times", ""]
     lines += [f"- `{c}`" for c in commands]
     lines += [f"- {what}: {s / 60:.1f} min" for what, s in seconds.items()]
