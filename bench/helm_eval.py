@@ -81,6 +81,7 @@ def place_items(items: Path, full: Path, scenarios: Path, mmlu_items: int | None
     unknown = {r["category"] for r in bbq} - set(BBQ_CATEGORIES)
     if unknown:
         raise click.ClickException(f"{items / 'bbq.jsonl'}: categories HELM does not read: {sorted(unknown)}")
+    in_repository = {r["category"] for r in read_jsonl(full / "bbq.jsonl.gz")}
     (scenarios / "bbq" / "data").mkdir(parents=True, exist_ok=True)
     for category in BBQ_CATEGORIES:
         lines = "".join(json.dumps(r) + "\n" for r in bbq if r["category"] == category)
@@ -95,7 +96,7 @@ def place_items(items: Path, full: Path, scenarios: Path, mmlu_items: int | None
     rows = [[ "Adversarial", r["category"], r["question"], r["mc1_targets"]["choices"][0], "",
               "; ".join(r["mc1_targets"]["choices"][1:]), ""] for r in shots[:shot_rows] + scored]
     write_csv(scenarios / "truthful_qa" / "data" / "TruthfulQA.csv", [header, *rows])
-    return {"bbq": counts, "truthfulqa_shots": shot_rows, "truthfulqa": len(scored), "mmlu": mmlu}
+    return {"bbq": counts, "bbq_in_repository": sorted(in_repository), "truthfulqa_shots": shot_rows, "truthfulqa": len(scored), "mmlu": mmlu}
 
 
 @contextlib.contextmanager
@@ -179,9 +180,10 @@ def report(when: str, items: Path, commands: list[str], placed: dict, helm: dict
         cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
         cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
     versions = {p: metadata.version(p) for p in ("torch", "transformers", "lm_eval", "fastapi", "uvicorn")}
-    missing_bbq = [c for c, n in placed["bbq"].items() if not n]
+    absent = [c for c in BBQ_CATEGORIES if c not in placed["bbq_in_repository"]]
+    unsampled = [c for c, n in placed["bbq"].items() if not n and c not in absent]
     lines = [
-        f"# HELM {HELM_VERSION} against nextai-serve: the paper's subset, base vs adapter ({when})",
+        f"# HELM {HELM_VERSION} against nextai-serve: the paper's benchmarks, base vs adapter ({when})",
         "",
         f"CPU: {cpu}, {os.cpu_count()} cores, shared with other jobs (times are wall-clock, noisy). "
         f"Python {platform.python_version()}; serving side: "
@@ -206,12 +208,13 @@ def report(when: str, items: Path, commands: list[str], placed: dict, helm: dict
         f"Items: `{items.relative_to(ROOT) if items.is_relative_to(ROOT) else items}` ({placed['mmlu']} MMLU over "
         f"17 subjects, {placed['truthfulqa']} TruthfulQA, {sum(placed['bbq'].values())} BBQ), the same items for "
         "both harnesses. Shots: HELM's MMLU takes its 5 from each subject's dev rows, as the challenge's; "
-        f"TruthfulQA takes them from the {placed['truthfulqa_shots']} rows placed before the scored ones (HELM "
-        "shoots from the first 20 % of its CSV); BBQ has none (HELM draws BBQ's shots from the lines beyond its "
+        f"TruthfulQA from the {placed['truthfulqa_shots']} row(s) placed before the scored ones (HELM takes "
+        "them from the first 20 % of its CSV); BBQ has none (HELM draws BBQ's shots from the lines beyond its "
         "1,000-line test split, and fewer lines than that are placed). BBQ pooled "
         + ", ".join(f"{c} ({n})" for c, n in placed["bbq"].items() if n)
-        + f"; HELM's `subject=all` also reads {', '.join(missing_bbq)}, whose files are not in the repository: "
-        "they were given to HELM as empty files, so they hold no item (no item is invented).",
+        + f". HELM's `subject=all` reads 11 category files: {', '.join(absent)} are not in the repository"
+        + (f" and {', '.join(unsampled)} have no item among these" if unsampled else "")
+        + "; those were given to HELM as empty files, which hold no item (none is invented).",
         "",
         "## Per run spec (HELM) beside lm-eval's task",
         "",
