@@ -30,6 +30,7 @@ from axolotl_nextai.checks.memory_budget import (
     check_kept_outputs_fit_host,
     host_memory_available,
 )
+from axolotl_nextai.checks.multi_rank import fsdp_problems, multi_rank_problems
 from axolotl_nextai.checks.recipe_check import find_typos
 from axolotl_nextai.levers.chunked_dequant import install as install_chunked_dequant
 from axolotl_nextai.levers.cpu_embeddings import move_embeddings_to_cpu
@@ -41,18 +42,25 @@ from axolotl_nextai.run.callbacks import (
     CompleteAdapterCallback,
     FreezeGarbageCollectorCallback,
     RunReportCallback,
-    SignalStopCallback,
+    StopCallback,
     StopRecord,
     TimeBudgetCallback,
 )
 from axolotl_nextai.run.interrupt import stop_with_launcher
 from axolotl_nextai.run.memory import apply_memory_cap, device_memory_bytes, use_expandable_segments
 from axolotl_nextai.run.prepared_cache import content_digest, content_keyed_path, local_dataset_paths
+from axolotl_nextai.run.ranks import (
+    StepAgreement,
+    end_in_one_line_when_a_rank_is_lost,
+    join_cpu_ranks,
+    world_size,
+)
 from axolotl_nextai.run.time_budget import launch_time
 from data_builders.quiet import silence_known_noise
 
 LOG = get_logger(__name__)
 report_config_errors_in_one_line()
+end_in_one_line_when_a_rank_is_lost()
 silence_known_noise()
 
 
@@ -71,7 +79,7 @@ class NextAIPlugin(BasePlugin):
     """Validates `nextai_*` keys and dataset files before anything loads; adapts CUDA-only settings; keys
     prepared data by content; caps GPU memory; adds the run report, signal, time-budget and garbage-collector callbacks."""
 
-    signal_stop: SignalStopCallback | None = None  # set when training starts; finished after the final save
+    stop_callback: StopCallback | None = None  # set when training starts; finished after the final save
 
     def get_input_args(self) -> str:
         return "axolotl_nextai.args.NextAIArgs"
@@ -87,6 +95,7 @@ class NextAIPlugin(BasePlugin):
             if fusion:  # config only: before the dataset checks, which read files
                 problems.append(fusion)
             problems += saved_matmuls_problems(cfg, torch.cuda.is_available())
+            problems += fsdp_problems(cfg) + multi_rank_problems(cfg, world_size())
             if problems:
                 raise ConfigError("; ".join(problems))
             if args.nextai_check_datasets:
@@ -106,6 +115,9 @@ class NextAIPlugin(BasePlugin):
             where = cfg.get("axolotl_config_path")
             raise ConfigError(f"{where}: {err}" if where else str(err)) from None
         stop_with_launcher()
+        joined = join_cpu_ranks()
+        if joined:
+            LOG.info(joined)
         changes, warning = resolve_attention(cfg, flash_attn_installed(), args.nextai_require_flash_attention)
         apply_changes(cfg, changes)
         if warning:
@@ -176,23 +188,25 @@ class NextAIPlugin(BasePlugin):
         if not uses_plugin(cfg):
             return []
         stop, launched_at = StopRecord(), launch_time()
+        agreement = StepAgreement(trainer.args.ddp_timeout)  # the process group's timeout (Axolotl's ddp_timeout)
         callbacks = [CompleteAdapterCallback()]
         if cfg.nextai_report:
             run_info = {"model": cfg.base_model, "lora_r": cfg.lora_r, "lora_target_modules": cfg.lora_target_modules}
             callbacks.append(RunReportCallback(cfg.output_dir, cfg.nextai_report_every_steps, cfg.nextai_peak_tflops,
-                                               run_info, stop, launched_at))
+                                               run_info, stop, launched_at, agreement))
         if cfg.nextai_gc_freeze:
             callbacks.append(FreezeGarbageCollectorCallback())
         if cfg.nextai_time_budget_hours is not None:
             callbacks.append(TimeBudgetCallback(cfg.nextai_time_budget_hours, cfg.nextai_time_budget_margin_minutes,
                                                 cfg.nextai_time_budget_warmup_steps, cfg.nextai_time_budget_action,
                                                 stop, launched_at))
-        if cfg.nextai_checkpoint_on_signal:  # last: it sees every callback's save request of the step
-            self.signal_stop = SignalStopCallback(stop)
-            callbacks.append(self.signal_stop)
+        if cfg.nextai_checkpoint_on_signal or cfg.nextai_time_budget_hours is not None:
+            # last: it sees every callback's save request of the step, and agrees the stop with the other ranks
+            self.stop_callback = StopCallback(stop, agreement, catch_signals=cfg.nextai_checkpoint_on_signal)
+            callbacks.append(self.stop_callback)
         return callbacks
 
     def post_train_unload(self, cfg) -> None:
         """The final adapter is saved: a second signal held during the save is delivered now."""
-        if self.signal_stop is not None:
-            self.signal_stop.finish()
+        if self.stop_callback is not None:
+            self.stop_callback.finish()
