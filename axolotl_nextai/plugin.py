@@ -53,6 +53,7 @@ from axolotl_nextai.run.ranks import (
     StepAgreement,
     end_in_one_line_when_a_rank_is_lost,
     join_cpu_ranks,
+    local_world_size,
     world_size,
 )
 from axolotl_nextai.run.time_budget import launch_time
@@ -110,7 +111,7 @@ class NextAIPlugin(BasePlugin):
             if available is not None:  # the kept outputs fill host memory: say so before loading
                 arch = architecture(str(cfg.get("base_model", "")))
                 if arch:
-                    check_kept_outputs_fit_host(cfg, arch, available)
+                    check_kept_outputs_fit_host(cfg, arch, available, local_world_size())
         except ConfigError as err:
             where = cfg.get("axolotl_config_path")
             raise ConfigError(f"{where}: {err}" if where else str(err)) from None

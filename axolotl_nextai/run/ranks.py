@@ -3,12 +3,13 @@ without CUDA runs them.
 
 `accelerate launch --multi_gpu --num_processes N` (torch's elastic agent) starts the N ranks; on a GPU they join
 one NCCL process group. Two things keep a CPU-only machine (CI, this repository's tests) from doing the same with
-Axolotl 0.19, and `join_cpu_ranks` fixes both before anything loads:
+Axolotl 0.19 and accelerate 1.13, and `join_cpu_ranks` fixes them before anything loads:
 - accelerate forms a gloo group of CPU ranks only when told so (`ACCELERATE_USE_CPU`); without it each rank would
   train alone, N copies of the run writing one output folder;
 - Axolotl's `normalize_config` gives every rank `device_map = {"": LOCAL_RANK}` whenever the world size is not 1,
-  an accelerator index, on which transformers' loader fails ("Cannot access accelerator device"). A marked patch
-  of `ModelLoader._set_device_map_config` puts "cpu" back there (`install_cpu_device_map`; `uninstall...` undoes it).
+  an accelerator index, on which transformers' loader fails ("Cannot access accelerator device"); its FSDP2 mesh is
+  a "cuda" mesh; and accelerate quietly trains CPU ranks with DDP when FSDP is asked for. Three marked patches
+  (`cpu_patches`, installed only without CUDA, undone by `uninstall_cpu_patches`) put the CPU in their place.
 
 `StepAgreement` is the one collective the plugin adds: at every optimizer step's end, each rank's wish to stop
 (a signal reached it, its time budget is spent) is combined over a separate gloo group, so all ranks stop after the
@@ -27,13 +28,18 @@ import torch.distributed as dist
 
 from data_builders.errors import first_line
 
-PATCH_MARK = "_nextai_cpu_device_map"  # set on the patched method: installed once, undone by uninstall
+PATCH_MARK = "_nextai_cpu_ranks"  # set on a patched method: installed once, undone by uninstall_cpu_patches
 DEFAULT_TIMEOUT_S = 1800  # torch's and the Trainer's (`ddp_timeout`) default for a process group
 
 
 def world_size() -> int:
     """Ranks in this run, as the launcher says (1 without a launcher)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def local_world_size() -> int:
+    """Ranks on this host (one a GPU), as the launcher says (1 without a launcher)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
 
 
 def join_cpu_ranks() -> str | None:
@@ -46,57 +52,60 @@ def join_cpu_ranks() -> str | None:
     os.environ["ACCELERATE_USE_CPU"] = "true"  # read by the Trainer's arguments and accelerate's state
     # Now, not at the Trainer: Axolotl orders its data preparation with barriers on this state.
     PartialState(cpu=True)
-    install_cpu_device_map()
+    install_cpu_patches()
     return f"axolotl-nextai: no CUDA device: {world_size()} ranks joined one gloo process group, model loaded on the CPU"
 
 
-def install_cpu_device_map() -> None:
-    """Patch Axolotl's `ModelLoader._set_device_map_config` so that, without CUDA, an accelerator index left in the
-    device map becomes "cpu". Installed once."""
+def cpu_patches() -> list[tuple[type, str, object]]:
+    """(class, method name, replacement) of the marked patches that let ranks without CUDA train as on GPUs:
+    - Axolotl's `ModelLoader._set_device_map_config`: an accelerator index left in the device map becomes "cpu";
+    - accelerate's `ParallelismConfig.build_device_mesh`: Axolotl asks for a "cuda" mesh; a "cpu" one instead;
+    - accelerate's `AcceleratorState.__init__`: accelerate 1.13 applies FSDP only to accelerator ranks and would
+      silently train CPU ranks with DDP; with an FSDP plugin they get FSDP."""
+    from accelerate.parallelism_config import ParallelismConfig
+    from accelerate.state import AcceleratorState, DistributedType
     from axolotl.loaders.model import ModelLoader
 
-    original = ModelLoader._set_device_map_config
-    if getattr(original, PATCH_MARK, False):
-        return
+    set_device_map_config = ModelLoader._set_device_map_config
+    build_device_mesh = ParallelismConfig.build_device_mesh
+    init_state = AcceleratorState.__init__
 
-    def set_device_map_config(self):
-        original(self)
-        if not torch.cuda.is_available() and isinstance(self.model_kwargs.get("device_map"), dict):
+    def cpu_device_map(self):
+        set_device_map_config(self)
+        if isinstance(self.model_kwargs.get("device_map"), dict):
             self.model_kwargs["device_map"] = "cpu"
 
-    setattr(set_device_map_config, PATCH_MARK, True)
-    set_device_map_config.original = original
-    ModelLoader._set_device_map_config = set_device_map_config
+    def cpu_device_mesh(self, device_type):
+        return build_device_mesh(self, "cpu" if device_type == "cuda" else device_type)
 
-    from accelerate.parallelism_config import ParallelismConfig
-    original_mesh = ParallelismConfig.build_device_mesh
-
-    def build_device_mesh(self, device_type):
-        return original_mesh(self, "cpu" if device_type == "cuda" and not torch.cuda.is_available() else device_type)
-
-    build_device_mesh.original = original_mesh
-    ParallelismConfig.build_device_mesh = build_device_mesh
-
-    from accelerate.state import AcceleratorState, DistributedType
-    original_state = AcceleratorState.__init__
-
-    def accelerator_state(self, *args, fsdp_plugin=None, **kwargs):
-        original_state(self, *args, fsdp_plugin=fsdp_plugin, **kwargs)
+    def fsdp_on_cpu(self, *args, fsdp_plugin=None, **kwargs):
+        init_state(self, *args, fsdp_plugin=fsdp_plugin, **kwargs)
         if fsdp_plugin is not None and self.distributed_type == DistributedType.MULTI_CPU:
             self.distributed_type = DistributedType.FSDP
             self.fsdp_plugin = fsdp_plugin
 
-    accelerator_state.original = original_state
-    AcceleratorState.__init__ = accelerator_state
+    return [(ModelLoader, "_set_device_map_config", cpu_device_map),
+            (ParallelismConfig, "build_device_mesh", cpu_device_mesh),
+            (AcceleratorState, "__init__", fsdp_on_cpu)]
 
 
-def uninstall_cpu_device_map() -> None:
-    """Undo `install_cpu_device_map`."""
-    from axolotl.loaders.model import ModelLoader
+def install_cpu_patches() -> None:
+    """Install `cpu_patches`, each once (marked with PATCH_MARK, the original kept for `uninstall_cpu_patches`)."""
+    for owner, name, replacement in cpu_patches():
+        original = getattr(owner, name)
+        if getattr(original, PATCH_MARK, False):
+            continue
+        setattr(replacement, PATCH_MARK, True)
+        replacement.original = original
+        setattr(owner, name, replacement)
 
-    patched = ModelLoader._set_device_map_config
-    if getattr(patched, PATCH_MARK, False):
-        ModelLoader._set_device_map_config = patched.original
+
+def uninstall_cpu_patches() -> None:
+    """Put the originals of `cpu_patches` back."""
+    for owner, name, _ in cpu_patches():
+        patched = getattr(owner, name)
+        if getattr(patched, PATCH_MARK, False):
+            setattr(owner, name, patched.original)
 
 
 class PeerLost(RuntimeError):
