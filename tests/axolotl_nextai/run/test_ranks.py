@@ -5,6 +5,7 @@ other's next agreement fail at once with PeerLost."""
 import os
 import time
 
+import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from transformers import TrainerControl, TrainerState
@@ -14,6 +15,7 @@ from axolotl_nextai.run.ranks import PeerLost, StepAgreement
 from axolotl_nextai.run.time_budget import HOUR
 
 RANKS = 2
+pytestmark = pytest.mark.slow  # two spawned processes, each importing Axolotl: ~15-50 s on 2 cores
 
 
 def agree_then_lose_a_rank(rank: int, port: int, results) -> None:
