@@ -18,7 +18,9 @@ With several ranks, plugin levers that were not verified there are refused, nami
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 
 # bitsandbytes-backed optimizers of the Trainer (transformers' trainer_optimizer._BITSANDBYTES_OPTIMIZERS)
 BNB_OPTIMIZERS = {
@@ -50,6 +52,19 @@ def fsdp_version(cfg: Mapping) -> int:
     return int(cfg.get("fsdp_version") or (cfg.get("fsdp_config") or {}).get("fsdp_version") or 1)
 
 
+def checkpoint_quant_storage(base_model: str) -> str | None:
+    """The storage dtype of a local pre-quantized (bitsandbytes) checkpoint, which its config.json's
+    `quantization_config` sets and the recipe's `bnb_config_kwargs` cannot change; None for any other model."""
+    config = Path(base_model).expanduser() / "config.json"
+    try:
+        quantization = json.loads(config.read_text()).get("quantization_config") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    if quantization.get("quant_method") != "bitsandbytes":
+        return None
+    return str(quantization.get("bnb_4bit_quant_storage") or "uint8")
+
+
 def fsdp_problems(cfg: Mapping) -> list[str]:
     """The FSDP traps of the module docstring that `cfg` falls into, one line each; [] without FSDP."""
     if not uses_fsdp(cfg):
@@ -57,11 +72,14 @@ def fsdp_problems(cfg: Mapping) -> list[str]:
     fsdp_config = cfg.get("fsdp_config") or {}
     four_bit = bool(cfg.get("load_in_4bit"))
     problems = []
-    storage = str((cfg.get("bnb_config_kwargs") or {}).get("bnb_4bit_quant_storage", "bfloat16"))
+    prequantized = checkpoint_quant_storage(str(cfg.get("base_model") or ""))
+    storage = prequantized or str((cfg.get("bnb_config_kwargs") or {}).get("bnb_4bit_quant_storage", "bfloat16"))
     if four_bit and storage.removeprefix("torch.") not in FLOAT_STORAGE:
-        problems.append(f"bnb_config_kwargs.bnb_4bit_quant_storage: {storage} under FSDP: the 4-bit weights must be "
-                        "stored in the training dtype (bfloat16) to be sharded; with uint8 QLoRA trained at loss 0 / "
-                        "NaN (accelerate #3983)")
+        where = (f"base_model {cfg['base_model']} is pre-quantized with bnb_4bit_quant_storage {storage} (its "
+                 "config.json decides, not bnb_config_kwargs)" if prequantized
+                 else f"bnb_config_kwargs.bnb_4bit_quant_storage: {storage}")
+        problems.append(f"{where} under FSDP: the 4-bit weights must be stored in the training dtype (bfloat16) to "
+                        "be sharded; with uint8 QLoRA trained at loss 0 / NaN (accelerate #3983)")
     if four_bit and (fsdp_config.get("offload_params") or fsdp_config.get("fsdp_offload_params")):
         problems.append("fsdp_config.offload_params: true with 4-bit weights fails with \"CUDA error: invalid "
                         "argument\" (Axolotl #2409, #2743); set it false")

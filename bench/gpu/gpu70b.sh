@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The 70B-on-40 GB proof in one GPU call: install the carried wheels, write a synthetic Llama-2-70B pre-quantized
-# to NF4 (nextai-synth), make the rows in $DATA (v5.jsonl: 1,000 v5-shaped rows; v5-4096.jsonl: rows of 4,064
+# to NF4 (nextai-synth; for lanes of several ranks a second one stored as bfloat16, which FSDP can shard), make the rows in $DATA (v5.jsonl: 1,000 v5-shaped rows; v5-4096.jsonl: rows of 4,064
 # tokens for the cutoff-4,096 tables; v5-grouped.jsonl: the rows of GROUPED_STEPS representative steps, see
 # v5_shaped.py), then train each named run (a recipe, or an ablation named in bench/gpu/ablations.yaml; `@tables`
 # is every run of the paper's Tables 4-6) through the real Axolotl CLI (or, for an ablation with an `engine`,
@@ -75,6 +75,10 @@ if [ ! -d "$CKPT" ]; then
   rm -rf "$(dirname "$CKPT")/.$(basename "$CKPT")".*.partial   # what a call cut off mid-write left (~35 GB)
   $PY -m axolotl_nextai.models.synth --preset "$SYNTH_PRESET" --out "$CKPT"
 fi
+if [[ $GPUS == *+* ]] && [ ! -d "$CKPT-bf16" ]; then  # several ranks: FSDP shards 4-bit weights stored as bf16 only
+  rm -rf "$(dirname "$CKPT")/.$(basename "$CKPT")-bf16".*.partial
+  $PY -m axolotl_nextai.models.synth --preset "$SYNTH_PRESET" --dtype nf4-bf16 --out "$CKPT-bf16"
+fi
 echo "synth_seconds: $(( $(date +%s) - start ))" >> "$WORK/env.txt"
 du -sh "$CKPT" | sed 's/^/checkpoint_size: /' >> "$WORK/env.txt"
 
@@ -113,7 +117,7 @@ train() {  # train RUN:STEPS:GPUS on a lane's GPUS (cards joined by +, or cpu), 
   # tokenizes into its own folder: lanes running side by side never write the same one. The run report is
   # written every step, so a run stopped at its time limit still reports the steps it made.
   cfg="$SCRATCH/cfg-$name.yml"
-  $PY bench/gpu/run_config.py "$run" --out "$cfg" --data-dir "$DATA" --set base_model="$CKPT" \
+  $PY bench/gpu/run_config.py "$run" --out "$cfg" --data-dir "$DATA" --set base_model="$CKPT$([ "$ranks" -gt 1 ] && echo -bf16)" \
     --set max_steps="$steps" --set nextai_peak_tflops=790.0 --set nextai_report_every_steps=1 \
     --set output_dir="$SCRATCH/out-$name" --set dataset_prepared_path="$SCRATCH/prep-$name" \
     --set save_strategy='"no"' --set saves_per_epoch=null ${CAP_GB:+--set nextai_gpu_memory_cap_gb="$CAP_GB"}

@@ -25,6 +25,17 @@ def test_each_fsdp_trap_is_one_line_naming_its_key_and_thread(change, named):
     assert named in problem and "\n" not in problem
 
 
+def test_a_prequantized_uint8_checkpoint_is_refused_whatever_bnb_config_kwargs_say(tmp_path):
+    """A pre-quantized checkpoint's config.json sets the storage; the recipe's bnb_config_kwargs cannot change it."""
+    (tmp_path / "config.json").write_text('{"quantization_config": {"quant_method": "bitsandbytes"}}')
+    cfg = {**QLORA_FSDP2, "base_model": str(tmp_path), "bnb_config_kwargs": {"bnb_4bit_quant_storage": "bfloat16"}}
+    (problem,) = fsdp_problems(cfg)
+    assert "is pre-quantized with bnb_4bit_quant_storage uint8 (its config.json decides" in problem
+    (tmp_path / "config.json").write_text(
+        '{"quantization_config": {"quant_method": "bitsandbytes", "bnb_4bit_quant_storage": "bfloat16"}}')
+    assert fsdp_problems(cfg) == []
+
+
 def test_levers_not_for_several_ranks_are_refused_only_with_several():
     cfg = {"nextai_fuse_accumulation": True, "nextai_tiled_mlp_shards": 4, "nextai_saved_matmuls": ["down_proj"]}
     assert multi_rank_problems(cfg, 1) == []
