@@ -13,7 +13,8 @@ The FSDP traps, each checked against its thread:
   bitsandbytes.optimizer_update_32bit.default does not have a sharding strategy registered" (seen here, on the
   CPU; Axolotl 0.19 refuses only adamw_8bit and adamw_bnb_8bit).
 
-With several ranks, plugin levers that were not verified there are refused, naming the key (`RANK_LOCAL_LEVERS`).
+Which `nextai_` levers train with several ranks is each lever's `distributed` flag (levers/contract.py); the others
+are refused there.
 """
 
 from __future__ import annotations
@@ -29,20 +30,6 @@ BNB_OPTIMIZERS = {
     "rmsprop_bnb", "rmsprop_bnb_8bit", "rmsprop_bnb_32bit",
 }
 FLOAT_STORAGE = {"bfloat16", "float16", "float32"}
-# Levers that break, or were not checked, with several ranks: why, for the message. The others were trained
-# under FSDP2 with 2 CPU ranks to the losses of one process (tests/axolotl_nextai/run/test_multi_rank_cli.py).
-RANK_LOCAL_LEVERS = {
-    "nextai_embeddings_on_cpu": "moves the input embeddings off the GPU after loading, while DDP and FSDP keep "
-                                "every parameter of a rank on its GPU",
-    "nextai_fuse_accumulation": "splits each rank's rows into forward passes by their lengths, so the ranks would "
-                                "run different numbers of passes, and under FSDP every pass gathers weights from all "
-                                "of them (2 CPU ranks: one aborted, the other lost it)",
-    "nextai_tiled_mlp_shards": "recomputes each MLP shard in its own backward, which under FSDP2 trained other "
-                               "gradients than one process (2 CPU ranks, tiny model: loss 7.4386 against 7.4367 at "
-                               "the third step)",
-}
-
-
 def uses_fsdp(cfg: Mapping) -> bool:
     return bool(cfg.get("fsdp") or cfg.get("fsdp_config"))
 
@@ -93,14 +80,6 @@ def fsdp_problems(cfg: Mapping) -> list[str]:
                         "sharded parameters (\"Operator bitsandbytes.optimizer_update_32bit.default does not have a "
                         "sharding strategy registered\" at the first step); use adamw_torch (LoRA's states are small)")
     return problems
-
-
-def multi_rank_problems(cfg: Mapping, world_size: int) -> list[str]:
-    """Levers of `RANK_LOCAL_LEVERS` set in a run of several ranks, one line each."""
-    if world_size == 1:
-        return []
-    return [f"`{key}` with {world_size} ranks: not supported, it {why}; remove it"
-            for key, why in RANK_LOCAL_LEVERS.items() if cfg.get(key)]
 
 
 def rows_per_step(cfg: Mapping, world_size: int) -> int:

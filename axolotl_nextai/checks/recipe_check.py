@@ -1,7 +1,6 @@
 """Check a recipe offline, as the GPU it targets would see it, before a 17-hour run is spent on a typo.
 
-    python -m axolotl_nextai.recipe_check recipes/llama2-70b-v5.yml [more.yml ...]
-    python -m axolotl_nextai.recipe_check --world-size 8 recipes/multi-gpu/llama2-70b-v5-8gpu.yml
+    python -m axolotl_nextai.recipe_check [--world-size N] recipes/llama2-70b-v5.yml [more.yml ...]
 
 Four checks: every key is one Axolotl or a listed plugin declares (Axolotl silently drops any other, so
 `lora_alpah: 16` would train with the default alpha); `optimizer` names a real optimizer (Axolotl's schema takes
@@ -11,9 +10,6 @@ does not bound are in range (`lora_r: -4`); then the plugins' `register` hooks a
 `axolotl train` passes the probed GPU's capabilities, which selects Axolotl's capability-aware schema (bf16
 support, compute capability, fp8); a CUDA-less machine would probe nothing useful, so we pass what one A100
 reports and the recipe is checked as on its target GPU.
-`--world-size N` checks it as N ranks (one a GPU) will run it: Axolotl's validation sees N GPUs, the levers and
-FSDP settings that break with several ranks are refused (checks/multi_rank.py), and the rows (or packs) an optimizer
-step trains over all ranks are printed.
 The check is about the recipe: a local file it names that does not exist yet (`data/v5.jsonl` on a fresh clone,
 the base model folder, a checkpoint) is a warning here; training refuses it.
 `normalize_config` is left out: it reads the base model's config.json, which is not offline.
@@ -30,7 +26,7 @@ import click
 import yaml
 
 from axolotl_nextai.checks.config_checks import PREFIX, ConfigError, missing_files, one_line, value_problems
-from axolotl_nextai.checks.multi_rank import multi_rank_problems, rows_per_step, uses_fsdp
+from axolotl_nextai.checks.multi_rank import rows_per_step, uses_fsdp
 from data_builders.errors import did_you_mean
 
 # What axolotl.cli.config.gpu_capabilities() reports on one A100 (sm_80: bf16 and tf32, no fp8).
@@ -92,23 +88,26 @@ def find_typos(cfg: Mapping) -> list[str]:
 
 
 def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES, world_size: int = 1):
-    """Axolotl's validated config for a recipe's parsed YAML run by `world_size` ranks; ConfigError for unknown keys
-    or optimizer, a value out of range, or a lever that breaks with several ranks. Local files are not checked (see
-    `missing_files`)."""
+    """Axolotl's validated config for a recipe's parsed YAML, trained in `world_size` processes (unless the recipe
+    sets `world_size`); ConfigError for unknown keys or optimizer, or a value out of range. Local files are not
+    checked (see `missing_files`)."""
     import torch
     from axolotl.utils.config import prepare_plugins, validate_config
     from axolotl.utils.dict import DictDefault
 
     cfg = DictDefault(copy.deepcopy(dict(raw)))
+    if world_size > 1:  # what the plugin's checks read (Axolotl sets it from WORLD_SIZE when training starts)
+        cfg.setdefault("world_size", world_size)
     if any(str(name).startswith("axolotl_nextai") for name in cfg.get("plugins") or []) or any(
             str(key).startswith(PREFIX) for key in cfg):
         cfg["nextai_check_datasets"] = False  # the plugin's file checks: warnings here, see `check_recipe`
     # Imports and registers the plugins (so their keys are known), then runs their register hooks.
     prepare_plugins(cfg)
-    problems = find_typos(raw) + value_problems(raw) + multi_rank_problems(raw, world_size)
+    problems = find_typos(raw) + value_problems(raw)
     if problems:
         raise ConfigError("; ".join(problems))
     env = {"torch_version": torch.__version__.split("+", maxsplit=1)[0]}
+    # Axolotl's own multi-GPU rules read the GPU count (one rank a GPU)
     return validate_config(cfg, capabilities={**capabilities, "n_gpu": world_size}, env_capabilities=env)
 
 
@@ -137,12 +136,12 @@ def check_recipe(path: str | Path, capabilities: Mapping = A100_CAPABILITIES, wo
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--world-size", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Ranks (GPUs, all nodes together) the recipes will run with.")
 @click.argument("recipes", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-def main(world_size: int, recipes: tuple[str, ...]) -> None:
-    """Check each of RECIPES offline (keys, values, Axolotl's validation as on A100s) as WORLD_SIZE ranks run it;
-    report every failure, not only the first; exit 1 if any failed. Local files that do not exist yet are warnings."""
+@click.option("--world-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes the recipes will train in (a lever not tested with several is refused).")
+def main(recipes: tuple[str, ...], world_size: int) -> None:
+    """Check each of RECIPES offline (keys, values, Axolotl's validation as on an A100); report every failure,
+    not only the first; exit 1 if any failed. Local files that do not exist yet are warnings."""
     from data_builders.quiet import silence_known_noise
 
     silence_known_noise()
@@ -159,9 +158,9 @@ def main(world_size: int, recipes: tuple[str, ...]) -> None:
             click.echo(f"warning {path}: {warning} (training refuses it)")
         raw = read_recipe(path)
         if uses_fsdp(raw) and world_size == 1:
-            click.echo(f"warning {path}: FSDP with one rank shards nothing: give the world size it runs at "
+            click.echo(f"warning {path}: FSDP with one process shards nothing: give the world size it trains at "
                        "(--world-size N)")
-        ranks = f" ({world_size} ranks: {rows_per_step(raw, world_size)} rows a step)" if world_size > 1 else ""
+        ranks = f" ({world_size} processes: {rows_per_step(raw, world_size)} rows a step)" if world_size > 1 else ""
         click.echo(f"ok      {path}{ranks}")
     sys.exit(1 if failed else 0)
 

@@ -1,8 +1,8 @@
-"""The FSDP traps and the levers refused with several ranks, each one line naming the key, before anything loads."""
+"""The FSDP traps, each one line naming the key, before anything loads."""
 
 import pytest
 
-from axolotl_nextai.checks.multi_rank import fsdp_problems, multi_rank_problems, rows_per_step
+from axolotl_nextai.checks.multi_rank import fsdp_problems, rows_per_step
 
 QLORA_FSDP2 = {"load_in_4bit": True, "adapter": "qlora", "optimizer": "adamw_torch", "fsdp_version": 2,
                "fsdp_config": {"auto_wrap_policy": "TRANSFORMER_BASED_WRAP", "cpu_ram_efficient_loading": False}}
@@ -34,14 +34,6 @@ def test_a_prequantized_uint8_checkpoint_is_refused_whatever_bnb_config_kwargs_s
     (tmp_path / "config.json").write_text(
         '{"quantization_config": {"quant_method": "bitsandbytes", "bnb_4bit_quant_storage": "bfloat16"}}')
     assert fsdp_problems(cfg) == []
-
-
-def test_levers_not_for_several_ranks_are_refused_only_with_several():
-    cfg = {"nextai_fuse_accumulation": True, "nextai_tiled_mlp_shards": 4, "nextai_saved_matmuls": ["down_proj"]}
-    assert multi_rank_problems(cfg, 1) == []
-    problems = multi_rank_problems(cfg, 2)
-    assert [p.split("`")[1] for p in problems] == ["nextai_fuse_accumulation", "nextai_tiled_mlp_shards"]
-    assert all(p.endswith("remove it") for p in problems)
 
 
 def test_rows_per_step_counts_every_rank():

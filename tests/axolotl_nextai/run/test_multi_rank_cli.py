@@ -4,7 +4,8 @@ CPU (the plugin joins the 2 processes in a gloo group), the tiny NF4 model, the 
 
 Three launches: an FSDP2 run whose rank 1 alone gets SIGTERM (both ranks stop after one step and save one
 checkpoint), its resumption to the end (together the reference's losses at every step: 2 ranks train what one process
-trains, and resuming is exact), and a DDP run whose rank 1 is SIGKILLed (rank 0 ends with one line, at once).
+trains, resuming is exact, and the levers marked `distributed` keep the values: nextai_saved_matmuls in the first,
+nextai_dequant_chunk_mib in the second), and a DDP run whose rank 1 is SIGKILLed (rank 0 ends with one line, at once).
 """
 
 import signal
@@ -71,7 +72,9 @@ def test_two_ranks_resumed_train_the_losses_of_one_process(interrupted, referenc
     another order; LoRA dropout off, its masks are drawn per rank)."""
     work, _, first = interrupted
     checkpoint = work / "out" / f"checkpoint-{first['stop_step']}"
-    cfg = two_rank_config(tiny_model, work, resume_from_checkpoint=str(checkpoint), **FSDP2)
+    # the resumption swaps one same-values lever for another (together they fail, on one process too)
+    levers = {"nextai_saved_matmuls": None, "nextai_dequant_chunk_mib": 0.01}
+    cfg = two_rank_config(tiny_model, work, resume_from_checkpoint=str(checkpoint), **{**FSDP2, **levers})
     result = launch_train(cfg, work, ranks=RANKS)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     resumed = read_report(work / "out")
