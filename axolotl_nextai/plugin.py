@@ -25,6 +25,7 @@ from axolotl_nextai.checks.config_checks import (
 from axolotl_nextai.checks.cuda_only import keys_to_disable
 from axolotl_nextai.checks.launch import Launch
 from axolotl_nextai.checks.memory_budget import memory_problems
+from axolotl_nextai.checks.multi_rank import fsdp_problems
 from axolotl_nextai.checks.recipe_check import find_typos
 from axolotl_nextai.levers import LEVERS, Hook, at_hook
 from axolotl_nextai.levers.contract import MISSING, lever_problems
@@ -33,17 +34,19 @@ from axolotl_nextai.run.callbacks import (
     CompleteAdapterCallback,
     FreezeGarbageCollectorCallback,
     RunReportCallback,
-    SignalStopCallback,
+    StopCallback,
     StopRecord,
     TimeBudgetCallback,
 )
 from axolotl_nextai.run.interrupt import stop_with_launcher
 from axolotl_nextai.run.prepared_cache import content_digest, content_keyed_path, local_dataset_paths
+from axolotl_nextai.run.ranks import StepAgreement, end_in_one_line_when_a_rank_is_lost, join_cpu_ranks
 from axolotl_nextai.run.time_budget import launch_time
 from data_builders.quiet import silence_known_noise
 
 LOG = get_logger(__name__)
 report_config_errors_in_one_line()
+end_in_one_line_when_a_rank_is_lost()
 silence_known_noise()
 
 
@@ -60,7 +63,7 @@ def config_problems(cfg: Mapping, launch: Launch) -> list[str]:
     # Axolotl drops an unknown key without a word: `lora_alpah: 16` would train with the default alpha.
     problems = ours + find_typos({k: v for k, v in cfg.items() if not k.startswith(PREFIX)}) + value_problems(cfg)
     if not ours:  # the levers' rules read their keys as args.py types them
-        problems += lever_problems(LEVERS, cfg, launch) + memory_problems(cfg, launch)
+        problems += lever_problems(LEVERS, cfg, launch) + memory_problems(cfg, launch) + fsdp_problems(cfg)
     try:
         resolve_attention(cfg, flash_attn_installed(), cfg.get("nextai_require_flash_attention") is True)
     except ConfigError as err:
@@ -80,7 +83,7 @@ class NextAIPlugin(BasePlugin):
     CUDA-only settings; keys prepared data by content; installs the levers switched on (`levers.LEVERS`) at their
     hooks; adds the run report, signal, time-budget and garbage-collector callbacks."""
 
-    signal_stop: SignalStopCallback | None = None  # set when training starts; finished after the final save
+    stop_callback: StopCallback | None = None  # set when training starts; finished after the final save
 
     def __init__(self):
         super().__init__()
@@ -101,6 +104,9 @@ class NextAIPlugin(BasePlugin):
             LOG.warning(f"axolotl-nextai: base_model {cfg.get('base_model')!r} has no config.json on this machine and "
                         "is not in axolotl_nextai/models/architectures.py: the memory checks are skipped")
         stop_with_launcher()
+        joined = join_cpu_ranks()
+        if joined:
+            LOG.info(joined)
         changes, warning = resolve_attention(cfg, flash_attn_installed(), cfg.get("nextai_require_flash_attention"))
         self.edit(cfg, changes)
         if warning:
@@ -166,23 +172,25 @@ class NextAIPlugin(BasePlugin):
         if not uses_plugin(cfg):
             return []
         stop, launched_at = StopRecord(), launch_time()
+        agreement = StepAgreement(trainer.args.ddp_timeout)  # the process group's timeout (Axolotl's ddp_timeout)
         callbacks = [CompleteAdapterCallback()]
         if cfg.nextai_report:
             run_info = {"model": cfg.base_model, "lora_r": cfg.lora_r, "lora_target_modules": cfg.lora_target_modules}
             callbacks.append(RunReportCallback(cfg.output_dir, cfg.nextai_report_every_steps, cfg.nextai_peak_tflops,
-                                               run_info, stop, launched_at))
+                                               run_info, stop, launched_at, agreement))
         if cfg.nextai_gc_freeze:
             callbacks.append(FreezeGarbageCollectorCallback())
         if cfg.nextai_time_budget_hours is not None:
             callbacks.append(TimeBudgetCallback(cfg.nextai_time_budget_hours, cfg.nextai_time_budget_margin_minutes,
                                                 cfg.nextai_time_budget_warmup_steps, cfg.nextai_time_budget_action,
                                                 stop, launched_at))
-        if cfg.nextai_checkpoint_on_signal:  # last: it sees every callback's save request of the step
-            self.signal_stop = SignalStopCallback(stop)
-            callbacks.append(self.signal_stop)
+        if cfg.nextai_checkpoint_on_signal or cfg.nextai_time_budget_hours is not None:
+            # last: it sees every callback's save request of the step, and agrees the stop with the other ranks
+            self.stop_callback = StopCallback(stop, agreement, catch_signals=cfg.nextai_checkpoint_on_signal)
+            callbacks.append(self.stop_callback)
         return callbacks
 
     def post_train_unload(self, cfg) -> None:
         """The final adapter is saved: a second signal held during the save is delivered now."""
-        if self.signal_stop is not None:
-            self.signal_stop.finish()
+        if self.stop_callback is not None:
+            self.stop_callback.finish()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from axolotl_launch import OFFLINE_ENV, ROOT, launch_train
+from hypothesis import settings
 
 os.environ.update(OFFLINE_ENV)
 
@@ -57,3 +58,9 @@ def demo_jsonl(tmp_path_factory) -> Path:
 def run_axolotl():
     """Returns `launch_train`; a failed launch is the caller's to assert on (some tests expect failure)."""
     return launch_train
+
+
+# Property-based tests: a seeded, small budget in `make test`; `make fuzz` (HYPOTHESIS_PROFILE=fuzz) a larger one.
+settings.register_profile("ci", max_examples=200, derandomize=True, deadline=None)
+settings.register_profile("fuzz", max_examples=5000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

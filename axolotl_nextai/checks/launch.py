@@ -16,6 +16,7 @@ from axolotl_nextai.models.architectures import Architecture, architecture_of
 @dataclass(frozen=True)
 class Launch:
     world_size: int = 1  # processes training together (torchrun / accelerate's WORLD_SIZE)
+    local_world_size: int = 1  # of them on this host (LOCAL_WORLD_SIZE): they share its memory
     cuda: bool = False
     device_bytes: int | None = None  # the CUDA card's memory
     host_available_bytes: int | None = None  # host memory the OS gives without swapping, on a CUDA host
@@ -29,7 +30,8 @@ class Launch:
         from axolotl_nextai.run.memory import device_memory_bytes
 
         cuda = torch.cuda.is_available()
-        return cls(world_size=world_size(cfg), cuda=cuda, device_bytes=device_memory_bytes(),
+        return cls(world_size=world_size(cfg), local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE") or 1),
+                   cuda=cuda, device_bytes=device_memory_bytes(),
                    # a laptop checking a recipe says nothing of the host that will train it: CUDA hosts only
                    host_available_bytes=psutil.virtual_memory().available if cuda else None,
                    architecture=architecture_of(str(cfg.get("base_model") or "")))

@@ -65,17 +65,19 @@ def eager_attention_problems(cfg: Mapping, arch: Architecture, limit: tuple[floa
     )]
 
 
-def kept_outputs_problems(cfg: Mapping, arch: Architecture, available_bytes: float) -> list[str]:
-    """Why `nextai_saved_matmuls` cannot keep its outputs: they need more than the host has available."""
+def kept_outputs_problems(cfg: Mapping, arch: Architecture, available_bytes: float, local_ranks: int = 1) -> list[str]:
+    """Why `nextai_saved_matmuls` cannot keep its outputs: they need more than the host has available. Every rank on
+    the host (`local_ranks`, one a GPU) keeps its own micro-step's outputs."""
     if not cfg.get("nextai_saved_matmuls") or not cfg.get("sequence_len"):
         return []
-    needed = kept_output_bytes(arch, cfg)
+    needed = kept_output_bytes(arch, cfg) * local_ranks
     if needed <= available_bytes:
         return []
     tokens = micro_step_tokens(cfg)
+    ranks = f" on each of this host's {local_ranks} ranks" if local_ranks > 1 else ""
     return [(
         f"nextai_saved_matmuls: keeping {', '.join(sorted(set(cfg['nextai_saved_matmuls'])))} of "
-        f"{arch.num_hidden_layers} layers at {tokens:,} tokens a micro-step needs {needed / GB:.1f} GB of host "
+        f"{arch.num_hidden_layers} layers at {tokens:,} tokens a micro-step{ranks} needs {needed / GB:.1f} GB of host "
         f"memory (pinned, on CUDA), and {available_bytes / GB:.1f} GB is available here: keep fewer projections "
         "(down_proj costs none: it is skipped, not kept), lower micro_batch_size, or remove the key."
     )]

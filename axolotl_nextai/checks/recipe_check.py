@@ -26,6 +26,7 @@ import click
 import yaml
 
 from axolotl_nextai.checks.config_checks import PREFIX, ConfigError, missing_files, one_line, value_problems
+from axolotl_nextai.checks.multi_rank import rows_per_step, uses_fsdp
 from data_builders.errors import did_you_mean
 
 # What axolotl.cli.config.gpu_capabilities() reports on one A100 (sm_80: bf16 and tf32, no fp8).
@@ -106,7 +107,8 @@ def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES, world_
     if problems:
         raise ConfigError("; ".join(problems))
     env = {"torch_version": torch.__version__.split("+", maxsplit=1)[0]}
-    return validate_config(cfg, capabilities=dict(capabilities), env_capabilities=env)
+    # Axolotl's own multi-GPU rules read the GPU count (one rank a GPU)
+    return validate_config(cfg, capabilities={**capabilities, "n_gpu": world_size}, env_capabilities=env)
 
 
 def read_recipe(path: str | Path) -> dict:
@@ -154,7 +156,12 @@ def main(recipes: tuple[str, ...], world_size: int) -> None:
             continue
         for warning in warnings:
             click.echo(f"warning {path}: {warning} (training refuses it)")
-        click.echo(f"ok      {path}")
+        raw = read_recipe(path)
+        if uses_fsdp(raw) and world_size == 1:
+            click.echo(f"warning {path}: FSDP with one process shards nothing: give the world size it trains at "
+                       "(--world-size N)")
+        ranks = f" ({world_size} processes: {rows_per_step(raw, world_size)} rows a step)" if world_size > 1 else ""
+        click.echo(f"ok      {path}{ranks}")
     sys.exit(1 if failed else 0)
 
 

@@ -139,7 +139,7 @@ class ChunkedDequant:
 
     key = "nextai_dequant_chunk_mib"
     hook = "pre_model_load"
-    distributed = False
+    distributed = True  # FSDP2, 2 CPU ranks: the losses of one process (tests/axolotl_nextai/run/test_multi_rank_cli.py)
 
     def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
         return []

@@ -24,7 +24,7 @@ HOME = "_nextai_embeddings_device"  # on a moved embedding: the device its weigh
 class EmbeddingsOnCpu:
     key = "nextai_embeddings_on_cpu"
     hook = "post_model_load"  # after the adapter: what it trains is known
-    distributed = False
+    distributed = False  # moves a parameter off the GPU, where DDP and FSDP keep every parameter of a rank
 
     def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
         problems = []

@@ -24,7 +24,7 @@ def allocator_settings():
 class ExpandableSegments:
     key = "nextai_expandable_segments"
     hook = "pre_model_load"
-    distributed = False
+    distributed = True  # each rank's own allocator setting; no collective
 
     def __init__(self):
         self.before: bool | None = None  # whether they were on before `install`; None: not installed

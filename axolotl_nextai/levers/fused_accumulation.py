@@ -184,6 +184,8 @@ class FusedAccumulation:
 
     key = KEY
     hook = "post_trainer_create"
+    # ranks would fuse their rows into different numbers of passes, and under FSDP every pass gathers weights from
+    # all of them: on 2 CPU ranks under FSDP2 one aborted (SIGABRT) and the other lost it
     distributed = False
 
     def problems(self, cfg: Mapping, launch: Launch) -> list[str]:

@@ -31,7 +31,7 @@ def cap_above_card(cap_gb: float, total_bytes: int) -> str:
 class GpuMemoryCap:
     key = "nextai_gpu_memory_cap_gb"
     hook = "pre_model_load"
-    distributed = False
+    distributed = True  # each rank caps its own GPU (`local_rank`); no collective
 
     def __init__(self):
         self.capped: dict[int, float] = {}  # device index -> the fraction it had before the cap

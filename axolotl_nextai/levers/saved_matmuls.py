@@ -285,7 +285,9 @@ class SavedMatmuls:
     # where Axolotl's selective_checkpointing hooks in: before the loader, PEFT's k-bit preparation and the
     # Trainer enable gradient checkpointing; PEFT's LoRA wrappers keep the routed modules as their base_layer
     hook = "post_model_build"
-    distributed = False
+    # FSDP2, 2 CPU ranks: the losses of one process (tests/axolotl_nextai/run/test_multi_rank_cli.py); each rank
+    # keeps its own micro-step's outputs in its host's memory (the host check counts the host's ranks)
+    distributed = True
 
     def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
         """Why this config's matmuls cannot be kept, one line each; [] when they can."""
@@ -315,7 +317,8 @@ class SavedMatmuls:
                 problems.append(f"`{KEY}`: {kernel} computes {', '.join(fused)} without calling the modules, so "
                                 f"nothing would be kept; set {kernel}: false")
         if launch.architecture is not None and launch.host_available_bytes is not None:
-            problems += kept_outputs_problems(cfg, launch.architecture, launch.host_available_bytes)
+            problems += kept_outputs_problems(cfg, launch.architecture, launch.host_available_bytes,
+                                              launch.local_world_size)
         return problems
 
     def install(self, cfg: Mapping, model: torch.nn.Module) -> str:

@@ -153,10 +153,25 @@ def kept_output_bytes(arch: Architecture, cfg: Mapping) -> float:
     return arch.num_hidden_layers * tokens * width * BF16
 
 
-def peak_parts(arch: Architecture, cfg: Mapping) -> dict[str, float]:
+def layer_weight_bytes(arch: Architecture) -> float:
+    """One decoder layer's NF4 weights as FSDP gathers them (the packed 4 bits; their quantization constants are
+    kept whole on every rank)."""
+    return sum(i * o for i, o in linear_shapes(arch).values()) / 2
+
+
+def sharded_ranks(cfg: Mapping, world_size: int) -> int:
+    """Over how many ranks FSDP splits the weights, LoRA and optimizer state: `world_size` under FSDP, else 1."""
+    return world_size if cfg.get("fsdp_config") or cfg.get("fsdp") else 1
+
+
+def peak_parts(arch: Architecture, cfg: Mapping, world_size: int = 1) -> dict[str, float]:
     """Bytes of each part of a QLoRA run's peak GPU allocation (micro-batch x sequence_len tokens, gradient
     checkpointing, bf16 norms as Axolotl keeps them), by the recipe's keys: an estimate, within ~0.3 GiB of the
-    measurements in docs/gpu-memory.md (`peak_estimate_bytes` is their sum)."""
+    measurements in docs/gpu-memory.md (`peak_estimate_bytes` is their sum). Under FSDP on `world_size` GPUs, a
+    GPU's: 1/N of the weights, LoRA and optimizer state, plus what FSDP2 gathers whole while a step runs: two decoder
+    layers' 4-bit weights (the one computing, the next prefetched) and the root's embeddings, lm_head and norm (kept
+    gathered through the step). Not measured on several GPUs yet."""
+    ranks = sharded_ranks(cfg, world_size)
     tokens = micro_step_tokens(cfg)
     r, targets = cfg.get("lora_r") or 0, cfg.get("lora_target_modules") or []
     hidden, layers = arch.hidden_size, arch.num_hidden_layers
@@ -167,12 +182,17 @@ def peak_parts(arch: Architecture, cfg: Mapping) -> dict[str, float]:
         if chunks > 1 and name in MLP_PROJECTIONS:
             return size / chunks
         return min(size, chunk * 2**20) if chunk else size
+
     offloaded = cfg.get("activation_offloading") == "hidden_states"
     eager = cfg.get("attn_implementation") == "eager"
+    weights = weight_bytes(arch) - (embedding_bytes(arch) if cfg.get("nextai_embeddings_on_cpu") else 0)
+    constants = weight_bytes(arch) - quantized_parameters(arch) / 2 - BF16 * bf16_parameters(arch)
     return {
-        "weights": weight_bytes(arch) - (embedding_bytes(arch) if cfg.get("nextai_embeddings_on_cpu") else 0),
-        "LoRA weights and gradients (fp32)": 8 * lora_trainable(arch, r, targets),
-        "optimizer state in PyTorch's memory": optimizer_state_bytes(arch, r, targets, cfg.get("optimizer") or "")[0],
+        "weights": weights if ranks == 1 else (weights - constants) / ranks + constants,
+        "weights gathered by FSDP": 0 if ranks == 1 else 2 * layer_weight_bytes(arch) + BF16 * bf16_parameters(arch),
+        "LoRA weights and gradients (fp32)": 8 * lora_trainable(arch, r, targets) / ranks,
+        "optimizer state in PyTorch's memory":
+            optimizer_state_bytes(arch, r, targets, cfg.get("optimizer") or "")[0] / ranks,
         "dequantized weight": max(dequantized(name, i * o * BF16) for name, (i, o) in linear_shapes(arch).items()),
         "saved layer inputs": (OFFLOAD_IN_FLIGHT if offloaded else layers) * tokens * hidden * BF16,
         "one layer's activations": tokens * activation_bytes_per_token(arch, targets, cfg),
@@ -183,5 +203,5 @@ def peak_parts(arch: Architecture, cfg: Mapping) -> dict[str, float]:
     }
 
 
-def peak_estimate_bytes(arch: Architecture, cfg: Mapping) -> float:
-    return sum(peak_parts(arch, cfg).values())
+def peak_estimate_bytes(arch: Architecture, cfg: Mapping, world_size: int = 1) -> float:
+    return sum(peak_parts(arch, cfg, world_size).values())

@@ -41,19 +41,21 @@ def layer_linears(arch: Architecture, layer: int) -> Iterator[tuple[str, tuple[i
         yield f"model.layers.{layer}.{block}.{name}.weight", (out_features, in_features)
 
 
-def quantize_nf4(weight) -> dict:
-    """bitsandbytes' on-disk form of one Linear4bit weight: packed data plus its quant-state tensors."""
+def quantize_nf4(weight, storage: str = "uint8") -> dict:
+    """bitsandbytes' on-disk form of one Linear4bit weight: packed data (viewed as `storage`: bfloat16 for FSDP to
+    shard it) plus its quant-state tensors."""
     import torch
     from bitsandbytes.functional import quantize_4bit
 
     packed, state = quantize_4bit(weight, blocksize=NF4_BLOCKSIZE, compress_statistics=True, quant_type="nf4",
-                                  quant_storage=torch.uint8)
+                                  quant_storage=getattr(torch, storage))
     return {"": packed, **{f".{key}": value for key, value in state.as_dict(packed=True).items()}}
 
 
-def quantization_config() -> dict:
-    """What `BitsAndBytesConfig` serializes for the paper's QLoRA: NF4, double quant, bf16 compute."""
-    return qlora_quantization().to_dict()
+def quantization_config(storage: str = "uint8") -> dict:
+    """What `BitsAndBytesConfig` serializes for the paper's QLoRA: NF4, double quant, bf16 compute, stored as
+    `storage`."""
+    return {**qlora_quantization().to_dict(), "bnb_4bit_quant_storage": storage}
 
 
 def synth_tokenizer(vocab_size: int):
@@ -66,18 +68,19 @@ def synth_tokenizer(vocab_size: int):
 
 
 def write_synthetic_llama(arch: Architecture, out: Path, quantize: bool = True, seed: int = 0, device: str | None = None,
-                          overwrite: bool = False) -> Path:
+                          overwrite: bool = False, quant_storage: str = "uint8") -> Path:
     """Write config, tokenizer and one safetensors shard per decoder layer (+ one for embeddings and head), as
     one folder: it appears as `out` only once complete. A non-empty `out` is replaced only with `overwrite`."""
     if out.exists() and not is_empty_dir(out) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; remove it, choose another --out or pass --overwrite")
     with staging_dir(out) as staged:
-        _write_checkpoint(arch, staged, quantize, seed, device)
+        _write_checkpoint(arch, staged, quantize, seed, device, quant_storage)
         replace_dir(staged, out)
     return out
 
 
-def _write_checkpoint(arch: Architecture, out: Path, quantize: bool, seed: int, device: str | None) -> None:
+def _write_checkpoint(arch: Architecture, out: Path, quantize: bool, seed: int, device: str | None,
+                      quant_storage: str) -> None:
     import torch
     from safetensors.torch import save_file
     from transformers import LlamaConfig
@@ -92,7 +95,7 @@ def _write_checkpoint(arch: Architecture, out: Path, quantize: bool, seed: int, 
     )
     config_dict = config.to_dict()
     if quantize:
-        config_dict["quantization_config"] = quantization_config()
+        config_dict["quantization_config"] = quantization_config(quant_storage)
 
     generator = torch.Generator(device).manual_seed(seed)
 
@@ -120,7 +123,7 @@ def _write_checkpoint(arch: Architecture, out: Path, quantize: bool, seed: int, 
         for name, shape in layer_linears(arch, layer):
             weight = random_weight(shape)
             if quantize:
-                tensors.update({name + suffix: t for suffix, t in quantize_nf4(weight).items()})
+                tensors.update({name + suffix: t for suffix, t in quantize_nf4(weight, quant_storage).items()})
             else:
                 tensors[name] = weight
             del weight
@@ -163,7 +166,9 @@ def read_config(path: Path) -> Architecture:
               help="A Llama-family config.json instead of a preset.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the checkpoint into.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it is not empty.")
-@click.option("--dtype", type=click.Choice(["nf4", "bf16"]), default="nf4", show_default=True)
+@click.option("--dtype", type=click.Choice(["nf4", "nf4-bf16", "bf16"]), default="nf4", show_default=True,
+              help="nf4: NF4 packed in uint8 (bitsandbytes' default); nf4-bf16: the same bytes stored as bfloat16, "
+                   "which FSDP can shard (several GPUs); bf16: not quantized.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", default=None, help="Where weights are drawn and quantized (default: cuda if present).")
 def main(preset, config_path, out, overwrite, dtype, seed, device) -> None:
@@ -188,7 +193,8 @@ def main(preset, config_path, out, overwrite, dtype, seed, device) -> None:
                 raise click.BadParameter(f"{device}: no CUDA device here", param_hint="--device")
         except RuntimeError as err:
             raise click.BadParameter(f"{device}: {err}", param_hint="--device") from None
-    write_synthetic_llama(arch, out, quantize=dtype == "nf4", seed=seed, device=device, overwrite=overwrite)
+    write_synthetic_llama(arch, out, quantize=dtype.startswith("nf4"), seed=seed, device=device, overwrite=overwrite,
+                          quant_storage="bfloat16" if dtype == "nf4-bf16" else "uint8")
     click.echo(f"synthetic {preset or config_path} ({dtype}) written to {out}")
 
 

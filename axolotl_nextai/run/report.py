@@ -8,6 +8,8 @@ GPU memory, time) plus throughput columns; `plot_report` draws loss, real tokens
 Tokens are *real* tokens: not padding (`attention_mask != 0`), prompt included, since the 6N FLOP per token
 of MFU is spent on every token the model computes; `trained_tokens` (labels not -100) are reported beside.
 Memory is null without CUDA, never zero: a CPU run measured nothing.
+With several ranks (`world_size`), tokens are summed over them, tokens/s per GPU and MFU are a rank's share of
+that sum, and peak memory is the highest rank's: one report for the run, written by rank 0.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def summarize(history: list[dict], run: Mapping) -> dict:
     tokens_per_s = rate(last["real_tokens"], since["real_tokens"], last["elapsed_s"], since["elapsed_s"])
     sps = run["seconds_per_step"]
     trainable, total = run["trainable_params"], run["total_params"]
+    per_gpu = tokens_per_s / run.get("world_size", 1) if tokens_per_s else None
     return {
         **run,
         "steps": len(values),
@@ -67,8 +70,9 @@ def summarize(history: list[dict], run: Mapping) -> dict:
         "trained_tokens": last["trained_tokens"],
         "computed_tokens": last.get("computed_tokens"),  # padding included
         "forward_passes": last.get("forward_passes"),
-        "tokens_per_s": tokens_per_s,
-        "mfu": mfu(tokens_per_s, run["linear_params"], run["peak_tflops"]) if tokens_per_s else None,
+        "tokens_per_s": tokens_per_s,  # summed over the ranks
+        "tokens_per_s_per_gpu": per_gpu,
+        "mfu": mfu(per_gpu, run["linear_params"], run["peak_tflops"]) if per_gpu else None,  # of one GPU's peak
         "projected_epoch_h": sps * run["steps_per_epoch"] / HOUR if sps else None,
         "projected_run_h": sps * run["max_steps"] / HOUR if sps else None,
         "peak_memory_allocated_gib": _max_or_none(row.get("memory_allocated_gib") for row in history),
@@ -98,8 +102,10 @@ TABLE9_COLUMNS = [
     ("Trainable %", lambda r: fmt(r["trainable_pct"], ".4f")),
     ("Peak allocated (GiB)", lambda r: fmt(r["peak_memory_allocated_gib"], ".2f")),
     ("Peak reserved (GiB)", lambda r: fmt(r["peak_memory_reserved_gib"], ".2f")),
+    ("GPUs", lambda r: str(r.get("world_size", 1))),
     ("Real tokens/s", lambda r: fmt(r["tokens_per_s"], ",.1f")),
-    ("MFU", lambda r: fmt_pct(r["mfu"])),
+    ("Real tokens/s per GPU", lambda r: fmt(r.get("tokens_per_s_per_gpu"), ",.1f")),
+    ("MFU per GPU", lambda r: fmt_pct(r["mfu"])),
     ("Wall time (h)", lambda r: fmt(r["wall_time_s"] / HOUR, ".3g")),
     ("Projected epoch (h)", lambda r: fmt(r["projected_epoch_h"], ".3g")),
 ]
@@ -175,8 +181,10 @@ def main(argv: list[str] | None = None) -> None:
           f"({fmt(report['trainable_pct'], '.4f', ' %')}); linear weights N = {report['linear_params']:,}")
     print(f"memory:     peak {fmt(report['peak_memory_allocated_gib'], '.2f', ' GiB')} allocated, "
           f"{fmt(report['peak_memory_reserved_gib'], '.2f', ' GiB')} reserved ({report['device']})")
-    print(f"throughput: {fmt(report['tokens_per_s'], ',.1f')} real tokens/s, MFU {fmt_pct(report['mfu'])} "
-          f"of {report['peak_tflops']:g} TFLOP/s")
+    ranks = report.get("world_size", 1)
+    per_gpu = f" ({fmt(report.get('tokens_per_s_per_gpu'), ',.1f')} per GPU, {ranks} ranks)" if ranks > 1 else ""
+    print(f"throughput: {fmt(report['tokens_per_s'], ',.1f')} real tokens/s{per_gpu}, MFU {fmt_pct(report['mfu'])} "
+          f"of {report['peak_tflops']:g} TFLOP/s per GPU")
     print(f"time:       {report['wall_time_s']:.1f} s training, {report['process_time_s']:.1f} s since launch; "
           f"projected epoch {fmt_hours(report['projected_epoch_h'])}")
     print(f"stopped early: {stopped}")

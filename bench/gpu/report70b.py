@@ -193,7 +193,9 @@ def run_row(folder: Path, run: str, mean_row: float) -> dict:
     cfg = run_config_used(folder, run)
     rc = (folder / f"{name}.rc").read_text().strip() if (folder / f"{name}.rc").exists() else "rc=missing"
     log = (folder / f"{name}.log").read_text(errors="replace") if (folder / f"{name}.log").exists() else ""
-    smi_peak, smi_scope = smi_peak_mib(folder / f"{name}.smi.txt")
+    # one probe file per card the run used (`<name>.smi.<card>.txt`; older calls: `<name>.smi.txt`): the highest
+    peaks = [smi_peak_mib(path) for path in sorted(folder.glob(f"{name}.smi*.txt"))]
+    smi_peak, smi_scope = max(peaks, key=lambda peak: peak[0] or 0) if peaks else (None, "card")
     shared = card_neighbours(folder).get(name, [])
     row = {"recipe": name, "rc": rc, "attention": attention_used(log), "smi_peak_mib": smi_peak,
            "smi_shown": fmt(smi_peak, "d") + (" (card total)" if shared and smi_peak and smi_scope == "card" else ""),
@@ -217,7 +219,9 @@ def run_row(folder: Path, run: str, mean_row: float) -> dict:
         tokens_per_s=tokens_per_s,
         s_per_step=seconds / len(steady) if steady else None,
         tokens_per_step=(steady[-1]["real_tokens"] - (history[0]["real_tokens"] if len(history) > 1 else 0)) / len(steady),
-        mfu=report["mfu"],  # the plugin's 6N over nextai_peak_tflops, which gpu70b.sh sets to 790
+        mfu=report["mfu"],  # the plugin's 6N over nextai_peak_tflops, which gpu70b.sh sets to 790 (per GPU)
+        gpus=report.get("world_size", 1),
+        tokens_per_s_per_gpu=report.get("tokens_per_s_per_gpu", tokens_per_s),
         v5_hours=tokens_v5 / tokens_per_s / 3600 if tokens_per_s else None,
         # the last logged step's loss; a recipe logging less often than every step leaves only the trainer's
         # mean over the run (`train_loss`), said as such
@@ -228,6 +232,23 @@ def run_row(folder: Path, run: str, mean_row: float) -> dict:
         epoch = projected_epoch(a, b, cfg)
         row.update(fit=(a, b), tokens_per_s_v5=epoch, v5_hours_fit=tokens_v5 / epoch / 3600)
     return row
+
+
+def several_gpus(rows: list[dict]) -> list[str]:
+    """With a run of several ranks in the call: each run's GPUs, tokens/s over all of them and per GPU, and per GPU
+    against the call's first run (with a 1-GPU first run: the scaling efficiency). Memory: the highest rank's."""
+    measured = [r for r in rows if r.get("tokens_per_s")]
+    if not any(r["gpus"] > 1 for r in measured):
+        return []
+    first = measured[0]["tokens_per_s_per_gpu"]
+    header = ("| run | GPUs | real tok/s | real tok/s per GPU | per GPU vs the first run | peak allocated GiB "
+              "| nvidia-smi peak MiB |")
+    lines = ["", "Several GPUs (tokens summed over the ranks; memory and nvidia-smi: the highest rank's or card's):", "",
+             header, "|---|---|---|---|---|---|---|"]
+    for r in measured:
+        lines.append(f"| {r['recipe']} | {r['gpus']} | {r['tokens_per_s']:,.0f} | {r['tokens_per_s_per_gpu']:,.0f} "
+                     f"| {r['tokens_per_s_per_gpu'] / first:.0%} | {fmt(r['peak_alloc'], '.2f')} | {r['smi_shown']} |")
+    return lines
 
 
 def shared_note(rows: list[dict]) -> list[str]:
@@ -279,7 +300,7 @@ def render_call(folder: Path, runs: list[str], command: str, mean_row: float, he
             f"| {fmt(None if r['mfu'] is None else 100 * r['mfu'] * 4 / 6, '.1f')} % | {fmt(r['v5_hours'], '.1f')} "
             f"| {r['prediction']} |"
         )
-    lines += shared_note(rows)
+    lines += shared_note(rows) + several_gpus(rows)
     fitted = [r for r in rows if "fit" in r]
     if fitted:
         lines += ["", ("Fitted step cost, projected onto a whole v5 epoch's steps (no packing: a short run's rows "

@@ -1,7 +1,7 @@
 """The Axolotl config of one benchmark run: a recipe, or a named ablation of one (bench/gpu/ablations.yaml).
 
     python bench/gpu/run_config.py RUN --out CFG.yml [--set key=value ...]   # RUN: a recipe path or an ablation name
-    python bench/gpu/run_config.py --specs @tables recipes/x.yml:20 ...      # one RUN:STEPS a line, groups expanded
+    python bench/gpu/run_config.py --specs @tables recipes/x.yml:20 ...      # RUN:STEPS:GPUS a line, groups expanded
     python bench/gpu/run_config.py RUN --engine     # what trains it: axolotl, or bench/gpu/standalone.py's hf/unsloth
     python bench/gpu/run_config.py RUN --out CFG.yml --cpu  # for gpu70b.sh's CPU check: what needs CUDA goes
 
@@ -43,8 +43,9 @@ GROUPS = {"@tables": "paper"}  # a group: every ablation with this key, in the f
 
 
 def run_specs(specs: list[str], default_steps: int) -> list[str]:
-    """`RUN:STEPS` for each spec, a group (`@tables`, or `@tables:3` for 3 steps each) expanded into its runs;
-    steps from the spec, else the ablation's `steps`, else `default_steps`."""
+    """`RUN:STEPS:GPUS` for each spec, a group (`@tables`, or `@tables:3` for 3 steps each) expanded into its runs;
+    steps from the spec, else the ablation's `steps`, else `default_steps`; GPUS (ranks, one a card) from the
+    ablation's `gpus`, else 1."""
     ablations = yaml.safe_load(ABLATIONS.read_text())
     out = []
     for spec in specs:
@@ -53,7 +54,8 @@ def run_specs(specs: list[str], default_steps: int) -> list[str]:
             members = [name for name, entry in ablations.items() if GROUPS[run] in entry]
             out += run_specs([f"{name}:{steps}" if steps else name for name in members], default_steps)
             continue
-        out.append(f"{run}:{steps or ablation(run).get('steps', default_steps)}")
+        entry = ablation(run)
+        out.append(f"{run}:{steps or entry.get('steps', default_steps)}:{entry.get('gpus', 1)}")
     return out
 
 

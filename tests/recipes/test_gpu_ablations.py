@@ -57,9 +57,9 @@ def test_the_tables_group_lists_every_paper_row_with_its_steps():
     assert {spec.split(":")[0] for spec in tables} == {
         "t4-r4", "t4-r8", "t4-r16", "t4-r64", "t4-r64-s8", "t4-r64-chunks", "t4-r8-stock", "t5-o-down", "t5-qk",
         "t5-attn", "t5-ffn", "t5-all", "t6-eager"}
-    assert "t4-r64:3" in tables and "t5-qk:6" in tables
-    assert specs[-2:] == ["recipes/llama2-70b-v5.yml:20", "fast-mb2:9"]
-    assert set(run_config.run_specs(["@tables:4"], default_steps=9)) == {f"{spec.split(':')[0]}:4" for spec in tables}
+    assert "t4-r64:3:1" in tables and "t5-qk:6:1" in tables
+    assert specs[-2:] == ["recipes/llama2-70b-v5.yml:20:1", "fast-mb2:9:1"]  # RUN:STEPS:GPUS
+    assert set(run_config.run_specs(["@tables:4"], default_steps=9)) == {f"{spec.split(':')[0]}:4:1" for spec in tables}
     # each Table 4/6 run trains on rows as long as the cutoff allows, read from the bench's data folder
     cfg = run_config.load_run("t4-r8")
     assert cfg["datasets"][0]["path"] == "data/v5-4096.jsonl" and cfg["sequence_len"] == 4096

@@ -93,6 +93,11 @@ def test_kept_outputs_larger_than_the_host_memory_are_refused_naming_what_they_n
     [message] = kept_outputs_problems(FAST, LLAMA2_70B, available_bytes=30e9)
     assert message.startswith("nextai_saved_matmuls: keeping down_proj, gate_proj, up_proj of 80 layers at 4,096")
     assert "needs 37.6 GB of host memory" in message and "30.0 GB is available" in message and "\n" not in message
+    # several ranks on one host: each keeps its own micro-step's outputs
+    two_packs = {**FAST, "micro_batch_size": 2}
+    assert kept_outputs_problems(two_packs, LLAMA2_70B, available_bytes=50e9, local_ranks=2) == []
+    [message] = kept_outputs_problems(two_packs, LLAMA2_70B, available_bytes=30e9, local_ranks=2)
+    assert "2,048 tokens a micro-step on each of this host's 2 ranks needs 37.6 GB" in message
 
 
 def test_the_fast_recipe_on_a_host_without_the_memory_is_refused_before_loading(monkeypatch):

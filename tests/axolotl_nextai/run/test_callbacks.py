@@ -9,11 +9,12 @@ from transformers import TrainerControl, TrainerState
 
 from axolotl_nextai.run.callbacks import (
     FreezeGarbageCollectorCallback,
-    SignalStopCallback,
+    StopCallback,
     StopRecord,
     TimeBudgetCallback,
     drop_presaved_adapter_config,
 )
+from axolotl_nextai.run.ranks import StepAgreement
 from axolotl_nextai.run.time_budget import HOUR
 
 
@@ -59,7 +60,7 @@ def test_inside_the_margin_it_checkpoints_and_stops_whatever_the_projection():
 
 def test_sigterm_stops_after_the_current_step():
     stop = StopRecord()
-    callback = SignalStopCallback(stop)
+    callback = StopCallback(stop, StepAgreement())
     state, control = TrainerState(max_steps=10), TrainerControl()
     callback.on_train_begin(None, state, control)
     try:
