@@ -44,10 +44,10 @@ def kernel():
         scale = tl.load(absmax_ptr + offsets // BYTES_PER_BLOCK, mask=inside, other=0.0)
         high = tl.load(code_ptr + (codes >> 4)) * scale  # the first value of a byte is its high nibble
         low = tl.load(code_ptr + (codes & 15)) * scale
-        # fp32 -> bf16, rounded to nearest even in integer arithmetic (the same bits on a GPU and in Triton's CPU
-        # interpreter, whose own conversion truncates)
         # the two values of each byte side by side (join and reshape, not the interleave helper: a plain jit
-        # function, which Triton's interpreter cannot call once Triton was imported without it)
+        # function, which Triton's interpreter cannot call once Triton was imported without it), then fp32 ->
+        # bf16 rounded to nearest even in integer arithmetic (the same bits on a GPU and in the interpreter, whose
+        # own conversion truncates)
         bits = tl.reshape(tl.join(high, low), [2 * BLOCK]).to(tl.uint32, bitcast=True)
         rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
         places = 2 * start + tl.arange(0, 2 * BLOCK)
