@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from data_builders.atomic import atomic_folder
+from data_builders.boundary import Guarded
 from data_builders.mixing import Entry, seeded_sample, wanted_count
 from data_builders.sources import lima, multi_news
 from data_builders.sources.base import load, read_rows
@@ -60,7 +61,7 @@ def cut(lima_path: Path, multi_news_path: Path, out: Path, heldout: int = HELDOU
     return {"lima": len(lima_rows) - len(lima_held), "multi_news": len(chosen), "heldout": len(held)}
 
 
-@click.command()
+@click.command(cls=Guarded)
 @click.option("--lima", "lima_path", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="LIMA rows with `conversations` (e.g. LLaMA-Factory's lima.json rebuilt as JSONL).")
 @click.option("--multi-news", "multi_news_path", type=click.Path(path_type=Path, dir_okay=False), required=True,
