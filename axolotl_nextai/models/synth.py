@@ -19,7 +19,9 @@ from axolotl_nextai.models.architectures import ARCHITECTURES
 from axolotl_nextai.models.checkpoint import qlora_quantization
 from axolotl_nextai.models.footprint import MLP_PROJECTIONS, linear_shapes
 from axolotl_nextai.models.tiny_model import TINY_LLAMA, TINY_VOCAB_SIZE, tokenizer_corpus, train_tokenizer
-from data_builders.atomic import is_empty_dir, replace_dir, staging_dir, unwritable
+from data_builders.atomic import is_empty_dir, out_folder_problem, replace_dir, staging_dir
+from data_builders.boundary import Guarded
+from data_builders.files import InputFile
 from data_builders.sources import sample_records
 
 # Short names for the base models of our recipes, plus the tiny CPU model.
@@ -143,12 +145,12 @@ CONFIG_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_att
 def read_config(path: Path) -> dict:
     """The architecture keys of a Llama-family config.json; click.UsageError naming the file and the key."""
     from data_builders.errors import DataError
+    from data_builders.files import CONFIG_BYTES, read_input
+    from data_builders.json_text import loads
     from data_builders.sources.base import decode
 
     try:
-        raw = json.loads(decode(path.read_bytes(), str(path)))
-    except json.JSONDecodeError as err:
-        raise click.UsageError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from None
+        raw = loads(decode(read_input(path, CONFIG_BYTES), str(path)), str(path))
     except DataError as err:
         raise click.UsageError(str(err)) from None
     if not isinstance(raw, dict):
@@ -162,9 +164,9 @@ def read_config(path: Path) -> dict:
     return {k: raw[k] for k in CONFIG_KEYS}
 
 
-@click.command()
+@click.command(cls=Guarded)
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), help="A known architecture.")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--config", "config_path", type=InputFile(),
               help="A Llama-family config.json instead of a preset.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the checkpoint into.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it is not empty.")
@@ -179,10 +181,7 @@ def main(preset, config_path, out, overwrite, dtype, seed, device) -> None:
     if bool(preset) == bool(config_path):
         raise click.UsageError("give exactly one of --preset or --config")
     cfg = PRESETS[preset] if preset else read_config(config_path)
-    if out.exists() and not (out.is_dir() and (overwrite or is_empty_dir(out))):
-        why = "is a file" if not out.is_dir() else "is not empty (pass --overwrite to replace it)"
-        raise click.BadParameter(f"{out} {why}", param_hint="--out")
-    problem = unwritable(out)
+    problem = out_folder_problem(out, overwrite)
     if problem:
         raise click.BadParameter(f"{out}: {problem}", param_hint="--out")
     if device is not None:

@@ -18,6 +18,7 @@ import urllib.request
 import click
 
 from data_builders.alpaca_prompt import render_prompt
+from data_builders.boundary import Guarded
 
 
 def post(url: str, path: str, body: dict, timeout: float = 600) -> dict:
@@ -50,7 +51,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@click.command()
+@click.command(cls=Guarded)
 @click.argument("prompt")
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="The server's address.")
 @click.option("--alpaca", is_flag=True, help="Wrap PROMPT in the Alpaca template the recipes train with.")
