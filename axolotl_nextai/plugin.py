@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-from axolotl.integrations.base import BasePlugin
+from axolotl.integrations.base import BasePlugin, PluginManager
 from axolotl.utils.logging import get_logger
 
+from axolotl_nextai.boundary import guard_hooks, quiet_failed_plugin_imports
 from axolotl_nextai.checks.attention import apply_changes, flash_attn_installed, resolve_attention
 from axolotl_nextai.checks.config_checks import (
     PREFIX,
     ConfigError,
     check_alpaca_rows,
     check_dataset_files,
+    plugin_problems,
     report_config_errors_in_one_line,
     validate_plugin_keys,
     value_problems,
@@ -31,6 +33,7 @@ from axolotl_nextai.checks.memory_budget import (
     host_memory_available,
 )
 from axolotl_nextai.checks.recipe_check import find_typos
+from axolotl_nextai.checks.trained_tokens import check_labels
 from axolotl_nextai.levers.chunked_dequant import install as install_chunked_dequant
 from axolotl_nextai.levers.cpu_embeddings import move_embeddings_to_cpu
 from axolotl_nextai.levers.fused_accumulation import fuse_accumulation, fused_batch_args, fusion_problem
@@ -53,6 +56,7 @@ from data_builders.quiet import silence_known_noise
 
 LOG = get_logger(__name__)
 report_config_errors_in_one_line()
+quiet_failed_plugin_imports()
 silence_known_noise()
 
 
@@ -67,6 +71,7 @@ def fuses(cfg) -> bool:
     return bool(cfg.get("nextai_fuse_accumulation")) and (cfg.get("gradient_accumulation_steps") or 1) > 1
 
 
+@guard_hooks
 class NextAIPlugin(BasePlugin):
     """Validates `nextai_*` keys and dataset files before anything loads; adapts CUDA-only settings; keys
     prepared data by content; caps GPU memory; adds the run report, signal, time-budget and garbage-collector callbacks."""
@@ -87,6 +92,7 @@ class NextAIPlugin(BasePlugin):
             if fusion:  # config only: before the dataset checks, which read files
                 problems.append(fusion)
             problems += saved_matmuls_problems(cfg, torch.cuda.is_available())
+            problems += plugin_problems(cfg, PluginManager.get_instance().plugins)
             if problems:
                 raise ConfigError("; ".join(problems))
             if args.nextai_check_datasets:
@@ -120,6 +126,19 @@ class NextAIPlugin(BasePlugin):
             cfg["dataset_prepared_path"] = content_keyed_path(cfg.get("dataset_prepared_path"), digest)
             LOG.info(f"axolotl-nextai: prepared data keyed by dataset content: {cfg['dataset_prepared_path']}")
         LOG.info("axolotl-nextai: plugin registered, nextai_ keys valid")
+
+    def load_datasets(self, cfg, preprocess: bool = False):
+        """Axolotl's own dataset loading, then the label check (checks/trained_tokens.py): before the model loads,
+        which nothing after this hook and before it can see the rows."""
+        if not uses_plugin(cfg) or preprocess or cfg.rl:
+            return None
+        from axolotl.common.datasets import load_datasets
+
+        meta = load_datasets(cfg=cfg)
+        warning = check_labels(meta.train_dataset, cfg.sequence_len)
+        if warning:
+            LOG.warning(f"axolotl-nextai: {warning}")
+        return meta
 
     def get_training_args(self, cfg) -> dict | None:
         if uses_plugin(cfg) and fuses(cfg):

@@ -23,10 +23,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import click
-import yaml
 
 from axolotl_nextai.checks.config_checks import PREFIX, ConfigError, missing_files, one_line, value_problems
-from data_builders.errors import did_you_mean
+from data_builders.boundary import Guarded
+from data_builders.errors import did_you_mean, first_line, single_line
+from data_builders.files import InputFile
 
 # What axolotl.cli.config.gpu_capabilities() reports on one A100 (sm_80: bf16 and tf32, no fp8).
 A100_CAPABILITIES = {"bf16": True, "fp8": False, "tf32": True, "n_gpu": 1, "compute_capability": "sm_80"}
@@ -86,6 +87,20 @@ def find_typos(cfg: Mapping) -> list[str]:
     return unknown_keys(cfg, *known_keys()) + unknown_optimizer(cfg, optimizer_names())
 
 
+def unimportable_plugins(cfg: Mapping) -> list[str]:
+    """One message per `plugins:` entry that does not import, found before Axolotl's PluginManager tries it (it
+    prints a traceback and goes on without the plugin)."""
+    from axolotl.integrations.base import load_plugin
+
+    problems = []
+    for index, name in enumerate(cfg.get("plugins") or []):
+        try:
+            load_plugin(str(name))
+        except (ImportError, AttributeError, ValueError) as err:  # no module; no such class; no "module.Class"
+            problems.append(f"plugins[{index}] `{name}`: cannot load ({type(err).__name__}: {first_line(err)})")
+    return problems
+
+
 def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES):
     """Axolotl's validated config for a recipe's parsed YAML; ConfigError for unknown keys or optimizer, or a
     value out of range. Local files are not checked (see `missing_files`)."""
@@ -93,6 +108,9 @@ def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES):
     from axolotl.utils.config import prepare_plugins, validate_config
     from axolotl.utils.dict import DictDefault
 
+    unloadable = unimportable_plugins(raw)
+    if unloadable:
+        raise ConfigError("; ".join(unloadable))
     cfg = DictDefault(copy.deepcopy(dict(raw)))
     if any(str(name).startswith("axolotl_nextai") for name in cfg.get("plugins") or []) or any(
             str(key).startswith(PREFIX) for key in cfg):
@@ -107,16 +125,17 @@ def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES):
 
 
 def read_recipe(path: str | Path) -> dict:
-    """A recipe's YAML as a mapping; ConfigError naming the file (and line) when it is not one."""
-    from data_builders.errors import RowError, yaml_problem
+    """A recipe's YAML as a mapping; ConfigError naming the file (and line) when it is not one, or not a regular
+    file, or one `yaml_text.load_yaml` refuses (aliases expanding without bound, deep nesting, a key twice)."""
+    from data_builders.errors import DataError
+    from data_builders.files import CONFIG_BYTES, read_input
     from data_builders.sources.base import decode
+    from data_builders.yaml_text import load_yaml
 
     try:
-        raw = yaml.safe_load(decode(Path(path).read_bytes(), str(path)))
-    except RowError as err:
+        raw = load_yaml(decode(read_input(path, CONFIG_BYTES), str(path)), str(path))
+    except DataError as err:
         raise ConfigError(str(err)) from None
-    except yaml.YAMLError as err:
-        raise ConfigError(yaml_problem(str(path), err)) from None
     if not isinstance(raw, dict):
         got = "it is empty" if raw is None else f"got {type(raw).__name__}"
         raise ConfigError(f"{path}: a recipe is a mapping of config keys; {got}")
@@ -130,8 +149,8 @@ def check_recipe(path: str | Path, capabilities: Mapping = A100_CAPABILITIES) ->
     return missing_files(raw)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("recipes", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.command(cls=Guarded, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("recipes", nargs=-1, required=True, type=InputFile())
 def main(recipes: tuple[str, ...]) -> None:
     """Check each of RECIPES offline (keys, values, Axolotl's validation as on an A100); report every failure,
     not only the first; exit 1 if any failed. Local files that do not exist yet are warnings."""
@@ -145,7 +164,7 @@ def main(recipes: tuple[str, ...]) -> None:
         # What a malformed recipe makes Axolotl's validation raise (a list where it wants a mapping: TypeError).
         except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
             failed += 1
-            click.echo(f"FAILED  {path}: {one_line(exc)}")
+            click.echo(f"FAILED  {path}: {single_line(one_line(exc))}")
             continue
         for warning in warnings:
             click.echo(f"warning {path}: {warning} (training refuses it)")
