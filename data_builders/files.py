@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from data_builders.errors import DataError
+from data_builders.errors import DataError, RowError
 
 MISSING = "does not exist"
 CONFIG_BYTES = 16 << 20  # a mixture, recipe, model config or run report: real ones are a few KiB
@@ -74,6 +74,21 @@ def read_input(path: str | os.PathLike, limit: int | None = None, what: str = ""
             raise DataError(f"{what}{path}: {problem}")
         os.set_blocking(fd, True)
         return f.read()
+
+
+def decode(data: bytes, where: str) -> str:
+    """`data` as UTF-8 text, or a RowError naming `where`:line and the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise RowError(f"{where}:{line}: not UTF-8 (byte 0x{data[err.start]:02x})") from None
+
+
+def read_text(path: str | os.PathLike, what: str = "") -> str:
+    """A hand-written file (mixture, recipe, config.json, report) as UTF-8 text: `read_input` bounded by
+    `CONFIG_BYTES`, then `decode`."""
+    return decode(read_input(path, CONFIG_BYTES, what), str(path))
 
 
 class InputFile(click.ParamType):

@@ -20,10 +20,10 @@ from data_builders.benchmarks import BENCHMARKS, check_names
 from data_builders.decontaminate import THRESHOLD as DECONTAMINATION_THRESHOLD
 from data_builders.dedup.near_dup import THRESHOLD
 from data_builders.errors import DataError, validation_problem
-from data_builders.files import CONFIG_BYTES, MISSING, file_problem, read_input
+from data_builders.files import MISSING, file_problem, read_text
 from data_builders.records import Record
 from data_builders.sources import SOURCES, codegen
-from data_builders.sources.base import SourceSpec, decode
+from data_builders.sources.base import SourceSpec
 from data_builders.sources.mapped import check_fields, mapped_spec
 from data_builders.yaml_text import load_yaml
 
@@ -110,7 +110,7 @@ def load_mixture(name_or_path: str) -> Mixture:
     if path.suffix in (".yaml", ".yml"):
         if file_problem(path) == MISSING:
             raise DataError(f"mixture file not found: {path}")
-        text, where = decode(read_input(path, CONFIG_BYTES, "mixture "), str(path)), str(path)
+        text, where = read_text(path, "mixture "), str(path)
     elif name_or_path in mixture_names():
         text = resources.files("data_builders").joinpath(f"mixtures/{name_or_path}.yaml").read_text("utf-8")
         where = f"mixture {name_or_path}"

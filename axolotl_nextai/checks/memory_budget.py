@@ -10,7 +10,6 @@ only get the estimate (footprint.peak_parts), which is not precise enough to ref
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,6 +25,9 @@ from axolotl_nextai.models.footprint import (
     peak_estimate_bytes,
     weight_bytes,
 )
+from data_builders.errors import DataError
+from data_builders.files import read_text
+from data_builders.json_text import loads
 
 ARCHITECTURE_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "vocab_size")
@@ -35,7 +37,12 @@ def architecture(base_model: str) -> dict | None:
     """The architecture of a local checkpoint (its config.json) or of a Hub id this package knows; None if neither."""
     config = Path(base_model).expanduser() / "config.json"
     if config.is_file():
-        raw = json.loads(config.read_text())
+        try:
+            raw = loads(read_text(config), str(config))
+        except DataError as err:
+            raise ConfigError(f"`base_model`: {err}") from None
+        if not isinstance(raw, dict):
+            return None
         return {key: raw[key] for key in ARCHITECTURE_KEYS} if all(k in raw for k in ARCHITECTURE_KEYS) else None
     return ARCHITECTURES.get(base_model)
 

@@ -128,12 +128,11 @@ def read_recipe(path: str | Path) -> dict:
     """A recipe's YAML as a mapping; ConfigError naming the file (and line) when it is not one, or not a regular
     file, or one `yaml_text.load_yaml` refuses (aliases expanding without bound, deep nesting, a key twice)."""
     from data_builders.errors import DataError
-    from data_builders.files import CONFIG_BYTES, read_input
-    from data_builders.sources.base import decode
+    from data_builders.files import read_text
     from data_builders.yaml_text import load_yaml
 
     try:
-        raw = load_yaml(decode(read_input(path, CONFIG_BYTES), str(path)), str(path))
+        raw = load_yaml(read_text(path), str(path))
     except DataError as err:
         raise ConfigError(str(err)) from None
     if not isinstance(raw, dict):

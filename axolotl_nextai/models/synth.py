@@ -145,12 +145,11 @@ CONFIG_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_att
 def read_config(path: Path) -> dict:
     """The architecture keys of a Llama-family config.json; click.UsageError naming the file and the key."""
     from data_builders.errors import DataError
-    from data_builders.files import CONFIG_BYTES, read_input
+    from data_builders.files import read_text
     from data_builders.json_text import loads
-    from data_builders.sources.base import decode
 
     try:
-        raw = loads(decode(read_input(path, CONFIG_BYTES), str(path)), str(path))
+        raw = loads(read_text(path), str(path))
     except DataError as err:
         raise click.UsageError(str(err)) from None
     if not isinstance(raw, dict):

@@ -29,7 +29,7 @@ from axolotl_nextai.run.time_budget import HOUR
 from data_builders.atomic import atomic_write
 from data_builders.boundary import Guarded
 from data_builders.errors import DataError, validation_problem
-from data_builders.files import CONFIG_BYTES, MISSING, file_problem, read_input
+from data_builders.files import MISSING, file_problem, read_text
 from data_builders.json_text import dumps, finite_or_null, loads
 
 REPORT_NAME = "nextai_report.json"
@@ -224,7 +224,7 @@ def read_report(output_dir: Path) -> dict:
     if file_problem(path) == MISSING:
         raise DataError(f"{output_dir}: no {REPORT_NAME} in it: not a run's output_dir, or the run wrote no report "
                         "yet (the first comes after nextai_report_every_steps steps; nextai_report: false writes none)")
-    text = read_input(path, CONFIG_BYTES).decode("utf-8", errors="replace")
+    text = read_text(path)
     if not text.strip():
         raise DataError(f"{path}: empty (a disk that filled up while it was written?)")
     report = loads(text, str(path))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_builders.errors import DataError, RowError, first_line
-from data_builders.files import MISSING, file_problem, read_input
+from data_builders.files import MISSING, decode, file_problem, read_input
 from data_builders.json_text import loads
 from data_builders.records import Record
 
@@ -70,15 +70,6 @@ def find_source_file(name: str, source_dir: Path, kind: str = "source") -> Path:
             raise DataError(f"{kind} file {path}: {problem}")
     wanted = "|".join(FILE_SUFFIXES)
     raise DataError(f"missing {kind} file: no {name}{{{wanted}}} in {source_dir}")
-
-
-def decode(data: bytes, where: str) -> str:
-    """`data` as UTF-8 text, or a RowError naming `where`:line and the first bad byte."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise RowError(f"{where}:{line}: not UTF-8 (byte 0x{data[err.start]:02x})") from None
 
 
 def read_file(path: Path) -> tuple[Iterator[tuple[str, dict | Exception]], dict]:
