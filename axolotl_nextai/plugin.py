@@ -32,7 +32,7 @@ from axolotl_nextai.checks.memory_budget import (
     check_kept_outputs_fit_host,
     host_memory_available,
 )
-from axolotl_nextai.checks.recipe_check import find_typos
+from axolotl_nextai.checks.recipe_check import find_typos, read_recipe
 from axolotl_nextai.checks.trained_tokens import check_labels
 from axolotl_nextai.levers.chunked_dequant import install as install_chunked_dequant
 from axolotl_nextai.levers.cpu_embeddings import move_embeddings_to_cpu
@@ -85,6 +85,8 @@ class NextAIPlugin(BasePlugin):
         if not uses_plugin(cfg):
             return
         try:
+            if cfg.get("axolotl_config_path"):  # Axolotl's parse kept the last of a key given twice, silently
+                read_recipe(cfg["axolotl_config_path"])
             args = validate_plugin_keys(cfg)
             # Axolotl drops an unknown key without a word: `lora_alpah: 16` would train with the default alpha.
             problems = find_typos(cfg) + value_problems(cfg)

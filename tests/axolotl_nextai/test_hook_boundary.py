@@ -61,3 +61,13 @@ def test_rows_with_no_token_to_learn_are_counted_and_all_of_them_refused():
     with pytest.raises(ConfigError, match="no training row has a token to learn within sequence_len 8"):
         check_labels(Dataset.from_dict({"labels": [[-100] * 8] * 3}), 8)
     assert check_labels(Dataset.from_dict({"labels": [[1, 2]]}).select([0, 0]), 8) is None
+
+
+def test_register_rereads_the_recipe_for_what_axolotls_parse_let_through(tmp_path):
+    from axolotl_nextai.plugin import NextAIPlugin
+
+    recipe = tmp_path / "r.yml"
+    recipe.write_text("plugins: [axolotl_nextai.NextAIPlugin]\nlora_r: 4\nlora_r: 64\n")
+    with pytest.raises(ConfigError, match=r"r.yml:3: key `lora_r` given twice \(first at line 2\)"):
+        NextAIPlugin().register({"plugins": ["axolotl_nextai.NextAIPlugin"], "lora_r": 64,
+                                 "axolotl_config_path": str(recipe)})
