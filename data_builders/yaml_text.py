@@ -18,7 +18,7 @@ from yaml.composer import ComposerError
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from data_builders.errors import DataError, yaml_problem
-from data_builders.json_text import MAX_DEPTH
+from data_builders.json_text import MAX_DEPTH, lone_surrogate
 
 MAX_VALUES = 100_000  # values after aliases are expanded; a recipe has ~100, a mixture ~50
 MERGE = "tag:yaml.org,2002:merge"
@@ -102,10 +102,14 @@ def load_yaml(text: str, where: str):
         if node is None:
             return None
         expanded_values(node)
-        return loader.construct_document(node)
+        value = loader.construct_document(node)
     except Refused as err:
         raise DataError(f"{where}:{err.problem_mark.line + 1}: {err.problem}") from None
     except yaml.YAMLError as err:
         raise DataError(yaml_problem(where, err)) from None
     finally:
         loader.dispose()
+    field = lone_surrogate(value) if "\\u" in text or "\\U" in text else None  # a "\ud800" escape
+    if field:
+        raise DataError(f"{where}: `{field}` holds a lone UTF-16 surrogate, text no UTF-8 file can hold")
+    return value

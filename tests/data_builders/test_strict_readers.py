@@ -108,3 +108,9 @@ def test_text_of_only_invisible_characters_is_blank(text):
 
 def test_visible_text_is_not_blank():
     assert not any(is_blank(t) for t in ("a", "\u200bx", "٣", "🙂"))
+
+
+def test_a_yaml_escape_of_a_lone_surrogate_is_refused():
+    with pytest.raises(DataError, match="m.yaml: `sources\\[0\\].source` holds a lone UTF-16 surrogate"):
+        load_yaml('name: m\nsources: [{source: "dolly\\ud800"}]\n', "m.yaml")
+    assert load_yaml('name: "\\U0001F600 \\ud83d"\n'.replace(" \\ud83d", ""), "m.yaml") == {"name": "\U0001F600"}
