@@ -80,10 +80,10 @@ def sweep_stale(path: Path) -> None:
         return
     for entry in entries:
         name = entry.name
-        if not (name.startswith(prefix) and name.endswith(TEMPORARY_SUFFIXES)):
+        parts = name[len(prefix):].split(".")  # pid, random part, suffix: `.v5.2024.<pid>...` is v5.2024's
+        if not (name.startswith(prefix) and name.endswith(TEMPORARY_SUFFIXES) and len(parts) == 3):
             continue
-        pid = name[len(prefix):].split(".", 1)[0]
-        if pid.isdigit() and _process_gone(int(pid)):
+        if parts[0].isdigit() and _process_gone(int(parts[0])):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:

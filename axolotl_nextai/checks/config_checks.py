@@ -164,8 +164,9 @@ def missing_files(cfg: Mapping) -> list[str]:
 def plugin_problems(cfg: Mapping, loaded) -> list[str]:
     """One message per `plugins:` entry not among `loaded` (what Axolotl's PluginManager imported): Axolotl prints
     a traceback for it and trains on without it."""
+    listed = cfg.get("plugins")
     return [f"plugins[{index}] `{name}`: did not import (see the error above it); fix the name or remove the entry"
-            for index, name in enumerate(cfg.get("plugins") or []) if name not in loaded]
+            for index, name in enumerate(listed if isinstance(listed, list) else []) if name not in loaded]
 
 
 def check_dataset_files(cfg: Mapping) -> None:

@@ -92,8 +92,8 @@ def unimportable_plugins(cfg: Mapping) -> list[str]:
     prints a traceback and goes on without the plugin)."""
     from axolotl.integrations.base import load_plugin
 
-    problems = []
-    for index, name in enumerate(cfg.get("plugins") or []):
+    problems, listed = [], cfg.get("plugins")
+    for index, name in enumerate(listed if isinstance(listed, list) else []):  # else Axolotl's schema says so
         try:
             load_plugin(str(name))
         except (ImportError, AttributeError, ValueError) as err:  # no module; no such class; no "module.Class"
