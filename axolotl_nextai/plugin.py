@@ -19,6 +19,7 @@ from axolotl_nextai.checks.config_checks import (
     ConfigError,
     check_alpaca_rows,
     check_dataset_files,
+    check_finite,
     plugin_problems,
     report_config_errors_in_one_line,
     validate_plugin_keys,
@@ -132,7 +133,10 @@ class NextAIPlugin(BasePlugin):
     def load_datasets(self, cfg, preprocess: bool = False):
         """Axolotl's own dataset loading, then the label check (checks/trained_tokens.py): before the model loads,
         which nothing after this hook and before it can see the rows."""
-        if not uses_plugin(cfg) or preprocess or cfg.rl:
+        if not uses_plugin(cfg):
+            return None
+        check_finite(cfg)  # validated by now: the string "nan" Axolotl read as a float
+        if preprocess or cfg.rl:
             return None
         from axolotl.common.datasets import load_datasets
 
@@ -162,6 +166,7 @@ class NextAIPlugin(BasePlugin):
     def pre_model_load(self, cfg) -> None:
         if not uses_plugin(cfg):
             return
+        check_finite(cfg)
         if cfg.nextai_gpu_memory_cap_gb is not None:
             LOG.info(apply_memory_cap(cfg.nextai_gpu_memory_cap_gb, cfg.local_rank or 0))
         if cfg.nextai_expandable_segments:

@@ -419,8 +419,10 @@ CASES.update({
                                     recipe(learning_rate=float("nan"))),
     "check-peak-tflops-inf": Case("recipe_check", CHECK, 1, "`nextai_peak_tflops`: must be a finite number (got inf)",
                                   recipe(nextai_peak_tflops=float("inf"))),
+    "check-learning-rate-string-nan": Case("recipe_check", CHECK, 1, "`learning_rate`: must be a finite number (got nan)",
+                                           recipe(learning_rate="nan")),  # the spelling: a string to YAML
     "train-learning-rate-nan": Case("train", (), 1, "`learning_rate`: must be a finite number (got nan)",
-                                    {"data.jsonl": jsonl(ALPACA)}, {"learning_rate": float("nan")}),
+                                    {"data.jsonl": jsonl(ALPACA)}, {"learning_rate": "nan"}, adds=("out",)),
     # 5. files: nothing destroyed (what is left behind: tests/data_builders/test_robust_files.py)
     "real-model-out-not-empty": Case("nextai-real-model", ("--out", "{tmp}/m"), 1,
                                      "--out {tmp}/m: is not empty (pass --overwrite to replace it)",

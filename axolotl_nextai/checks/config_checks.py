@@ -94,10 +94,24 @@ def validate_plugin_keys(cfg: Mapping) -> NextAIArgs:
         raise ConfigError(f"invalid value for {one_line(exc)}") from None
 
 
+def finite_problems(cfg: Mapping) -> list[str]:
+    """One message per NaN or infinite number anywhere in `cfg`."""
+    return [f"`{key}`: must be a finite number (got {value})" for key, value in non_finite(dict(cfg))]
+
+
+def check_finite(cfg: Mapping) -> None:
+    """ConfigError for a NaN or infinite value in a config Axolotl has validated: its schema reads the string
+    `learning_rate: nan` (YAML's NaN is `.nan`) or `--learning_rate inf` as a float, after `register` saw a string."""
+    problems = finite_problems(cfg)
+    if problems:
+        where = cfg.get("axolotl_config_path")
+        raise ConfigError((f"{where}: " if where else "") + "; ".join(problems))
+
+
 def value_problems(cfg: Mapping) -> list[str]:
     """One message per NaN or infinite number anywhere in `cfg`, per value out of its range (`BOUNDS`), and per
     `datasets:` that is not a list of mappings."""
-    problems = [f"`{key}`: must be a finite number (got {value})" for key, value in non_finite(dict(cfg))]
+    problems = finite_problems(cfg)
     for key, (low, low_allowed, high) in BOUNDS.items():
         value = cfg.get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not is_finite(value):

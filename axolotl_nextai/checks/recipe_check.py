@@ -24,7 +24,14 @@ from pathlib import Path
 
 import click
 
-from axolotl_nextai.checks.config_checks import PREFIX, ConfigError, missing_files, one_line, value_problems
+from axolotl_nextai.checks.config_checks import (
+    PREFIX,
+    ConfigError,
+    check_finite,
+    missing_files,
+    one_line,
+    value_problems,
+)
 from data_builders.boundary import Guarded
 from data_builders.errors import did_you_mean, first_line, single_line
 from data_builders.files import InputFile
@@ -121,7 +128,9 @@ def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES):
     if problems:
         raise ConfigError("; ".join(problems))
     env = {"torch_version": torch.__version__.split("+", maxsplit=1)[0]}
-    return validate_config(cfg, capabilities=dict(capabilities), env_capabilities=env)
+    validated = validate_config(cfg, capabilities=dict(capabilities), env_capabilities=env)
+    check_finite(validated)
+    return validated
 
 
 def read_recipe(path: str | Path) -> dict:
