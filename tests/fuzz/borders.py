@@ -1,5 +1,6 @@
 """What every fuzzer asserts at a command's border: it succeeds, or it fails with exit != 0 in one line and no
-traceback; either way no input changed and nothing was left in the output folder but what it writes."""
+traceback, and not by the boundary's last resort (an error no check foresaw, data_builders/boundary.py); either
+way no input changed and nothing was left in the output folder but what it writes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from click.testing import CliRunner
+
+from data_builders.boundary import DEBUG_ENV
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -35,6 +38,7 @@ def run_at_border(command, args: list[str], inputs: Path, out: Path | None = Non
     escaped = result.exception is not None and not isinstance(result.exception, SystemExit)
     assert not escaped, f"{type(result.exception).__name__} escaped:\n{output}"
     assert "Traceback" not in output, output
+    assert f"rerun with {DEBUG_ENV}=1" not in output, f"an error no check foresaw:\n{output}"
     if result.exit_code != 0:
         lines = [line for line in output.splitlines() if line.strip()]
         assert len(lines) == 1, f"not one line:\n{output}"
