@@ -99,7 +99,8 @@ class Guarded(click.Command):
         except (click.exceptions.Exit, click.Abort):
             raise
         except Terminated:
-            click.echo(f"{ctx.command_path}: stopped by SIGTERM; no output written or changed", err=True)
+            click.echo(f"{ctx.command_path}: stopped by SIGTERM (temporaries removed, earlier output as it was)",
+                       err=True)
             ctx.exit(128 + signal.SIGTERM)
         except Exception as err:
             if debugging():
