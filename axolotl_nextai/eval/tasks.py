@@ -12,6 +12,7 @@ import yaml
 
 from data_builders.benchmarks import BY_COLUMN
 from data_builders.errors import DataError, RowError
+from data_builders.files import MISSING, file_problem
 from data_builders.paper_tasks import (
     BY_NAME,
     PAPER_TASKS,
@@ -44,8 +45,12 @@ def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
     present, feeds the few-shot split (without it lm-eval would take shots from the scored rows, so
     `runner.select_tasks` refuses `--num-fewshot`).
     """
-    rows = next((path for path in (data_dir / f"{task.name}.jsonl", data_dir / f"{task.name}.jsonl.gz")
-                 if path.is_file()), None)
+    candidates = (data_dir / f"{task.name}.jsonl", data_dir / f"{task.name}.jsonl.gz", data_dir / f"{task.name}.dev.jsonl")
+    for path in candidates:  # a FIFO or a loop where a task file goes is said, not skipped as absent
+        problem = file_problem(path)
+        if problem not in (None, MISSING):
+            raise DataError(f"{path}: {problem}")
+    rows = next((path for path in candidates[:2] if path.is_file()), None)
     if rows is None:
         return None
     split_keys = builtin_config(task)
