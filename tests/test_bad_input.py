@@ -252,6 +252,8 @@ CASES = {
                                    recipe(micro_batch_size=0)),
     "check-lora-r-not-a-number": Case("recipe_check", CHECK, 1, "`lora_r`: Input should be a valid integer",
                                       recipe(lora_r="four")),
+    "check-datasets-a-number": Case("recipe_check", CHECK, 1, "`datasets`: must be a list of entries",
+                                    recipe(datasets=1)),  # found by the fuzzer: a TypeError in the typo check
     "check-datasets-a-string": Case("recipe_check", CHECK, 1, "`datasets`: must be a list of entries",
                                     recipe(datasets="data/v5.jsonl")),
     "check-key-typo": Case("recipe_check", CHECK, 1, "unknown key `lora_alpah` (did you mean `lora_alpha`?)",

@@ -27,6 +27,7 @@ import click
 from axolotl_nextai.checks.config_checks import (
     PREFIX,
     ConfigError,
+    HookError,
     check_finite,
     missing_files,
     one_line,
@@ -57,7 +58,8 @@ def unknown_keys(cfg: Mapping, known: set[str], dataset_known: set[str]) -> list
     for key in cfg:
         if key not in known:
             report("", key, known)
-    for index, dataset in enumerate(cfg.get("datasets") or []):
+    datasets = cfg.get("datasets")
+    for index, dataset in enumerate(datasets if isinstance(datasets, list) else []):  # else `value_problems`
         for key in dataset if isinstance(dataset, Mapping) else ():
             if key not in dataset_known:
                 report(f"datasets[{index}].", key, dataset_known)
@@ -170,7 +172,7 @@ def main(recipes: tuple[str, ...]) -> None:
         try:
             warnings = check_recipe(path)
         # What a malformed recipe makes Axolotl's validation raise (a list where it wants a mapping: TypeError).
-        except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, OSError, HookError) as exc:
             failed += 1
             click.echo(f"FAILED  {path}: {single_line(one_line(exc))}")
             continue
