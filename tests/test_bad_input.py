@@ -362,7 +362,8 @@ CASES.update({
     "report-partial-report": Case("report", ("{tmp}/run",), 1,
                                   "{tmp}/run/nextai_report.json: not a complete run report: `trainable_params`: "
                                   "Field required", {"run/nextai_report.json": json.dumps(REPORT)}),
-    # 2. text is Unicode we can encode; zero-width instructions: tests/data_builders/test_robust_files.py
+    # 2. text is Unicode we can encode (training reads rows through the same reader: train-row-without-output);
+    # zero-width instructions: tests/data_builders/filters/test_filters.py
     "source-lone-surrogate": Case("nextai-data", build(), 1,
                                   "dolly.jsonl:1: field 'instruction' holds a lone UTF-16 surrogate",
                                   source(**{"dolly.jsonl": SURROGATE_ROW})),
@@ -372,8 +373,6 @@ CASES.update({
     "eval-heldout-lone-surrogate": Case("nextai-eval", (*EVAL, "--heldout", "{tmp}/h.jsonl"), 2,
                                         "{tmp}/h.jsonl:1: field 'output' holds a lone UTF-16 surrogate",
                                         {"h.jsonl": ALPACA_SURROGATE}),
-    "train-lone-surrogate": Case("train", (), 1, "{tmp}/data.jsonl:1: field 'output' holds a lone UTF-16 surrogate",
-                                 {"data.jsonl": ALPACA_SURROGATE}, {}),
     # 3. bounded parsing
     "mixture-alias-bomb": Case("nextai-data", MIX, 1, "{tmp}/m.yaml:4: aliases expand it to more than 100,000 values",
                                {"m.yaml": BOMB + mixture(percent=100)}),
@@ -425,7 +424,7 @@ CASES.update({
                                            recipe(learning_rate="nan")),  # the spelling: a string to YAML
     "train-learning-rate-nan": Case("train", (), 1, "`learning_rate`: must be a finite number (got nan)",
                                     {"data.jsonl": jsonl(ALPACA)}, {"learning_rate": "nan"}, adds=("out",)),
-    # 5. files: nothing destroyed (what is left behind: tests/data_builders/test_robust_files.py)
+    # 5. files: nothing destroyed (what is left behind, symlinked --out, all or nothing: tests/data_builders/test_atomic.py)
     "real-model-out-not-empty": Case("nextai-real-model", ("--out", "{tmp}/m"), 1,
                                      "--out {tmp}/m: is not empty (pass --overwrite to replace it)",
                                      {"m/notes.txt": "mine"}),
@@ -434,13 +433,10 @@ CASES.update({
                             2, "dolly given twice ({tmp}/a.jsonl and {tmp}/b.jsonl)"),
     "check-plugin-not-importable": Case("recipe_check", CHECK, 1, "plugins[1] `nextai_missing.Plugin`: cannot load",
                                         recipe(plugins=["axolotl_nextai.NextAIPlugin", "nextai_missing.Plugin"])),
+    # training refuses it through the same check as train-resume-missing
     "check-resume-without-optimizer": Case("recipe_check", CHECK, 0,
                                            "has no trainer_state.json or scheduler.pt or optimizer.pt",
                                            {**recipe(resume_from_checkpoint="ckpt"), "ckpt/adapter_config.json": "{}"}),
-    "train-resume-without-optimizer": Case("train", (), 1, "`resume_from_checkpoint`: `{tmp}/ckpt` has no "
-                                           "trainer_state.json or scheduler.pt or optimizer.pt",
-                                           {"data.jsonl": jsonl(ALPACA), "ckpt/adapter_config.json": "{}"},
-                                           {"resume_from_checkpoint": "{tmp}/ckpt"}),
     "train-plugin-not-importable": Case("train", (), 1, "plugins[1] `nextai_missing.Plugin`: did not import",
                                         {"data.jsonl": jsonl(ALPACA)},
                                         {"plugins": ["axolotl_nextai.NextAIPlugin", "nextai_missing.Plugin"]}),
