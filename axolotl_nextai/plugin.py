@@ -141,7 +141,7 @@ class NextAIPlugin(BasePlugin):
         from axolotl.common.datasets import load_datasets
 
         meta = load_datasets(cfg=cfg)
-        warning = check_labels(meta.train_dataset, cfg.sequence_len)
+        warning = check_labels(meta.train_dataset, cfg.sequence_len, cfg.axolotl_config_path)
         if warning:
             LOG.warning(f"axolotl-nextai: {warning}")
         return meta

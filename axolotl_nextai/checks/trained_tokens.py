@@ -24,13 +24,14 @@ def rows_without_labels(dataset) -> tuple[int, int]:
     return len(labels) - len(np.unique(parents[trained])), len(labels)
 
 
-def check_labels(dataset, sequence_len) -> str | None:
-    """A ConfigError when no row of `dataset` has a token to learn; a warning's text when some have none."""
+def check_labels(dataset, sequence_len, where: str | None = None) -> str | None:
+    """A ConfigError (naming the config file `where`) when no row of `dataset` has a token to learn; a warning's
+    text when some have none."""
     empty, rows = rows_without_labels(dataset)
     if not empty:
         return None
     if empty == rows:
-        raise ConfigError(f"no training row has a token to learn within sequence_len {sequence_len}: the prompt "
+        raise ConfigError(f"{where}: " * bool(where) + f"no training row has a token to learn within sequence_len {sequence_len}: the prompt "
                           f"fills all {rows} (every label is masked), so training would log loss 0 and learn "
                           "nothing; raise sequence_len")
     return (f"{empty} of {rows} training rows have no token to learn within sequence_len {sequence_len} (the prompt "
