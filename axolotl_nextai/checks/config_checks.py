@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from axolotl_nextai.args import NextAIArgs
+from axolotl_nextai.models.checkpoint import looks_local
 from data_builders.errors import did_you_mean, first_line, single_line, validation_problem
 from data_builders.numbers import is_finite, non_finite
 
@@ -80,18 +81,25 @@ def report_config_errors_in_one_line() -> None:
     sys.excepthook = hook
 
 
-def validate_plugin_keys(cfg: Mapping) -> NextAIArgs:
-    """Parse the `nextai_*` keys strictly: an unknown key or a wrong type is an error naming the key."""
+def plugin_key_problems(cfg: Mapping) -> list[str]:
+    """One message per unknown `nextai_*` key (naming the closest known one), and per value of the wrong type."""
     ours = {key: value for key, value in cfg.items() if key.startswith(PREFIX)}
     known = NextAIArgs.model_fields
-    for key in ours:
-        if key not in known:
-            hint = did_you_mean(key, known) or f" (known keys: {', '.join(sorted(known))})"
-            raise ConfigError(f"unknown config key `{key}`{hint}")
+    listing = f" (known keys: {', '.join(sorted(known))})"
+    problems = [f"unknown config key `{key}`{did_you_mean(key, known) or listing}" for key in ours if key not in known]
     try:
-        return NextAIArgs.model_validate(ours, strict=True)
+        NextAIArgs.model_validate({key: value for key, value in ours.items() if key in known}, strict=True)
     except ValidationError as exc:
-        raise ConfigError(f"invalid value for {one_line(exc)}") from None
+        problems.append(f"invalid value for {one_line(exc)}")
+    return problems
+
+
+def validate_plugin_keys(cfg: Mapping) -> NextAIArgs:
+    """Parse the `nextai_*` keys strictly: an unknown key or a wrong type is an error naming the key."""
+    problems = plugin_key_problems(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return NextAIArgs.model_validate({key: value for key, value in cfg.items() if key.startswith(PREFIX)}, strict=True)
 
 
 def finite_problems(cfg: Mapping) -> list[str]:
@@ -123,11 +131,6 @@ def value_problems(cfg: Mapping) -> list[str]:
     if datasets is not None and (not isinstance(datasets, list) or not all(isinstance(d, Mapping) for d in datasets)):
         problems.append(f"`datasets`: must be a list of entries such as {{path: data/v5.jsonl, type: {ALPACA_TYPE}}}")
     return problems
-
-
-def looks_local(value: str) -> bool:
-    """A path on disk rather than a Hub id (`org/name`): it exists, starts with / . ~, or has several parts."""
-    return Path(value).expanduser().exists() or value.startswith(("/", ".", "~")) or value.count("/") > 1
 
 
 def _is_local_file(dataset: Mapping) -> bool:
@@ -183,19 +186,13 @@ def plugin_problems(cfg: Mapping, loaded) -> list[str]:
             for index, name in enumerate(listed if isinstance(listed, list) else []) if name not in loaded]
 
 
-def check_dataset_files(cfg: Mapping) -> None:
-    """Fail before any model loads when a local path of the run is missing (see `missing_files`)."""
-    problems = missing_files(cfg)
-    if problems:
-        raise ConfigError("; ".join(problems))
-
-
-def check_alpaca_rows(cfg: Mapping) -> None:
-    """Fail before any model loads on the first row of a local `type: axolotl_nextai.alpaca` file that the
-    prompt strategy cannot read: `instruction` and `output` strings, `input` a string or absent/null."""
+def alpaca_row_problems(cfg: Mapping) -> list[str]:
+    """The first row of each local `type: axolotl_nextai.alpaca` file that the prompt strategy cannot read:
+    `instruction` and `output` strings, `input` a string or absent/null."""
     from data_builders.errors import DataError
     from data_builders.sources.base import FILE_SUFFIXES, check_row, read_file
 
+    problems = []
     for index, dataset in local_datasets(cfg):
         path = Path(str(dataset["path"])).expanduser()
         if dataset.get("type") != ALPACA_TYPE or not path.is_file() or path.suffix not in FILE_SUFFIXES:
@@ -209,4 +206,5 @@ def check_alpaca_rows(cfg: Mapping) -> None:
                 if row.get("input") is not None:
                     check_row(row, {"input": str}, where)
         except DataError as err:
-            raise ConfigError(f"datasets[{index}]: {err}") from None
+            problems.append(f"datasets[{index}]: {err}")
+    return problems

@@ -1,6 +1,6 @@
 """Check a recipe offline, as the GPU it targets would see it, before a 17-hour run is spent on a typo.
 
-    python -m axolotl_nextai.recipe_check recipes/llama2-70b-v5.yml [more.yml ...]
+    python -m axolotl_nextai.recipe_check [--world-size N] recipes/llama2-70b-v5.yml [more.yml ...]
 
 Four checks: every key is one Axolotl or a listed plugin declares (Axolotl silently drops any other, so
 `lora_alpah: 16` would train with the default alpha); `optimizer` names a real optimizer (Axolotl's schema takes
@@ -110,9 +110,10 @@ def unimportable_plugins(cfg: Mapping) -> list[str]:
     return problems
 
 
-def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES):
-    """Axolotl's validated config for a recipe's parsed YAML; ConfigError for unknown keys or optimizer, or a
-    value out of range. Local files are not checked (see `missing_files`)."""
+def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES, world_size: int = 1):
+    """Axolotl's validated config for a recipe's parsed YAML, trained in `world_size` processes (unless the recipe
+    sets `world_size`); ConfigError for unknown keys or optimizer, or a value out of range. Local files are not
+    checked (see `missing_files`)."""
     import torch
     from axolotl.utils.config import prepare_plugins, validate_config
     from axolotl.utils.dict import DictDefault
@@ -121,6 +122,8 @@ def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES):
     if unloadable:
         raise ConfigError("; ".join(unloadable))
     cfg = DictDefault(copy.deepcopy(dict(raw)))
+    if world_size > 1:  # what the plugin's checks read (Axolotl sets it from WORLD_SIZE when training starts)
+        cfg.setdefault("world_size", world_size)
     if any(str(name).startswith("axolotl_nextai") for name in cfg.get("plugins") or []) or any(
             str(key).startswith(PREFIX) for key in cfg):
         cfg["nextai_check_datasets"] = False  # the plugin's file checks: warnings here, see `check_recipe`
@@ -152,16 +155,18 @@ def read_recipe(path: str | Path) -> dict:
     return raw
 
 
-def check_recipe(path: str | Path, capabilities: Mapping = A100_CAPABILITIES) -> list[str]:
+def check_recipe(path: str | Path, capabilities: Mapping = A100_CAPABILITIES, world_size: int = 1) -> list[str]:
     """`check_config` on a YAML file; returns the warnings: local files it names that do not exist."""
     raw = read_recipe(path)
-    check_config(raw, capabilities)
+    check_config(raw, capabilities, world_size)
     return missing_files(raw)
 
 
 @click.command(cls=Guarded, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("recipes", nargs=-1, required=True, type=InputFile())
-def main(recipes: tuple[str, ...]) -> None:
+@click.option("--world-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes the recipes will train in (a lever not tested with several is refused).")
+def main(recipes: tuple[str, ...], world_size: int) -> None:
     """Check each of RECIPES offline (keys, values, Axolotl's validation as on an A100); report every failure,
     not only the first; exit 1 if any failed. Local files that do not exist yet are warnings."""
     from data_builders.quiet import silence_known_noise
@@ -170,7 +175,7 @@ def main(recipes: tuple[str, ...]) -> None:
     failed = 0
     for path in recipes:
         try:
-            warnings = check_recipe(path)
+            warnings = check_recipe(path, world_size=world_size)
         # What a malformed recipe makes Axolotl's validation raise (a list where it wants a mapping: TypeError).
         except (ValueError, TypeError, KeyError, AttributeError, OSError, HookError) as exc:
             failed += 1

@@ -16,7 +16,7 @@ module's forward is replaced, not the dispatcher's view of it: no TorchDispatchM
 `selective_checkpointing` uses) stops a compiled kernel such as flex attention from running compiled.
 
 Axolotl's fused LoRA kernels compute their projections without calling the modules, so nothing would be kept for
-them: a projection one of them computes is refused (`saved_matmuls_problems`); PEFT's own LoRA forward calls its
+them: a projection one of them computes is refused (`SavedMatmuls.problems`); PEFT's own LoRA forward calls its
 base layer and adds the adapter to a copy of the output. torch stops a recompute once backward has what it needs,
 so the outputs of a layer's last projection, if nothing after it saves a tensor (down_proj without an adapter),
 are never asked for: they are dropped at the next forward, with one warning.
@@ -32,6 +32,9 @@ import torch
 from axolotl.utils.logging import get_logger
 
 from axolotl_nextai.checks.config_checks import ConfigError
+from axolotl_nextai.checks.launch import Launch
+from axolotl_nextai.checks.memory_budget import kept_outputs_problems
+from axolotl_nextai.levers.contract import patch, unpatch_modules
 
 LOG = get_logger(__name__)
 KEY = "nextai_saved_matmuls"
@@ -52,38 +55,6 @@ def adapted(cfg: Mapping, projection: str) -> bool:
     if isinstance(targets, str):
         targets = [targets]
     return bool(cfg.get("lora_target_linear")) or "all-linear" in targets or projection in targets
-
-
-def saved_matmuls_problems(cfg: Mapping, cuda_available: bool) -> list[str]:
-    """Why `nextai_saved_matmuls` cannot keep this config's matmuls, one line each; [] when it can."""
-    targets = set(cfg.get(KEY) or [])
-    if not targets:
-        return []
-    problems = []
-    if cfg.get("gradient_checkpointing") is not True:
-        problems.append(f"`{KEY}` changes what gradient checkpointing recomputes: needs gradient_checkpointing: true "
-                        f"(got {cfg.get('gradient_checkpointing')!r})")
-    if (cfg.get("gradient_checkpointing_kwargs") or {}).get("use_reentrant"):
-        problems.append(f"`{KEY}` needs non-reentrant checkpointing: remove gradient_checkpointing_kwargs.use_reentrant "
-                        "or set it false")
-    offloading = cfg.get("activation_offloading")
-    if offloading not in (None, False, "hidden_states"):
-        problems.append(f"`{KEY}` works with activation_offloading: hidden_states or false, not {offloading!r}, whose "
-                        "offloader replaces gradient checkpointing's recompute")
-    if not cfg.get("load_in_4bit"):
-        problems.append(f"`{KEY}` keeps bitsandbytes' 4-bit matmuls: needs load_in_4bit: true")
-    tiled = sorted(targets & set(MLP_PROJECTIONS))
-    if tiled and cfg.get("nextai_tiled_mlp_shards") is not None:
-        problems.append(f"`{KEY}`: {', '.join(tiled)} with nextai_tiled_mlp_shards: the tiled MLP recomputes its "
-                        "shards in its own backward anyway, and bringing a layer's kept outputs back at once undoes "
-                        "the tiling; keep one")
-    for kernel, projections in LORA_KERNELS.items():
-        fused = sorted(targets & set(projections))
-        kernel_on = cuda_available and cfg.get(kernel) is not False  # Axolotl turns an unset one on for an adapter
-        if fused and kernel_on and cfg.get("adapter") and all(adapted(cfg, p) for p in projections):
-            problems.append(f"`{KEY}`: {kernel} computes {', '.join(fused)} without calling the modules, so nothing "
-                            f"would be kept; set {kernel}: false")
-    return problems
 
 
 def in_recompute() -> bool:
@@ -236,8 +207,8 @@ def base_linear(module: torch.nn.Module) -> torch.nn.Module:
     return getattr(module, "base_layer", module)
 
 
-def keep_outputs(linear: torch.nn.Module, layer: int, stash: OutputStash) -> None:
-    """Route the linear's training forward through the stash: keep in the first forward, take in the recompute."""
+def kept_forward(linear: torch.nn.Module, layer: int, stash: OutputStash):
+    """The linear's training forward routed through the stash: keep in the first forward, take in the recompute."""
     compute = linear.forward
 
     def forward(x, *args, **kwargs):
@@ -259,7 +230,7 @@ def keep_outputs(linear: torch.nn.Module, layer: int, stash: OutputStash) -> Non
         stash.keep(layer, output.detach())
         return output
 
-    linear.forward = forward
+    return forward
 
 
 def targeted_modules(model: torch.nn.Module, projections: list[str]) -> dict[int, list[torch.nn.Module]]:
@@ -274,26 +245,73 @@ def targeted_modules(model: torch.nn.Module, projections: list[str]) -> dict[int
                             and isinstance(base_linear(module), bnb.nn.Linear4bit)])}
 
 
-def install(model: torch.nn.Module, projections: list[str]) -> str:
-    """Keep the targeted projections' outputs, and make every `gradient_checkpointing_enable` call on `model`
-    (Axolotl's loader, PEFT's k-bit preparation, the Trainer at train start) non-reentrant, whose backward runs
-    through the first forward's nodes. A LoRA wrapper added later keeps each routed linear as its `base_layer`.
-    Returns what was done, for the log."""
-    projections = sorted(set(projections))
-    targets = targeted_modules(model, projections)
-    if not targets:
-        raise ConfigError(f"`{KEY}`: no gradient-checkpointed decoder layer has a 4-bit {', '.join(projections)}")
-    stash = OutputStash(per_layer=max(map(len, targets.values())))
-    for layer, linears in targets.items():
-        for linear in linears:
-            keep_outputs(linear, layer, stash)
-    enable = model.gradient_checkpointing_enable
+class SavedMatmuls:
+    """`nextai_saved_matmuls`: the listed projections' outputs kept from the forward for the recompute."""
 
-    def enable_non_reentrant(gradient_checkpointing_kwargs=None, **kwargs):
-        checkpoint_kwargs = {**(gradient_checkpointing_kwargs or {}), "use_reentrant": False}
-        return enable(gradient_checkpointing_kwargs=checkpoint_kwargs, **kwargs)
+    key = KEY
+    # where Axolotl's selective_checkpointing hooks in: before the loader, PEFT's k-bit preparation and the
+    # Trainer enable gradient checkpointing; PEFT's LoRA wrappers keep the routed modules as their base_layer
+    hook = "post_model_build"
+    distributed = False
 
-    model.gradient_checkpointing_enable = enable_non_reentrant
-    first = next(iter(targets.values()))[0]
-    where = "pinned CPU memory" if first.weight.device.type == "cuda" else "where they are: not on CUDA"
-    return f"{KEY}: {', '.join(projections)} of {len(targets)} layers kept from the forward ({where}), not recomputed"
+    def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
+        """Why this config's matmuls cannot be kept, one line each; [] when they can."""
+        targets = set(cfg.get(KEY) or [])
+        problems = []
+        if cfg.get("gradient_checkpointing") is not True:
+            problems.append(f"`{KEY}` changes what gradient checkpointing recomputes: needs gradient_checkpointing: "
+                            f"true (got {cfg.get('gradient_checkpointing')!r})")
+        if (cfg.get("gradient_checkpointing_kwargs") or {}).get("use_reentrant"):
+            problems.append(f"`{KEY}` needs non-reentrant checkpointing: remove "
+                            "gradient_checkpointing_kwargs.use_reentrant or set it false")
+        offloading = cfg.get("activation_offloading")
+        if offloading not in (None, False, "hidden_states"):
+            problems.append(f"`{KEY}` works with activation_offloading: hidden_states or false, not {offloading!r}, "
+                            "whose offloader replaces gradient checkpointing's recompute")
+        if not cfg.get("load_in_4bit"):
+            problems.append(f"`{KEY}` keeps bitsandbytes' 4-bit matmuls: needs load_in_4bit: true")
+        tiled = sorted(targets & set(MLP_PROJECTIONS))
+        if tiled and cfg.get("nextai_tiled_mlp_shards") is not None:
+            problems.append(f"`{KEY}`: {', '.join(tiled)} with nextai_tiled_mlp_shards: the tiled MLP recomputes its "
+                            "shards in its own backward anyway, and bringing a layer's kept outputs back at once "
+                            "undoes the tiling; keep one")
+        for kernel, projections in LORA_KERNELS.items():
+            fused = sorted(targets & set(projections))
+            kernel_on = launch.cuda and cfg.get(kernel) is not False  # Axolotl turns an unset one on for an adapter
+            if fused and kernel_on and cfg.get("adapter") and all(adapted(cfg, p) for p in projections):
+                problems.append(f"`{KEY}`: {kernel} computes {', '.join(fused)} without calling the modules, so "
+                                f"nothing would be kept; set {kernel}: false")
+        if launch.architecture is not None and launch.host_available_bytes is not None:
+            problems += kept_outputs_problems(cfg, launch.architecture, launch.host_available_bytes)
+        return problems
+
+    def install(self, cfg: Mapping, model: torch.nn.Module) -> str:
+        """Keep the targeted projections' outputs, and make every `gradient_checkpointing_enable` call on `model`
+        (Axolotl's loader, PEFT's k-bit preparation, the Trainer at train start) non-reentrant, whose backward
+        runs through the first forward's nodes. A LoRA wrapper added later keeps each routed linear as its
+        `base_layer`."""
+        self.uninstall(model)
+        projections = sorted(set(cfg[KEY]))
+        targets = targeted_modules(model, projections)
+        if not targets:
+            raise ConfigError(f"`{KEY}`: no gradient-checkpointed decoder layer has a 4-bit {', '.join(projections)}")
+        stash = OutputStash(per_layer=max(map(len, targets.values())))
+        for layer, linears in targets.items():
+            for linear in linears:
+                patch(linear, "forward", kept_forward(linear, layer, stash), KEY)
+        enable = model.gradient_checkpointing_enable
+
+        def enable_non_reentrant(gradient_checkpointing_kwargs=None, **kwargs):
+            checkpoint_kwargs = {**(gradient_checkpointing_kwargs or {}), "use_reentrant": False}
+            return enable(gradient_checkpointing_kwargs=checkpoint_kwargs, **kwargs)
+
+        patch(model, "gradient_checkpointing_enable", enable_non_reentrant, KEY)
+        first = next(iter(targets.values()))[0]
+        where = "pinned CPU memory" if first.weight.device.type == "cuda" else "where they are: not on CUDA"
+        return (f"{KEY}: {', '.join(projections)} of {len(targets)} layers kept from the forward ({where}), "
+                "not recomputed")
+
+    def uninstall(self, model: torch.nn.Module) -> None:
+        """The projections' own forwards and the model's own `gradient_checkpointing_enable` back (checkpointing
+        already enabled stays non-reentrant until enabled again)."""
+        unpatch_modules(model, KEY)

@@ -16,9 +16,13 @@ more per step.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import contextmanager
 
 import torch
+
+from axolotl_nextai.checks.launch import Launch
+from axolotl_nextai.levers.contract import patch, unpatch_modules
 
 
 def rng_state(device: torch.device) -> tuple:
@@ -92,9 +96,9 @@ class TiledMLP(torch.autograd.Function):
         return None, None, grad_x, *grad_params
 
 
-def tile(mlp: torch.nn.Module, shards: int) -> None:
-    """Make `mlp.forward` run in shards in training (with autograd: `TiledMLP`); its current forward, patched or
-    not, is what runs per shard. Call after the adapters exist: their parameters are collected here."""
+def tiled_forward(mlp: torch.nn.Module, shards: int):
+    """`mlp.forward` run in shards in training (with autograd: `TiledMLP`); its current forward, patched or
+    not, is what runs per shard. Made after the adapters exist: their parameters are collected here."""
     inner = mlp.forward
     params = [p for p in mlp.parameters() if p.requires_grad]
 
@@ -105,12 +109,26 @@ def tile(mlp: torch.nn.Module, shards: int) -> None:
             return TiledMLP.apply(inner, shards, x, *params)
         return run_sharded(inner, x, shards)
 
-    mlp.forward = forward
+    return forward
 
 
-def tile_model(model: torch.nn.Module, shards: int) -> int:
-    """Tile every decoder layer's MLP (a submodule named `mlp`); returns how many."""
-    mlps = [module for name, module in model.named_modules() if name.rsplit(".", 1)[-1] == "mlp"]
-    for mlp in mlps:
-        tile(mlp, shards)
-    return len(mlps)
+class TiledMlp:
+    """`nextai_tiled_mlp_shards`: every decoder layer's MLP (a submodule named `mlp`) run in shards."""
+
+    key = "nextai_tiled_mlp_shards"
+    hook = "post_model_load"  # after the adapter: its parameters are the ones the shards' backward differentiates
+    distributed = False
+
+    def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
+        return []
+
+    def install(self, cfg: Mapping, model: torch.nn.Module) -> str:
+        self.uninstall(model)
+        shards = cfg[self.key]
+        mlps = [module for name, module in model.named_modules() if name.rsplit(".", 1)[-1] == "mlp"]
+        for mlp in mlps:
+            patch(mlp, "forward", tiled_forward(mlp, shards), self.key)
+        return f"{self.key}: {len(mlps)} MLPs run in {shards} shards in training"
+
+    def uninstall(self, model: torch.nn.Module) -> None:
+        unpatch_modules(model, self.key)

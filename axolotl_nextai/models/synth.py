@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from axolotl_nextai.models.architectures import ARCHITECTURES
+from axolotl_nextai.models.architectures import ARCHITECTURES, Architecture
 from axolotl_nextai.models.checkpoint import qlora_quantization
 from axolotl_nextai.models.footprint import MLP_PROJECTIONS, linear_shapes
 from axolotl_nextai.models.tiny_model import TINY_LLAMA, TINY_VOCAB_SIZE, tokenizer_corpus, train_tokenizer
@@ -29,16 +29,16 @@ PRESETS = {
     **{name: ARCHITECTURES[hub_id] for name, hub_id in (
         ("llama2-70b", "meta-llama/Llama-2-70b-hf"), ("llama2-13b", "meta-llama/Llama-2-13b-hf"),
         ("llama2-7b", "meta-llama/Llama-2-7b-hf"))},
-    "tiny": dict(TINY_LLAMA, vocab_size=TINY_VOCAB_SIZE),
+    "tiny": Architecture.from_config(dict(TINY_LLAMA, vocab_size=TINY_VOCAB_SIZE)),
 }
 INIT_STD = 0.02  # LlamaConfig.initializer_range
 NF4_BLOCKSIZE = 64  # bitsandbytes' default for 4-bit weights
 
 
-def layer_linears(cfg: dict, layer: int) -> Iterator[tuple[str, tuple[int, int]]]:
+def layer_linears(arch: Architecture, layer: int) -> Iterator[tuple[str, tuple[int, int]]]:
     """(parameter name, (out, in)) of one decoder layer's seven projections, in `linear_shapes`' order
     (q, k, v, o, gate, up, down); a weight is stored (out_features, in_features)."""
-    for name, (in_features, out_features) in linear_shapes(cfg).items():
+    for name, (in_features, out_features) in linear_shapes(arch).items():
         block = "mlp" if name in MLP_PROJECTIONS else "self_attn"
         yield f"model.layers.{layer}.{block}.{name}.weight", (out_features, in_features)
 
@@ -67,27 +67,28 @@ def synth_tokenizer(vocab_size: int):
     return tokenizer
 
 
-def write_synthetic_llama(cfg: dict, out: Path, quantize: bool = True, seed: int = 0, device: str | None = None,
+def write_synthetic_llama(arch: Architecture, out: Path, quantize: bool = True, seed: int = 0, device: str | None = None,
                           overwrite: bool = False) -> Path:
     """Write config, tokenizer and one safetensors shard per decoder layer (+ one for embeddings and head), as
     one folder: it appears as `out` only once complete. A non-empty `out` is replaced only with `overwrite`."""
     if out.exists() and not is_empty_dir(out) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; remove it, choose another --out or pass --overwrite")
     with staging_dir(out) as staged:
-        _write_checkpoint(cfg, staged, quantize, seed, device)
+        _write_checkpoint(arch, staged, quantize, seed, device)
         replace_dir(staged, out)
     return out
 
 
-def _write_checkpoint(cfg: dict, out: Path, quantize: bool, seed: int, device: str | None) -> None:
+def _write_checkpoint(arch: Architecture, out: Path, quantize: bool, seed: int, device: str | None) -> None:
     import torch
     from safetensors.torch import save_file
     from transformers import LlamaConfig
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    tokenizer = synth_tokenizer(cfg["vocab_size"])
+    tokenizer = synth_tokenizer(arch.vocab_size)
     config = LlamaConfig(
-        **{"rms_norm_eps": 1e-5, "tie_word_embeddings": False, **cfg, "model_type": "llama"}, torch_dtype="bfloat16",
+        **{"rms_norm_eps": 1e-5, **arch.config_values(), "tie_word_embeddings": False, "model_type": "llama"},
+        torch_dtype="bfloat16",
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
@@ -100,7 +101,7 @@ def _write_checkpoint(cfg: dict, out: Path, quantize: bool, seed: int, device: s
     def random_weight(shape):
         return (torch.randn(shape, generator=generator, device=device, dtype=torch.float32) * INIT_STD).to(torch.bfloat16)
 
-    n_layers, hidden = cfg["num_hidden_layers"], cfg["hidden_size"]
+    n_layers, hidden = arch.num_hidden_layers, arch.hidden_size
     shard_names = [f"model-{i + 1:05d}-of-{n_layers + 1:05d}.safetensors" for i in range(n_layers + 1)]
     weight_map: dict[str, str] = {}
     total_bytes = 0
@@ -118,7 +119,7 @@ def _write_checkpoint(cfg: dict, out: Path, quantize: bool, seed: int, device: s
     for layer in range(n_layers):
         tensors = {f"model.layers.{layer}.input_layernorm.weight": norm_weight(),
                    f"model.layers.{layer}.post_attention_layernorm.weight": norm_weight()}
-        for name, shape in layer_linears(cfg, layer):
+        for name, shape in layer_linears(arch, layer):
             weight = random_weight(shape)
             if quantize:
                 tensors.update({name + suffix: t for suffix, t in quantize_nf4(weight).items()})
@@ -127,9 +128,9 @@ def _write_checkpoint(cfg: dict, out: Path, quantize: bool, seed: int, device: s
             del weight
         save_shard(layer, tensors)
     save_shard(n_layers, {
-        "model.embed_tokens.weight": random_weight((cfg["vocab_size"], hidden)),
+        "model.embed_tokens.weight": random_weight((arch.vocab_size, hidden)),
         "model.norm.weight": norm_weight(),
-        "lm_head.weight": random_weight((cfg["vocab_size"], hidden)),
+        "lm_head.weight": random_weight((arch.vocab_size, hidden)),
     })
 
     (out / "config.json").write_text(json.dumps(config_dict, indent=2, sort_keys=True) + "\n")
@@ -138,12 +139,9 @@ def _write_checkpoint(cfg: dict, out: Path, quantize: bool, seed: int, device: s
     tokenizer.save_pretrained(out)
 
 
-CONFIG_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-               "vocab_size", "max_position_embeddings")
-
-
-def read_config(path: Path) -> dict:
-    """The architecture keys of a Llama-family config.json; click.UsageError naming the file and the key."""
+def read_config(path: Path) -> Architecture:
+    """The architecture of a Llama-family config.json (written untied, as every synthetic checkpoint is);
+    click.UsageError naming the file and the key."""
     from data_builders.errors import DataError
     from data_builders.files import read_text
     from data_builders.json_text import loads
@@ -154,13 +152,10 @@ def read_config(path: Path) -> dict:
         raise click.UsageError(str(err)) from None
     if not isinstance(raw, dict):
         raise click.UsageError(f"{path}: expected a JSON object (a model's config.json)")
-    missing = [k for k in CONFIG_KEYS if k not in raw]
-    if missing:
-        raise click.UsageError(f"{path}: missing {', '.join(missing)}")
-    bad = [k for k in CONFIG_KEYS if not isinstance(raw[k], int) or isinstance(raw[k], bool) or raw[k] < 1]
-    if bad:
-        raise click.UsageError(f"{path}: {', '.join(f'{k} must be a positive integer (got {raw[k]!r})' for k in bad)}")
-    return {k: raw[k] for k in CONFIG_KEYS}
+    try:
+        return Architecture.from_config({**raw, "tie_word_embeddings": False, "model_type": "llama"})
+    except ValueError as err:
+        raise click.UsageError(f"{path}: {err}") from None
 
 
 @click.command(cls=Guarded)
@@ -179,7 +174,7 @@ def main(preset, config_path, out, overwrite, dtype, seed, device) -> None:
     silence_known_noise()
     if bool(preset) == bool(config_path):
         raise click.UsageError("give exactly one of --preset or --config")
-    cfg = PRESETS[preset] if preset else read_config(config_path)
+    arch = PRESETS[preset] if preset else read_config(config_path)
     problem = out_folder_problem(out, overwrite)
     if problem:
         raise click.BadParameter(f"{out}: {problem}", param_hint="--out")
@@ -191,7 +186,7 @@ def main(preset, config_path, out, overwrite, dtype, seed, device) -> None:
                 raise click.BadParameter(f"{device}: no CUDA device here", param_hint="--device")
         except RuntimeError as err:
             raise click.BadParameter(f"{device}: {err}", param_hint="--device") from None
-    write_synthetic_llama(cfg, out, quantize=dtype == "nf4", seed=seed, device=device, overwrite=overwrite)
+    write_synthetic_llama(arch, out, quantize=dtype == "nf4", seed=seed, device=device, overwrite=overwrite)
     click.echo(f"synthetic {preset or config_path} ({dtype}) written to {out}")
 
 

@@ -40,9 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_config import ablation, load_run, run_name, run_specs
 from v5_shaped import V5_LENGTHS, epoch_steps, sample_lengths, v5_rows
 
-from axolotl_nextai.checks.memory_budget import architecture
 from axolotl_nextai.levers.fused_accumulation import split_rows
-from axolotl_nextai.models.architectures import ARCHITECTURES
+from axolotl_nextai.models.architectures import ARCHITECTURES, architecture_of
 from axolotl_nextai.models.footprint import optimizer_state_bytes
 from axolotl_nextai.run.report import fmt
 
@@ -347,7 +346,7 @@ def status(row: dict, cap_gib: float) -> str:
 
 def paged_state_gib(cfg: dict) -> float:
     """Paged AdamW's state in CUDA managed memory: outside PyTorch's counters and the cap, in nvidia-smi's."""
-    arch = architecture(str(cfg.get("base_model"))) or ARCHITECTURES["meta-llama/Llama-2-70b-hf"]
+    arch = architecture_of(str(cfg.get("base_model"))) or ARCHITECTURES["meta-llama/Llama-2-70b-hf"]
     return optimizer_state_bytes(arch, cfg["lora_r"], cfg["lora_target_modules"], cfg["optimizer"])[1] / 2**30
 
 

@@ -94,14 +94,14 @@ def train(engine: str, cfg: dict) -> dict:
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
+    from axolotl_nextai.levers.gpu_memory_cap import GpuMemoryCap
     from axolotl_nextai.run.callbacks import FreezeGarbageCollectorCallback, RunReportCallback, StopRecord
-    from axolotl_nextai.run.memory import apply_memory_cap
     from axolotl_nextai.run.report import REPORT_NAME
     from axolotl_nextai.run.time_budget import launch_time
 
     cuda = torch.cuda.is_available()
     if cuda and cfg.get("nextai_gpu_memory_cap_gb"):
-        print(apply_memory_cap(cfg["nextai_gpu_memory_cap_gb"], 0))
+        print(GpuMemoryCap().install({"nextai_gpu_memory_cap_gb": cfg["nextai_gpu_memory_cap_gb"]}))
     model, tokenizer = (load_unsloth if engine == "unsloth" else load_hf)(cfg)
     print(json.dumps({"attn_implementation": getattr(model.config, "_attn_implementation", None), "engine": engine}))
     if tokenizer.pad_token is None:

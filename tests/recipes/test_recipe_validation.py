@@ -138,6 +138,13 @@ def test_recipe_check_cli_reports_each_recipe(data_dir):
     assert f"FAILED  {typo}: unknown key `lora_droput` (did you mean `lora_dropout`?)" in result.output
 
 
+def test_checked_for_several_processes_a_lever_not_tested_there_is_refused(data_dir):
+    result = CliRunner().invoke(main, ["--world-size", "2", str(TEMPLATE)])
+    assert result.exit_code == 1
+    assert (f"FAILED  {TEMPLATE}: `nextai_fuse_accumulation` is not tested with a world size of 2 yet: remove it, "
+            "or train in one process without FSDP") in result.output
+
+
 def test_a_fresh_clone_checks_the_recipe_and_warns_about_its_data_file(tmp_path, monkeypatch):
     """The README's command, run where `data/v5.jsonl` has not been built yet."""
     monkeypatch.chdir(tmp_path)

@@ -10,11 +10,12 @@ from axolotl_launch import tiny_cpu_config, write_jsonl
 from safetensors.torch import load_file
 from transformers.loss.loss_utils import ForCausalLMLoss
 
+from axolotl_nextai.checks.launch import Launch
 from axolotl_nextai.levers.fused_accumulation import (
+    FusedAccumulation,
     WeightedLoss,
     accumulation_token_weights,
     fused_batch_args,
-    fusion_problem,
     rows_of,
     split_rows,
     weighted_token_loss,
@@ -111,13 +112,15 @@ def test_trainer_batch_args():
     ({"liger_fused_linear_cross_entropy": True}, "liger_fused_linear_cross_entropy: false"),
     ({"cut_cross_entropy": True, "chunked_cross_entropy": True}, "cut_cross_entropy: false and chunked_cross_entropy"),
     ({"rl": "dpo"}, "rl: dpo"),
+    ({"reward_model": True}, "reward_model: True trains another loss"),
 ])
 def test_configs_whose_math_fusing_would_change_are_refused(cfg, named):
-    assert named in fusion_problem(cfg)
+    [problem] = FusedAccumulation().problems(cfg, Launch())
+    assert named in problem
 
 
 def test_the_v5_recipe_can_fuse(v5_recipe):
-    assert fusion_problem(v5_recipe) is None
+    assert FusedAccumulation().problems(v5_recipe, Launch()) == []
 
 
 @pytest.fixture

@@ -12,8 +12,11 @@ import yaml
 from axolotl_launch import ROOT
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from axolotl_nextai.levers.saved_matmuls import KEY, PinnedPool, install, saved_matmuls_problems
+from axolotl_nextai.checks.launch import Launch
+from axolotl_nextai.levers.saved_matmuls import KEY, PinnedPool, SavedMatmuls
 from axolotl_nextai.plugin import NextAIPlugin
+
+LEVER = SavedMatmuls()
 
 KEPT = ["gate_proj", "up_proj"]
 LORA_TARGETS = ["gate_proj", "o_proj", "down_proj"]  # gate_proj kept and adapted: its LoRA matmuls still recomputed
@@ -46,7 +49,7 @@ def qlora_step(tiny_model, kept, lora_targets=LORA_TARGETS, steps=1, device="cpu
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model, quantization_config=qlora_quantization(), device_map=device)
     if kept:
-        install(model, kept)
+        LEVER.install({KEY: kept}, model)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(0)
     model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, lora_dropout=0.1, target_modules=lora_targets))
@@ -123,7 +126,7 @@ def fast_recipe():
 
 
 def test_the_fast_recipe_can_keep_gate_and_up(fast_recipe):
-    assert saved_matmuls_problems(fast_recipe, cuda_available=True) == []
+    assert LEVER.problems(fast_recipe, Launch(cuda=True)) == []
 
 
 @pytest.mark.parametrize("overrides,named", [
@@ -139,7 +142,7 @@ def test_the_fast_recipe_can_keep_gate_and_up(fast_recipe):
     ({"lora_target_modules": "all-linear"}, "lora_mlp_kernel computes gate_proj, up_proj without calling"),
 ])
 def test_a_config_the_lever_cannot_serve_is_one_line_naming_the_key(fast_recipe, overrides, named):
-    problems = saved_matmuls_problems({**fast_recipe, **overrides}, cuda_available=True)
+    problems = LEVER.problems({**fast_recipe, **overrides}, Launch(cuda=True))
     assert len(problems) == 1 and problems[0].startswith(f"`{KEY}`") and named in problems[0], problems
 
 
@@ -151,7 +154,7 @@ def test_a_config_the_lever_cannot_serve_is_one_line_naming_the_key(fast_recipe,
     ({"nextai_dequant_chunk_mib": 64}, True),  # the forward's chunked matmul output is kept like any other
 ])
 def test_configs_the_lever_serves(fast_recipe, overrides, cuda_available):
-    assert saved_matmuls_problems({**fast_recipe, **overrides}, cuda_available) == []
+    assert LEVER.problems({**fast_recipe, **overrides}, Launch(cuda=cuda_available)) == []
 
 
 def test_the_plugin_refuses_before_anything_loads():

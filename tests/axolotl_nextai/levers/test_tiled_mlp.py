@@ -6,7 +6,7 @@ import torch
 from transformers import LlamaConfig
 from transformers.models.llama.modeling_llama import LlamaMLP
 
-from axolotl_nextai.levers.tiled_mlp import tile, tile_model
+from axolotl_nextai.levers.tiled_mlp import TiledMlp, tiled_forward
 
 HIDDEN, INTER = 16, 40
 
@@ -57,7 +57,8 @@ def test_lora_mlp_same_output_and_gradients_as_untiled(shards):
     x, grad = torch.randn(2, 7, HIDDEN), torch.randn(2, 7, HIDDEN)
     plain = run(lora_mlp(), x, grad)
     model = lora_mlp()
-    assert tile_model(model, shards) == 1
+    log = TiledMlp().install({"nextai_tiled_mlp_shards": shards}, model)
+    assert log == f"nextai_tiled_mlp_shards: 1 MLPs run in {shards} shards in training"
     tiled = run(model, x, grad)
     torch.testing.assert_close(tiled[0], plain[0])
     torch.testing.assert_close(tiled[1], plain[1])
@@ -69,7 +70,7 @@ def test_lora_mlp_same_output_and_gradients_as_untiled(shards):
 def test_with_dropout_the_gradient_is_that_of_the_forward_that_ran():
     torch.manual_seed(0)
     mlp = DropoutMLP().double().train()
-    tile(mlp, 3)
+    mlp.forward = tiled_forward(mlp, 3)
 
     def seeded(x):  # the same masks on every call, so that finite differences see one function
         torch.manual_seed(1234)
@@ -96,7 +97,7 @@ def test_a_no_grad_training_forward_draws_the_masks_the_recompute_draws():
     """A checkpointed layer runs its MLP once without autograd and again, from the same RNG state, with it:
     both must give the same output for the gradients to belong to the loss."""
     mlp = DropoutMLP().train()
-    tile(mlp, 3)
+    mlp.forward = tiled_forward(mlp, 3)
     x = torch.randn(1, 6, HIDDEN, requires_grad=True)
     torch.manual_seed(7)
     with torch.no_grad():
@@ -108,7 +109,7 @@ def test_a_no_grad_training_forward_draws_the_masks_the_recompute_draws():
 
 def test_eval_and_short_inputs_take_the_plain_forward():
     mlp = DropoutMLP().eval()
-    tile(mlp, 4)
+    mlp.forward = tiled_forward(mlp, 4)
     x = torch.randn(1, 6, HIDDEN)
     torch.testing.assert_close(mlp(x), mlp.down_proj(torch.nn.functional.silu(mlp.gate_proj(x)) * mlp.up_proj(x)))
     mlp.train()

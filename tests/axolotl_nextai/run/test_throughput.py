@@ -17,7 +17,7 @@ from axolotl_nextai.run.throughput import (
 
 def test_llama2_70b_linear_weights_are_the_notes_68_71e9():
     # Llama-2-70B's shape, built on the meta device (no memory): docs/gpu-memory.md gives N = 68.71e9.
-    arch = dict(ARCHITECTURES["meta-llama/Llama-2-70b-hf"])
+    arch = ARCHITECTURES["meta-llama/Llama-2-70b-hf"].config_values()
     assert arch.pop("model_type") == "llama"
     config = LlamaConfig(**arch)
     with torch.device("meta"):
