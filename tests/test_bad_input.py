@@ -425,6 +425,8 @@ CASES.update({
     "train-learning-rate-nan": Case("train", (), 1, "`learning_rate`: must be a finite number (got nan)",
                                     {"data.jsonl": jsonl(ALPACA)}, {"learning_rate": "nan"}, adds=("out",)),
     # 5. files: nothing destroyed (what is left behind, symlinked --out, all or nothing: tests/data_builders/test_atomic.py)
+    "real-model-out-is-a-file": Case("nextai-real-model", ("--out", "{tmp}/m"), 2, "Directory '{tmp}/m' is a file",
+                                     {"m": "mine"}),
     "real-model-out-not-empty": Case("nextai-real-model", ("--out", "{tmp}/m"), 1,
                                      "--out {tmp}/m: is not empty (pass --overwrite to replace it)",
                                      {"m/notes.txt": "mine"}),
