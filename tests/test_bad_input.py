@@ -258,6 +258,8 @@ CASES = {
                                     recipe(datasets="data/v5.jsonl")),
     "check-key-typo": Case("recipe_check", CHECK, 1, "unknown key `lora_alpah` (did you mean `lora_alpha`?)",
                            recipe(("lora_alpha:", "lora_alpah:"))),
+    "check-optimizer-a-list": Case("recipe_check", CHECK, 1, "`optimizer.str`: Input should be a valid string",
+                                   recipe(optimizer=[])),  # found by the fuzzer: unhashable in the name check
     "check-optimizer-typo": Case("recipe_check", CHECK, 1, "unknown optimizer `paged_adamw_8bitt`",
                                  recipe(optimizer="paged_adamw_8bitt")),
     "check-plugin-key-typo": Case("recipe_check", CHECK, 1, "unknown config key `nextai_reprot`",

@@ -77,7 +77,7 @@ def optimizer_names() -> set[str]:
 def unknown_optimizer(cfg: Mapping, known: set[str]) -> list[str]:
     """A message when `optimizer` is set to a name no Trainer knows, with the nearest real one."""
     name = cfg.get("optimizer")
-    if name is None or name in known:
+    if not isinstance(name, str) or name in known:  # absent, or a type Axolotl's schema reports itself
         return []
     return [f"unknown optimizer `{name}`{did_you_mean(name, known)}"]
 
