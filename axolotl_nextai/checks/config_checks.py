@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from axolotl_nextai.args import NextAIArgs
 from axolotl_nextai.models.checkpoint import looks_local
-from data_builders.errors import did_you_mean, first_line, validation_problem
+from data_builders.errors import did_you_mean, first_line, single_line, validation_problem
+from data_builders.numbers import is_finite, non_finite
 
 PREFIX = "nextai_"
 LOCAL_DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow", ".txt")
@@ -40,8 +41,18 @@ BOUNDS = {
 }
 
 
+# What the Trainer resumes besides the weights; a folder without them resumes with a fresh optimizer, scheduler or
+# step count, and says nothing. optimizer.bin / optimizer_0: accelerate's FSDP forms of optimizer.pt.
+RESUME_STATE = {"trainer_state.json": ("trainer_state.json",), "scheduler.pt": ("scheduler.pt",),
+                "optimizer.pt": ("optimizer.pt", "optimizer.bin", "optimizer_0")}
+
+
 class ConfigError(ValueError):
     """A config value that must be fixed before training; the message names the key."""
+
+
+class HookError(Exception):
+    """An exception no check of ours caught, raised in one of the plugin's hooks: printed in one line."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -60,7 +71,9 @@ def report_config_errors_in_one_line() -> None:
 
     def hook(kind, exc, tb):
         if isinstance(exc, ConfigError) or (isinstance(exc, ValidationError) and exc.title.startswith("Axolotl")):
-            print(f"config error: {one_line(exc)}", file=sys.stderr)
+            print(f"config error: {single_line(one_line(exc))}", file=sys.stderr)
+        elif isinstance(exc, HookError):
+            print(f"error: {single_line(str(exc))}", file=sys.stderr)
         else:
             previous(kind, exc, tb)
 
@@ -89,13 +102,28 @@ def validate_plugin_keys(cfg: Mapping) -> NextAIArgs:
     return NextAIArgs.model_validate({key: value for key, value in cfg.items() if key.startswith(PREFIX)}, strict=True)
 
 
+def finite_problems(cfg: Mapping) -> list[str]:
+    """One message per NaN or infinite number anywhere in `cfg`."""
+    return [f"`{key}`: must be a finite number (got {value})" for key, value in non_finite(dict(cfg))]
+
+
+def check_finite(cfg: Mapping) -> None:
+    """ConfigError for a NaN or infinite value in a config Axolotl has validated: its schema reads the string
+    `learning_rate: nan` (YAML's NaN is `.nan`) or `--learning_rate inf` as a float, after `register` saw a string."""
+    problems = finite_problems(cfg)
+    if problems:
+        where = cfg.get("axolotl_config_path")
+        raise ConfigError((f"{where}: " if where else "") + "; ".join(problems))
+
+
 def value_problems(cfg: Mapping) -> list[str]:
-    """One message per value out of its range (`BOUNDS`), and per `datasets:` that is not a list of mappings."""
-    problems = []
+    """One message per NaN or infinite number anywhere in `cfg`, per value out of its range (`BOUNDS`), and per
+    `datasets:` that is not a list of mappings."""
+    problems = finite_problems(cfg)
     for key, (low, low_allowed, high) in BOUNDS.items():
         value = cfg.get(key)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue  # absent, or a type Axolotl's schema reports itself
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not is_finite(value):
+            continue  # absent, not finite (said above), or a type Axolotl's schema reports itself
         if value < low or (value == low and not low_allowed) or (high is not None and value >= high):
             wanted = f"{'>=' if low_allowed else '>'} {low}" + (f" and < {high}" if high is not None else "")
             problems.append(f"`{key}`: must be {wanted} (got {value!r})")
@@ -139,7 +167,23 @@ def missing_files(cfg: Mapping) -> list[str]:
         value = cfg.get(key)
         if isinstance(value, str) and looks_local(value) and not Path(value).expanduser().exists():
             problems.append(f"`{key}`: `{value}` does not exist (looked in {Path(value).expanduser().resolve()})")
+    checkpoint = cfg.get("resume_from_checkpoint")
+    if isinstance(checkpoint, str) and Path(checkpoint).expanduser().is_dir():
+        folder = Path(checkpoint).expanduser()
+        lacking = [name for name, forms in RESUME_STATE.items() if not any((folder / f).exists() for f in forms)]
+        if lacking:
+            problems.append(f"`resume_from_checkpoint`: `{checkpoint}` has no {' or '.join(lacking)}: the Trainer "
+                            "would go on with a fresh one, silently; give a checkpoint-N folder it saved, or start "
+                            "over from these weights with `lora_model_dir` instead")
     return problems
+
+
+def plugin_problems(cfg: Mapping, loaded) -> list[str]:
+    """One message per `plugins:` entry not among `loaded` (what Axolotl's PluginManager imported): Axolotl prints
+    a traceback for it and trains on without it."""
+    listed = cfg.get("plugins")
+    return [f"plugins[{index}] `{name}`: did not import (see the error above it); fix the name or remove the entry"
+            for index, name in enumerate(listed if isinstance(listed, list) else []) if name not in loaded]
 
 
 def alpaca_row_problems(cfg: Mapping) -> list[str]:

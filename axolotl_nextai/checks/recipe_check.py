@@ -23,11 +23,20 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import click
-import yaml
 
-from axolotl_nextai.checks.config_checks import PREFIX, ConfigError, missing_files, one_line, value_problems
+from axolotl_nextai.checks.config_checks import (
+    PREFIX,
+    ConfigError,
+    HookError,
+    check_finite,
+    missing_files,
+    one_line,
+    value_problems,
+)
 from axolotl_nextai.checks.multi_rank import rows_per_step, uses_fsdp
-from data_builders.errors import did_you_mean
+from data_builders.boundary import Guarded
+from data_builders.errors import did_you_mean, first_line, single_line
+from data_builders.files import InputFile
 
 # What axolotl.cli.config.gpu_capabilities() reports on one A100 (sm_80: bf16 and tf32, no fp8).
 A100_CAPABILITIES = {"bf16": True, "fp8": False, "tf32": True, "n_gpu": 1, "compute_capability": "sm_80"}
@@ -50,7 +59,8 @@ def unknown_keys(cfg: Mapping, known: set[str], dataset_known: set[str]) -> list
     for key in cfg:
         if key not in known:
             report("", key, known)
-    for index, dataset in enumerate(cfg.get("datasets") or []):
+    datasets = cfg.get("datasets")
+    for index, dataset in enumerate(datasets if isinstance(datasets, list) else []):  # else `value_problems`
         for key in dataset if isinstance(dataset, Mapping) else ():
             if key not in dataset_known:
                 report(f"datasets[{index}].", key, dataset_known)
@@ -68,7 +78,7 @@ def optimizer_names() -> set[str]:
 def unknown_optimizer(cfg: Mapping, known: set[str]) -> list[str]:
     """A message when `optimizer` is set to a name no Trainer knows, with the nearest real one."""
     name = cfg.get("optimizer")
-    if name is None or name in known:
+    if not isinstance(name, str) or name in known:  # absent, or a type Axolotl's schema reports itself
         return []
     return [f"unknown optimizer `{name}`{did_you_mean(name, known)}"]
 
@@ -87,6 +97,20 @@ def find_typos(cfg: Mapping) -> list[str]:
     return unknown_keys(cfg, *known_keys()) + unknown_optimizer(cfg, optimizer_names())
 
 
+def unimportable_plugins(cfg: Mapping) -> list[str]:
+    """One message per `plugins:` entry that does not import, found before Axolotl's PluginManager tries it (it
+    prints a traceback and goes on without the plugin)."""
+    from axolotl.integrations.base import load_plugin
+
+    problems, listed = [], cfg.get("plugins")
+    for index, name in enumerate(listed if isinstance(listed, list) else []):  # else Axolotl's schema says so
+        try:
+            load_plugin(str(name))
+        except (ImportError, AttributeError, ValueError) as err:  # no module; no such class; no "module.Class"
+            problems.append(f"plugins[{index}] `{name}`: cannot load ({type(err).__name__}: {first_line(err)})")
+    return problems
+
+
 def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES, world_size: int = 1):
     """Axolotl's validated config for a recipe's parsed YAML, trained in `world_size` processes (unless the recipe
     sets `world_size`); ConfigError for unknown keys or optimizer, or a value out of range. Local files are not
@@ -95,6 +119,9 @@ def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES, world_
     from axolotl.utils.config import prepare_plugins, validate_config
     from axolotl.utils.dict import DictDefault
 
+    unloadable = unimportable_plugins(raw)
+    if unloadable:
+        raise ConfigError("; ".join(unloadable))
     cfg = DictDefault(copy.deepcopy(dict(raw)))
     if world_size > 1:  # what the plugin's checks read (Axolotl sets it from WORLD_SIZE when training starts)
         cfg.setdefault("world_size", world_size)
@@ -108,20 +135,22 @@ def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES, world_
         raise ConfigError("; ".join(problems))
     env = {"torch_version": torch.__version__.split("+", maxsplit=1)[0]}
     # Axolotl's own multi-GPU rules read the GPU count (one rank a GPU)
-    return validate_config(cfg, capabilities={**capabilities, "n_gpu": world_size}, env_capabilities=env)
+    validated = validate_config(cfg, capabilities={**capabilities, "n_gpu": world_size}, env_capabilities=env)
+    check_finite(validated)
+    return validated
 
 
 def read_recipe(path: str | Path) -> dict:
-    """A recipe's YAML as a mapping; ConfigError naming the file (and line) when it is not one."""
-    from data_builders.errors import RowError, yaml_problem
-    from data_builders.sources.base import decode
+    """A recipe's YAML as a mapping; ConfigError naming the file (and line) when it is not one, or not a regular
+    file, or one `yaml_text.load_yaml` refuses (aliases expanding without bound, deep nesting, a key twice)."""
+    from data_builders.errors import DataError
+    from data_builders.files import read_text
+    from data_builders.yaml_text import load_yaml
 
     try:
-        raw = yaml.safe_load(decode(Path(path).read_bytes(), str(path)))
-    except RowError as err:
+        raw = load_yaml(read_text(path), str(path))
+    except DataError as err:
         raise ConfigError(str(err)) from None
-    except yaml.YAMLError as err:
-        raise ConfigError(yaml_problem(str(path), err)) from None
     if not isinstance(raw, dict):
         got = "it is empty" if raw is None else f"got {type(raw).__name__}"
         raise ConfigError(f"{path}: a recipe is a mapping of config keys; {got}")
@@ -135,8 +164,8 @@ def check_recipe(path: str | Path, capabilities: Mapping = A100_CAPABILITIES, wo
     return missing_files(raw)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("recipes", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.command(cls=Guarded, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("recipes", nargs=-1, required=True, type=InputFile())
 @click.option("--world-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes the recipes will train in (a lever not tested with several is refused).")
 def main(recipes: tuple[str, ...], world_size: int) -> None:
@@ -150,9 +179,9 @@ def main(recipes: tuple[str, ...], world_size: int) -> None:
         try:
             warnings = check_recipe(path, world_size=world_size)
         # What a malformed recipe makes Axolotl's validation raise (a list where it wants a mapping: TypeError).
-        except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, OSError, HookError) as exc:
             failed += 1
-            click.echo(f"FAILED  {path}: {one_line(exc)}")
+            click.echo(f"FAILED  {path}: {single_line(one_line(exc))}")
             continue
         for warning in warnings:
             click.echo(f"warning {path}: {warning} (training refuses it)")

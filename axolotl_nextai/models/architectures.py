@@ -6,12 +6,14 @@ published in each model's config.json on the Hugging Face Hub."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from axolotl_nextai.models.checkpoint import looks_local
+from data_builders.errors import DataError
+from data_builders.files import read_text
+from data_builders.json_text import loads
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,6 @@ def architecture_of(base_model: str) -> Architecture | None:
     if path is None:
         return ARCHITECTURES.get(base_model)
     try:
-        return Architecture.from_config(json.loads(path.read_text()))
-    except (ValueError, TypeError, AttributeError):  # not JSON, not an object, or not this family's keys
+        return Architecture.from_config(loads(read_text(path), str(path)))
+    except (DataError, ValueError, TypeError, AttributeError):  # not strict JSON, not an object, not this family's
         return None

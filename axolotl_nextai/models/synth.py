@@ -19,7 +19,9 @@ from axolotl_nextai.models.architectures import ARCHITECTURES, Architecture
 from axolotl_nextai.models.checkpoint import qlora_quantization
 from axolotl_nextai.models.footprint import MLP_PROJECTIONS, linear_shapes
 from axolotl_nextai.models.tiny_model import TINY_LLAMA, TINY_VOCAB_SIZE, tokenizer_corpus, train_tokenizer
-from data_builders.atomic import is_empty_dir, replace_dir, staging_dir, unwritable
+from data_builders.atomic import is_empty_dir, out_folder_problem, replace_dir, staging_dir
+from data_builders.boundary import Guarded
+from data_builders.files import InputFile
 from data_builders.sources import sample_records
 
 # Short names for the base models of our recipes, plus the tiny CPU model.
@@ -144,12 +146,11 @@ def read_config(path: Path) -> Architecture:
     """The architecture of a Llama-family config.json (written untied, as every synthetic checkpoint is);
     click.UsageError naming the file and the key."""
     from data_builders.errors import DataError
-    from data_builders.sources.base import decode
+    from data_builders.files import read_text
+    from data_builders.json_text import loads
 
     try:
-        raw = json.loads(decode(path.read_bytes(), str(path)))
-    except json.JSONDecodeError as err:
-        raise click.UsageError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from None
+        raw = loads(read_text(path), str(path))
     except DataError as err:
         raise click.UsageError(str(err)) from None
     if not isinstance(raw, dict):
@@ -160,9 +161,9 @@ def read_config(path: Path) -> Architecture:
         raise click.UsageError(f"{path}: {err}") from None
 
 
-@click.command()
+@click.command(cls=Guarded)
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), help="A known architecture.")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--config", "config_path", type=InputFile(),
               help="A Llama-family config.json instead of a preset.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the checkpoint into.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it is not empty.")
@@ -179,10 +180,7 @@ def main(preset, config_path, out, overwrite, dtype, seed, device) -> None:
     if bool(preset) == bool(config_path):
         raise click.UsageError("give exactly one of --preset or --config")
     arch = PRESETS[preset] if preset else read_config(config_path)
-    if out.exists() and not (out.is_dir() and (overwrite or is_empty_dir(out))):
-        why = "is a file" if not out.is_dir() else "is not empty (pass --overwrite to replace it)"
-        raise click.BadParameter(f"{out} {why}", param_hint="--out")
-    problem = unwritable(out)
+    problem = out_folder_problem(out, overwrite)
     if problem:
         raise click.BadParameter(f"{out}: {problem}", param_hint="--out")
     if device is not None:

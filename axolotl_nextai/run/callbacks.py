@@ -148,6 +148,9 @@ class RunReportCallback(TrainerCallback):
             self._progress(state)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "eval_loss" in logs:  # the same held-out rows each time: the loss a reader can compare
+            self.run_info.setdefault("eval_losses", []).append({"step": state.global_step,
+                                                                "loss": float(logs["eval_loss"])})
         if logs and "loss" in logs and self.history and self.history[-1]["step"] == state.global_step:
             self.history[-1].update(loss=float(logs["loss"]), learning_rate=logs.get("learning_rate"))
             if self.pending:

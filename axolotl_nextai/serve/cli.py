@@ -6,6 +6,8 @@ import socket
 
 import click
 
+from data_builders.boundary import Guarded
+
 
 def check_listen(host: str, port: int) -> None:
     """Bind `host:port` once, so a taken port or an unknown host fails before the model loads."""
@@ -18,7 +20,7 @@ def check_listen(host: str, port: int) -> None:
         raise click.ClickException(f"--host {host} --port {port}: cannot listen ({err.strerror or err})") from None
 
 
-@click.command()
+@click.command(cls=Guarded)
 @click.option("--base-model", required=True, help="Base model folder or hub id (e.g. meta-llama/Llama-2-70b-hf).")
 @click.option("--adapter", default=None, help="LoRA adapter folder (a run's output_dir); none serves the base.")
 @click.option("--host", default="127.0.0.1", show_default=True,

@@ -20,6 +20,7 @@ import urllib.request
 import click
 
 from data_builders.alpaca_prompt import render_prompt
+from data_builders.boundary import Guarded
 
 
 def post(url: str, path: str, body: dict, timeout: float = 600) -> dict:
@@ -75,7 +76,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@click.command()
+@click.command(cls=Guarded)
 @click.argument("prompt")
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="The server's address.",
               callback=_url_option)
