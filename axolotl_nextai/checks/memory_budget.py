@@ -3,7 +3,7 @@
 Two checks refuse outright, each a need known exactly from the config: eager attention keeps every head's tokens x
 tokens probabilities for backward (footprint.eager_attention_bytes: 6 GiB a layer for Llama-2-70B at 4,096
 tokens), a need no memory lever removes; `nextai_saved_matmuls` fills host memory with every layer's kept outputs
-(footprint.kept_output_bytes: 43 GB a micro-step for the fast recipe). When that cannot fit, the run would load for
+(footprint.kept_output_bytes: 37.6 GB a micro-step for the fast recipe). When that cannot fit, the run would load for
 minutes and then fail in its first step; it is refused at startup instead, naming what it needs. Other configs
 only get the estimate (footprint.peak_parts), which is not precise enough to refuse on.
 """
@@ -79,5 +79,5 @@ def kept_outputs_problems(cfg: Mapping, arch: Architecture, available_bytes: flo
         f"nextai_saved_matmuls: keeping {', '.join(sorted(set(cfg['nextai_saved_matmuls'])))} of "
         f"{arch.num_hidden_layers} layers at {tokens:,} tokens a micro-step{ranks} needs {needed / GB:.1f} GB of host "
         f"memory (pinned, on CUDA), and {available_bytes / GB:.1f} GB is available here: keep fewer projections "
-        "(down_proj keeps the most FLOPs per byte), lower micro_batch_size, or remove the key."
+        "(down_proj costs none: it is skipped, not kept), lower micro_batch_size, or remove the key."
     )]

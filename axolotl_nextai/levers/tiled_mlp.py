@@ -12,6 +12,11 @@ does, and a training forward without autograd (a checkpointed layer's first pass
 gradients are those of the forward that produced the loss. What changes against the untiled MLP: a dropout mask
 is drawn per shard rather than for the whole sequence (the same distribution), and the MLP's forward runs once
 more per step.
+
+Inside a checkpointed decoder layer the MLP's output only feeds the layer's output, which the checkpoint's
+recompute throws away: what the recompute needs of the tiled MLP is only the tensors it saves (its input), so
+there it computes nothing (a NaN placeholder stands in for the output). The MLP then runs forward twice per step,
+not three times: once in the forward, once shard by shard in its backward.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 
 from axolotl_nextai.checks.launch import Launch
 from axolotl_nextai.levers.contract import patch, unpatch_modules
+from axolotl_nextai.levers.saved_matmuls import in_recompute
 
 
 def rng_state(device: torch.device) -> tuple:
@@ -64,13 +70,14 @@ class TiledMLP(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, mlp_forward, shards, x, *params):
+        ctx.save_for_backward(x, *params)
+        if in_recompute():  # a checkpoint's recompute: the saved tensors are all it needs; backward uses the first
+            return torch.full_like(x, float("nan"))  # forward's ctx (RNG states), not this one
         ctx.mlp_forward, ctx.shards = mlp_forward, shards
         ctx.autocast = autocast_state(x.device.type)
         ctx.rng_states = []
         with torch.no_grad():
-            out = run_sharded(mlp_forward, x, shards, ctx.rng_states)
-        ctx.save_for_backward(x, *params)
-        return out
+            return run_sharded(mlp_forward, x, shards, ctx.rng_states)
 
     @staticmethod
     def backward(ctx, grad_output):

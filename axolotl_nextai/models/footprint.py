@@ -21,6 +21,9 @@ EIGHT_BIT_MIN_ELEMENTS = 4096  # bitsandbytes' min_8bit_size: smaller tensors ge
 OFFLOAD_IN_FLIGHT = 2  # Axolotl's hidden-states offload keeps this many layer inputs on the GPU while copying
 OTHER_BYTES = 0.1 * GIB  # fitted: what the H100 token ladder leaves at zero tokens beyond the parts above
 MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
+# A Llama decoder layer's projections whose output goes only into adds up to the layer's output (down_proj's is
+# added to its adapter's and to the residual stream): a checkpoint's recompute needs no value of them.
+LAYER_OUTPUT_PROJECTIONS = ("down_proj",)
 
 
 def linear_shapes(arch: Architecture) -> dict[str, tuple[int, int]]:
@@ -108,7 +111,8 @@ def activation_bytes_per_token(arch: Architecture, targets: Iterable[str], cfg: 
     Attention: q, attention output, o_proj input and output, k and v (bf16). Norms: HF's RMSNorm keeps an fp32
     copy of its input, Liger's only bf16. MLP: gate, SiLU(gate) and up plus one gradient of that size (Liger's
     SwiGLU recomputes SiLU: one fewer). LoRA dropout: a bf16 copy and a bool mask of each target's input. With
-    `nextai_tiled_mlp_shards` the MLP's part is one shard's, plus the MLP input kept for the recompute.
+    `nextai_tiled_mlp_shards` the MLP's part is one shard's, plus the MLP input kept for the recompute; with
+    `nextai_mlp_chunks` one chunk's, plus the input and an fp32 sum over chunks.
     Fitted on two measurements: stock HF + PEFT on an H100, 1.70 MiB a token with the saved layer inputs
     (256-4,096 tokens); Axolotl on an H200, 36.27 GiB at r 8 and ~4,000 tokens with Liger and offload.
     """
@@ -122,18 +126,30 @@ def activation_bytes_per_token(arch: Architecture, targets: Iterable[str], cfg: 
     shards = cfg.get("nextai_tiled_mlp_shards") or 1
     if shards > 1:
         mlp = mlp / shards + BF16 * hidden
+    chunks = cfg.get("nextai_mlp_chunks") or 1
+    if chunks > 1:  # one chunk's activations, the input kept, the output (or input gradient) added up in fp32
+        mlp = mlp / chunks + BF16 * hidden + 4 * hidden
     return attention + norms + mlp
 
 
 def micro_step_tokens(cfg: Mapping) -> int:
-    """Tokens in one forward pass at the recipe's longest: micro_batch_size rows (or packs) of sequence_len."""
-    return cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
+    """Tokens in one forward pass at the recipe's longest: micro_batch_size rows (or packs) of sequence_len; with
+    `nextai_fuse_accumulation`, its token budget a pass (default sequence_len; a row longer than the budget gets a
+    pass of its own), at most the accumulation window's rows."""
+    tokens = cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
+    accumulation = cfg.get("gradient_accumulation_steps") or 1
+    if cfg.get("nextai_fuse_accumulation") and accumulation > 1:
+        budget = max(cfg.get("nextai_fuse_accumulation_max_tokens") or cfg["sequence_len"], cfg["sequence_len"])
+        return min(budget, tokens * accumulation)
+    return tokens
 
 
 def kept_output_bytes(arch: Architecture, cfg: Mapping) -> float:
-    """Host memory that `nextai_saved_matmuls` fills in a micro-step: every layer's kept projection outputs (bf16)."""
+    """Host memory that `nextai_saved_matmuls` fills in a micro-step: every layer's kept projection outputs (bf16);
+    down_proj's is skipped, not kept (its output only feeds the layer's output)."""
     tokens = micro_step_tokens(cfg)
-    width = sum(linear_shapes(arch)[name][1] for name in set(cfg.get("nextai_saved_matmuls") or []))
+    kept = set(cfg.get("nextai_saved_matmuls") or []) - set(LAYER_OUTPUT_PROJECTIONS)
+    width = sum(linear_shapes(arch)[name][1] for name in kept)
     return arch.num_hidden_layers * tokens * width * BF16
 
 
@@ -159,8 +175,14 @@ def peak_parts(arch: Architecture, cfg: Mapping, world_size: int = 1) -> dict[st
     tokens = micro_step_tokens(cfg)
     r, targets = cfg.get("lora_r") or 0, cfg.get("lora_target_modules") or []
     hidden, layers = arch.hidden_size, arch.num_hidden_layers
-    largest = max(i * o for i, o in linear_shapes(arch).values()) * BF16
     chunk = cfg.get("nextai_dequant_chunk_mib")
+    chunks = cfg.get("nextai_mlp_chunks") or 1  # the chunked MLP dequantizes a chunk of each MLP weight itself
+
+    def dequantized(name: str, size: float) -> float:
+        if chunks > 1 and name in MLP_PROJECTIONS:
+            return size / chunks
+        return min(size, chunk * 2**20) if chunk else size
+
     offloaded = cfg.get("activation_offloading") == "hidden_states"
     eager = cfg.get("attn_implementation") == "eager"
     weights = weight_bytes(arch) - (embedding_bytes(arch) if cfg.get("nextai_embeddings_on_cpu") else 0)
@@ -171,7 +193,7 @@ def peak_parts(arch: Architecture, cfg: Mapping, world_size: int = 1) -> dict[st
         "LoRA weights and gradients (fp32)": 8 * lora_trainable(arch, r, targets) / ranks,
         "optimizer state in PyTorch's memory":
             optimizer_state_bytes(arch, r, targets, cfg.get("optimizer") or "")[0] / ranks,
-        "dequantized weight": min(largest, chunk * 2**20) if chunk else largest,
+        "dequantized weight": max(dequantized(name, i * o * BF16) for name, (i, o) in linear_shapes(arch).items()),
         "saved layer inputs": (OFFLOAD_IN_FLIGHT if offloaded else layers) * tokens * hidden * BF16,
         "one layer's activations": tokens * activation_bytes_per_token(arch, targets, cfg),
         "eager attention (forward and backward)": 2 * eager_attention_bytes(arch, tokens) if eager else 0,

@@ -98,6 +98,7 @@ class RunReportCallback(TrainerCallback):
         # cumulative over this session (this process): tokens that are not padding, tokens with a label, every
         # token computed (padding included), training forward passes
         self.counts = dict.fromkeys(COUNTS, 0)
+        self.step_counts = None  # [real, trained] of this step's passes so far, on the device (read at step end)
         self.hook = None
         self.pad_token_id = None  # from the tokenizer at train start: packed rows are padded with it
         self.pending = False
@@ -122,16 +123,20 @@ class RunReportCallback(TrainerCallback):
 
     def _count_tokens(self, module, args, kwargs):
         if module.training:
-            real, trained = count_tokens(kwargs, self.pad_token_id)
+            counts = count_tokens(kwargs, self.pad_token_id)
+            self.step_counts = counts if self.step_counts is None else self.step_counts + counts
             ids = kwargs.get("input_ids")
-            self.counts["real_tokens"] += real
-            self.counts["trained_tokens"] += trained
             self.counts["computed_tokens"] += ids.numel() if ids is not None else 0
             self.counts["forward_passes"] += 1
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.monotonic()
         self.clock.tick(now)
+        if self.step_counts is not None:  # one read back a step (the optimizer step has waited for the GPU anyway)
+            real, trained = self.step_counts.tolist()
+            self.counts["real_tokens"] += real
+            self.counts["trained_tokens"] += trained
+            self.step_counts = None
         allocated, reserved = peak_memory_gib()
         self.history.append({
             "step": state.global_step, "elapsed_s": now - self.started, **self.counts,

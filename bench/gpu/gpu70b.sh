@@ -120,7 +120,8 @@ train() {  # train RUN:STEPS:GPUS on a lane's GPUS (cards joined by +, or cpu), 
   $PY bench/gpu/run_config.py "$run" --out "$cfg" --data-dir "$DATA" --set base_model="$CKPT$([ "$ranks" -gt 1 ] && echo -bf16)" \
     --set max_steps="$steps" --set nextai_peak_tflops=790.0 --set nextai_report_every_steps=1 \
     --set output_dir="$SCRATCH/out-$name" --set dataset_prepared_path="$SCRATCH/prep-$name" \
-    --set save_strategy='"no"' --set saves_per_epoch=null ${CAP_GB:+--set nextai_gpu_memory_cap_gb="$CAP_GB"}
+    --set save_strategy='"no"' --set saves_per_epoch=null ${CAP_GB:+--set nextai_gpu_memory_cap_gb="$CAP_GB"} \
+    $([[ $gpu == cpu* ]] && echo --cpu)
   cp "$cfg" "$WORK/$name.cfg.yml"
   if [[ $gpu != cpu* ]]; then  # nvidia-smi's view of each card: the card's total and this run's processes
     for card in "${cards[@]}"; do

@@ -329,8 +329,8 @@ def render_call(folder: Path, runs: list[str], command: str, mean_row: float, he
     for run in runs:  # bench/gpu/step_profile.py's summary, for a run that had it
         profile = folder / f"{run_name(run)}.profile.md"
         if profile.exists():
-            lines += ["", f"### {run_name(run)}: where one step's time went", "",
-                      profile.read_text().split("\n", 2)[2].strip()]
+            lines += ["", f"### {run_name(run)}: its settings, and where one step's time went", "",
+                      re.sub(r"^## ", "#### ", profile.read_text().strip(), flags=re.MULTILINE)]
     return lines + [""]
 
 
@@ -387,29 +387,49 @@ def measured_rows(calls: list[tuple[Path, list[str]]], mean_row: float) -> dict[
     return rows
 
 
+def paper_cells(paper: dict) -> str:
+    """The paper's columns for a row: its peak GPU memory (GB) and its train loss or training time, as printed."""
+    other = " / ".join(str(paper[key]) for key in ("loss", "time") if paper.get(key) is not None) or "n/a"
+    return f"{fmt(paper.get('gb'), '.2f')} | {other}"
+
+
+def reserved_cell(row: dict, paper_gb: float | None) -> str:
+    """Peak reserved in GiB, then in the paper's unit (GB) and as a share of the paper's peak."""
+    reserved = row.get("peak_reserved")
+    if reserved is None:
+        return "n/a | n/a"
+    gb = reserved * 2**30 / 1e9
+    share = f" ({gb / paper_gb:.2f}x the paper's)" if paper_gb else ""
+    return f"{reserved:.2f} | {gb:.2f}{share}"
+
+
 def render_tables(calls: list[tuple[Path, list[str]]], mean_row: float) -> list[str]:
     """The paper's Tables 4-6 from the runs that carry a `paper:` entry, measured beside the paper's numbers."""
     lines = ["## Tables 4-6 under the 40 GB cap", "",
-             (f"A run fits when its peak reserved memory stays under the cap ({GIB_40GB:.2f} GiB; PyTorch's allocator "
-              "refuses anything beyond). The paper's numbers are its peak GPU memory without these levers."), ""]
+             (f"A run fits when its peak reserved memory stays under the cap ({GIB_40GB:.2f} GiB = 40 GB; PyTorch's "
+              "allocator refuses anything beyond). The paper's columns are its own numbers as it printed them: peak "
+              "GPU memory (GB) without these levers, and its train loss (Table 4) or training time (Tables 5, 6; "
+              "the paper does not say for how many steps). Our peak reserved is given in GB too, beside the "
+              "paper's."), ""]
     rows = measured_rows(calls, mean_row)
     for table, about in TABLES.items():
         members = [run for run in rows if table in ablation(run)["paper"]]
         if not members:
             continue
         lines += [f"### {table}: {about}", "",
-                  ("| row | paper (GB) | status under the cap | peak allocated GiB | peak reserved GiB | nvidia-smi peak MiB "
+                  ("| row | paper: peak GB | paper: loss / time | status under the cap | peak allocated GiB "
+                   "| peak reserved GiB | peak reserved GB | nvidia-smi peak MiB "
                    "| paged optimizer state GiB (outside the cap) | s / optimizer step | real tok/s | loss "
                    "| memory levers | predicted before the run |"),
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for run in members:
             number, folder, row = rows[run]
             paper = ablation(run)["paper"][table]
             cfg = run_config_used(folder, run)
             measured_in = f" (call {number})" if len(calls) > 1 else ""
             lines.append(
-                f"| {paper['row']} | {fmt(paper.get('gb'), '.2f')} | {status(row, GIB_40GB)}{measured_in} "
-                f"| {fmt(row.get('peak_alloc'), '.2f')} | {fmt(row.get('peak_reserved'), '.2f')} "
+                f"| {paper['row']} | {paper_cells(paper)} | {status(row, GIB_40GB)}{measured_in} "
+                f"| {fmt(row.get('peak_alloc'), '.2f')} | {reserved_cell(row, paper.get('gb'))} "
                 f"| {row['smi_shown']} | {paged_state_gib(cfg):.2f} | {fmt(row.get('s_per_step'), '.1f')}{row['mark']} "
                 f"| {fmt(row.get('tokens_per_s'), ',.0f')}{row['mark']} | {loss_cell(row.get('final_loss'))} "
                 f"| {levers_used(cfg)} | {row['prediction']} |"

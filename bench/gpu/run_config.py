@@ -3,6 +3,7 @@
     python bench/gpu/run_config.py RUN --out CFG.yml [--set key=value ...]   # RUN: a recipe path or an ablation name
     python bench/gpu/run_config.py --specs @tables recipes/x.yml:20 ...      # RUN:STEPS:GPUS a line, groups expanded
     python bench/gpu/run_config.py RUN --engine     # what trains it: axolotl, or bench/gpu/standalone.py's hf/unsloth
+    python bench/gpu/run_config.py RUN --out CFG.yml --cpu  # for gpu70b.sh's CPU check: what needs CUDA goes
 
 `--set` values are YAML (`--set max_steps=12 --set save_strategy='"no"'`: a bare `no` is false): written into the file, not passed to
 Axolotl's CLI, which parses `--save_strategy no` as a boolean.
@@ -77,6 +78,24 @@ def load_run(run: str) -> dict:
     return cfg
 
 
+def on_cpu(cfg: dict) -> list[str]:
+    """Make a GPU run's config train on a CPU, for gpu70b.sh's check of a device command (GPUS=cpu): bf16 and tf32
+    off, Liger's plugin and keys out (Triton), flex attention's backward (CUDA only) replaced by SDPA. The rest,
+    the plugin's levers included, stays. Returns what changed."""
+    changed = [f"{key}: false" for key in ("bf16", "tf32") if cfg.get(key)]
+    cfg.update(dict.fromkeys(("bf16", "tf32"), False))
+    liger = [key for key in cfg if key.startswith("liger_")] + [
+        plugin for plugin in cfg.get("plugins") or [] if "liger" in plugin.lower()]
+    for key in liger:
+        cfg.pop(key, None)
+    cfg["plugins"] = [plugin for plugin in cfg.get("plugins") or [] if plugin not in liger]
+    changed += [f"{key} removed" for key in liger]
+    if cfg.get("attn_implementation") == "flex_attention":
+        cfg["attn_implementation"] = "sdpa"
+        changed.append("attn_implementation: sdpa")
+    return changed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", nargs="?")
@@ -86,6 +105,7 @@ def main() -> None:
     parser.add_argument("--specs", nargs="+", metavar="RUN[:STEPS]", help="print each as RUN:STEPS, groups expanded")
     parser.add_argument("--default-steps", type=int, default=12)
     parser.add_argument("--engine", action="store_true", help="print what trains RUN and exit")
+    parser.add_argument("--cpu", action="store_true", help="drop what needs CUDA (gpu70b.sh's CPU check)")
     args = parser.parse_args()
     if args.specs:
         print("\n".join(run_specs(args.specs, args.default_steps)))
@@ -101,6 +121,8 @@ def main() -> None:
     for item in args.set:
         key, _, value = item.partition("=")
         cfg[key] = yaml.safe_load(value)
+    if args.cpu:
+        print(f"{run_name(args.run)} on the CPU: {', '.join(on_cpu(cfg)) or 'as it is'}")
     args.out.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 

@@ -44,7 +44,7 @@ def test_post_model_build_routes_the_4bit_projections_and_keeps_checkpointing_no
     cfg = DictDefault(plugins=PLUGIN, nextai_saved_matmuls=["up_proj", "gate_proj", "up_proj"])
     with caplog.at_level(logging.INFO):
         NextAIPlugin().post_model_build(cfg, model)
-    assert "nextai_saved_matmuls: gate_proj, up_proj of 4 layers kept from the forward" in caplog.text
+    assert "nextai_saved_matmuls: not recomputed in 4 layers: gate_proj, up_proj kept from the forward" in caplog.text
     routed = [name for name, module in model.named_modules() if "forward" in vars(module)]
     assert len(routed) == 8 and all(name.endswith(("gate_proj", "up_proj")) for name in routed)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})  # as a caller may

@@ -10,6 +10,7 @@ import types
 import bitsandbytes
 import pytest
 import torch
+from axolotl.monkeypatch import checkpoint_activation_offload
 
 from axolotl_nextai.levers import LEVERS
 from axolotl_nextai.levers.contract import PATCHES
@@ -19,9 +20,12 @@ SWITCHED_ON = {
     "nextai_gpu_memory_cap_gb": 0.5,
     "nextai_expandable_segments": True,
     "nextai_dequant_chunk_mib": 0.02,  # the tiny MLP weights (64 KiB in bf16) in 4 chunks
+    "nextai_nf4_dequant_kernel": "triton",
+    "nextai_prefetch_offloaded_inputs": True,
     "nextai_saved_matmuls": ["gate_proj", "up_proj"],
     "nextai_embeddings_on_cpu": True,
     "nextai_tiled_mlp_shards": 3,
+    "nextai_mlp_chunks": 2,
     "nextai_fuse_accumulation": True,
 }
 CFG = {**SWITCHED_ON, "micro_batch_size": 1, "gradient_accumulation_steps": 2, "sequence_len": 24}
@@ -92,6 +96,8 @@ def state(model, target) -> dict:
                for name, module in model.named_modules()}
     cuda = torch.cuda.is_available()
     return {"modules": modules, "matmul_4bit": bitsandbytes.matmul_4bit,
+            "dequantize_4bit": bitsandbytes.functional.dequantize_4bit,
+            "offloader": checkpoint_activation_offload.CheckpointHiddenStatesOffload,
             "trainer": sorted(vars(target)) if lever_target_is_trainer(target) else None,
             "cap": torch.cuda.get_per_process_memory_fraction(0) if cuda else None,
             "allocator": torch._C._accelerator_getAllocatorSettings() if cuda else None}
@@ -105,7 +111,8 @@ def lever_target_is_trainer(target) -> bool:
 
 def patched_attributes(model, target) -> list:
     """(object, attribute) of every patch a lever has marked."""
-    objects = [*model.modules(), bitsandbytes, *([target] if lever_target_is_trainer(target) else [])]
+    objects = [*model.modules(), bitsandbytes, bitsandbytes.functional, checkpoint_activation_offload,
+               *([target] if lever_target_is_trainer(target) else [])]
     return [(obj, name) for obj in objects for name in vars(obj).get(PATCHES, {})]
 
 

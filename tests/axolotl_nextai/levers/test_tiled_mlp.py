@@ -114,3 +114,32 @@ def test_eval_and_short_inputs_take_the_plain_forward():
     torch.testing.assert_close(mlp(x), mlp.down_proj(torch.nn.functional.silu(mlp.gate_proj(x)) * mlp.up_proj(x)))
     mlp.train()
     assert mlp(torch.randn(1, 3, HIDDEN)).shape == (1, 3, HIDDEN)  # fewer tokens than shards
+
+
+@pytest.mark.parametrize("reentrant,shard_calls", [(False, [False] * 3 + [True] * 3),
+                                                   (True, [False] * 3 + [False] * 3 + [True] * 3)])
+def test_inside_a_checkpointed_layer_the_recompute_runs_no_shard(reentrant, shard_calls):
+    """The MLP's output only feeds the layer's output, which a non-reentrant checkpoint's recompute throws away:
+    the MLP runs once in the forward and once, shard by shard, in its backward. A reentrant checkpoint
+    backpropagates through its recompute, which must then run the shards. Either way, the untiled gradients."""
+    from torch.utils.checkpoint import checkpoint
+
+    def layer(model, x):
+        return x + model(torch.nn.functional.layer_norm(x, (HIDDEN,)))
+
+    x, grad = torch.randn(2, 7, HIDDEN), torch.randn(2, 7, HIDDEN)
+    plain = lora_mlp()
+    x_plain = x.clone().requires_grad_(True)
+    checkpoint(layer, plain, x_plain, use_reentrant=reentrant).backward(grad)
+    tiled = lora_mlp()
+    TiledMlp().install({"nextai_tiled_mlp_shards": 3}, tiled)
+    gate = tiled.base_model.model.mlp.gate_proj
+    calls = []
+    gate.register_forward_hook(lambda module, args, out: calls.append(torch.is_grad_enabled()))
+    x_tiled = x.clone().requires_grad_(True)
+    checkpoint(layer, tiled, x_tiled, use_reentrant=reentrant).backward(grad)
+    assert calls == shard_calls  # no autograd in the forward's shards (and the reentrant recompute's), then backward's
+    torch.testing.assert_close(x_tiled.grad, x_plain.grad)
+    for (name, param), reference in zip(tiled.named_parameters(), plain.parameters()):
+        if param.requires_grad:
+            torch.testing.assert_close(param.grad, reference.grad, msg=name)
