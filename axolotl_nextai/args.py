@@ -117,11 +117,36 @@ class NextAIArgs(BaseModel):
         "one shard at a time in backward (dropout masks and autocast replayed), so only one shard's MLP "
         "activations exist at once; costs one more MLP forward per step. None: off.",
     )
+    nextai_mlp_chunks: int | None = Field(
+        default=None,
+        ge=2,
+        description="Run each decoder layer's MLP over its intermediate features (28,672 for Llama-2-70B) in this many "
+        "chunks in training: each NF4 weight dequantized once a pass, a chunk at a time, only one chunk's "
+        "activations at once and the MLP's input kept for backward; the checkpoint's recompute skips the MLP. The "
+        "same values up to the matmuls' rounding; a LoRA adapter on down_proj only (its dropout masks drawn per chunk "
+        "and replayed). Where nextai_tiled_mlp_shards cuts the tokens and dequantizes every weight once per shard. "
+        "None: off. See axolotl_nextai/levers/chunked_mlp.py.",
+    )
     nextai_expandable_segments: bool = Field(
         default=False,
         description="Before the model loads, switch PyTorch's CUDA allocator to expandable segments (what "
         "`axolotl train` sets through PYTORCH_ALLOC_CONF, and `accelerate launch -m axolotl.cli.train` does "
         "not): less memory lost to fragmentation under a tight cap. No effect without CUDA.",
+    )
+    nextai_prefetch_offloaded_inputs: bool = Field(
+        default=False,
+        description="With activation_offloading: hidden_states, copy each checkpointed layer's offloaded input back "
+        "to the GPU one layer ahead in backward, instead of when its recompute asks for it (Axolotl's way, which "
+        "leaves the GPU waiting for the copy once a layer: ~0.1 s a step for Llama-2-70B at 4,096 tokens). The same "
+        "values; one more layer input on the GPU. A marked patch of Axolotl's offloader, see "
+        "axolotl_nextai/levers/offload_prefetch.py.",
+    )
+    nextai_nf4_dequant_kernel: Literal["bitsandbytes", "triton"] | None = Field(
+        default=None,
+        description="Which kernel dequantizes the NF4 weights before each 4-bit matmul on CUDA: bitsandbytes' own "
+        "(None or `bitsandbytes`), or `triton`, a Triton kernel that gives the same bf16 values bit for bit at the card's streaming rate "
+        "(bitsandbytes' ran at ~2.0 TB/s on an H200: 0.19 s of the fast recipe's step). A marked patch of "
+        "bitsandbytes.functional.dequantize_4bit, see axolotl_nextai/levers/nf4_dequant.py.",
     )
     nextai_embeddings_on_cpu: bool = Field(
         default=False,
@@ -136,7 +161,8 @@ class NextAIArgs(BaseModel):
         "matmuls from the forward (in pinned CPU memory, copied on a side stream; where it is without CUDA) instead "
         "of recomputing them in backward: the same values, fewer FLOPs (the dequantization is skipped too), PCIe "
         "traffic instead. Llama-2-70B at 4,096 tokens a micro-step: gate_proj and up_proj are 55 % of a layer's "
-        "matmul FLOPs and 37.6 GB of pinned memory; down_proj 27 % for 5.4 GB (the fast recipe keeps all three: "
+        "matmul FLOPs and 37.6 GB of pinned memory; down_proj 27 % for none: its output only feeds the layer's output, "
+        "so the recompute skips it and nothing is copied (the fast recipe lists all three: "
         "1,228 -> 1,469 real tok/s on an H200, bench/results/gpu70b-fast-2026-12-01.md). Needs non-reentrant "
         "gradient_checkpointing; a projection an Axolotl LoRA kernel computes needs that kernel off (it calls no "
         "module). None: off. See axolotl_nextai/levers/saved_matmuls.py.",

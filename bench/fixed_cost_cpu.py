@@ -13,6 +13,7 @@ into one pass saves when the fixed cost dominates.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import platform
 import statistics
@@ -73,14 +74,14 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="fixed-cost-"))
     recipe = yaml.safe_load((ROOT / "recipes" / "llama2-70b-v5.yml").read_text())
     counts = {}
-    for layers in (2, PRESETS["tiny"]["num_hidden_layers"]):  # the difference is what the layers dispatch
-        cfg = dict(PRESETS["tiny"], num_hidden_layers=layers)
-        checkpoint = write_synthetic_llama(cfg, work / f"nf4-{layers}", quantize=True, device="cpu")
+    for layers in (2, PRESETS["tiny"].num_hidden_layers):  # the difference is what the layers dispatch
+        arch = dataclasses.replace(PRESETS["tiny"], num_hidden_layers=layers)
+        checkpoint = write_synthetic_llama(arch, work / f"nf4-{layers}", quantize=True, device="cpu")
         model, _ = load_hf({**recipe, "base_model": str(checkpoint)})
         model.train()
         micro_step(model, 1, TOKENS)  # warm-up
         counts[layers] = profile(model, 1, TOKENS)
-    (few, ops), layers = counts.values(), PRESETS["tiny"]["num_hidden_layers"]
+    (few, ops), layers = counts.values(), PRESETS["tiny"].num_hidden_layers
     per_layer_ops = (sum(ops.values()) - sum(few.values())) / (layers - 2)
     outside_layers = sum(ops.values()) - layers * per_layer_ops
     # each use of an NF4 weight: dequantize_4bit, or on the CPU backend gemm_4bit (which dequantizes inside)

@@ -1,15 +1,22 @@
 """Atomic file writes: a reader sees the old file or the whole new one, never a half-written one.
 
 `write_set` extends that to the files of one command's output (a build's data and its manifest): every file is
-written to a temporary beside it first, and only once all are written are they renamed into place, so a failed
-write leaves the earlier set untouched. `staging_dir` + `replace_dir` (or `atomic_folder`, both in one block) do
-the same for a folder (a model). New files and folders get the mode the umask gives, as `open()` would
-(mkstemp alone makes them 0600).
+written to a temporary beside it first, and only once all are written are they renamed into place, each old file
+kept aside until the last rename has succeeded, so a failure at any point leaves the earlier set as it was: a set
+is replaced all or nothing. `staging_dir` + `replace_dir` (or `atomic_folder`, both in one block) do the same for
+a folder (a model). New files and folders get the mode the umask gives, as `open()` would (mkstemp alone makes
+them 0600). A target that is a symlink is written through: the file it points to gets the new content, the link
+stays (replacing the link would leave readers of the target on the old rows).
+
+Temporaries are named `.<name>.<pid>.<random>.<tmp|partial|old>`: an error, Ctrl-C or SIGTERM (see
+`boundary.py`) removes them on the way out, and one that a SIGKILL left behind is removed by the next write
+beside it, once its process is gone.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -46,18 +53,107 @@ def unwritable(path: str | os.PathLike) -> str | None:
         return f"cannot write in {folder} ({err.strerror})"
 
 
+TEMPORARY_SUFFIXES = (".tmp", ".partial", ".old")
+
+
+def _prefix(path: Path) -> str:
+    """What this process's temporaries beside `path` are named with."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
+def sweep_stale(path: Path) -> None:
+    """Remove the temporaries beside `path` whose process no longer exists (a SIGKILL leaves them)."""
+    prefix = f".{path.name}."
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        parts = name[len(prefix):].split(".")  # pid, random part, suffix: `.v5.2024.<pid>...` is v5.2024's
+        if not (name.startswith(prefix) and name.endswith(TEMPORARY_SUFFIXES) and len(parts) == 3):
+            continue
+        if parts[0].isdigit() and _process_gone(int(parts[0])):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+def write_target(path: str | os.PathLike) -> Path:
+    """Where writing `path` puts the bytes: the file a symlink points to (followed to the end), else `path`."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def _temporary(path: Path) -> tuple[int, Path]:
     """An open temporary file beside `path`, with the mode a new `path` would get."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    sweep_stale(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=".tmp")
     os.fchmod(fd, 0o666 & ~umask())
     return fd, Path(tmp)
+
+
+def _set_aside(path: Path) -> Path:
+    """A second name for the file at `path` (a hard link, else a copy) to restore it from."""
+    aside = path.with_name(f"{_prefix(path)}{secrets.token_hex(4)}.old")
+    try:
+        os.link(path, aside, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(path, aside, follow_symlinks=False)
+    return aside
+
+
+def replace_all(staged: Mapping[Path, Path | None]) -> None:
+    """Rename each staged temporary over its target (None: delete the target), all or nothing: the old files
+    are set aside first, and a failure (or a signal) part way puts back every one already replaced."""
+    done: list[tuple[Path, Path | None]] = []
+    try:
+        for target, tmp in staged.items():
+            present = target.exists() or target.is_symlink()
+            if tmp is None and not present:
+                continue
+            aside = _set_aside(target) if present else None
+            try:
+                if tmp is None:
+                    target.unlink()
+                else:
+                    os.replace(tmp, target)
+            except BaseException:
+                if aside is not None:
+                    aside.unlink(missing_ok=True)
+                raise
+            done.append((target, aside))
+    except BaseException:
+        for target, aside in reversed(done):
+            if aside is not None:
+                os.replace(aside, target)
+            else:
+                target.unlink(missing_ok=True)
+        for tmp in staged.values():
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        raise
+    for _, aside in done:
+        if aside is not None:
+            aside.unlink(missing_ok=True)
 
 
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Write to a temporary file beside `path`, fsync, then rename over it; on error, remove the temporary."""
-    path = Path(path)
+    path = write_target(path)
     fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding, newline=None if "b" in mode else "") as f:
@@ -71,19 +167,20 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
 
 
 def write_set(files: Mapping[Path, str | bytes], stale: Iterable[Path] = ()) -> None:
-    """Write every text (UTF-8) or bytes of `files` to its path as one set, then delete the `stale` files of an
-    earlier set.
+    """Write every text (UTF-8) or bytes of `files` to its path as one set, and delete the `stale` files of an
+    earlier set, all or nothing (`replace_all`).
 
     All are staged as temporaries first; a failure there (disk full, a folder in the way) removes them and
     changes no target.
     """
-    for path in files:
-        if Path(path).is_dir():
+    targets = {write_target(path): content for path, content in files.items()}
+    for path in targets:
+        if path.is_dir():
             raise IsADirectoryError(f"{path} is a directory")
-    staged: dict[Path, Path] = {}
+    staged: dict[Path, Path | None] = {}
     try:
-        for path, content in files.items():
-            fd, staged[Path(path)] = _temporary(Path(path))
+        for path, content in targets.items():
+            fd, staged[path] = _temporary(path)
             with os.fdopen(fd, "wb") as f:
                 f.write(content.encode("utf-8") if isinstance(content, str) else content)
                 f.flush()
@@ -92,14 +189,22 @@ def write_set(files: Mapping[Path, str | bytes], stale: Iterable[Path] = ()) -> 
         for tmp in staged.values():
             tmp.unlink(missing_ok=True)
         raise
-    for path, tmp in staged.items():
-        os.replace(tmp, path)
-    for path in stale:
-        Path(path).unlink(missing_ok=True)
+    replace_all({**staged, **{Path(path): None for path in stale if Path(path) not in staged}})
 
 
 def is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
+
+
+def out_folder_problem(out: Path, overwrite: bool) -> str | None:
+    """Why a command may not write the folder `out` ("is a file", "is not empty (pass --overwrite ...)", or why
+    its place cannot be written), or None: what `nextai-tiny-model`, `nextai-synth` and `nextai-real-model`
+    check before any work, so that no command replaces a folder of someone's files unasked."""
+    if out.exists() and not out.is_dir():
+        return "is a file"
+    if out.exists() and not overwrite and not is_empty_dir(out):
+        return "is not empty (pass --overwrite to replace it)"
+    return unwritable(out)
 
 
 @contextmanager
@@ -108,7 +213,8 @@ def staging_dir(out: str | os.PathLike) -> Iterator[Path]:
     whatever is left of it when the block ends (an error, a Ctrl-C) is removed, so `out` is never half written."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    sweep_stale(out)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=_prefix(out), suffix=".partial"))
     try:
         os.chmod(tmp, 0o777 & ~umask())
         yield tmp
@@ -120,7 +226,7 @@ def replace_dir(tmp: Path, out: Path) -> None:
     """Rename the staged folder `tmp` to `out`; an existing `out` is moved aside first and deleted after."""
     old = None
     if out.exists() and not is_empty_dir(out):
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=_prefix(out), suffix=".old"))
         os.replace(out, old / out.name)
     os.replace(tmp, out)  # rename(2) replaces an empty folder
     if old is not None:

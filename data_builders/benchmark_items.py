@@ -26,13 +26,14 @@ import csv
 import gzip
 import hashlib
 import io
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_builders.atomic import atomic_folder
 from data_builders.errors import DataError
+from data_builders.files import MISSING, file_problem, read_input
+from data_builders.json_text import dumps, jsonl, loads
 
 MMLU_PREFIX = "mmlu_"
 LETTERS = "ABCD"
@@ -48,9 +49,9 @@ class Items:
 
 
 def _read(path: Path, origins: list[dict]) -> str:
-    if not path.is_file():
+    if file_problem(path) == MISSING:
         raise DataError(f"missing benchmark file: {path}")
-    data = path.read_bytes()
+    data = read_input(path)
     origins.append({"file": path.name, "sha256": hashlib.sha256(data).hexdigest()})
     try:
         return data.decode("utf-8")
@@ -78,10 +79,9 @@ def bbq_rows(path: Path, origins: list[dict]) -> list[dict]:
     for lineno, line in enumerate(_read(path, origins).splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{lineno}: malformed JSON ({err.msg})") from None
+        row = loads(line, str(path), lineno)
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object")
         missing = [k for k in ("context", "question", "ans0", "ans1", "ans2", "label") if k not in row]
         if missing:
             raise DataError(f"{path}:{lineno}: missing field {missing[0]!r}")
@@ -151,12 +151,12 @@ def write_items(items: Items, out: Path, per_task: int | None, seed: int, compre
             if task in items.dev:
                 write_jsonl(work / f"{task}.dev.jsonl", items.dev[task], False)
                 manifest["tasks"][task]["dev_rows"] = len(items.dev[task])
-        (work / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        (work / "manifest.json").write_text(dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 
 def write_jsonl(path: Path, rows: list[dict], compress: bool) -> None:
-    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
+    text = jsonl(rows).encode("utf-8")
     if compress:  # mtime 0: same rows, same bytes
         path = path.with_name(path.name + ".gz")
         text = gzip.compress(text, compresslevel=9, mtime=0)

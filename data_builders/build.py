@@ -25,6 +25,7 @@ from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed, res
 from data_builders.dedup.near_dup import Removal
 from data_builders.dedup.stage import near_dedup
 from data_builders.errors import DataError, first_line
+from data_builders.files import MISSING, file_problem
 from data_builders.filters.base import Filter, run_filters
 from data_builders.filters.empty_instruction import EmptyInstruction
 from data_builders.filters.empty_output import EmptyOutput
@@ -106,8 +107,11 @@ def source_path(entry, source_dir: Path | None, overrides: dict[str, Path]) -> P
     A named file that does not exist is a DataError."""
     named = overrides.get(entry.source) or (Path(entry.path) if entry.path else None)
     if named is not None:
-        if not named.is_file():
+        problem = file_problem(named)
+        if problem == MISSING:
             raise DataError(f"missing source file for {entry.source}: {named}")
+        if problem:
+            raise DataError(f"source file for {entry.source}: {named} {problem}")
         return named
     if source_dir is not None:
         return find_source_file(entry.source, source_dir)

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import click
 
+from data_builders.boundary import GuardedGroup
 from data_builders.decontaminate import THRESHOLD
 from data_builders.errors import DataError
+from data_builders.files import InputFile
+from data_builders.numbers import FiniteFloatRange
 
 
 def parse_paths(values: tuple[str, ...]) -> dict[str, Path]:
@@ -16,6 +19,9 @@ def parse_paths(values: tuple[str, ...]) -> dict[str, Path]:
         name, sep, path = value.partition("=")
         if not sep or not name or not path:
             raise click.BadParameter(f"expected SOURCE=FILE, got {value!r}", param_hint="--path")
+        if name in pairs:
+            raise click.BadParameter(f"{name} given twice ({pairs[name]} and {path}); give one file per source",
+                                     param_hint="--path")
         pairs[name] = Path(path)
     return pairs
 
@@ -29,7 +35,7 @@ ENCODER = click.option("--encoder", type=click.Choice(["auto", "torch", "openvin
                             "is installed, else torch.")
 
 
-@click.group()
+@click.group(cls=GuardedGroup)
 def main() -> None:
     """Build and inspect the nextAI instruction mixtures (Alpaca JSONL)."""
     from data_builders.quiet import silence_known_noise
@@ -108,14 +114,14 @@ def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tok
 
 
 @main.command("decontaminate")
-@click.argument("in_file", metavar="IN", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("in_file", metavar="IN", type=InputFile())
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="JSONL file to write.")
 @click.option("--benchmarks-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Read DIR/<task>.jsonl|.json|.parquet|.csv (the files nextai-eval --data-dir reads) "
                    "instead of the hub.")
 @click.option("--benchmark", "benchmarks", multiple=True, metavar="TASK",
               help="Only this benchmark (repeatable; default: all 20 lm-eval tasks of the paper's subset).")
-@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=THRESHOLD, show_default=True,
+@click.option("--threshold", type=FiniteFloatRange(0, 1, min_open=True), default=THRESHOLD, show_default=True,
               help="Remove a row whose cosine to a benchmark text is at least this (Platypus: 0.8).")
 @click.option("--model", default=None, help="Sentence-Transformers model (name or folder).")
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
@@ -203,7 +209,7 @@ def list_() -> None:
 
 
 @main.command()
-@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("file", type=InputFile())
 def inspect(file: Path) -> None:
     """Rows per source and length statistics (characters) of a built JSONL."""
     from data_builders.summary import summarise

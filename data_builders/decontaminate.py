@@ -21,6 +21,7 @@ import numpy as np
 from data_builders.benchmarks import BenchmarkTexts, load_benchmarks
 from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed, resolve_device, resolve_encoder
 from data_builders.dedup.near_dup import nearest
+from data_builders.errors import DataError
 from data_builders.manifest import manifest_head
 from data_builders.records import prompt_text
 from data_builders.sources.base import read_rows
@@ -93,6 +94,9 @@ def decontaminate_file(path: Path, names: list[str], benchmarks_dir: Path | None
     bench_vectors = embed(bench.texts, model, progress=progress, cache_dir=cache_dir, device=device,
                           encoder=encoder)
     found = decontaminate(training, vectors, bench, bench_vectors, threshold)
+    if not found.keep.any():  # as `build` refuses it: an empty training file is never what was wanted
+        raise DataError(f"{path}: decontamination at cosine >= {threshold:g} would remove every one of its "
+                        f"{len(rows)} rows; is --threshold right (Platypus: {THRESHOLD})?")
     manifest = {**manifest_head("nextai-data decontaminate", model), "input": {**origin, "rows": len(rows)},
                 "decontamination": found.summary}
     manifest["options"].update(device=device, encoder=encoder)

@@ -4,7 +4,13 @@ the one-line forms of other errors that both packages share."""
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
+
+# repr of a value in a one-line message: bounded before it is built (a YAML alias bomb expands to 10^10 items)
+SHORT = reprlib.Repr()
+SHORT.maxlevel, SHORT.maxstring, SHORT.maxother = 2, 60, 60
+SHORT.maxtuple = SHORT.maxlist = SHORT.maxarray = SHORT.maxdict = SHORT.maxset = 4
 
 
 class DataError(Exception):
@@ -13,6 +19,16 @@ class DataError(Exception):
 
 class RowError(DataError):
     """One bad row; `--on-error skip` counts and skips these instead of stopping."""
+
+
+# line breaks and other control characters a user's data may carry into a message (a key "\r"), shown escaped
+CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7f) if code != 0x09}
+CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029", 0x85: "\\x85"})
+
+
+def single_line(text: str) -> str:
+    """`text` with every character that would break or garble its line escaped: a message is one line."""
+    return text.translate(CONTROL)
 
 
 def first_line(err: BaseException) -> str:
@@ -44,5 +60,5 @@ def validation_problem(err) -> str:
     parts = []
     for e in err.errors():
         key = ".".join(map(str, e["loc"]))
-        parts.append(f"`{key}`: {e['msg']} (got {e['input']!r:.60})" if key else e["msg"])
+        parts.append(f"`{key}`: {e['msg']} (got {SHORT.repr(e['input']):.60})" if key else e["msg"])
     return "; ".join(parts)

@@ -14,23 +14,24 @@ from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from data_builders.benchmarks import BENCHMARKS, check_names
 from data_builders.decontaminate import THRESHOLD as DECONTAMINATION_THRESHOLD
 from data_builders.dedup.near_dup import THRESHOLD
-from data_builders.errors import DataError, validation_problem, yaml_problem
+from data_builders.errors import DataError, validation_problem
+from data_builders.files import MISSING, file_problem, read_text
 from data_builders.records import Record
 from data_builders.sources import SOURCES, codegen
-from data_builders.sources.base import SourceSpec, decode
+from data_builders.sources.base import SourceSpec
 from data_builders.sources.mapped import check_fields, mapped_spec
+from data_builders.yaml_text import load_yaml
 
 MAPPED_BUILTINS = {"codegen": codegen.spec}
 
 
-# strict: `percent: true` or `seed: "3"` is an error, not 1 and 3.
-STRICT = ConfigDict(extra="forbid", strict=True)
+# strict: `percent: true` or `seed: "3"` is an error, not 1 and 3; `.nan` and `.inf` are errors too.
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Entry(BaseModel):
@@ -108,9 +109,9 @@ def load_mixture(name_or_path: str) -> Mixture:
     """A shipped mixture by name (`v5`) or any YAML file; errors name the file and the bad key."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
+        if file_problem(path) == MISSING:
             raise DataError(f"mixture file not found: {path}")
-        text, where = decode(path.read_bytes(), str(path)), str(path)
+        text, where = read_text(path, "mixture "), str(path)
     elif name_or_path in mixture_names():
         text = resources.files("data_builders").joinpath(f"mixtures/{name_or_path}.yaml").read_text("utf-8")
         where = f"mixture {name_or_path}"
@@ -118,9 +119,7 @@ def load_mixture(name_or_path: str) -> Mixture:
         raise DataError(f"unknown mixture '{name_or_path}' (shipped: {', '.join(mixture_names())}; "
                         "or give a .yaml path)")
     try:
-        return Mixture.model_validate(yaml.safe_load(text))
-    except yaml.YAMLError as err:
-        raise DataError(yaml_problem(where, err)) from None
+        return Mixture.model_validate(load_yaml(text, where))
     except ValidationError as err:
         raise DataError(f"{where}: {validation_problem(err)}") from None
 

@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import gzip
-import json
 import random
 from pathlib import Path
 
 import click
 
 from data_builders.atomic import atomic_folder
+from data_builders.boundary import Guarded
+from data_builders.json_text import jsonl
 from data_builders.mixing import Entry, seeded_sample, wanted_count
 from data_builders.sources import lima, multi_news
 from data_builders.sources.base import load, read_rows
@@ -35,7 +36,7 @@ def heldout_indices(allowed: list[int], k: int, seed: int = SEED) -> set[int]:
 
 
 def gzip_jsonl(path: Path, rows: list[dict]) -> None:
-    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
+    text = jsonl(rows).encode("utf-8")
     path.write_bytes(gzip.compress(text, compresslevel=9, mtime=0))
 
 
@@ -56,11 +57,11 @@ def cut(lima_path: Path, multi_news_path: Path, out: Path, heldout: int = HELDOU
     with atomic_folder(out) as work:
         gzip_jsonl(work / "lima.jsonl.gz", [row for i, row in enumerate(lima_rows) if i not in lima_held])
         gzip_jsonl(work / "multi_news.jsonl.gz", [row for i, row in enumerate(news_rows) if i in chosen])
-        (work / "heldout.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in held))
+        (work / "heldout.jsonl").write_text(jsonl(held))
     return {"lima": len(lima_rows) - len(lima_held), "multi_news": len(chosen), "heldout": len(held)}
 
 
-@click.command()
+@click.command(cls=Guarded)
 @click.option("--lima", "lima_path", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="LIMA rows with `conversations` (e.g. LLaMA-Factory's lima.json rebuilt as JSONL).")
 @click.option("--multi-news", "multi_news_path", type=click.Path(path_type=Path, dir_okay=False), required=True,

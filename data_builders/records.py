@@ -6,7 +6,17 @@ original row and turn) and the metadata the filters and the manifest need (licen
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
+
+# Unicode categories nobody sees: controls, format characters (U+200B zero-width space, U+200C/D joiners,
+# U+2060 word joiner, U+FEFF byte order mark, ...) and spaces of every kind.
+INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def is_blank(text: str) -> bool:
+    """`text` shows nothing: empty, or only whitespace and invisible characters (`str.strip` keeps U+200B)."""
+    return all(unicodedata.category(c) in INVISIBLE for c in text)
 
 
 def prompt_text(instruction: str, input: str) -> str:

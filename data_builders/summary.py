@@ -6,6 +6,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
+from data_builders.errors import DataError
 from data_builders.sources.base import read_rows
 
 ALPACA_COLUMNS = {"instruction": str, "input": str, "output": str}
@@ -20,6 +21,8 @@ def length_stats(values: list[int]) -> dict:
 def summarise(path: Path) -> dict:
     """Rows, rows per `source` (or "unknown" for plain Alpaca files), and per-field length stats."""
     rows, _ = read_rows(path, ALPACA_COLUMNS)
+    if not rows:
+        raise DataError(f"{path}: no rows")
     lengths = {}
     for key in ALPACA_COLUMNS:
         lengths[key] = length_stats(sorted(len(r[key]) for r in rows))

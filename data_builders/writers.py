@@ -12,7 +12,6 @@ before any work, an `--out` that cannot be written or whose files would overwrit
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,12 +19,9 @@ from data_builders.atomic import unwritable, write_set
 from data_builders.build import Build
 from data_builders.decontaminate import Decontaminated
 from data_builders.errors import DataError
+from data_builders.json_text import dumps, jsonl
 
 COMPANIONS = ("near_dups", "dropped", "contamination")  # `<stem>.<kind>.jsonl` beside the output
-
-
-def jsonl(rows) -> str:
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def companion(out: Path, kind: str) -> Path:
@@ -57,7 +53,7 @@ def write_files(out: Path, text: str, rows: int, manifest: dict, companions: dic
     files = {"data": (out, text)}
     files.update({kind: (companion(out, f"{kind}.jsonl"), jsonl(lines)) for kind, lines in companions.items()})
     files["manifest"] = (companion(out, "manifest.json"),
-                         json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+                         dumps(manifest, indent=2, sort_keys=True) + "\n")
     written = {path for path, _ in files.values()}
     write_set(dict(files.values()), stale=[path for path in output_files(out) if path not in written])
     return {kind: path for kind, (path, _) in files.items()}

@@ -23,7 +23,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from axolotl_nextai.models.architectures import ARCHITECTURES
-from axolotl_nextai.models.footprint import GIB, lora_trainable, peak_estimate_bytes, total_parameters
+from axolotl_nextai.models.footprint import (
+    GIB,
+    OTHER_BYTES,
+    lora_trainable,
+    peak_estimate_bytes,
+    total_parameters,
+    weight_bytes,
+)
 from data_builders.errors import validation_problem
 
 RECIPES = Path(__file__).resolve().parent
@@ -80,6 +87,15 @@ class RealModel(Variant):
     speed: str | None = None  # a key of `speed`: start from that variant, not the template
 
 
+class MultiGpu(Changes, Cited):
+    """N-GPU versions of the template (null) and of speed variants: FSDP keys in `set` / `add`, more for one
+    variant in `per_speed`; the batch per rank comes from `per_rank_batch`."""
+
+    gpus: list[int]
+    speed: list[str | None]
+    per_speed: dict[str, Changes] = Field(default_factory=dict)
+
+
 class Matrix(Strict):
     template: str
     template_model: str
@@ -91,6 +107,7 @@ class Matrix(Strict):
     levers: dict[str, Changes] = Field(default_factory=dict)
     speed: dict[str, Variant] = Field(default_factory=dict)
     real_models: dict[str, RealModel] = Field(default_factory=dict)
+    multi_gpu: MultiGpu | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +120,7 @@ class Recipe:
     placed: dict = field(default_factory=dict)  # key the template lacks -> template key its line follows
     note: str = ""  # extra header lines, for a variant that departs from the paper on purpose
     build: str = ""  # the command that writes its data, when not `nextai-data build --mixture <mixture>`
+    gpus: int = 1  # the ranks it is written for (one a GPU)
 
     def config(self, template: dict) -> dict:
         return {**template, **{key: value for key, (value, _) in self.changes.items()}}
@@ -194,6 +212,49 @@ def expand(matrix: Matrix, template: dict) -> list[Recipe]:
         recipes.append(variant(f"{model}-{mixture}-{speed}.yml", model, mixture, spec, template, name))
     for name, spec in matrix.real_models.items():
         recipes.append(real_model_variant(name, spec, matrix, template))
+    if matrix.multi_gpu:
+        recipes += multi_gpu_variants(matrix.multi_gpu, matrix, template)
+    return recipes
+
+
+def per_rank_batch(cfg: dict, gpus: int) -> tuple[Changes, int]:
+    """The batch keys that give `gpus` ranks together the rows (or packs) a step `cfg` trains on one GPU, each line
+    saying so; the rows a step that results. A rank takes at least one row a step: with more GPUs than rows the step
+    grows to one row a GPU and the warm-up keeps its rows."""
+    micro, accumulation = cfg["micro_batch_size"], cfg["gradient_accumulation_steps"]
+    rows = micro * accumulation
+    per_rank = max(1, rows // gpus)
+    new_micro = min(micro, per_rank)
+    new_accumulation = per_rank // new_micro
+    total = new_micro * new_accumulation * gpus
+    same = f"{gpus} GPUs x micro-batch {new_micro} x accumulation {new_accumulation} = {total} rows (or packs) a step"
+    if total == rows:
+        why = f"{same}, as on one GPU (Table 3: batch 4)"
+        values = {"micro_batch_size": new_micro, "gradient_accumulation_steps": new_accumulation}
+        return Changes(set=values, why=dict.fromkeys(values, why)), total
+    why = (f"{same}, {total // rows}x one GPU's {rows} (Table 3: batch 4): a GPU takes at least one a step; the "
+           f"epoch in {rows / total:g}x the steps, learning rate kept")
+    warmup = cfg["warmup_steps"] * rows // total
+    values = {"micro_batch_size": new_micro, "gradient_accumulation_steps": new_accumulation, "warmup_steps": warmup}
+    whys = {**dict.fromkeys(values, why),
+            "warmup_steps": f"{gpus} GPUs: {cfg['warmup_steps']} steps of {rows} = {warmup} steps of {total}: the same rows"}
+    return Changes(set=values, why=whys), total
+
+
+def multi_gpu_variants(spec: MultiGpu, matrix: Matrix, template: dict) -> list[Recipe]:
+    """recipes/multi-gpu/<model>-<mixture>[-<speed>]-<N>gpu.yml for every speed variant and N of `spec`."""
+    model, mixture = matrix.template_model, matrix.template_mixture
+    recipes = []
+    for speed in spec.speed:
+        base = matrix.speed[speed] if speed else Changes()
+        for gpus in spec.gpus:
+            batch, _ = per_rank_batch({**template, **base.values}, gpus)
+            fields = merged(base, spec, spec.per_speed.get(speed, Changes()), batch)
+            fields["note"] = spec.note  # the speed variant's note describes the 1-GPU run
+            cite = f"{spec.cite}, {gpus} GPUs" + (f"; the {speed} speed variant" if speed else "")
+            name = f"multi-gpu/{model}-{mixture}{'-' + speed if speed else ''}-{gpus}gpu.yml"
+            recipe = variant(name, model, mixture, Variant(cite=cite, **fields), template, matrix.template)
+            recipes.append(dataclasses.replace(recipe, gpus=gpus))
     return recipes
 
 
@@ -247,8 +308,7 @@ def render(recipe: Recipe, template_text: str, template: dict, template_name: st
         f"# Prerequisites as in {template_name}; base model {config['base_model']};",
         f"#   data: {recipe.build or f'nextai-data build --mixture {recipe.mixture} --out data/{recipe.mixture}.jsonl'}",
         "#",
-        "# Launch",
-        f"#   accelerate launch -m axolotl.cli.train recipes/{recipe.path}",
+        *launch_lines(recipe),
         "",
     ]
     text = "\n".join(header + body) + "\n"
@@ -259,10 +319,28 @@ def render(recipe: Recipe, template_text: str, template: dict, template_name: st
     return text
 
 
+def launch_lines(recipe: Recipe) -> list[str]:
+    """The header's launch commands: one GPU; or one node of `gpus` GPUs and the same GPUs over several nodes."""
+    path = f"recipes/{recipe.path}"
+    if recipe.gpus == 1:
+        return ["# Launch", f"#   accelerate launch -m axolotl.cli.train {path}"]
+    gpus, nodes = recipe.gpus, 2
+    check = f"python -m axolotl_nextai.recipe_check --world-size {gpus} {path}"
+    several = (f"accelerate launch --multi_gpu --num_machines {nodes} --num_processes {gpus} --machine_rank 0 "
+               f"--main_process_ip HOST0 --main_process_port 29500 -m axolotl.cli.train {path}")
+    return [
+        f"# Check offline at the world size it runs at: {check}",
+        f"# Launch on one node of {gpus} GPUs",
+        f"#   accelerate launch --multi_gpu --num_processes {gpus} -m axolotl.cli.train {path}",
+        f"# or on {nodes} nodes of {gpus // nodes} GPU{'s' if gpus // nodes > 1 else ''}: on each, with its own --machine_rank (0 on HOST0, 1 on the other)",
+        f"#   {several}",
+    ]
+
+
 def table(recipes: list[Recipe], matrix: Matrix, template: dict) -> str:
     """Markdown rows: model, mixture, target GPU, expected peak (estimate) and trainable parameters per recipe."""
     rows = [
-        "| recipe | model | mixture | target GPU | expected peak allocated (estimate) | trainable parameters |",
+        "| recipe | model | mixture | target GPU | expected peak allocated (estimate, per GPU) | trainable parameters |",
         "|---|---|---|---|---|---|",
     ]
     for recipe in recipes:
@@ -271,10 +349,14 @@ def table(recipes: list[Recipe], matrix: Matrix, template: dict) -> str:
         r, targets = cfg["lora_r"], cfg["lora_target_modules"]
         trainable = lora_trainable(arch, r, targets)
         share = 100 * trainable / (total_parameters(arch) + trainable)
-        peak = peak_estimate_bytes(arch, cfg) / GIB
-        gpu = "A100 40 GB" if peak <= A100_40GB_BUDGET_GIB else "80 GB (A100 / H100)"
+        peak = peak_estimate_bytes(arch, cfg, recipe.gpus) / GIB
+        # several GPUs: each quantizes the whole model before FSDP2 shards it, a peak of its own while loading
+        loading = (weight_bytes(arch) + OTHER_BYTES) / GIB if recipe.gpus > 1 else 0
+        gpu = "A100 40 GB" if max(peak, loading) <= A100_40GB_BUDGET_GIB else "80 GB (A100 / H100)"
+        gpu = f"{recipe.gpus}x {gpu}" if recipe.gpus > 1 else gpu
+        peak_cell = f"{peak:.1f} GiB" + (f" training, {loading:.1f} loading" if loading else "")
         rows.append(
-            f"| `{recipe.path}` | {cfg['base_model']} | {recipe.mixture} | {gpu} | {peak:.1f} GiB "
+            f"| `{recipe.path}` | {cfg['base_model']} | {recipe.mixture} | {gpu} | {peak_cell} "
             f"| {trainable:,} ({share:.4f} %) |"
         )
     return "\n".join(rows)

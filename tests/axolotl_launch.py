@@ -48,26 +48,29 @@ def tiny_cpu_config(tiny_model: Path, workdir: Path, **overrides) -> dict:
     return cfg
 
 
-def train_command(cfg: dict, workdir: Path) -> tuple[list[str], dict]:
-    """Write `cfg` to `workdir/cfg.yml`; the `accelerate launch -m axolotl.cli.train` command and its env."""
+def train_command(cfg: dict, workdir: Path, ranks: int = 1) -> tuple[list[str], dict]:
+    """Write `cfg` to `workdir/cfg.yml`; the `accelerate launch -m axolotl.cli.train` command and its env. With
+    several `ranks`, `--multi_gpu --num_processes N`: torch's elastic agent starts N processes (on a machine without
+    CUDA too; the plugin joins them in a gloo group). `--cpu` would not: it starts one process, or mpirun's."""
     cfg_path = workdir / "cfg.yml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    processes = ["--num_processes", "1"] if ranks == 1 else ["--multi_gpu", "--num_processes", str(ranks)]
     cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+        sys.executable, "-m", "accelerate.commands.launch", *processes, "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "axolotl.cli.train", str(cfg_path),
     ]
     return cmd, {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(ROOT)}
 
 
-def launch_train(cfg: dict, workdir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def launch_train(cfg: dict, workdir: Path, timeout: int = 600, ranks: int = 1) -> subprocess.CompletedProcess:
     """`accelerate launch -m axolotl.cli.train cfg.yml`, exactly as a user runs it, from `workdir`."""
-    cmd, env = train_command(cfg, workdir)
+    cmd, env = train_command(cfg, workdir, ranks)
     return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
                           check=False)
 
 
-def start_train(cfg: dict, workdir: Path, log: Path) -> subprocess.Popen:
+def start_train(cfg: dict, workdir: Path, log: Path, ranks: int = 1) -> subprocess.Popen:
     """`launch_train` without waiting (for tests that signal the run); stdout and stderr go to `log`."""
-    cmd, env = train_command(cfg, workdir)
+    cmd, env = train_command(cfg, workdir, ranks)
     with log.open("w") as out:
         return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)

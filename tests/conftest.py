@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from axolotl_launch import OFFLINE_ENV, ROOT, launch_train
+from hypothesis import HealthCheck, settings
 
 os.environ.update(OFFLINE_ENV)
 
@@ -57,3 +58,12 @@ def demo_jsonl(tmp_path_factory) -> Path:
 def run_axolotl():
     """Returns `launch_train`; a failed launch is the caller's to assert on (some tests expect failure)."""
     return launch_train
+
+
+# Property-based tests: a seeded, small budget in `make test`; `make fuzz` (HYPOTHESIS_PROFILE=fuzz) a larger one.
+# No deadline (the borders run whole commands) and no example database (a clean clone behaves as CI's).
+COMMON = {"deadline": None, "database": None,
+          "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+settings.register_profile("ci", max_examples=200, derandomize=True, **COMMON)
+settings.register_profile("fuzz", max_examples=3000, **COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

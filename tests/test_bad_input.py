@@ -4,8 +4,9 @@ Each case is data: the command and its arguments, the files its folder holds, th
 one-line error must contain (the file:line, key or option to fix). Every case also asserts no traceback and
 that no file of its folder (inputs and earlier outputs) was changed, added or removed. Click commands run
 in-process through CliRunner (an exception escaping one is the traceback a user would see); the training CLI
-runs as `python -m axolotl.cli.train`, where the process boundary (its exit code, the traceback printer) is the
-thing tested. Every check here happens before a model loads.
+runs as `accelerate launch -q -m axolotl.cli.train`, where the process boundary (its exit code, the traceback
+printer, the launcher) is the thing tested, and its error must be the last line. Every check here happens before a
+model loads.
 
 `{tmp}` in a case is its folder, `{tiny}` the tiny model, `{port}` a port something already listens on.
 """
@@ -30,13 +31,15 @@ from click.testing import CliRunner
 
 from axolotl_nextai.checks import recipe_check
 from axolotl_nextai.eval import cli as eval_cli
-from axolotl_nextai.models import synth, tiny_model
+from axolotl_nextai.models import real_model, synth, tiny_model
+from axolotl_nextai.run import report
 from axolotl_nextai.serve import cli as serve_cli
 from data_builders import cli as data_cli
 from data_builders.sources import sample_dir
 
 COMMANDS = {"nextai-data": data_cli.main, "recipe_check": recipe_check.main, "nextai-serve": serve_cli.main,
-            "nextai-eval": eval_cli.main, "nextai-synth": synth.main, "nextai-tiny-model": tiny_model.main}
+            "nextai-eval": eval_cli.main, "nextai-synth": synth.main, "nextai-tiny-model": tiny_model.main,
+            "nextai-real-model": real_model.main, "report": report.main}
 SAMPLE = sample_dir()
 V5 = (ROOT / "recipes" / "llama2-70b-v5.yml").read_text()
 CACHE = "cache/sentence-transformers_all-MiniLM-L6-v2"  # embed.model_folder of the default model
@@ -52,6 +55,24 @@ class Case:
     says: str  # on exactly one line of the output
     files: dict[str, str | bytes | Path] = field(default_factory=dict)  # a Path is copied (file or folder)
     config: dict | None = None  # train: tiny-cpu.yml overrides, written to {tmp}/cfg.yml
+    adds: tuple[str, ...] = ()  # folders of {tmp} it may add files to (Axolotl's cache of tokenized rows, its log)
+
+
+@dataclass(frozen=True)
+class Special:
+    """A path that is no regular file: "folder" (empty), "fifo", "loop" (a symlink to itself), "device"."""
+
+    kind: str
+
+
+def make_special(path: Path, kind: str) -> None:
+    path.unlink(missing_ok=True)
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        os.symlink(path.name if kind == "loop" else "/dev/zero", path)
 
 
 def jsonl(*rows: dict) -> str:
@@ -236,10 +257,14 @@ CASES = {
                                    recipe(micro_batch_size=0)),
     "check-lora-r-not-a-number": Case("recipe_check", CHECK, 1, "`lora_r`: Input should be a valid integer",
                                       recipe(lora_r="four")),
+    "check-datasets-a-number": Case("recipe_check", CHECK, 1, "`datasets`: must be a list of entries",
+                                    recipe(datasets=1)),  # found by the fuzzer: a TypeError in the typo check
     "check-datasets-a-string": Case("recipe_check", CHECK, 1, "`datasets`: must be a list of entries",
                                     recipe(datasets="data/v5.jsonl")),
     "check-key-typo": Case("recipe_check", CHECK, 1, "unknown key `lora_alpah` (did you mean `lora_alpha`?)",
                            recipe(("lora_alpha:", "lora_alpah:"))),
+    "check-optimizer-a-list": Case("recipe_check", CHECK, 1, "`optimizer.str`: Input should be a valid string",
+                                   recipe(optimizer=[])),  # found by the fuzzer: unhashable in the name check
     "check-optimizer-typo": Case("recipe_check", CHECK, 1, "unknown optimizer `paged_adamw_8bitt`",
                                  recipe(optimizer="paged_adamw_8bitt")),
     "check-plugin-key-typo": Case("recipe_check", CHECK, 1, "unknown config key `nextai_reprot`",
@@ -295,9 +320,9 @@ CASES = {
                               "--tasks: unknown lm-eval task mmlu_philosophyy (did you mean `mmlu_philosophy`?)"),
     # --- nextai-synth and nextai-tiny-model ------------------------------------------------------------------
     "synth-out-not-empty": Case("nextai-synth", ("--preset", "tiny", "--out", "{tmp}/m"), 2,
-                                "{tmp}/m is not empty (pass --overwrite to replace it)", {"m/weights.bin": b"mine"}),
+                                "{tmp}/m: is not empty (pass --overwrite to replace it)", {"m/weights.bin": b"mine"}),
     "synth-out-is-a-file": Case("nextai-synth", ("--preset", "tiny", "--out", "{tmp}/m", "--overwrite"), 2,
-                                "{tmp}/m is a file", {"m": b"mine"}),
+                                "{tmp}/m: is a file", {"m": b"mine"}),
     "synth-config-not-json": Case("nextai-synth", ("--config", "{tmp}/c.json", "--out", "{tmp}/m"), 2,
                                   "{tmp}/c.json:2: malformed JSON", {"c.json": '{"hidden_size": 128,\n  oops}'}),
     "synth-config-missing-keys": Case("nextai-synth", ("--config", "{tmp}/c.json", "--out", "{tmp}/m"), 2,
@@ -319,6 +344,126 @@ CASES = {
                                           {"m/weights.bin": b"mine"}),
 }
 
+# Issue 23's examples, each as the probe found it (what the fix says is the line checked).
+SURROGATE_ROW = '{"instruction": "Hi \\ud800", "context": "", "response": "Hello", "category": "open_qa"}\n'
+ALPACA_SURROGATE = '{"instruction": "Name a colour.", "input": "", "output": "Blue \\udfff."}\n'
+# 10 levels of 10 aliases: 494 bytes that expand to 10^10 values (5 levels: 43 s and 3.3 GB before its error)
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefghi", "bcdefghij"))
+DEEP_YAML = "x: " + "[" * 2000 + "]" * 2000 + "\n"
+DEEP_JSON = '{"instruction": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
+REPORT = {"steps": 3, "global_step": 3, "max_steps": 6, "first_loss": 2.0, "final_loss": 1.2}
+MMLU_ROW = {"question": "2+2?", "subject": "philosophy", "choices": ["3", "4", "5", "6"], "answer": 1}
+CASES.update({
+    # 1. one error boundary per entry point: the report reader
+    "report-no-argument": Case("report", (), 2, "Missing argument 'OUTPUT_DIR'"),
+    "report-folder-missing": Case("report", ("{tmp}/run",), 1, "{tmp}/run: does not exist (give a run's output_dir)"),
+    "report-folder-empty": Case("report", ("{tmp}/run",), 1, "{tmp}/run: no nextai_report.json in it",
+                                {"run": Special("folder")}),
+    "report-partial-folder": Case("report", ("{tmp}/run",), 1, "{tmp}/run: no nextai_report.json in it",
+                                  {"run/checkpoint-2/adapter_config.json": "{}"}),
+    "report-empty-file": Case("report", ("{tmp}/run",), 1, "{tmp}/run/nextai_report.json: empty",
+                              {"run/nextai_report.json": ""}),
+    "report-corrupt": Case("report", ("{tmp}/run",), 1, "{tmp}/run/nextai_report.json:1: malformed JSON",
+                           {"run/nextai_report.json": '{"steps": 3, "glo'}),
+    "report-partial-report": Case("report", ("{tmp}/run",), 1,
+                                  "{tmp}/run/nextai_report.json: not a complete run report: `trainable_params`: "
+                                  "Field required", {"run/nextai_report.json": json.dumps(REPORT)}),
+    # 2. text is Unicode we can encode (training reads rows through the same reader: train-row-without-output);
+    # zero-width instructions: tests/data_builders/filters/test_filters.py
+    "source-lone-surrogate": Case("nextai-data", build(), 1,
+                                  "dolly.jsonl:1: field 'instruction' holds a lone UTF-16 surrogate",
+                                  source(**{"dolly.jsonl": SURROGATE_ROW})),
+    "decontaminate-lone-surrogate": Case("nextai-data", ("decontaminate", "{tmp}/t.jsonl", "--out", "{tmp}/o.jsonl"),
+                                         1, "{tmp}/t.jsonl:1: field 'output' holds a lone UTF-16 surrogate",
+                                         {"t.jsonl": ALPACA_SURROGATE}),
+    "eval-heldout-lone-surrogate": Case("nextai-eval", (*EVAL, "--heldout", "{tmp}/h.jsonl"), 2,
+                                        "{tmp}/h.jsonl:1: field 'output' holds a lone UTF-16 surrogate",
+                                        {"h.jsonl": ALPACA_SURROGATE}),
+    # 3. bounded parsing
+    "mixture-alias-bomb": Case("nextai-data", MIX, 1, "{tmp}/m.yaml:4: aliases expand it to more than 100,000 values",
+                               {"m.yaml": BOMB + mixture(percent=100)}),
+    "check-alias-bomb": Case("recipe_check", CHECK, 1, "{tmp}/r.yml:4: aliases expand it to more than 100,000 values",
+                             {"r.yml": BOMB + V5}),
+    "mixture-deep-nesting": Case("nextai-data", MIX, 1, "{tmp}/m.yaml:1: nested deeper than 64 levels",
+                                 {"m.yaml": DEEP_YAML}),
+    "check-deep-nesting": Case("recipe_check", CHECK, 1, "{tmp}/r.yml:1: nested deeper than 64 levels",
+                               {"r.yml": DEEP_YAML}),
+    "source-deep-json": Case("nextai-data", build(), 1, "dolly.jsonl:1: nested deeper than 64 levels",
+                             source(**{"dolly.jsonl": DEEP_JSON})),
+    "synth-config-deep-json": Case("nextai-synth", ("--config", "{tmp}/c.json", "--out", "{tmp}/m"), 2,
+                                   "{tmp}/c.json: nested deeper than 64 levels", {"c.json": DEEP_JSON}),
+    "mixture-duplicate-key": Case("nextai-data", MIX, 1, "{tmp}/m.yaml:3: key `seed` given twice (first at line 1)",
+                                  {"m.yaml": "seed: 1\n" + mixture(percent=100)}),
+    "check-duplicate-key": Case("recipe_check", CHECK, 1, "key `lora_r` given twice", {"r.yml": "lora_r: 64\n" + V5}),
+    "source-duplicate-json-key": Case("nextai-data", build(), 1,
+                                      "dolly.jsonl:1: not strict JSON (key `instruction` given twice)",
+                                      source(**{"dolly.jsonl": '{"instruction": "a", ' + jsonl(DOLLY)[1:]})),
+    "source-fifo": Case("nextai-data", build("--path", "dolly={tmp}/d.jsonl"), 1,
+                        "source file for dolly: {tmp}/d.jsonl is a FIFO (named pipe)",
+                        {**source(), "d.jsonl": Special("fifo")}),
+    "source-dir-fifo": Case("nextai-data", build(), 1, "source file {tmp}/src/dolly.jsonl: is a FIFO (named pipe)",
+                            {**source(), "src/dolly.jsonl": Special("fifo")}),
+    "source-symlink-loop": Case("nextai-data", build("--path", "dolly={tmp}/d.jsonl"), 1,
+                                "source file for dolly: {tmp}/d.jsonl is a symlink loop",
+                                {**source(), "d.jsonl": Special("loop")}),
+    "source-device": Case("nextai-data", build("--path", "dolly={tmp}/d.jsonl"), 1,
+                          "source file for dolly: {tmp}/d.jsonl is a character device",
+                          {**source(), "d.jsonl": Special("device")}),
+    "mixture-fifo": Case("nextai-data", MIX, 1, "mixture {tmp}/m.yaml: is a FIFO (named pipe)",
+                         {"m.yaml": Special("fifo")}),
+    "check-fifo": Case("recipe_check", CHECK, 2, "'{tmp}/r.yml' is a FIFO (named pipe)", {"r.yml": Special("fifo")}),
+    # 4. numbers are finite and in range
+    "decontaminate-threshold-nan": Case("nextai-data", ("decontaminate", "{tmp}/t.jsonl", "--threshold", "nan",
+                                                        "--out", "{tmp}/o.jsonl"), 2, "'nan' is not a finite number",
+                                        {"t.jsonl": jsonl(ALPACA)}),
+    "decontaminate-threshold-empties": Case(
+        "nextai-data", ("decontaminate", "{tmp}/t.jsonl", "--benchmarks-dir", "{tmp}/b", "--benchmark",
+                        "mmlu_philosophy", "--threshold", "1e-9", "--out", "{tmp}/o.jsonl"), 1,
+        "would remove every one of its 1 rows", {"t.jsonl": jsonl(ALPACA), "b/mmlu_philosophy.jsonl": jsonl(MMLU_ROW)}),
+    "mixture-percent-nan": Case("nextai-data", MIX, 1, "`sources.0.percent`: Input should be a finite number",
+                                {"m.yaml": mixture(percent=float("nan"))}),
+    "check-learning-rate-nan": Case("recipe_check", CHECK, 1, "`learning_rate`: must be a finite number (got nan)",
+                                    recipe(learning_rate=float("nan"))),
+    "check-peak-tflops-inf": Case("recipe_check", CHECK, 1, "`nextai_peak_tflops`: must be a finite number (got inf)",
+                                  recipe(nextai_peak_tflops=float("inf"))),
+    "check-learning-rate-string-nan": Case("recipe_check", CHECK, 1, "`learning_rate`: must be a finite number (got nan)",
+                                           recipe(learning_rate="nan")),  # the issue's spelling: a string to YAML
+    "train-learning-rate-nan": Case("train", (), 1, "`learning_rate`: must be a finite number (got nan)",
+                                    {"data.jsonl": jsonl(ALPACA)}, {"learning_rate": "nan"}, adds=("out",)),
+    # 5. files: nothing destroyed (what is left behind, symlinked --out, all or nothing: tests/data_builders/test_atomic.py)
+    "real-model-out-is-a-file": Case("nextai-real-model", ("--out", "{tmp}/m"), 2, "Directory '{tmp}/m' is a file",
+                                     {"m": "mine"}),
+    "real-model-out-not-empty": Case("nextai-real-model", ("--out", "{tmp}/m"), 1,
+                                     "--out {tmp}/m: is not empty (pass --overwrite to replace it)",
+                                     {"m/notes.txt": "mine"}),
+    # 6. training does what it says, or refuses
+    "data-path-twice": Case("nextai-data", sample_build("--path", "dolly={tmp}/a.jsonl", "--path", "dolly={tmp}/b.jsonl"),
+                            2, "dolly given twice ({tmp}/a.jsonl and {tmp}/b.jsonl)"),
+    "check-plugin-not-importable": Case("recipe_check", CHECK, 1, "plugins[1] `nextai_missing.Plugin`: cannot load",
+                                        recipe(plugins=["axolotl_nextai.NextAIPlugin", "nextai_missing.Plugin"])),
+    # training refuses it through the same check as train-resume-missing
+    "check-resume-without-optimizer": Case("recipe_check", CHECK, 0,
+                                           "has no trainer_state.json or scheduler.pt or optimizer.pt",
+                                           {**recipe(resume_from_checkpoint="ckpt"), "ckpt/adapter_config.json": "{}"}),
+    "train-plugin-not-importable": Case("train", (), 1, "plugins[1] `nextai_missing.Plugin`: did not import",
+                                        {"data.jsonl": jsonl(ALPACA)},
+                                        {"plugins": ["axolotl_nextai.NextAIPlugin", "nextai_missing.Plugin"]}),
+    "train-sequence-len-8": Case("train", (), 1, "no training row has a token to learn within sequence_len 8",
+                                 {"data.jsonl": jsonl(ALPACA)}, {"sequence_len": 8}, adds=("prepared", "out")),
+    # 8. eval validates before loading
+    "eval-task-file-invalid": Case("nextai-eval", (*EVAL, "--data-dir", "{tmp}/d"), 2,
+                                   "--data-dir: {tmp}/d/mmlu_philosophy.jsonl:1: missing required field 'choices'",
+                                   {"d/mmlu_philosophy.jsonl": jsonl({"question": "2+2?", "answer": 1})}),
+    "eval-task-file-fifo": Case("nextai-eval", (*EVAL, "--data-dir", "{tmp}/d"), 2,
+                                "--data-dir: {tmp}/d/mmlu_philosophy.jsonl: is a FIFO (named pipe)",
+                                {"d/mmlu_philosophy.jsonl": Special("fifo")}),
+    "eval-heldout-cutoff-no-response": Case("nextai-eval", (*EVAL, "--heldout", "{tmp}/h.jsonl", "--heldout-cutoff",
+                                                            "4"), 2,
+                                            "--heldout-cutoff 4: no held-out row keeps a response token",
+                                            {"h.jsonl": jsonl(ALPACA)}),
+})
+
 
 def snapshot(*folders: Path) -> dict[str, tuple[str, int]]:
     """sha256 and mode of every file under `folders`."""
@@ -329,7 +474,10 @@ def snapshot(*folders: Path) -> dict[str, tuple[str, int]]:
 def place(files: dict, folder: Path) -> None:
     for name, content in files.items():
         path = folder / name
-        if content is None:
+        if isinstance(content, Special):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            make_special(path, content.kind)
+        elif content is None:
             path.unlink()
         elif isinstance(content, Path):
             (shutil.copytree if content.is_dir() else shutil.copyfile)(content, path)
@@ -360,9 +508,12 @@ def train_config(case: Case, tiny: Path, folder: Path, fill) -> dict:
 
 
 def train(folder: Path) -> tuple[int, str]:
-    """`python -m axolotl.cli.train cfg.yml` from `folder`."""
+    """`accelerate launch -q -m axolotl.cli.train cfg.yml` from `folder`: the launch the README gives for a
+    failure to end on our line (without -q, accelerate adds its CalledProcessError traceback)."""
     env = {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "axolotl.cli.train", str(folder / "cfg.yml")], cwd=folder, env=env,
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "-q", "--num_processes", "1", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no"]
+    done = subprocess.run([*launch, "-m", "axolotl.cli.train", str(folder / "cfg.yml")], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
     return done.returncode, done.stdout + done.stderr
 
@@ -393,7 +544,11 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(name, tmp_path, tiny_mo
     assert "Traceback" not in output, output[-3000:]
     assert exit_code == case.exit_code, output[-3000:]
     assert len([line for line in output.splitlines() if says in line]) == 1, f"{says!r} not on one line:\n{output[-3000:]}"
-    assert snapshot(folder, tiny_model) == before, "a file was changed, added or removed"
+    if case.cli == "train":  # the error is the last thing the user sees
+        assert says in output.strip().splitlines()[-1], output[-3000:]
+    after = {path: digest for path, digest in snapshot(folder, tiny_model).items()
+             if path in before or not any(path.startswith(f"{folder}/{added}/") for added in case.adds)}
+    assert after == before, "a file was changed, added or removed"
 
 
 def test_the_suite_covers_every_command():

@@ -16,7 +16,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from axolotl_nextai.args import NextAIArgs
-from data_builders.errors import did_you_mean, first_line, validation_problem
+from axolotl_nextai.models.checkpoint import looks_local
+from data_builders.errors import did_you_mean, first_line, single_line, validation_problem
+from data_builders.numbers import is_finite, non_finite
 
 PREFIX = "nextai_"
 LOCAL_DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow", ".txt")
@@ -39,8 +41,18 @@ BOUNDS = {
 }
 
 
+# What the Trainer resumes besides the weights; a folder without them resumes with a fresh optimizer, scheduler or
+# step count, and says nothing. optimizer.bin / optimizer_0: accelerate's FSDP forms of optimizer.pt.
+RESUME_STATE = {"trainer_state.json": ("trainer_state.json",), "scheduler.pt": ("scheduler.pt",),
+                "optimizer.pt": ("optimizer.pt", "optimizer.bin", "optimizer_0")}
+
+
 class ConfigError(ValueError):
     """A config value that must be fixed before training; the message names the key."""
+
+
+class HookError(Exception):
+    """An exception no check of ours caught, raised in one of the plugin's hooks: printed in one line."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -59,7 +71,9 @@ def report_config_errors_in_one_line() -> None:
 
     def hook(kind, exc, tb):
         if isinstance(exc, ConfigError) or (isinstance(exc, ValidationError) and exc.title.startswith("Axolotl")):
-            print(f"config error: {one_line(exc)}", file=sys.stderr)
+            print(f"config error: {single_line(one_line(exc))}", file=sys.stderr)
+        elif isinstance(exc, HookError):
+            print(f"error: {single_line(str(exc))}", file=sys.stderr)
         else:
             previous(kind, exc, tb)
 
@@ -67,27 +81,49 @@ def report_config_errors_in_one_line() -> None:
     sys.excepthook = hook
 
 
-def validate_plugin_keys(cfg: Mapping) -> NextAIArgs:
-    """Parse the `nextai_*` keys strictly: an unknown key or a wrong type is an error naming the key."""
+def plugin_key_problems(cfg: Mapping) -> list[str]:
+    """One message per unknown `nextai_*` key (naming the closest known one), and per value of the wrong type."""
     ours = {key: value for key, value in cfg.items() if key.startswith(PREFIX)}
     known = NextAIArgs.model_fields
-    for key in ours:
-        if key not in known:
-            hint = did_you_mean(key, known) or f" (known keys: {', '.join(sorted(known))})"
-            raise ConfigError(f"unknown config key `{key}`{hint}")
+    listing = f" (known keys: {', '.join(sorted(known))})"
+    problems = [f"unknown config key `{key}`{did_you_mean(key, known) or listing}" for key in ours if key not in known]
     try:
-        return NextAIArgs.model_validate(ours, strict=True)
+        NextAIArgs.model_validate({key: value for key, value in ours.items() if key in known}, strict=True)
     except ValidationError as exc:
-        raise ConfigError(f"invalid value for {one_line(exc)}") from None
+        problems.append(f"invalid value for {one_line(exc)}")
+    return problems
+
+
+def validate_plugin_keys(cfg: Mapping) -> NextAIArgs:
+    """Parse the `nextai_*` keys strictly: an unknown key or a wrong type is an error naming the key."""
+    problems = plugin_key_problems(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return NextAIArgs.model_validate({key: value for key, value in cfg.items() if key.startswith(PREFIX)}, strict=True)
+
+
+def finite_problems(cfg: Mapping) -> list[str]:
+    """One message per NaN or infinite number anywhere in `cfg`."""
+    return [f"`{key}`: must be a finite number (got {value})" for key, value in non_finite(dict(cfg))]
+
+
+def check_finite(cfg: Mapping) -> None:
+    """ConfigError for a NaN or infinite value in a config Axolotl has validated: its schema reads the string
+    `learning_rate: nan` (YAML's NaN is `.nan`) or `--learning_rate inf` as a float, after `register` saw a string."""
+    problems = finite_problems(cfg)
+    if problems:
+        where = cfg.get("axolotl_config_path")
+        raise ConfigError((f"{where}: " if where else "") + "; ".join(problems))
 
 
 def value_problems(cfg: Mapping) -> list[str]:
-    """One message per value out of its range (`BOUNDS`), and per `datasets:` that is not a list of mappings."""
-    problems = []
+    """One message per NaN or infinite number anywhere in `cfg`, per value out of its range (`BOUNDS`), and per
+    `datasets:` that is not a list of mappings."""
+    problems = finite_problems(cfg)
     for key, (low, low_allowed, high) in BOUNDS.items():
         value = cfg.get(key)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue  # absent, or a type Axolotl's schema reports itself
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not is_finite(value):
+            continue  # absent, not finite (said above), or a type Axolotl's schema reports itself
         if value < low or (value == low and not low_allowed) or (high is not None and value >= high):
             wanted = f"{'>=' if low_allowed else '>'} {low}" + (f" and < {high}" if high is not None else "")
             problems.append(f"`{key}`: must be {wanted} (got {value!r})")
@@ -95,11 +131,6 @@ def value_problems(cfg: Mapping) -> list[str]:
     if datasets is not None and (not isinstance(datasets, list) or not all(isinstance(d, Mapping) for d in datasets)):
         problems.append(f"`datasets`: must be a list of entries such as {{path: data/v5.jsonl, type: {ALPACA_TYPE}}}")
     return problems
-
-
-def looks_local(value: str) -> bool:
-    """A path on disk rather than a Hub id (`org/name`): it exists, starts with / . ~, or has several parts."""
-    return Path(value).expanduser().exists() or value.startswith(("/", ".", "~")) or value.count("/") > 1
 
 
 def _is_local_file(dataset: Mapping) -> bool:
@@ -136,22 +167,32 @@ def missing_files(cfg: Mapping) -> list[str]:
         value = cfg.get(key)
         if isinstance(value, str) and looks_local(value) and not Path(value).expanduser().exists():
             problems.append(f"`{key}`: `{value}` does not exist (looked in {Path(value).expanduser().resolve()})")
+    checkpoint = cfg.get("resume_from_checkpoint")
+    if isinstance(checkpoint, str) and Path(checkpoint).expanduser().is_dir():
+        folder = Path(checkpoint).expanduser()
+        lacking = [name for name, forms in RESUME_STATE.items() if not any((folder / f).exists() for f in forms)]
+        if lacking:
+            problems.append(f"`resume_from_checkpoint`: `{checkpoint}` has no {' or '.join(lacking)}: the Trainer "
+                            "would go on with a fresh one, silently; give a checkpoint-N folder it saved, or start "
+                            "over from these weights with `lora_model_dir` instead")
     return problems
 
 
-def check_dataset_files(cfg: Mapping) -> None:
-    """Fail before any model loads when a local path of the run is missing (see `missing_files`)."""
-    problems = missing_files(cfg)
-    if problems:
-        raise ConfigError("; ".join(problems))
+def plugin_problems(cfg: Mapping, loaded) -> list[str]:
+    """One message per `plugins:` entry not among `loaded` (what Axolotl's PluginManager imported): Axolotl prints
+    a traceback for it and trains on without it."""
+    listed = cfg.get("plugins")
+    return [f"plugins[{index}] `{name}`: did not import (see the error above it); fix the name or remove the entry"
+            for index, name in enumerate(listed if isinstance(listed, list) else []) if name not in loaded]
 
 
-def check_alpaca_rows(cfg: Mapping) -> None:
-    """Fail before any model loads on the first row of a local `type: axolotl_nextai.alpaca` file that the
-    prompt strategy cannot read: `instruction` and `output` strings, `input` a string or absent/null."""
+def alpaca_row_problems(cfg: Mapping) -> list[str]:
+    """The first row of each local `type: axolotl_nextai.alpaca` file that the prompt strategy cannot read:
+    `instruction` and `output` strings, `input` a string or absent/null."""
     from data_builders.errors import DataError
     from data_builders.sources.base import FILE_SUFFIXES, check_row, read_file
 
+    problems = []
     for index, dataset in local_datasets(cfg):
         path = Path(str(dataset["path"])).expanduser()
         if dataset.get("type") != ALPACA_TYPE or not path.is_file() or path.suffix not in FILE_SUFFIXES:
@@ -165,4 +206,5 @@ def check_alpaca_rows(cfg: Mapping) -> None:
                 if row.get("input") is not None:
                     check_row(row, {"input": str}, where)
         except DataError as err:
-            raise ConfigError(f"datasets[{index}]: {err}") from None
+            problems.append(f"datasets[{index}]: {err}")
+    return problems

@@ -1,6 +1,6 @@
 """Check a recipe offline, as the GPU it targets would see it, before a 17-hour run is spent on a typo.
 
-    python -m axolotl_nextai.recipe_check recipes/llama2-70b-v5.yml [more.yml ...]
+    python -m axolotl_nextai.recipe_check [--world-size N] recipes/llama2-70b-v5.yml [more.yml ...]
 
 Four checks: every key is one Axolotl or a listed plugin declares (Axolotl silently drops any other, so
 `lora_alpah: 16` would train with the default alpha); `optimizer` names a real optimizer (Axolotl's schema takes
@@ -23,10 +23,20 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import click
-import yaml
 
-from axolotl_nextai.checks.config_checks import PREFIX, ConfigError, missing_files, one_line, value_problems
-from data_builders.errors import did_you_mean
+from axolotl_nextai.checks.config_checks import (
+    PREFIX,
+    ConfigError,
+    HookError,
+    check_finite,
+    missing_files,
+    one_line,
+    value_problems,
+)
+from axolotl_nextai.checks.multi_rank import rows_per_step, uses_fsdp
+from data_builders.boundary import Guarded
+from data_builders.errors import did_you_mean, first_line, single_line
+from data_builders.files import InputFile
 
 # What axolotl.cli.config.gpu_capabilities() reports on one A100 (sm_80: bf16 and tf32, no fp8).
 A100_CAPABILITIES = {"bf16": True, "fp8": False, "tf32": True, "n_gpu": 1, "compute_capability": "sm_80"}
@@ -49,7 +59,8 @@ def unknown_keys(cfg: Mapping, known: set[str], dataset_known: set[str]) -> list
     for key in cfg:
         if key not in known:
             report("", key, known)
-    for index, dataset in enumerate(cfg.get("datasets") or []):
+    datasets = cfg.get("datasets")
+    for index, dataset in enumerate(datasets if isinstance(datasets, list) else []):  # else `value_problems`
         for key in dataset if isinstance(dataset, Mapping) else ():
             if key not in dataset_known:
                 report(f"datasets[{index}].", key, dataset_known)
@@ -67,7 +78,7 @@ def optimizer_names() -> set[str]:
 def unknown_optimizer(cfg: Mapping, known: set[str]) -> list[str]:
     """A message when `optimizer` is set to a name no Trainer knows, with the nearest real one."""
     name = cfg.get("optimizer")
-    if name is None or name in known:
+    if not isinstance(name, str) or name in known:  # absent, or a type Axolotl's schema reports itself
         return []
     return [f"unknown optimizer `{name}`{did_you_mean(name, known)}"]
 
@@ -86,14 +97,34 @@ def find_typos(cfg: Mapping) -> list[str]:
     return unknown_keys(cfg, *known_keys()) + unknown_optimizer(cfg, optimizer_names())
 
 
-def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES):
-    """Axolotl's validated config for a recipe's parsed YAML; ConfigError for unknown keys or optimizer, or a
-    value out of range. Local files are not checked (see `missing_files`)."""
+def unimportable_plugins(cfg: Mapping) -> list[str]:
+    """One message per `plugins:` entry that does not import, found before Axolotl's PluginManager tries it (it
+    prints a traceback and goes on without the plugin)."""
+    from axolotl.integrations.base import load_plugin
+
+    problems, listed = [], cfg.get("plugins")
+    for index, name in enumerate(listed if isinstance(listed, list) else []):  # else Axolotl's schema says so
+        try:
+            load_plugin(str(name))
+        except (ImportError, AttributeError, ValueError) as err:  # no module; no such class; no "module.Class"
+            problems.append(f"plugins[{index}] `{name}`: cannot load ({type(err).__name__}: {first_line(err)})")
+    return problems
+
+
+def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES, world_size: int = 1):
+    """Axolotl's validated config for a recipe's parsed YAML, trained in `world_size` processes (unless the recipe
+    sets `world_size`); ConfigError for unknown keys or optimizer, or a value out of range. Local files are not
+    checked (see `missing_files`)."""
     import torch
     from axolotl.utils.config import prepare_plugins, validate_config
     from axolotl.utils.dict import DictDefault
 
+    unloadable = unimportable_plugins(raw)
+    if unloadable:
+        raise ConfigError("; ".join(unloadable))
     cfg = DictDefault(copy.deepcopy(dict(raw)))
+    if world_size > 1:  # what the plugin's checks read (Axolotl sets it from WORLD_SIZE when training starts)
+        cfg.setdefault("world_size", world_size)
     if any(str(name).startswith("axolotl_nextai") for name in cfg.get("plugins") or []) or any(
             str(key).startswith(PREFIX) for key in cfg):
         cfg["nextai_check_datasets"] = False  # the plugin's file checks: warnings here, see `check_recipe`
@@ -103,36 +134,41 @@ def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES):
     if problems:
         raise ConfigError("; ".join(problems))
     env = {"torch_version": torch.__version__.split("+", maxsplit=1)[0]}
-    return validate_config(cfg, capabilities=dict(capabilities), env_capabilities=env)
+    # Axolotl's own multi-GPU rules read the GPU count (one rank a GPU)
+    validated = validate_config(cfg, capabilities={**capabilities, "n_gpu": world_size}, env_capabilities=env)
+    check_finite(validated)
+    return validated
 
 
 def read_recipe(path: str | Path) -> dict:
-    """A recipe's YAML as a mapping; ConfigError naming the file (and line) when it is not one."""
-    from data_builders.errors import RowError, yaml_problem
-    from data_builders.sources.base import decode
+    """A recipe's YAML as a mapping; ConfigError naming the file (and line) when it is not one, or not a regular
+    file, or one `yaml_text.load_yaml` refuses (aliases expanding without bound, deep nesting, a key twice)."""
+    from data_builders.errors import DataError
+    from data_builders.files import read_text
+    from data_builders.yaml_text import load_yaml
 
     try:
-        raw = yaml.safe_load(decode(Path(path).read_bytes(), str(path)))
-    except RowError as err:
+        raw = load_yaml(read_text(path), str(path))
+    except DataError as err:
         raise ConfigError(str(err)) from None
-    except yaml.YAMLError as err:
-        raise ConfigError(yaml_problem(str(path), err)) from None
     if not isinstance(raw, dict):
         got = "it is empty" if raw is None else f"got {type(raw).__name__}"
         raise ConfigError(f"{path}: a recipe is a mapping of config keys; {got}")
     return raw
 
 
-def check_recipe(path: str | Path, capabilities: Mapping = A100_CAPABILITIES) -> list[str]:
+def check_recipe(path: str | Path, capabilities: Mapping = A100_CAPABILITIES, world_size: int = 1) -> list[str]:
     """`check_config` on a YAML file; returns the warnings: local files it names that do not exist."""
     raw = read_recipe(path)
-    check_config(raw, capabilities)
+    check_config(raw, capabilities, world_size)
     return missing_files(raw)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("recipes", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-def main(recipes: tuple[str, ...]) -> None:
+@click.command(cls=Guarded, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("recipes", nargs=-1, required=True, type=InputFile())
+@click.option("--world-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes the recipes will train in (a lever not tested with several is refused).")
+def main(recipes: tuple[str, ...], world_size: int) -> None:
     """Check each of RECIPES offline (keys, values, Axolotl's validation as on an A100); report every failure,
     not only the first; exit 1 if any failed. Local files that do not exist yet are warnings."""
     from data_builders.quiet import silence_known_noise
@@ -141,15 +177,20 @@ def main(recipes: tuple[str, ...]) -> None:
     failed = 0
     for path in recipes:
         try:
-            warnings = check_recipe(path)
+            warnings = check_recipe(path, world_size=world_size)
         # What a malformed recipe makes Axolotl's validation raise (a list where it wants a mapping: TypeError).
-        except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, OSError, HookError) as exc:
             failed += 1
-            click.echo(f"FAILED  {path}: {one_line(exc)}")
+            click.echo(f"FAILED  {path}: {single_line(one_line(exc))}")
             continue
         for warning in warnings:
             click.echo(f"warning {path}: {warning} (training refuses it)")
-        click.echo(f"ok      {path}")
+        raw = read_recipe(path)
+        if uses_fsdp(raw) and world_size == 1:
+            click.echo(f"warning {path}: FSDP with one process shards nothing: give the world size it trains at "
+                       "(--world-size N)")
+        ranks = f" ({world_size} processes: {rows_per_step(raw, world_size)} rows a step)" if world_size > 1 else ""
+        click.echo(f"ok      {path}{ranks}")
     sys.exit(1 if failed else 0)
 
 

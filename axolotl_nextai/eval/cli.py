@@ -7,11 +7,14 @@ from pathlib import Path
 
 import click
 
+from data_builders.boundary import Guarded
+from data_builders.files import InputFile
+
 _PATH = click.Path(path_type=Path)
 _FOLDER = click.Path(path_type=Path, exists=True, file_okay=False)
 
 
-@click.command()
+@click.command(cls=Guarded)
 @click.option("--base-model", required=True, help="Base model folder or hub id.")
 @click.option("--adapter", default=None, help="LoRA adapter folder (a run's output_dir); none scores the base.")
 @click.option("--compare-base", is_flag=True,
@@ -30,7 +33,7 @@ _FOLDER = click.Path(path_type=Path, exists=True, file_okay=False)
               help="Shots for every task; default: each task's own.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Requests per forward pass.")
-@click.option("--heldout", type=click.Path(path_type=Path, dir_okay=False), default=None,
+@click.option("--heldout", type=InputFile(), default=None,
               help="Alpaca JSONL of rows never trained on: report the loss per response token on them.")
 @click.option("--heldout-cutoff", type=click.IntRange(min=2), default=1024, show_default=True,
               help="Cut held-out rows at this many tokens, as the recipe's sequence_len cuts training rows.")
@@ -43,8 +46,10 @@ def main(base_model, adapter, compare_base, data_dir, extra_tasks, include_path,
     """Score a base model (+ adapter) on the paper's subset and write a Table-8-shaped table (lm-eval's numbers,
     not HELM's)."""
     from axolotl_nextai.eval import runner
+    from axolotl_nextai.eval.tasks import check_local_files
     from axolotl_nextai.models.checkpoint import ModelPathError, check_model_paths, load_base_and_adapter
     from data_builders.atomic import unwritable
+    from data_builders.errors import DataError
     from data_builders.quiet import silence_known_noise
 
     silence_known_noise()
@@ -61,6 +66,11 @@ def main(base_model, adapter, compare_base, data_dir, extra_tasks, include_path,
         limit_map = runner.parse_limits(limits)
         tasks, configs = runner.select_tasks(data_dir, list(extra_tasks), num_fewshot)
         heldout_rows = runner.read_heldout(heldout) if heldout else None
+        if heldout_rows:
+            runner.check_heldout_cutoff(base_model, heldout_rows, heldout_cutoff)
+        check_local_files(configs)
+    except DataError as exc:
+        raise click.UsageError(f"--data-dir: {exc}") from None
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     builtin = any(not name.startswith(runner.LOCAL_PREFIX) for name in tasks)

@@ -13,7 +13,6 @@ on these benchmarks: an interval that spans zero says nothing moved.
 from __future__ import annotations
 
 import io
-import json
 import math
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from pathlib import Path
 from axolotl_nextai.eval.tasks import LOCAL_PREFIX, local_task_configs, task_yamls
 from data_builders.atomic import write_set
 from data_builders.errors import did_you_mean
+from data_builders.json_text import dumps, finite_or_null
 from data_builders.paper_tasks import BY_NAME, PAPER_TASKS
 
 COLUMNS = tuple(dict.fromkeys(task.column for task in PAPER_TASKS))
@@ -226,23 +226,40 @@ def paired_change(base: dict[str, list[float]], tuned: dict[str, list[float]]) -
     return change
 
 
-def heldout_loss(model, tokenizer, rows: list[dict], cutoff: int) -> dict:
-    """Mean loss per response token on Alpaca `rows`, tokenized and masked as training does (prompt masked, EOS
-    appended, cut at `cutoff`); each row's own mean kept for pairing. Rows left with no response token inside
-    the cutoff are counted, not scored."""
-    import torch
-
+def heldout_examples(tokenizer, rows: list[dict], cutoff: int) -> tuple[list[dict], int]:
+    """`rows` tokenized and masked as training does (prompt masked, EOS appended, cut at `cutoff`): those left
+    with a response token inside the cutoff, and how many are not."""
     from axolotl_nextai.alpaca import tokenize_example
 
-    total, tokens, per_row, skipped = 0.0, 0, [], 0
-    for row in rows:
-        example = tokenize_example(tokenizer, row["instruction"], row.get("input") or "", row["output"], cutoff,
-                                   train_on_inputs=False)
+    examples = [tokenize_example(tokenizer, row["instruction"], row.get("input") or "", row["output"], cutoff,
+                                 train_on_inputs=False) for row in rows]
+    scored = [example for example in examples if any(label != -100 for label in example["labels"][1:])]
+    return scored, len(examples) - len(scored)
+
+
+def check_heldout_cutoff(base_model: str, rows: list[dict], cutoff: int) -> None:
+    """A ValueError, before the model loads, when `cutoff` leaves no held-out row a response token to score."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base_model)
+    except (OSError, ValueError):
+        return  # loading the model says why, naming --base-model
+    if not heldout_examples(tokenizer, rows, cutoff)[0]:
+        raise ValueError(f"--heldout-cutoff {cutoff}: no held-out row keeps a response token within {cutoff} tokens "
+                         f"(the prompt fills all {len(rows)}); raise it to the recipe's sequence_len")
+
+
+def heldout_loss(model, tokenizer, rows: list[dict], cutoff: int) -> dict:
+    """Mean loss per response token on Alpaca `rows` (see `heldout_examples`); each row's own mean kept for
+    pairing. Rows left with no response token inside the cutoff are counted, not scored."""
+    import torch
+
+    total, tokens, per_row = 0.0, 0, []
+    examples, skipped = heldout_examples(tokenizer, rows, cutoff)
+    for example in examples:
         labels = torch.tensor(example["labels"][1:])
         n = int((labels != -100).sum())
-        if n == 0:
-            skipped += 1
-            continue
         ids = torch.tensor([example["input_ids"]], device=model.device)
         with torch.inference_mode():
             logits = model(input_ids=ids).logits[0, :-1].float()
@@ -254,10 +271,12 @@ def heldout_loss(model, tokenizer, rows: list[dict], cutoff: int) -> dict:
             "skipped_rows": skipped, "cutoff": cutoff, "per_row": per_row}
 
 
-def heldout_change(base: dict, tuned: dict) -> dict:
+def heldout_change(base: dict, tuned: dict) -> dict | None:
     """Fine-tuned minus base held-out loss, with a paired 95 % interval over the rows' own mean losses."""
     diffs = [t - b for b, t in zip(base["per_row"], tuned["per_row"])]
     n = len(diffs)
+    if not n:
+        return None
     d = sum(diffs) / n
     se = math.sqrt(sum((x - d) ** 2 for x in diffs) / (n - 1) / n) if n > 1 else math.nan
     return {"change": tuned["loss"] - base["loss"], "per_row_mean_change": d,
@@ -291,7 +310,8 @@ def to_markdown(rows: list[tuple[str, dict]], note: str, change: dict | None = N
     for label, row in rows:
         cells = [label] + [fmt_score(c, row["scores"][c], row["intervals"][c]) for c in COLUMNS]
         if heldout:
-            cells.append(f"{row['heldout']['loss']:.4f}" if row.get("heldout") else "—")
+            loss = (row.get("heldout") or {}).get("loss")
+            cells.append("—" if loss is None else f"{loss:.4f}")
         lines.append("| " + " | ".join(cells + ["HELM only"] * len(HELM_ONLY)) + " |")
     if change is not None:
         cells = ["change (paired)"] + [fmt_change(change["columns"].get(c)) for c in COLUMNS]
@@ -353,7 +373,7 @@ def write_results(out_dir: Path, rows: list[tuple[str, dict]], results: dict, no
         report["baseline"] = {"model": rows[0][0], **rows[0][1]}
         report["change"] = change
         files[out_dir / "comparison.png"] = plot_comparison(rows)
-    files[out_dir / "results.json"] = json.dumps(report, indent=2, default=str)
+    files[out_dir / "results.json"] = dumps(finite_or_null(report), indent=2, default=str)
     earlier = [*(out_dir / TASK_FOLDER).glob(f"{LOCAL_PREFIX}*.yaml"), out_dir / "comparison.png"]
     write_set(files, stale=[p for p in earlier if p not in files])
     return markdown

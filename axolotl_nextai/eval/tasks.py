@@ -10,10 +10,31 @@ from pathlib import Path
 
 import yaml
 
-from data_builders.paper_tasks import PAPER_TASKS, PaperTask, builtin_config, builtin_yaml, scored_split
+from data_builders.benchmarks import BY_COLUMN
+from data_builders.errors import DataError, RowError
+from data_builders.files import MISSING, file_problem
+from data_builders.paper_tasks import (
+    BY_NAME,
+    PAPER_TASKS,
+    PaperTask,
+    builtin_config,
+    builtin_yaml,
+    scored_split,
+)
+from data_builders.sources.base import checked_rows, read_file
 
 # Local task names carry this prefix so they never shadow lm-eval's hub-backed tasks.
 LOCAL_PREFIX = "nextai_"
+# What lm-eval's task for each results column reads from a row (its YAML and utils.py), checked on every row of
+# a local file before the model loads; decontamination's texts (data_builders/benchmarks.py) are checked too.
+EVAL_COLUMNS = {
+    "MMLU": {"question": str, "choices": list, "answer": int},
+    "TruthfulQA": {"question": str, "mc1_targets": dict},
+    "BBQ": {"context": str, "question": str, "ans0": str, "ans1": str, "ans2": str, "label": int,
+            "context_condition": str, "category": str, "question_polarity": str, "answer_info": dict,
+            "additional_metadata": dict},
+    "CNN/DM ROUGE-2": {"article": str, "highlights": str},
+}
 
 
 def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
@@ -24,8 +45,12 @@ def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
     present, feeds the few-shot split (without it lm-eval would take shots from the scored rows, so
     `runner.select_tasks` refuses `--num-fewshot`).
     """
-    rows = next((path for path in (data_dir / f"{task.name}.jsonl", data_dir / f"{task.name}.jsonl.gz")
-                 if path.is_file()), None)
+    candidates = (data_dir / f"{task.name}.jsonl", data_dir / f"{task.name}.jsonl.gz", data_dir / f"{task.name}.dev.jsonl")
+    for path in candidates:  # a FIFO or a loop where a task file goes is said, not skipped as absent
+        problem = file_problem(path)
+        if problem not in (None, MISSING):
+            raise DataError(f"{path}: {problem}")
+    rows = next((path for path in candidates[:2] if path.is_file()), None)
     if rows is None:
         return None
     split_keys = builtin_config(task)
@@ -54,6 +79,24 @@ def local_task_configs(data_dir: Path) -> list[dict]:
     """The config of each paper task with a local file (`local_task_config`'s dicts: `task` is the local name,
     `fewshot_split` None without a dev file), in paper order."""
     return [config for task in PAPER_TASKS if (config := local_task_config(task, data_dir)) is not None]
+
+
+def check_local_files(configs: list[dict]) -> None:
+    """Every row of every local task file (scored and few-shot) has what lm-eval's task and decontamination read:
+    a DataError naming file:line and the field otherwise, before any model loads."""
+    for config in configs:
+        column = BY_NAME[config["task"].removeprefix(LOCAL_PREFIX)].column
+        for path in config["dataset_kwargs"]["data_files"].values():
+            rows, _ = read_file(Path(path))
+            count = 0
+            for where, row in checked_rows(rows, EVAL_COLUMNS[column]):
+                try:
+                    BY_COLUMN[column].texts(row)
+                except ValueError as err:
+                    raise RowError(f"{where}: {err}") from None
+                count += 1
+            if not count:
+                raise DataError(f"{path}: no items")
 
 
 def task_yamls(configs: list[dict], folder: Path) -> dict[Path, str]:

@@ -17,9 +17,13 @@ frozen, so backward needs only the 4-bit weight itself: nothing else is saved.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
+
+from axolotl_nextai.checks.launch import Launch
+from axolotl_nextai.levers.contract import patch, unpatch
 
 MIB = 2**20
 
@@ -128,21 +132,37 @@ class ChunkedMatmul4bit(torch.autograd.Function):
         return grad_A, None, None, grad_bias, None
 
 
-def install(chunk_mib: float) -> str:
-    """Route bitsandbytes' 4-bit matmul (what `Linear4bit.forward` calls) through the chunks for every weight
-    larger than `chunk_mib` MiB in its compute dtype; smaller weights keep bitsandbytes' path. Idempotent: a
-    second call replaces the chunk size. Returns what was done, for the log."""
-    import bitsandbytes
+class ChunkedDequant:
+    """`nextai_dequant_chunk_mib`: bitsandbytes' 4-bit matmul (what `Linear4bit.forward` calls), process-wide,
+    through the chunks for every weight larger than the chunk in its compute dtype; smaller weights keep
+    bitsandbytes' path."""
 
-    original = getattr(bitsandbytes.matmul_4bit, "__wrapped__", bitsandbytes.matmul_4bit)
-    chunk_bytes = int(chunk_mib * MIB)
+    key = "nextai_dequant_chunk_mib"
+    hook = "pre_model_load"
+    distributed = True  # FSDP2, 2 CPU ranks: the losses of one process (tests/axolotl_nextai/run/test_multi_rank_cli.py)
 
-    @functools.wraps(original)
-    def matmul_4bit(A, B, quant_state, out=None, bias=None):
-        if out is None and chunkable(A, quant_state, chunk_bytes):
-            return ChunkedMatmul4bit.apply(A, B, quant_state, bias, chunk_bytes)
-        return original(A, B, quant_state, out=out, bias=bias)
+    def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
+        return []
 
-    bitsandbytes.matmul_4bit = matmul_4bit
-    return (f"nextai_dequant_chunk_mib: 4-bit weights larger than {chunk_mib:g} MiB are dequantized "
-            f"{chunk_mib:g} MiB at a time (forward by rows, input gradient by columns)")
+    def install(self, cfg: Mapping, target: None = None) -> str:
+        import bitsandbytes
+
+        self.uninstall()
+        chunk_mib = cfg[self.key]
+        chunk_bytes = int(chunk_mib * MIB)
+        original = bitsandbytes.matmul_4bit
+
+        @functools.wraps(original)
+        def matmul_4bit(A, B, quant_state, out=None, bias=None):
+            if out is None and chunkable(A, quant_state, chunk_bytes):
+                return ChunkedMatmul4bit.apply(A, B, quant_state, bias, chunk_bytes)
+            return original(A, B, quant_state, out=out, bias=bias)
+
+        patch(bitsandbytes, "matmul_4bit", matmul_4bit, self.key)
+        return (f"{self.key}: 4-bit weights larger than {chunk_mib:g} MiB are dequantized "
+                f"{chunk_mib:g} MiB at a time (forward by rows, input gradient by columns)")
+
+    def uninstall(self, target: None = None) -> None:
+        import bitsandbytes
+
+        unpatch(bitsandbytes, self.key)

@@ -25,32 +25,26 @@ equal losses and adapters through the real Axolotl CLI.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 from collections.abc import Mapping
 
 import torch
 
+from axolotl_nextai.checks.config_checks import ConfigError
+from axolotl_nextai.checks.launch import Launch
+from axolotl_nextai.levers.contract import patch, unpatch
+
+KEY = "nextai_fuse_accumulation"
 IGNORE_INDEX = -100
 # Keys that replace the model's loss with one that never sees the logits, or never calls its loss_function.
 OWN_LOSS_KEYS = ("liger_fused_linear_cross_entropy", "cut_cross_entropy", "chunked_cross_entropy")
 
 
-def fusion_problem(cfg: Mapping) -> str | None:
-    """Why `nextai_fuse_accumulation` cannot keep this config's math, or None."""
-    if cfg.get("sample_packing"):
-        return ("nextai_fuse_accumulation needs unpacked rows: with sample_packing Axolotl packs rows per "
-                "micro-batch, so a fused batch would hold other packs; set nextai_fuse_accumulation: false "
-                "(or sample_packing: false)")
-    if cfg.get("rl"):
-        return (f"nextai_fuse_accumulation weights a causal-LM loss; rl: {cfg['rl']} trains another loss; set "
-                "nextai_fuse_accumulation: false")
-    own = [key for key in OWN_LOSS_KEYS if cfg.get(key)]
-    if own:
-        return (f"nextai_fuse_accumulation weights each row's loss through the model's loss_function, which "
-                f"{', '.join(own)} replaces; set nextai_fuse_accumulation: false "
-                f"(or {' and '.join(f'{key}: false' for key in own)})")
-    return None
+def fuses(cfg: Mapping) -> bool:
+    """`nextai_fuse_accumulation` is on and there is accumulation to fuse."""
+    return bool(cfg.get(KEY)) and (cfg.get("gradient_accumulation_steps") or 1) > 1
 
 
 def fused_batch_args(micro_batch_size: int, gradient_accumulation_steps: int) -> dict:
@@ -130,9 +124,11 @@ class FusedAccumulationMixin:
 
     fused_micro_batch_size: int
     fused_max_tokens: int
-    fused_loss: WeightedLoss
+    fused_loss: WeightedLoss | None = None  # set by `FusedAccumulation.install`; unset: the base Trainer's step
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.fused_loss is None:
+            return super().training_step(model, inputs, num_items_in_batch)
         labels = inputs["labels"]
         token_weighted = self.model_accepts_loss_kwargs and num_items_in_batch is not None
         weights = accumulation_token_weights(labels, self.fused_micro_batch_size,
@@ -165,13 +161,72 @@ def base_model(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def fuse_accumulation(trainer, micro_batch_size: int, max_tokens: int) -> None:
-    """Make `trainer` (built with `fused_batch_args`) train each batch as an accumulation window of micro-batches
-    of `micro_batch_size` rows, in passes of at most `max_tokens` padded tokens."""
-    model = base_model(trainer.model)
-    trainer.fused_loss = model.loss_function = WeightedLoss(model.loss_function)
-    trainer.fused_micro_batch_size = micro_batch_size
-    trainer.fused_max_tokens = max_tokens
-    cls = type(trainer)
-    trainer.__class__ = type(f"Fused{cls.__name__}", (FusedAccumulationMixin, cls), {})
+@functools.cache
+def fused_trainer_class(base: type) -> type:
+    """`base` (a Trainer class) with `FusedAccumulationMixin`'s training step."""
+    return type(f"Fused{base.__name__}", (FusedAccumulationMixin, base), {})
 
+
+def trainer_class(cfg: Mapping) -> type:
+    """The Trainer class Axolotl builds for this config (its own, or `trainer_cls`), fused."""
+    if cfg.get("trainer_cls"):
+        from axolotl.utils.import_helper import get_cls_from_module_str
+
+        return fused_trainer_class(get_cls_from_module_str(cfg["trainer_cls"]))
+    from axolotl.core.trainers import AxolotlTrainer
+
+    return fused_trainer_class(AxolotlTrainer)
+
+
+class FusedAccumulation:
+    """`nextai_fuse_accumulation`. Through the plugin, the Trainer is built with `fused_batch_args` and of
+    `trainer_class` (Axolotl's `get_trainer_cls`); `install` then weights the model's loss."""
+
+    key = KEY
+    hook = "post_trainer_create"
+    # ranks would fuse their rows into different numbers of passes, and under FSDP every pass gathers weights from
+    # all of them: on 2 CPU ranks under FSDP2 one aborted (SIGABRT) and the other lost it
+    distributed = False
+
+    def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
+        """Why fusing cannot keep this config's math."""
+        problems = []
+        if cfg.get("sample_packing"):
+            problems.append(f"{KEY} needs unpacked rows: with sample_packing Axolotl packs rows per micro-batch, so "
+                            f"a fused batch would hold other packs; set {KEY}: false (or sample_packing: false)")
+        other = [key for key in ("rl", "reward_model", "process_reward_model") if cfg.get(key)]
+        if other:
+            problems.append(f"{KEY} weights a causal-LM loss; {other[0]}: {cfg[other[0]]} trains another loss; set "
+                            f"{KEY}: false")
+        own = [key for key in OWN_LOSS_KEYS if cfg.get(key)]
+        if own:
+            problems.append(f"{KEY} weights each row's loss through the model's loss_function, which "
+                            f"{', '.join(own)} replaces; set {KEY}: false "
+                            f"(or {' and '.join(f'{key}: false' for key in own)})")
+        return problems
+
+    def install(self, cfg: Mapping, trainer) -> str:
+        """Make `trainer` train each batch as an accumulation window of micro-batches of `micro_batch_size`
+        rows, in passes of at most `nextai_fuse_accumulation_max_tokens` padded tokens."""
+        if not fuses(cfg):
+            return f"{KEY}: gradient_accumulation_steps is 1, nothing to fuse"
+        if not isinstance(trainer, FusedAccumulationMixin):
+            raise ConfigError(f"{KEY}: the Trainer is a {type(trainer).__name__}, another plugin's class, which "
+                              f"cannot train fused batches; set {KEY}: false or remove that plugin")
+        self.uninstall(trainer)
+        model = base_model(trainer.model)
+        loss = WeightedLoss(model.loss_function)
+        patch(model, "_loss_function", loss, KEY)  # what transformers' `loss_function` property returns when set
+        micro_batch_size = cfg["micro_batch_size"]
+        max_tokens = cfg.get("nextai_fuse_accumulation_max_tokens") or cfg["sequence_len"]
+        for name, value in (("fused_loss", loss), ("fused_micro_batch_size", micro_batch_size),
+                            ("fused_max_tokens", max_tokens)):
+            patch(trainer, name, value, KEY)
+        return (f"{KEY}: each optimizer step's {micro_batch_size} x {cfg['gradient_accumulation_steps']} rows "
+                f"drawn as one batch, trained in passes of at most {max_tokens} padded tokens, each micro-batch's "
+                "loss weighted as unfused")
+
+    def uninstall(self, trainer) -> None:
+        """The model's own loss function back; the Trainer then trains each batch as it comes."""
+        unpatch(base_model(trainer.model), KEY)
+        unpatch(trainer, KEY)

@@ -7,19 +7,25 @@ its output, as the input of the next op (SwiGLU needs gate_proj's and up_proj's;
 product). Here the forward copies the chosen projections' outputs to pinned CPU memory on a side stream, and the
 recompute takes them back (the layer below's are prefetched while this one runs) instead of dequantizing and
 multiplying again. Llama-2-70B at 4 packs x 1,024 tokens: gate_proj + up_proj + down_proj are 82 % of a layer's
-matmul FLOPs for 537 MB of outputs a layer, 43 GB a micro-step over PCIe each way (~55 GB/s on PCIe 5; on PCIe 4
-the forward waits for the copies).
+matmul FLOPs; gate_proj's and up_proj's outputs are 470 MB a layer, 37.6 GB a micro-step over PCIe each way
+(~55 GB/s on PCIe 5; on PCIe 4 the forward waits for the copies), and down_proj's costs nothing (below).
 
 The gradients are unchanged: non-reentrant checkpointing backpropagates through the nodes of the first forward and
 takes only the tensors the recompute saves, and a kept output is the value the recompute would have computed. The
 module's forward is replaced, not the dispatcher's view of it: no TorchDispatchMode (which Axolotl's
 `selective_checkpointing` uses) stops a compiled kernel such as flex attention from running compiled.
 
+A projection whose output only feeds the layer's output (down_proj: added to its adapter's output and to the
+residual stream, and an add saves nothing for backward) needs no value in the recompute at all: nothing is copied
+for it, and the recompute gets a NaN-filled placeholder, so that anything that did read it would show as NaN
+gradients rather than train on a wrong value. The recompute runs up to the last tensor the layer's backward needs
+(down_proj's LoRA input), and the layer's recomputed output is thrown away. That is 5.4 GB a step less over PCIe
+each way than keeping down_proj's output, for the same FLOPs saved.
+
 Axolotl's fused LoRA kernels compute their projections without calling the modules, so nothing would be kept for
-them: a projection one of them computes is refused (`saved_matmuls_problems`); PEFT's own LoRA forward calls its
-base layer and adds the adapter to a copy of the output. torch stops a recompute once backward has what it needs,
-so the outputs of a layer's last projection, if nothing after it saves a tensor (down_proj without an adapter),
-are never asked for: they are dropped at the next forward, with one warning.
+them: a projection one of them computes is refused (`SavedMatmuls.problems`); PEFT's own LoRA forward calls its
+base layer and adds the adapter to a copy of the output. Outputs kept by a forward whose backward never ran are
+dropped at the next forward, with one warning.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ import torch
 from axolotl.utils.logging import get_logger
 
 from axolotl_nextai.checks.config_checks import ConfigError
+from axolotl_nextai.checks.launch import Launch
+from axolotl_nextai.checks.memory_budget import kept_outputs_problems
+from axolotl_nextai.levers.contract import patch, unpatch_modules
+from axolotl_nextai.models.footprint import LAYER_OUTPUT_PROJECTIONS
 
 LOG = get_logger(__name__)
 KEY = "nextai_saved_matmuls"
@@ -54,41 +64,12 @@ def adapted(cfg: Mapping, projection: str) -> bool:
     return bool(cfg.get("lora_target_linear")) or "all-linear" in targets or projection in targets
 
 
-def saved_matmuls_problems(cfg: Mapping, cuda_available: bool) -> list[str]:
-    """Why `nextai_saved_matmuls` cannot keep this config's matmuls, one line each; [] when it can."""
-    targets = set(cfg.get(KEY) or [])
-    if not targets:
-        return []
-    problems = []
-    if cfg.get("gradient_checkpointing") is not True:
-        problems.append(f"`{KEY}` changes what gradient checkpointing recomputes: needs gradient_checkpointing: true "
-                        f"(got {cfg.get('gradient_checkpointing')!r})")
-    if (cfg.get("gradient_checkpointing_kwargs") or {}).get("use_reentrant"):
-        problems.append(f"`{KEY}` needs non-reentrant checkpointing: remove gradient_checkpointing_kwargs.use_reentrant "
-                        "or set it false")
-    offloading = cfg.get("activation_offloading")
-    if offloading not in (None, False, "hidden_states"):
-        problems.append(f"`{KEY}` works with activation_offloading: hidden_states or false, not {offloading!r}, whose "
-                        "offloader replaces gradient checkpointing's recompute")
-    if not cfg.get("load_in_4bit"):
-        problems.append(f"`{KEY}` keeps bitsandbytes' 4-bit matmuls: needs load_in_4bit: true")
-    tiled = sorted(targets & set(MLP_PROJECTIONS))
-    if tiled and cfg.get("nextai_tiled_mlp_shards") is not None:
-        problems.append(f"`{KEY}`: {', '.join(tiled)} with nextai_tiled_mlp_shards: the tiled MLP recomputes its "
-                        "shards in its own backward anyway, and bringing a layer's kept outputs back at once undoes "
-                        "the tiling; keep one")
-    for kernel, projections in LORA_KERNELS.items():
-        fused = sorted(targets & set(projections))
-        kernel_on = cuda_available and cfg.get(kernel) is not False  # Axolotl turns an unset one on for an adapter
-        if fused and kernel_on and cfg.get("adapter") and all(adapted(cfg, p) for p in projections):
-            problems.append(f"`{KEY}`: {kernel} computes {', '.join(fused)} without calling the modules, so nothing "
-                            f"would be kept; set {kernel}: false")
-    return problems
-
-
 def in_recompute() -> bool:
-    """A checkpointed forward run again by backward (inside the autograd engine), not the first forward."""
-    return torch._C._current_graph_task_id() != -1
+    """A non-reentrant checkpoint's recompute, run by backward to rebuild what a layer saved (its own saved-tensor
+    hooks are on top): everything it computes but the saved tensors is thrown away. Not a reentrant checkpoint's
+    recompute, whose graph backward runs through."""
+    hooks = torch._C._autograd._top_saved_tensors_default_hooks(False)
+    return hooks is not None and getattr(hooks[0], "__qualname__", "").startswith("_recomputation_hook.")
 
 
 @dataclass
@@ -144,11 +125,12 @@ class OutputStash:
         self.last_layer, self.recomputed, self.warned_unused, self.reported = -1, False, False, False
 
     def keep(self, layer: int, output: torch.Tensor) -> None:
-        if self.recomputed or layer < self.last_layer:  # a new forward: what the last backward left is stale
+        if self.recomputed or layer < self.last_layer:  # a new forward: what the last one left is stale
             self.drop_leftovers()
         self.last_layer, self.recomputed = layer, False
         kept = self.layers[layer]
         if len(kept) >= self.per_layer:  # left by a forward whose backward never came
+            self.warn_unused(len(kept))
             self.drop(kept)
         if not output.is_cuda:
             kept.append(Kept(output))
@@ -172,13 +154,14 @@ class OutputStash:
                 self.pool.give_back(entry.pinned, entry.fetched or entry.copied)
         kept.clear()
 
-    def drop_leftovers(self) -> None:
-        unused = sum(map(len, self.layers.values()))
-        if unused and self.recomputed and not self.warned_unused:
+    def warn_unused(self, unused: int) -> None:
+        if unused and not self.warned_unused:
             self.warned_unused = True
-            LOG.warning(f"{KEY}: {unused} kept outputs were never asked for: backward stops a layer's recompute "
-                        "once it has what it needs (a layer's last projection without an adapter, e.g. down_proj); "
-                        "drop them from the list, they cost pinned memory and PCIe copies for nothing")
+            LOG.warning(f"{KEY}: {unused} kept outputs were left by a forward whose backward never ran (a forward "
+                        "with gradients on and no backward, or a step that failed): dropped, not reused")
+
+    def drop_leftovers(self) -> None:
+        self.warn_unused(sum(map(len, self.layers.values())))
         for kept in self.layers.values():
             self.drop(kept)
 
@@ -236,8 +219,17 @@ def base_linear(module: torch.nn.Module) -> torch.nn.Module:
     return getattr(module, "base_layer", module)
 
 
-def keep_outputs(linear: torch.nn.Module, layer: int, stash: OutputStash) -> None:
-    """Route the linear's training forward through the stash: keep in the first forward, take in the recompute."""
+def replayed(x: torch.Tensor, linear: torch.nn.Module, output: torch.Tensor) -> torch.Tensor:
+    """`output` standing in for the linear's recomputed x W^T."""
+    linear.replayed_output = output
+    try:
+        return ReplayedOutput.apply(x, linear)
+    finally:
+        del linear.replayed_output
+
+
+def kept_forward(linear: torch.nn.Module, layer: int, stash: OutputStash):
+    """The linear's training forward routed through the stash: keep in the first forward, take in the recompute."""
     compute = linear.forward
 
     def forward(x, *args, **kwargs):
@@ -250,16 +242,27 @@ def keep_outputs(linear: torch.nn.Module, layer: int, stash: OutputStash) -> Non
             if kept.shape != (*x.shape[:-1], linear.out_features):
                 raise RuntimeError(f"nextai_saved_matmuls: layer {layer}'s recompute asked for an output of shape "
                                    f"{(*x.shape[:-1], linear.out_features)} where the forward kept {tuple(kept.shape)}")
-            linear.replayed_output = kept
-            try:
-                return ReplayedOutput.apply(x, linear)
-            finally:
-                del linear.replayed_output
+            return replayed(x, linear, kept)
         output = compute(x, *args, **kwargs)
         stash.keep(layer, output.detach())
         return output
 
-    linear.forward = forward
+    return forward
+
+
+def skipped_forward(linear: torch.nn.Module):
+    """The linear's forward whose recompute returns a NaN placeholder: its output only feeds the layer's output,
+    which the recompute throws away (nothing is kept or copied)."""
+    compute = linear.forward
+
+    def forward(x, *args, **kwargs):
+        if linear.training and torch.is_grad_enabled() and in_recompute():
+            placeholder = torch.full((*x.shape[:-1], linear.out_features), float("nan"), dtype=x.dtype,
+                                     device=x.device)
+            return replayed(x, linear, placeholder)
+        return compute(x, *args, **kwargs)
+
+    return forward
 
 
 def targeted_modules(model: torch.nn.Module, projections: list[str]) -> dict[int, list[torch.nn.Module]]:
@@ -274,26 +277,84 @@ def targeted_modules(model: torch.nn.Module, projections: list[str]) -> dict[int
                             and isinstance(base_linear(module), bnb.nn.Linear4bit)])}
 
 
-def install(model: torch.nn.Module, projections: list[str]) -> str:
-    """Keep the targeted projections' outputs, and make every `gradient_checkpointing_enable` call on `model`
-    (Axolotl's loader, PEFT's k-bit preparation, the Trainer at train start) non-reentrant, whose backward runs
-    through the first forward's nodes. A LoRA wrapper added later keeps each routed linear as its `base_layer`.
-    Returns what was done, for the log."""
-    projections = sorted(set(projections))
-    targets = targeted_modules(model, projections)
-    if not targets:
-        raise ConfigError(f"`{KEY}`: no gradient-checkpointed decoder layer has a 4-bit {', '.join(projections)}")
-    stash = OutputStash(per_layer=max(map(len, targets.values())))
-    for layer, linears in targets.items():
-        for linear in linears:
-            keep_outputs(linear, layer, stash)
-    enable = model.gradient_checkpointing_enable
+class SavedMatmuls:
+    """`nextai_saved_matmuls`: the listed projections' outputs kept from the forward for the recompute (down_proj's
+    skipped there)."""
 
-    def enable_non_reentrant(gradient_checkpointing_kwargs=None, **kwargs):
-        checkpoint_kwargs = {**(gradient_checkpointing_kwargs or {}), "use_reentrant": False}
-        return enable(gradient_checkpointing_kwargs=checkpoint_kwargs, **kwargs)
+    key = KEY
+    # where Axolotl's selective_checkpointing hooks in: before the loader, PEFT's k-bit preparation and the
+    # Trainer enable gradient checkpointing; PEFT's LoRA wrappers keep the routed modules as their base_layer
+    hook = "post_model_build"
+    # FSDP2, 2 CPU ranks: the losses of one process (tests/axolotl_nextai/run/test_multi_rank_cli.py); each rank
+    # keeps its own micro-step's outputs in its host's memory (the host check counts the host's ranks)
+    distributed = True
 
-    model.gradient_checkpointing_enable = enable_non_reentrant
-    first = next(iter(targets.values()))[0]
-    where = "pinned CPU memory" if first.weight.device.type == "cuda" else "where they are: not on CUDA"
-    return f"{KEY}: {', '.join(projections)} of {len(targets)} layers kept from the forward ({where}), not recomputed"
+    def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
+        """Why this config's matmuls cannot be kept, one line each; [] when they can."""
+        targets = set(cfg.get(KEY) or [])
+        problems = []
+        if cfg.get("gradient_checkpointing") is not True:
+            problems.append(f"`{KEY}` changes what gradient checkpointing recomputes: needs gradient_checkpointing: "
+                            f"true (got {cfg.get('gradient_checkpointing')!r})")
+        if (cfg.get("gradient_checkpointing_kwargs") or {}).get("use_reentrant"):
+            problems.append(f"`{KEY}` needs non-reentrant checkpointing: remove "
+                            "gradient_checkpointing_kwargs.use_reentrant or set it false")
+        offloading = cfg.get("activation_offloading")
+        if offloading not in (None, False, "hidden_states"):
+            problems.append(f"`{KEY}` works with activation_offloading: hidden_states or false, not {offloading!r}, "
+                            "whose offloader replaces gradient checkpointing's recompute")
+        if not cfg.get("load_in_4bit"):
+            problems.append(f"`{KEY}` keeps bitsandbytes' 4-bit matmuls: needs load_in_4bit: true")
+        tiled = sorted(targets & set(MLP_PROJECTIONS))
+        if tiled and cfg.get("nextai_tiled_mlp_shards") is not None:
+            problems.append(f"`{KEY}`: {', '.join(tiled)} with nextai_tiled_mlp_shards: the tiled MLP recomputes its "
+                            "shards in its own backward anyway, and bringing a layer's kept outputs back at once "
+                            "undoes the tiling; keep one")
+        for kernel, projections in LORA_KERNELS.items():
+            fused = sorted(targets & set(projections))
+            kernel_on = launch.cuda and cfg.get(kernel) is not False  # Axolotl turns an unset one on for an adapter
+            if fused and kernel_on and cfg.get("adapter") and all(adapted(cfg, p) for p in projections):
+                problems.append(f"`{KEY}`: {kernel} computes {', '.join(fused)} without calling the modules, so "
+                                f"nothing would be kept; set {kernel}: false")
+        if launch.architecture is not None and launch.host_available_bytes is not None:
+            problems += kept_outputs_problems(cfg, launch.architecture, launch.host_available_bytes,
+                                              launch.local_world_size)
+        return problems
+
+    def install(self, cfg: Mapping, model: torch.nn.Module) -> str:
+        """Keep the targeted projections' outputs, and make every `gradient_checkpointing_enable` call on `model`
+        (Axolotl's loader, PEFT's k-bit preparation, the Trainer at train start) non-reentrant, whose backward
+        runs through the first forward's nodes. A LoRA wrapper added later keeps each routed linear as its
+        `base_layer`."""
+        self.uninstall(model)
+        projections = sorted(set(cfg[KEY]))
+        kept = [name for name in projections if name not in LAYER_OUTPUT_PROJECTIONS]
+        skipped = [name for name in projections if name in LAYER_OUTPUT_PROJECTIONS]
+        targets = targeted_modules(model, projections)
+        if not targets:
+            raise ConfigError(f"`{KEY}`: no gradient-checkpointed decoder layer has a 4-bit {', '.join(projections)}")
+        kept_targets = targeted_modules(model, kept) if kept else {}
+        stash = OutputStash(per_layer=max(map(len, kept_targets.values()), default=0))
+        for layer, linears in kept_targets.items():
+            for linear in linears:
+                patch(linear, "forward", kept_forward(linear, layer, stash), KEY)
+        for linears in (targeted_modules(model, skipped) if skipped else {}).values():
+            for linear in linears:
+                patch(linear, "forward", skipped_forward(linear), KEY)
+        enable = model.gradient_checkpointing_enable
+
+        def enable_non_reentrant(gradient_checkpointing_kwargs=None, **kwargs):
+            checkpoint_kwargs = {**(gradient_checkpointing_kwargs or {}), "use_reentrant": False}
+            return enable(gradient_checkpointing_kwargs=checkpoint_kwargs, **kwargs)
+
+        patch(model, "gradient_checkpointing_enable", enable_non_reentrant, KEY)
+        first = next(iter(targets.values()))[0]
+        where = "pinned CPU memory" if first.weight.device.type == "cuda" else "where they are: not on CUDA"
+        done = [f"{', '.join(kept)} kept from the forward ({where})"] if kept else []
+        done += [f"{', '.join(skipped)} skipped (its output only feeds the layer's output)"] if skipped else []
+        return f"{KEY}: not recomputed in {len(targets)} layers: {'; '.join(done)}"
+
+    def uninstall(self, model: torch.nn.Module) -> None:
+        """The projections' own forwards and the model's own `gradient_checkpointing_enable` back (checkpointing
+        already enabled stays non-reentrant until enabled again)."""
+        unpatch_modules(model, KEY)

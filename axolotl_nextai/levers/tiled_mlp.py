@@ -12,13 +12,23 @@ does, and a training forward without autograd (a checkpointed layer's first pass
 gradients are those of the forward that produced the loss. What changes against the untiled MLP: a dropout mask
 is drawn per shard rather than for the whole sequence (the same distribution), and the MLP's forward runs once
 more per step.
+
+Inside a checkpointed decoder layer the MLP's output only feeds the layer's output, which the checkpoint's
+recompute throws away: what the recompute needs of the tiled MLP is only the tensors it saves (its input), so
+there it computes nothing (a NaN placeholder stands in for the output). The MLP then runs forward twice per step,
+not three times: once in the forward, once shard by shard in its backward.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import contextmanager
 
 import torch
+
+from axolotl_nextai.checks.launch import Launch
+from axolotl_nextai.levers.contract import patch, unpatch_modules
+from axolotl_nextai.levers.saved_matmuls import in_recompute
 
 
 def rng_state(device: torch.device) -> tuple:
@@ -60,13 +70,14 @@ class TiledMLP(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, mlp_forward, shards, x, *params):
+        ctx.save_for_backward(x, *params)
+        if in_recompute():  # a checkpoint's recompute: the saved tensors are all it needs; backward uses the first
+            return torch.full_like(x, float("nan"))  # forward's ctx (RNG states), not this one
         ctx.mlp_forward, ctx.shards = mlp_forward, shards
         ctx.autocast = autocast_state(x.device.type)
         ctx.rng_states = []
         with torch.no_grad():
-            out = run_sharded(mlp_forward, x, shards, ctx.rng_states)
-        ctx.save_for_backward(x, *params)
-        return out
+            return run_sharded(mlp_forward, x, shards, ctx.rng_states)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -92,9 +103,9 @@ class TiledMLP(torch.autograd.Function):
         return None, None, grad_x, *grad_params
 
 
-def tile(mlp: torch.nn.Module, shards: int) -> None:
-    """Make `mlp.forward` run in shards in training (with autograd: `TiledMLP`); its current forward, patched or
-    not, is what runs per shard. Call after the adapters exist: their parameters are collected here."""
+def tiled_forward(mlp: torch.nn.Module, shards: int):
+    """`mlp.forward` run in shards in training (with autograd: `TiledMLP`); its current forward, patched or
+    not, is what runs per shard. Made after the adapters exist: their parameters are collected here."""
     inner = mlp.forward
     params = [p for p in mlp.parameters() if p.requires_grad]
 
@@ -105,12 +116,26 @@ def tile(mlp: torch.nn.Module, shards: int) -> None:
             return TiledMLP.apply(inner, shards, x, *params)
         return run_sharded(inner, x, shards)
 
-    mlp.forward = forward
+    return forward
 
 
-def tile_model(model: torch.nn.Module, shards: int) -> int:
-    """Tile every decoder layer's MLP (a submodule named `mlp`); returns how many."""
-    mlps = [module for name, module in model.named_modules() if name.rsplit(".", 1)[-1] == "mlp"]
-    for mlp in mlps:
-        tile(mlp, shards)
-    return len(mlps)
+class TiledMlp:
+    """`nextai_tiled_mlp_shards`: every decoder layer's MLP (a submodule named `mlp`) run in shards."""
+
+    key = "nextai_tiled_mlp_shards"
+    hook = "post_model_load"  # after the adapter: its parameters are the ones the shards' backward differentiates
+    distributed = False  # under FSDP2 on 2 CPU ranks it trained other gradients than one process (7.4386 vs 7.4367)
+
+    def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
+        return []
+
+    def install(self, cfg: Mapping, model: torch.nn.Module) -> str:
+        self.uninstall(model)
+        shards = cfg[self.key]
+        mlps = [module for name, module in model.named_modules() if name.rsplit(".", 1)[-1] == "mlp"]
+        for mlp in mlps:
+            patch(mlp, "forward", tiled_forward(mlp, shards), self.key)
+        return f"{self.key}: {len(mlps)} MLPs run in {shards} shards in training"
+
+    def uninstall(self, model: torch.nn.Module) -> None:
+        unpatch_modules(model, self.key)

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from axolotl_nextai.checks.config_checks import looks_local
 from data_builders.errors import first_line
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")  # peft's two formats
+
+
+def looks_local(value: str) -> bool:
+    """A path on disk rather than a Hub id (`org/name`): it exists, starts with / . ~, or has several parts."""
+    return Path(value).expanduser().exists() or value.startswith(("/", ".", "~")) or value.count("/") > 1
 
 
 class ModelPathError(ValueError):

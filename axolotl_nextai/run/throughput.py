@@ -60,15 +60,19 @@ def real_token_mask(inputs: Mapping, pad_token_id: int | None = None) -> torch.T
     return ~edge_padding(ids, pad_token_id, inputs.get("labels"))
 
 
-def count_tokens(inputs: Mapping, pad_token_id: int | None = None) -> tuple[int, int]:
-    """(real, trained) tokens of one micro-batch: real = not padding (`real_token_mask`), trained = label not -100.
+def count_tokens(inputs: Mapping, pad_token_id: int | None = None) -> torch.Tensor:
+    """[real, trained] tokens of one micro-batch: real = not padding (`real_token_mask`), trained = label not -100.
 
-    Real tokens drive the 6N FLOP count (the prompt is computed too; padding is not useful work).
+    Real tokens drive the 6N FLOP count (the prompt is computed too; padding is not useful work). A tensor on the
+    batch's device: reading a count back (`int(t)`) would make the host wait for the GPU at every forward pass, and
+    stop it from queueing the pass's kernels ahead; the caller adds these up and reads them once a step.
     """
     real = real_token_mask(inputs, pad_token_id)
     labels = inputs.get("labels")
-    trained = int((labels != IGNORE_INDEX).sum()) if labels is not None else 0
-    return (int(real.sum()) if real is not None else 0), trained
+    found = next((t for t in (real, labels) if t is not None), None)
+    zero = torch.zeros((), dtype=torch.long, device=None if found is None else found.device)
+    return torch.stack([real.sum() if real is not None else zero,
+                        (labels != IGNORE_INDEX).sum() if labels is not None else zero])
 
 
 def mfu(tokens_per_s: float, n_params: int, peak_tflops: float) -> float:

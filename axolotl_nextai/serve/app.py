@@ -1,22 +1,24 @@
 """The FastAPI app: HELM's `/process`, `/tokenize`, `/decode` over a `HelmModel`, and its limits.
 
 Every failure is a JSON `{"error": message}`: 4xx for a request the server will not serve (bad JSON, wrong
-types, over a limit), 5xx when the model fails on a valid one. Neither stops the server.
+types, over a limit), 5xx when the model fails on a valid one. Neither stops the server. HELM logs only the
+status line of a refusal ("422 Client Error") and drops the whole run spec, so the server logs each refusal's
+reason, one line naming the path and the field or limit.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from axolotl_nextai.serve.model import HelmModel, InvalidRequest
+from axolotl_nextai.serve.model import HelmModel, InvalidRequest, Limits
 from axolotl_nextai.serve.schemas import (
+    Completion,
     DecodeRequest,
     DecodeResponse,
     ProcessRequest,
@@ -28,13 +30,10 @@ from axolotl_nextai.serve.schemas import (
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Per-request bounds. 1 MiB holds a 4,096-token prompt many times over; the paper's HELM scenarios ask for
-    at most a summary's worth of new tokens (CNN/DM)."""
-
-    max_new_tokens: int = 1024
-    max_body_bytes: int = 1 << 20
+def refusal(method: str, path: str, status: int, message: str, **extra) -> JSONResponse:
+    """The JSON answer to a request the server will not serve, its reason logged."""
+    log.warning("%s %s refused (%d): %s", method, path, status, message)
+    return JSONResponse({"error": message, **extra}, status_code=status)
 
 
 class BodyLimit:
@@ -53,7 +52,7 @@ class BodyLimit:
             elif int(length) > self.max_bytes:
                 error = (413, f"request body is {int(length)} bytes; the limit is {self.max_bytes}")
             if error:
-                await JSONResponse({"error": error[1]}, status_code=error[0])(scope, receive, send)
+                await refusal(scope["method"], scope["path"], *error)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -62,18 +61,21 @@ def _validation_message(errors: list[dict]) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
 
 
-def create_app(model: HelmModel, limits: Limits = Limits()) -> FastAPI:
+def create_app(model: HelmModel, limits: Limits | None = None) -> FastAPI:
+    limits = limits or Limits()
     app = FastAPI(title="axolotl-nextai HELM server")
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_, exc: RequestValidationError):
-        # Not the offending input: it can be huge, or NaN, which JSON cannot carry.
+    async def invalid(request: Request, exc: RequestValidationError):
+        # Not the offending input: it can be huge, NaN or a lone surrogate, which JSON cannot carry.
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        return JSONResponse({"error": _validation_message(errors), "detail": errors}, status_code=422)
+        return refusal(request.method, request.url.path, 422, _validation_message(errors), detail=errors)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_, exc: HTTPException):
+    async def http_error(request: Request, exc: HTTPException):
+        if exc.status_code < 500:
+            return refusal(request.method, request.url.path, exc.status_code, str(exc.detail))
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
 
     def call_model(call, *args):
@@ -87,15 +89,15 @@ def create_app(model: HelmModel, limits: Limits = Limits()) -> FastAPI:
             raise HTTPException(500, f"model call failed: {type(exc).__name__}: {exc}") from exc
 
     # Plain `def` endpoints run in a thread pool, so a long generation never blocks the event loop.
-    @app.post("/process", response_model=ProcessResponse)
+    @app.post("/process", response_model=ProcessResponse, response_model_exclude_none=True)
     def process(req: ProcessRequest) -> ProcessResponse:
         start = time.perf_counter()
-        if req.max_new_tokens > limits.max_new_tokens:
-            raise HTTPException(422, f"max_new_tokens {req.max_new_tokens} is over this server's limit "
-                                     f"of {limits.max_new_tokens}")
-        text, tokens = call_model(model.process, req)
-        return ProcessResponse(text=text, tokens=tokens, logprob=sum(t.logprob for t in tokens),
-                               request_time=time.perf_counter() - start)
+        answer = call_model(model.process, req, limits)
+        completions = [Completion(text="".join(t.text for t in tokens), tokens=tokens,
+                                  logprob=sum(t.logprob for t in tokens)) for tokens in answer.completions]
+        return ProcessResponse(**completions[0].model_dump(), request_time=time.perf_counter() - start,
+                               completions=completions if len(completions) > 1 else None,
+                               dropped_prompt_tokens=answer.dropped_prompt_tokens)
 
     @app.post("/tokenize", response_model=TokenizeResponse)
     def tokenize(req: TokenizeRequest) -> TokenizeResponse:

@@ -6,6 +6,8 @@ import socket
 
 import click
 
+from data_builders.boundary import Guarded
+
 
 def check_listen(host: str, port: int) -> None:
     """Bind `host:port` once, so a taken port or an unknown host fails before the model loads."""
@@ -18,7 +20,7 @@ def check_listen(host: str, port: int) -> None:
         raise click.ClickException(f"--host {host} --port {port}: cannot listen ({err.strerror or err})") from None
 
 
-@click.command()
+@click.command(cls=Guarded)
 @click.option("--base-model", required=True, help="Base model folder or hub id (e.g. meta-llama/Llama-2-70b-hf).")
 @click.option("--adapter", default=None, help="LoRA adapter folder (a run's output_dir); none serves the base.")
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -31,28 +33,45 @@ def check_listen(host: str, port: int) -> None:
               help="Largest max_new_tokens a request may ask.")
 @click.option("--max-body-bytes", type=click.IntRange(min=1), default=1 << 20, show_default=True,
               help="Largest request body accepted.")
+@click.option("--max-completions", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Largest num_return_sequences a request may ask.")
+@click.option("--max-top-logprobs", type=click.IntRange(min=1), default=1 << 18, show_default=True,
+              help="Most top_logprob entries in one answer (top_k_per_token x scored tokens).")
+@click.option("--max-connections", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Open connections beyond this get a 503 and are closed.")
+@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds a connection has to send a complete request (after connecting or its last answer).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Sampling seed for requests that bring none.")
-def main(base_model, adapter, host, port, load_in_4bit, max_new_tokens, max_body_bytes, seed) -> None:
+def main(base_model, adapter, host, port, load_in_4bit, max_new_tokens, max_body_bytes, max_completions,
+         max_top_logprobs, max_connections, request_timeout, seed) -> None:
     """Serve BASE_MODEL (+ ADAPTER) over HELM's /process, /tokenize and /decode."""
     from axolotl_nextai.models.checkpoint import ModelPathError, check_model_paths
+    from axolotl_nextai.serve.connections import guarded_h11, raise_descriptor_limit
     from data_builders.quiet import silence_known_noise
 
     silence_known_noise()
     try:
+        raise_descriptor_limit(max_connections)
         check_model_paths(base_model, adapter)
         check_listen(host, port)
         from axolotl_nextai.serve import HelmModel
 
         model = HelmModel.load(base_model, adapter, load_in_4bit, seed)
-    except ModelPathError as err:
+    except (ModelPathError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from axolotl_nextai.serve import Limits, create_app
 
-    app = create_app(model, Limits(max_new_tokens=max_new_tokens, max_body_bytes=max_body_bytes))
-    uvicorn.run(app, host=host, port=port)
+    limits = Limits(max_new_tokens=max_new_tokens, max_body_bytes=max_body_bytes, max_completions=max_completions,
+                    max_top_logprobs=max_top_logprobs)
+    # Our refusals and warnings beside uvicorn's lines, in its format.
+    log_config = {**LOGGING_CONFIG, "loggers": {**LOGGING_CONFIG["loggers"], "axolotl_nextai.serve": {
+        "handlers": ["default"], "level": "INFO", "propagate": False}}}
+    uvicorn.run(create_app(model, limits), host=host, port=port, log_config=log_config,
+                http=guarded_h11(max_connections, request_timeout))
 
 if __name__ == "__main__":
     main()

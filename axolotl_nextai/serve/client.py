@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import click
 
 from data_builders.alpaca_prompt import render_prompt
+from data_builders.boundary import Guarded
 
 
 def post(url: str, path: str, body: dict, timeout: float = 600) -> dict:
@@ -27,19 +30,42 @@ def post(url: str, path: str, body: dict, timeout: float = 600) -> dict:
         return json.loads(response.read())
 
 
+def server_url(url: str) -> str:
+    """`url` if it can name a server (http or https, a host, a valid port); a ValueError saying what is wrong."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s)://HOST[:PORT] address")
+    try:
+        parts.port  # noqa: B018 -- parsing the port is the check
+    except ValueError as err:
+        raise ValueError(f"{url!r}: {err}") from None
+    return url
+
+
 def wait_until_up(url: str, seconds: float, pid: int | None = None) -> None:
-    """Poll `/tokenize` until the server answers; a RuntimeError if `pid` exits first or time runs out."""
+    """Poll `/tokenize` until the server answers; a RuntimeError if `pid` exits first, time runs out or the host
+    has no address (a server that is not up yet refuses connections; a misspelt host never answers)."""
     deadline = time.monotonic() + seconds
     while True:
         try:
             post(url, "/tokenize", {"text": "ping"}, timeout=5)
             return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
+            unresolved = getattr(err, "reason", None)
+            if type(unresolved) is socket.gaierror:
+                raise RuntimeError(f"{url}: no such host ({unresolved.strerror})") from None
             if pid is not None and not _alive(pid):
                 raise RuntimeError(f"the server (pid {pid}) exited before answering at {url}") from None
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no answer from {url} within {seconds:g} s") from None
             time.sleep(1)
+
+
+def _url_option(_ctx, _param, url: str) -> str:
+    try:
+        return server_url(url)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
 
 
 def _alive(pid: int) -> bool:
@@ -50,9 +76,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@click.command()
+@click.command(cls=Guarded)
 @click.argument("prompt")
-@click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="The server's address.")
+@click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="The server's address.",
+              callback=_url_option)
 @click.option("--alpaca", is_flag=True, help="Wrap PROMPT in the Alpaca template the recipes train with.")
 @click.option("--max-new-tokens", default=48, show_default=True)
 @click.option("--wait", "wait_s", default=180.0, show_default=True, help="Seconds to wait for the server to be up.")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The 70B-on-40 GB proof in one GPU call: install the carried wheels, write a synthetic Llama-2-70B pre-quantized
-# to NF4 (nextai-synth), make the rows in $DATA (v5.jsonl: 1,000 v5-shaped rows; v5-4096.jsonl: rows of 4,064
+# to NF4 (nextai-synth; for lanes of several ranks a second one stored as bfloat16, which FSDP can shard), make the rows in $DATA (v5.jsonl: 1,000 v5-shaped rows; v5-4096.jsonl: rows of 4,064
 # tokens for the cutoff-4,096 tables; v5-grouped.jsonl: the rows of GROUPED_STEPS representative steps, see
 # v5_shaped.py), then train each named run (a recipe, or an ablation named in bench/gpu/ablations.yaml; `@tables`
 # is every run of the paper's Tables 4-6) through the real Axolotl CLI (or, for an ablation with an `engine`,
@@ -15,14 +15,18 @@
 # one call, give each its own OUT outside the device's and copy only its gpu70b.tgz there (two OUT subfolders lost
 # the second archive once: the first run's work files took the 8 places).
 # RUN[:STEPS]: steps from the spec, else the ablation's `steps`, else MAX_STEPS (`@tables:3`: 3 steps each).
-# Lanes: GPUS lists one lane per entry; each lane takes the next run of the queue (in the order given) when its
-# last one ends. GPUS=0,1 is a lane per card; GPUS=0,0,0 is three lanes sharing card 0, each process capped at
-# CAP_GB, memory read per process and step times marked as shared in the report. CALL_LIMIT (seconds from the
+# Lanes: GPUS lists one lane per entry; each lane takes the next run of the queue (in the order given) that needs as
+# many GPUs as it has, when its last one ends. GPUS=0,1 is a lane per card; GPUS=0,0,0 is three lanes sharing card 0,
+# each process capped at CAP_GB, memory read per process and step times marked as shared in the report. Cards joined
+# by + are one lane of several ranks (one a card, `accelerate launch --multi_gpu`, each rank capped at CAP_GB): for
+# the runs whose ablation says `gpus: N` (bench/gpu/ablations.yaml). GPUS=0,1+2 trains a 1-GPU run on card 0 beside
+# a 2-GPU run on cards 1 and 2; GPUS=0+1+2+3 one 4-GPU run; GPUS=cpu+cpu two CPU ranks (the plugin joins them). CALL_LIMIT (seconds from the
 # call's start; set it a minute under the device's limit): each run's timeout is cut to what is left, and a run
 # that would get less than a minute is skipped.
 # Reuse on a still-warm machine: the checkpoint, the rows and the unpacked wheels are written once and found by
 # the next call (rows again when their arguments change). For a CPU check of this script:
-# GPUS=cpu WHEELS=0 SYNTH_PRESET=tiny CAP_GB= (GPUS=cpu,cpu: two lanes; no nvidia-smi; the current Python).
+# GPUS=cpu WHEELS=0 SYNTH_PRESET=tiny CAP_GB= (GPUS=cpu,cpu: two lanes; cpu+cpu: two ranks; no nvidia-smi; the
+# current Python).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 call_start=$(date +%s)
@@ -71,6 +75,10 @@ if [ ! -d "$CKPT" ]; then
   rm -rf "$(dirname "$CKPT")/.$(basename "$CKPT")".*.partial   # what a call cut off mid-write left (~35 GB)
   $PY -m axolotl_nextai.models.synth --preset "$SYNTH_PRESET" --out "$CKPT"
 fi
+if [[ $GPUS == *+* ]] && [ ! -d "$CKPT-bf16" ]; then  # several ranks: FSDP shards 4-bit weights stored as bf16 only
+  rm -rf "$(dirname "$CKPT")/.$(basename "$CKPT")-bf16".*.partial
+  $PY -m axolotl_nextai.models.synth --preset "$SYNTH_PRESET" --dtype nf4-bf16 --out "$CKPT-bf16"
+fi
 echo "synth_seconds: $(( $(date +%s) - start ))" >> "$WORK/env.txt"
 du -sh "$CKPT" | sed 's/^/checkpoint_size: /' >> "$WORK/env.txt"
 
@@ -88,9 +96,12 @@ rows v5-4096.jsonl --rows 64 --tokens 4064
 rows v5-grouped.jsonl --grouped "$GROUPED_STEPS"
 echo "setup_seconds: $(( $(date +%s) - call_start ))" >> "$WORK/env.txt"
 
-train() {  # train RUN:STEPS on one GPU (or the CPU), leaving its files in $WORK
-  local spec=$1 gpu=$2 run steps name engine limit=$RUN_TIMEOUT left cfg probe="" rc run_start site
-  run=${spec%:*}; steps=${spec##*:}; name=$(basename "$run" .yml)
+train() {  # train RUN:STEPS:GPUS on a lane's GPUS (cards joined by +, or cpu), leaving its files in $WORK
+  local spec=$1 gpu=$2 run steps name engine limit=$RUN_TIMEOUT left cfg probes=() card rc run_start site ranks launch
+  run=${spec%%:*}; steps=${spec#*:}; steps=${steps%%:*}; name=$(basename "$run" .yml)
+  IFS=+ read -ra cards <<< "$gpu"; ranks=${#cards[@]}
+  launch=(--num_processes 1)
+  [ "$ranks" -gt 1 ] && launch=(--multi_gpu --num_processes "$ranks")
   if [ -n "$CALL_LIMIT" ]; then
     # 45 s kept back: a stopped run finishes its step and saves (killed 30 s after the signal), then the archive
     left=$(( CALL_LIMIT - ($(date +%s) - call_start) - 45 ))
@@ -106,22 +117,25 @@ train() {  # train RUN:STEPS on one GPU (or the CPU), leaving its files in $WORK
   # tokenizes into its own folder: lanes running side by side never write the same one. The run report is
   # written every step, so a run stopped at its time limit still reports the steps it made.
   cfg="$SCRATCH/cfg-$name.yml"
-  $PY bench/gpu/run_config.py "$run" --out "$cfg" --data-dir "$DATA" --set base_model="$CKPT" \
+  $PY bench/gpu/run_config.py "$run" --out "$cfg" --data-dir "$DATA" --set base_model="$CKPT$([ "$ranks" -gt 1 ] && echo -bf16)" \
     --set max_steps="$steps" --set nextai_peak_tflops=790.0 --set nextai_report_every_steps=1 \
     --set output_dir="$SCRATCH/out-$name" --set dataset_prepared_path="$SCRATCH/prep-$name" \
-    --set save_strategy='"no"' --set saves_per_epoch=null ${CAP_GB:+--set nextai_gpu_memory_cap_gb="$CAP_GB"}
+    --set save_strategy='"no"' --set saves_per_epoch=null ${CAP_GB:+--set nextai_gpu_memory_cap_gb="$CAP_GB"} \
+    $([[ $gpu == cpu* ]] && echo --cpu)
   cp "$cfg" "$WORK/$name.cfg.yml"
-  if [ "$gpu" != cpu ]; then  # nvidia-smi's view: the card's total and this run's processes
-    $PY bench/gpu/gpu_memory_probe.py --gpu "$gpu" --match "$cfg" > "$WORK/$name.smi.txt" &
-    probe=$!
+  if [[ $gpu != cpu* ]]; then  # nvidia-smi's view of each card: the card's total and this run's processes
+    for card in "${cards[@]}"; do
+      $PY bench/gpu/gpu_memory_probe.py --gpu "$card" --match "$cfg" > "$WORK/$name.smi.$card.txt" &
+      probes+=($!)
+    done
   fi
   run_start=$(date +%s)
   set +e
-  export CUDA_VISIBLE_DEVICES=$([ "$gpu" = cpu ] && echo "" || echo "$gpu")
+  export CUDA_VISIBLE_DEVICES=$([[ $gpu == cpu* ]] && echo "" || echo "${gpu//+/,}")
   export NEXTAI_BENCH_PROFILE_OUT="$WORK/$name.profile.md"   # read only by a run with bench/gpu/step_profile.py
   if [ "$engine" = axolotl ]; then
-    timeout -k 30 "$limit" $PY -m accelerate.commands.launch --num_processes 1 --num_machines 1 \
-      --mixed_precision "$([ "$gpu" = cpu ] && echo no || echo bf16)" --dynamo_backend no \
+    timeout -k 30 "$limit" $PY -m accelerate.commands.launch "${launch[@]}" --num_machines 1 \
+      --mixed_precision "$([[ $gpu == cpu* ]] && echo no || echo bf16)" --dynamo_backend no \
       -m axolotl.cli.train "$cfg" > "$WORK/$name.log" 2>&1
   elif [ "$engine" = unsloth ]; then      # Unsloth on the path of its own runs only
     site=$(bench/gpu/wheels.sh unsloth 2>"$WORK/$name.log") && PYTHONPATH="$site:$PYTHONPATH" timeout -k 30 "$limit" \
@@ -131,7 +145,7 @@ train() {  # train RUN:STEPS on one GPU (or the CPU), leaving its files in $WORK
   fi
   rc=$?
   set -e
-  [ -z "$probe" ] || kill "$probe"
+  [ ${#probes[@]} -eq 0 ] || kill "${probes[@]}"
   echo "rc=$rc wall_seconds=$(( $(date +%s) - run_start )) gpu=$gpu start=$run_start end=$(date +%s)" > "$WORK/$name.rc"
   cp "$SCRATCH/out-$name/nextai_report.json" "$WORK/$name.report.json" 2>/dev/null || true
   archive                                    # after each run too: a call cut off at its limit keeps the runs done
@@ -141,11 +155,13 @@ train() {  # train RUN:STEPS on one GPU (or the CPU), leaving its files in $WORK
 
 queue=$SCRATCH/queue
 $PY bench/gpu/run_config.py --specs "$@" --default-steps "$MAX_STEPS" > "$queue"
-next_run() {  # the queue's first line, removed; lanes take turns
-  ( flock 8; head -n 1 "$queue"; sed -i 1d "$queue" ) 8>"$queue.lock"
+next_run() {  # the queue's first RUN:STEPS:GPUS line needing $1 GPUs, removed; lanes take turns
+  ( flock 8; line=$(grep -n -m 1 ":$1\$" "$queue" | cut -d: -f1)
+    [ -z "$line" ] || { sed -n "${line}p" "$queue"; sed -i "${line}d" "$queue"; } ) 8>"$queue.lock"
 }
 IFS=, read -ra lanes <<< "$GPUS"
 for gpu in "${lanes[@]}"; do
-  ( while spec=$(next_run) && [ -n "$spec" ]; do train "$spec" "$gpu"; done ) &
+  width=$(( $(tr -cd + <<< "$gpu" | wc -c) + 1 ))
+  ( while spec=$(next_run "$width") && [ -n "$spec" ]; do train "$spec" "$gpu"; done ) &
 done
 wait

@@ -40,9 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_config import ablation, load_run, run_name, run_specs
 from v5_shaped import V5_LENGTHS, epoch_steps, sample_lengths, v5_rows
 
-from axolotl_nextai.checks.memory_budget import architecture
 from axolotl_nextai.levers.fused_accumulation import split_rows
-from axolotl_nextai.models.architectures import ARCHITECTURES
+from axolotl_nextai.models.architectures import ARCHITECTURES, architecture_of
 from axolotl_nextai.models.footprint import optimizer_state_bytes
 from axolotl_nextai.run.report import fmt
 
@@ -194,7 +193,9 @@ def run_row(folder: Path, run: str, mean_row: float) -> dict:
     cfg = run_config_used(folder, run)
     rc = (folder / f"{name}.rc").read_text().strip() if (folder / f"{name}.rc").exists() else "rc=missing"
     log = (folder / f"{name}.log").read_text(errors="replace") if (folder / f"{name}.log").exists() else ""
-    smi_peak, smi_scope = smi_peak_mib(folder / f"{name}.smi.txt")
+    # one probe file per card the run used (`<name>.smi.<card>.txt`; older calls: `<name>.smi.txt`): the highest
+    peaks = [smi_peak_mib(path) for path in sorted(folder.glob(f"{name}.smi*.txt"))]
+    smi_peak, smi_scope = max(peaks, key=lambda peak: peak[0] or 0) if peaks else (None, "card")
     shared = card_neighbours(folder).get(name, [])
     row = {"recipe": name, "rc": rc, "attention": attention_used(log), "smi_peak_mib": smi_peak,
            "smi_shown": fmt(smi_peak, "d") + (" (card total)" if shared and smi_peak and smi_scope == "card" else ""),
@@ -218,7 +219,9 @@ def run_row(folder: Path, run: str, mean_row: float) -> dict:
         tokens_per_s=tokens_per_s,
         s_per_step=seconds / len(steady) if steady else None,
         tokens_per_step=(steady[-1]["real_tokens"] - (history[0]["real_tokens"] if len(history) > 1 else 0)) / len(steady),
-        mfu=report["mfu"],  # the plugin's 6N over nextai_peak_tflops, which gpu70b.sh sets to 790
+        mfu=report["mfu"],  # the plugin's 6N over nextai_peak_tflops, which gpu70b.sh sets to 790 (per GPU)
+        gpus=report.get("world_size", 1),
+        tokens_per_s_per_gpu=report.get("tokens_per_s_per_gpu", tokens_per_s),
         v5_hours=tokens_v5 / tokens_per_s / 3600 if tokens_per_s else None,
         # the last logged step's loss; a recipe logging less often than every step leaves only the trainer's
         # mean over the run (`train_loss`), said as such
@@ -229,6 +232,23 @@ def run_row(folder: Path, run: str, mean_row: float) -> dict:
         epoch = projected_epoch(a, b, cfg)
         row.update(fit=(a, b), tokens_per_s_v5=epoch, v5_hours_fit=tokens_v5 / epoch / 3600)
     return row
+
+
+def several_gpus(rows: list[dict]) -> list[str]:
+    """With a run of several ranks in the call: each run's GPUs, tokens/s over all of them and per GPU, and per GPU
+    against the call's first run (with a 1-GPU first run: the scaling efficiency). Memory: the highest rank's."""
+    measured = [r for r in rows if r.get("tokens_per_s")]
+    if not any(r["gpus"] > 1 for r in measured):
+        return []
+    first = measured[0]["tokens_per_s_per_gpu"]
+    header = ("| run | GPUs | real tok/s | real tok/s per GPU | per GPU vs the first run | peak allocated GiB "
+              "| nvidia-smi peak MiB |")
+    lines = ["", "Several GPUs (tokens summed over the ranks; memory and nvidia-smi: the highest rank's or card's):", "",
+             header, "|---|---|---|---|---|---|---|"]
+    for r in measured:
+        lines.append(f"| {r['recipe']} | {r['gpus']} | {r['tokens_per_s']:,.0f} | {r['tokens_per_s_per_gpu']:,.0f} "
+                     f"| {r['tokens_per_s_per_gpu'] / first:.0%} | {fmt(r['peak_alloc'], '.2f')} | {r['smi_shown']} |")
+    return lines
 
 
 def shared_note(rows: list[dict]) -> list[str]:
@@ -280,7 +300,7 @@ def render_call(folder: Path, runs: list[str], command: str, mean_row: float, he
             f"| {fmt(None if r['mfu'] is None else 100 * r['mfu'] * 4 / 6, '.1f')} % | {fmt(r['v5_hours'], '.1f')} "
             f"| {r['prediction']} |"
         )
-    lines += shared_note(rows)
+    lines += shared_note(rows) + several_gpus(rows)
     fitted = [r for r in rows if "fit" in r]
     if fitted:
         lines += ["", ("Fitted step cost, projected onto a whole v5 epoch's steps (no packing: a short run's rows "
@@ -309,8 +329,8 @@ def render_call(folder: Path, runs: list[str], command: str, mean_row: float, he
     for run in runs:  # bench/gpu/step_profile.py's summary, for a run that had it
         profile = folder / f"{run_name(run)}.profile.md"
         if profile.exists():
-            lines += ["", f"### {run_name(run)}: where one step's time went", "",
-                      profile.read_text().split("\n", 2)[2].strip()]
+            lines += ["", f"### {run_name(run)}: its settings, and where one step's time went", "",
+                      re.sub(r"^## ", "#### ", profile.read_text().strip(), flags=re.MULTILINE)]
     return lines + [""]
 
 
@@ -347,7 +367,7 @@ def status(row: dict, cap_gib: float) -> str:
 
 def paged_state_gib(cfg: dict) -> float:
     """Paged AdamW's state in CUDA managed memory: outside PyTorch's counters and the cap, in nvidia-smi's."""
-    arch = architecture(str(cfg.get("base_model"))) or ARCHITECTURES["meta-llama/Llama-2-70b-hf"]
+    arch = architecture_of(str(cfg.get("base_model"))) or ARCHITECTURES["meta-llama/Llama-2-70b-hf"]
     return optimizer_state_bytes(arch, cfg["lora_r"], cfg["lora_target_modules"], cfg["optimizer"])[1] / 2**30
 
 
@@ -367,29 +387,49 @@ def measured_rows(calls: list[tuple[Path, list[str]]], mean_row: float) -> dict[
     return rows
 
 
+def paper_cells(paper: dict) -> str:
+    """The paper's columns for a row: its peak GPU memory (GB) and its train loss or training time, as printed."""
+    other = " / ".join(str(paper[key]) for key in ("loss", "time") if paper.get(key) is not None) or "n/a"
+    return f"{fmt(paper.get('gb'), '.2f')} | {other}"
+
+
+def reserved_cell(row: dict, paper_gb: float | None) -> str:
+    """Peak reserved in GiB, then in the paper's unit (GB) and as a share of the paper's peak."""
+    reserved = row.get("peak_reserved")
+    if reserved is None:
+        return "n/a | n/a"
+    gb = reserved * 2**30 / 1e9
+    share = f" ({gb / paper_gb:.2f}x the paper's)" if paper_gb else ""
+    return f"{reserved:.2f} | {gb:.2f}{share}"
+
+
 def render_tables(calls: list[tuple[Path, list[str]]], mean_row: float) -> list[str]:
     """The paper's Tables 4-6 from the runs that carry a `paper:` entry, measured beside the paper's numbers."""
     lines = ["## Tables 4-6 under the 40 GB cap", "",
-             (f"A run fits when its peak reserved memory stays under the cap ({GIB_40GB:.2f} GiB; PyTorch's allocator "
-              "refuses anything beyond). The paper's numbers are its peak GPU memory without these levers."), ""]
+             (f"A run fits when its peak reserved memory stays under the cap ({GIB_40GB:.2f} GiB = 40 GB; PyTorch's "
+              "allocator refuses anything beyond). The paper's columns are its own numbers as it printed them: peak "
+              "GPU memory (GB) without these levers, and its train loss (Table 4) or training time (Tables 5, 6; "
+              "the paper does not say for how many steps). Our peak reserved is given in GB too, beside the "
+              "paper's."), ""]
     rows = measured_rows(calls, mean_row)
     for table, about in TABLES.items():
         members = [run for run in rows if table in ablation(run)["paper"]]
         if not members:
             continue
         lines += [f"### {table}: {about}", "",
-                  ("| row | paper (GB) | status under the cap | peak allocated GiB | peak reserved GiB | nvidia-smi peak MiB "
+                  ("| row | paper: peak GB | paper: loss / time | status under the cap | peak allocated GiB "
+                   "| peak reserved GiB | peak reserved GB | nvidia-smi peak MiB "
                    "| paged optimizer state GiB (outside the cap) | s / optimizer step | real tok/s | loss "
                    "| memory levers | predicted before the run |"),
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for run in members:
             number, folder, row = rows[run]
             paper = ablation(run)["paper"][table]
             cfg = run_config_used(folder, run)
             measured_in = f" (call {number})" if len(calls) > 1 else ""
             lines.append(
-                f"| {paper['row']} | {fmt(paper.get('gb'), '.2f')} | {status(row, GIB_40GB)}{measured_in} "
-                f"| {fmt(row.get('peak_alloc'), '.2f')} | {fmt(row.get('peak_reserved'), '.2f')} "
+                f"| {paper['row']} | {paper_cells(paper)} | {status(row, GIB_40GB)}{measured_in} "
+                f"| {fmt(row.get('peak_alloc'), '.2f')} | {reserved_cell(row, paper.get('gb'))} "
                 f"| {row['smi_shown']} | {paged_state_gib(cfg):.2f} | {fmt(row.get('s_per_step'), '.1f')}{row['mark']} "
                 f"| {fmt(row.get('tokens_per_s'), ',.0f')}{row['mark']} | {loss_cell(row.get('final_loss'))} "
                 f"| {levers_used(cfg)} | {row['prediction']} |"

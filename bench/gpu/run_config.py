@@ -1,8 +1,9 @@
 """The Axolotl config of one benchmark run: a recipe, or a named ablation of one (bench/gpu/ablations.yaml).
 
     python bench/gpu/run_config.py RUN --out CFG.yml [--set key=value ...]   # RUN: a recipe path or an ablation name
-    python bench/gpu/run_config.py --specs @tables recipes/x.yml:20 ...      # one RUN:STEPS a line, groups expanded
+    python bench/gpu/run_config.py --specs @tables recipes/x.yml:20 ...      # RUN:STEPS:GPUS a line, groups expanded
     python bench/gpu/run_config.py RUN --engine     # what trains it: axolotl, or bench/gpu/standalone.py's hf/unsloth
+    python bench/gpu/run_config.py RUN --out CFG.yml --cpu  # for gpu70b.sh's CPU check: what needs CUDA goes
 
 `--set` values are YAML (`--set max_steps=12 --set save_strategy='"no"'`: a bare `no` is false): written into the file, not passed to
 Axolotl's CLI, which parses `--save_strategy no` as a boolean.
@@ -42,8 +43,9 @@ GROUPS = {"@tables": "paper"}  # a group: every ablation with this key, in the f
 
 
 def run_specs(specs: list[str], default_steps: int) -> list[str]:
-    """`RUN:STEPS` for each spec, a group (`@tables`, or `@tables:3` for 3 steps each) expanded into its runs;
-    steps from the spec, else the ablation's `steps`, else `default_steps`."""
+    """`RUN:STEPS:GPUS` for each spec, a group (`@tables`, or `@tables:3` for 3 steps each) expanded into its runs;
+    steps from the spec, else the ablation's `steps`, else `default_steps`; GPUS (ranks, one a card) from the
+    ablation's `gpus`, else 1."""
     ablations = yaml.safe_load(ABLATIONS.read_text())
     out = []
     for spec in specs:
@@ -52,7 +54,8 @@ def run_specs(specs: list[str], default_steps: int) -> list[str]:
             members = [name for name, entry in ablations.items() if GROUPS[run] in entry]
             out += run_specs([f"{name}:{steps}" if steps else name for name in members], default_steps)
             continue
-        out.append(f"{run}:{steps or ablation(run).get('steps', default_steps)}")
+        entry = ablation(run)
+        out.append(f"{run}:{steps or entry.get('steps', default_steps)}:{entry.get('gpus', 1)}")
     return out
 
 
@@ -75,6 +78,24 @@ def load_run(run: str) -> dict:
     return cfg
 
 
+def on_cpu(cfg: dict) -> list[str]:
+    """Make a GPU run's config train on a CPU, for gpu70b.sh's check of a device command (GPUS=cpu): bf16 and tf32
+    off, Liger's plugin and keys out (Triton), flex attention's backward (CUDA only) replaced by SDPA. The rest,
+    the plugin's levers included, stays. Returns what changed."""
+    changed = [f"{key}: false" for key in ("bf16", "tf32") if cfg.get(key)]
+    cfg.update(dict.fromkeys(("bf16", "tf32"), False))
+    liger = [key for key in cfg if key.startswith("liger_")] + [
+        plugin for plugin in cfg.get("plugins") or [] if "liger" in plugin.lower()]
+    for key in liger:
+        cfg.pop(key, None)
+    cfg["plugins"] = [plugin for plugin in cfg.get("plugins") or [] if plugin not in liger]
+    changed += [f"{key} removed" for key in liger]
+    if cfg.get("attn_implementation") == "flex_attention":
+        cfg["attn_implementation"] = "sdpa"
+        changed.append("attn_implementation: sdpa")
+    return changed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", nargs="?")
@@ -84,6 +105,7 @@ def main() -> None:
     parser.add_argument("--specs", nargs="+", metavar="RUN[:STEPS]", help="print each as RUN:STEPS, groups expanded")
     parser.add_argument("--default-steps", type=int, default=12)
     parser.add_argument("--engine", action="store_true", help="print what trains RUN and exit")
+    parser.add_argument("--cpu", action="store_true", help="drop what needs CUDA (gpu70b.sh's CPU check)")
     args = parser.parse_args()
     if args.specs:
         print("\n".join(run_specs(args.specs, args.default_steps)))
@@ -99,6 +121,8 @@ def main() -> None:
     for item in args.set:
         key, _, value = item.partition("=")
         cfg[key] = yaml.safe_load(value)
+    if args.cpu:
+        print(f"{run_name(args.run)} on the CPU: {', '.join(on_cpu(cfg)) or 'as it is'}")
     args.out.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 

@@ -1,12 +1,13 @@
-"""Drop a record whose instruction is empty or only whitespace: the prompt would ask nothing."""
+"""Drop a record whose instruction is empty or shows nothing (whitespace, zero-width characters): the prompt
+would ask nothing."""
 
 from __future__ import annotations
 
-from data_builders.records import Record
+from data_builders.records import Record, is_blank
 
 
 class EmptyInstruction:
     name = "empty_instruction"
 
     def __call__(self, record: Record) -> str | None:
-        return None if record.instruction.strip() else self.name
+        return self.name if is_blank(record.instruction) else None

@@ -12,12 +12,13 @@ import csv
 import gzip
 import hashlib
 import io
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from data_builders.errors import DataError, RowError, first_line
+from data_builders.files import MISSING, decode, file_problem, read_input
+from data_builders.json_text import loads
 from data_builders.records import Record
 
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".jsonl.gz")
@@ -63,30 +64,25 @@ class Loaded:
 
 
 def find_source_file(name: str, source_dir: Path, kind: str = "source") -> Path:
-    """`DIR/<name>.jsonl|.json|.parquet|.csv`, the first that exists; `kind` names it in the error."""
+    """`DIR/<name>.jsonl|.json|.parquet|.csv`, the first that exists; `kind` names it in the error, and says what
+    one that exists but is no regular file is (a FIFO, a folder, a symlink loop)."""
     for suffix in FILE_SUFFIXES:
         path = source_dir / f"{name}{suffix}"
-        if path.is_file():
+        problem = file_problem(path)
+        if problem is None:
             return path
+        if problem != MISSING:
+            raise DataError(f"{kind} file {path}: {problem}")
     wanted = "|".join(FILE_SUFFIXES)
     raise DataError(f"missing {kind} file: no {name}{{{wanted}}} in {source_dir}")
-
-
-def decode(data: bytes, where: str) -> str:
-    """`data` as UTF-8 text, or a RowError naming `where`:line and the first bad byte."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise RowError(f"{where}:{line}: not UTF-8 (byte 0x{data[err.start]:02x})") from None
 
 
 def read_file(path: Path) -> tuple[Iterator[tuple[str, dict | Exception]], dict]:
     """A local file's rows (see `parse_rows`; `.jsonl.gz` is read as the JSONL inside) and its origin for a
     manifest (name, sha256 of the file as stored), the file read once."""
-    if not path.is_file():
+    if file_problem(path) == MISSING:
         raise DataError(f"missing source file: {path}")
-    data = path.read_bytes()
+    data = read_input(path)
     origin = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest()}
     if path.suffix == ".gz":
         try:
@@ -108,19 +104,16 @@ def parse_rows(path: PurePosixPath | Path, data: bytes) -> Iterator[tuple[str, d
                 continue
             where = f"{path}:{lineno}"
             try:
-                row = json.loads(raw.decode("utf-8"))
+                row = loads(raw.decode("utf-8"), str(path), lineno)
             except UnicodeDecodeError as err:
                 yield where, RowError(f"{where}: not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})")
                 continue
-            except json.JSONDecodeError as err:
-                yield where, RowError(f"{where}: malformed JSON ({err.msg} at column {err.colno})")
+            except RowError as err:
+                yield where, err
                 continue
             yield where, row if isinstance(row, dict) else RowError(f"{where}: expected a JSON object")
     elif kind == ".json":
-        try:
-            rows = json.loads(decode(data, str(path)))
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from None
+        rows = loads(decode(data, str(path)), str(path))
         if not isinstance(rows, list):
             raise DataError(f"{path}: expected a JSON array of objects")
         for i, row in enumerate(rows):
@@ -134,6 +127,10 @@ def parse_rows(path: PurePosixPath | Path, data: bytes) -> Iterator[tuple[str, d
             table = pq.read_table(io.BytesIO(data))
         except (pa.ArrowException, OSError) as err:
             raise DataError(f"{path}: not a readable parquet file ({first_line(err)})") from None
+        try:
+            table.validate(full=True)  # strings are UTF-8 (the writer may not have checked; Python needs them so)
+        except pa.ArrowInvalid as err:
+            raise DataError(f"{path}: a string column holds bytes that are not UTF-8 ({first_line(err)})") from None
         for i, row in enumerate(table.to_pylist()):
             yield f"{path}: row {i}", row
     elif kind == ".csv":

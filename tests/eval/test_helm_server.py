@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -21,7 +22,7 @@ HELM_REQUEST = {
 
 @pytest.fixture(scope="module")
 def client(helm_model):
-    return TestClient(create_app(helm_model, Limits(max_new_tokens=64, max_body_bytes=4096)))
+    return TestClient(create_app(helm_model, Limits(max_new_tokens=64, max_body_bytes=4096, max_top_logprobs=50_000)))
 
 
 def process(client, **fields) -> dict:
@@ -30,11 +31,15 @@ def process(client, **fields) -> dict:
     return response.json()
 
 
-def assert_consistent(body: dict) -> None:
-    """Tokens spell the text, logprob is their sum, every token has top_logprob."""
+def assert_consistent(body: dict, echoed: bool = False) -> None:
+    """Tokens spell the text, logprob is their sum, every scored token has top_logprob (an echoed prompt's
+    first token has no context: logprob 0, no alternatives)."""
     assert "".join(t["text"] for t in body["tokens"]) == body["text"]
     assert body["logprob"] == pytest.approx(sum(t["logprob"] for t in body["tokens"]))
-    assert all(t["top_logprob"] and all(v <= 0 for v in t["top_logprob"].values()) for t in body["tokens"])
+    scored = body["tokens"][1:] if echoed else body["tokens"]
+    assert all(t["top_logprob"] and all(v <= 0 for v in t["top_logprob"].values()) for t in scored)
+    if echoed:
+        assert body["tokens"][0]["logprob"] == 0 and body["tokens"][0]["top_logprob"] == {}
     assert body["request_time"] >= 0
 
 
@@ -82,8 +87,9 @@ def test_echo_prompt_returns_prompt_tokens_with_logprobs(client, tiny_tokenizer)
     prompt_ids = tiny_tokenizer(PROMPT)["input_ids"]
     assert body["text"].startswith(PROMPT)
     assert body["text"] == PROMPT + process(client, max_new_tokens=4)["text"]
-    assert len(body["tokens"]) == len(prompt_ids) - 1 + 4  # BOS is context only
-    assert_consistent(body)
+    assert len(body["tokens"]) == len(prompt_ids) + 4  # every token /tokenize counts, BOS included
+    assert body["tokens"][0]["text"] == ""  # the tiny tokenizer's BOS
+    assert_consistent(body, echoed=True)
     only_prompt = process(client, echo_prompt=True, max_new_tokens=0)
     assert only_prompt["text"] == PROMPT and all(math.isfinite(t["logprob"]) for t in only_prompt["tokens"])
 
@@ -99,16 +105,21 @@ def test_tokenize_decode_round_trip(client, tiny_tokenizer):
 
 @pytest.mark.parametrize(("fields", "status", "says"), [
     ({"max_new_tokens": 65}, 422, "over this server's limit of 64"),
-    ({"prompt": "word " * 500, "max_new_tokens": 64}, 422, "exceeds the model's window of 512"),
     ({"prompt": "x" * 5000}, 413, "limit is 4096"),
-    ({"num_return_sequences": 2}, 422, "num_return_sequences"),
+    ({"num_return_sequences": 17}, 422, "over this server's limit of 16 (--max-completions)"),
+    ({"top_k_per_token": 10**6, "max_new_tokens": 64}, 422, "(--max-top-logprobs)"),
     ({"stop_sequences": [""]}, 422, "stop_sequences.0"),
+    ({"stop_sequences": ["\u200b"]}, 422, "stop_sequences.0: Value error, a stop sequence must not be empty"),
+    ({"prompt": "\ud800 hi"}, 422, "prompt: Value error, not valid Unicode: a lone surrogate U+D800"),
     ({"top_k_per_token": 0}, 422, "top_k_per_token"),
 ])
-def test_requests_over_a_limit_get_a_4xx_with_a_message(client, fields, status, says):
-    response = client.post("/process", json={**HELM_REQUEST, **fields})
+def test_requests_over_a_limit_get_a_4xx_with_a_message(client, fields, status, says, caplog):
+    body = json.dumps({**HELM_REQUEST, **fields}).encode()  # ASCII: a lone surrogate travels as its JSON escape
+    response = client.post("/process", content=body, headers={"content-type": "application/json"})
     assert response.status_code == status
     assert says in response.json()["error"]
+    # HELM shows only "422 Client Error": the server's log says why.
+    assert f"POST /process refused ({status}): " in caplog.text and says in caplog.text
 
 
 def test_decode_refuses_ids_outside_the_vocabulary(client, helm_model):

@@ -1,4 +1,5 @@
-"""`nextai-serve` as a user starts it (real uvicorn on 127.0.0.1, random free port), fed bad requests."""
+"""`nextai-serve` as a user starts it (real uvicorn on 127.0.0.1, random free port), fed bad requests and
+idle connections; the app fed fuzzed request bodies."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ import httpx
 import psutil
 import pytest
 from axolotl_launch import ROOT
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from axolotl_nextai.serve import Limits, create_app
 
 GOOD = {"prompt": "Name a colour.", "temperature": 1e-7, "num_return_sequences": 1, "max_new_tokens": 4,
         "top_p": 1, "echo_prompt": False, "top_k_per_token": 2, "stop_sequences": ["\n"]}
@@ -28,19 +34,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+MAX_CONNECTIONS, REQUEST_TIMEOUT = 24, 2
+
+
 @pytest.fixture(scope="module")
-def server(tiny_model):
-    """The CLI with its default host, small limits; stopped (SIGTERM, then kill) after the module."""
+def server(tiny_model, tmp_path_factory):
+    """The CLI with its default host, small limits, its log in `proc.log`; stopped (SIGTERM, then kill) after
+    the module."""
     port = free_port()
     cmd = [sys.executable, "-m", "axolotl_nextai.serve.cli", "--base-model", str(tiny_model), "--port", str(port),
-           "--max-new-tokens", "16", "--max-body-bytes", "65536"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+           "--max-new-tokens", "16", "--max-body-bytes", "65536", "--max-connections", str(MAX_CONNECTIONS),
+           "--request-timeout", str(REQUEST_TIMEOUT)]
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ, stdout=subprocess.DEVNULL, stderr=stderr)
+    proc.log = log
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
         deadline = time.monotonic() + 180
         while True:
-            assert proc.poll() is None, f"server exited: {proc.stderr.read()[-3000:]}"
+            assert proc.poll() is None, f"server exited: {log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, "server did not answer within 180 s"
             try:
                 if client.post("/tokenize", json={"text": "up?"}).status_code == 200:
@@ -116,6 +129,42 @@ def test_bad_requests_get_4xx_json_and_the_server_still_answers(server):
     assert proc.poll() is None
     good = client.post("/process", json=GOOD)
     assert good.status_code == 200 and len(good.json()["tokens"]) >= 1
+    assert "POST /process refused (422): body.max_new_tokens" in proc.log.read_text()  # why, not only the status
+
+
+def test_idle_and_slow_connections_are_bounded_timed_out_and_logged_once(server):
+    """Connections that send nothing, or half a request, cannot exhaust the server: those beyond
+    --max-connections get a 503 at once, the rest are closed after --request-timeout (a 408 to the half
+    request), each kind of refusal is logged once, and the server answers again."""
+    proc, client = server
+    port = client.base_url.port
+    slow = socket.create_connection(("127.0.0.1", port))
+    slow.sendall(b"POST /process HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n")
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(3 * MAX_CONNECTIONS)]
+    try:
+        started = time.monotonic()
+        answers = [read_until_closed(s, timeout=REQUEST_TIMEOUT + 10) for s in [slow, *idle]]
+        assert time.monotonic() - started < REQUEST_TIMEOUT + 10
+        refused = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
+        assert len(refused) >= 2 * MAX_CONNECTIONS - 1 and b"too many open connections" in refused[0]
+        assert answers[0].startswith(b"HTTP/1.1 408") and b"no complete request within 2 s" in answers[0]
+        assert all(a in (b"", refused[0]) for a in answers[1:])  # idle ones: closed, no answer to misread
+    finally:
+        for s in [slow, *idle]:
+            s.close()
+    assert client.post("/process", json=GOOD).status_code == 200
+    log = proc.log.read_text()
+    assert log.count("refused connections: 24 are open (--max-connections)") == 1
+    assert log.count("closed connections that sent no complete request within 2 s (--request-timeout)") == 1
+    assert "Traceback" not in log
+
+
+def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
 
 
 def test_concurrent_answers_equal_serial_ones(server):
@@ -162,6 +211,23 @@ def test_the_demo_client_asks_a_running_server(server):
     assert f"HELM /process at {client.base_url}" in result.output and "completion: " in result.output
 
 
+@pytest.mark.parametrize(("url", "says"), [
+    ("localhost:8080", "is not an http(s)://HOST[:PORT] address"),
+    ("htp://127.0.0.1:8080", "is not an http(s)://HOST[:PORT] address"),
+    ("http://127.0.0.1:99999", "Port out of range"),
+    ("http://no-such-host.invalid:8080", "no such host"),
+])
+def test_the_demo_client_refuses_a_malformed_url_at_once(url, says):
+    from click.testing import CliRunner
+
+    from axolotl_nextai.serve.client import main as ask
+
+    started = time.monotonic()
+    result = CliRunner().invoke(ask, ["--url", url, "hi"])
+    assert result.exit_code in (1, 2) and says in result.output and "Traceback" not in result.output
+    assert time.monotonic() - started < 10  # not the 180 s wait for a server coming up
+
+
 def test_the_demo_client_stops_waiting_when_the_server_is_gone():
     from click.testing import CliRunner
 
@@ -171,3 +237,50 @@ def test_the_demo_client_stops_waiting_when_the_server_is_gone():
     gone.wait()
     result = CliRunner().invoke(ask, ["--url", f"http://127.0.0.1:{free_port()}", "--pid", str(gone.pid), "hi"])
     assert result.exit_code == 1 and f"the server (pid {gone.pid}) exited before answering" in result.output
+
+
+# Property-based fuzzing of the request bodies (hypothesis; `make fuzz` runs more examples): any JSON a client
+# sends gets a 200 whose tokens spell its text, or a 4xx naming what is wrong, never a 5xx.
+TEXTS = st.text(st.characters(codec=None, categories=["Lu", "Ll", "Nd", "P", "Zs", "Cs", "Cf", "Cc", "So"]),
+                max_size=40) | st.sampled_from(["", "\u200b\u2060", "\n", "###", "Answer:"])
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | TEXTS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXTS, inner, max_size=3), max_leaves=6)
+PROCESS_FIELDS = {
+    "prompt": TEXTS | JSON_VALUES, "temperature": st.floats() | JSON_VALUES,
+    "num_return_sequences": st.integers(-1, 3) | JSON_VALUES, "max_new_tokens": st.integers(-1, 9) | JSON_VALUES,
+    "top_p": st.floats() | JSON_VALUES, "echo_prompt": st.booleans() | JSON_VALUES,
+    "top_k_per_token": st.integers(-1, 5000) | JSON_VALUES, "stop_sequences": st.lists(TEXTS, max_size=20) | JSON_VALUES,
+    "seed": st.integers(-1, 2**33) | JSON_VALUES,
+}
+ENDPOINT_BODIES = st.one_of(
+    st.tuples(st.just("/process"), st.fixed_dictionaries({}, optional=PROCESS_FIELDS)),
+    st.tuples(st.just("/tokenize"), st.fixed_dictionaries({}, optional={
+        "text": TEXTS | JSON_VALUES, "truncation": st.booleans() | JSON_VALUES,
+        "max_length": st.integers(-1, 2**65) | JSON_VALUES})),
+    st.tuples(st.just("/decode"), st.fixed_dictionaries({}, optional={
+        "tokens": st.lists(st.integers(-1, 3000), max_size=30) | JSON_VALUES})),
+    st.tuples(st.sampled_from(["/process", "/tokenize", "/decode"]), JSON_VALUES),
+)
+
+
+@pytest.fixture(scope="module")
+def small_client(helm_model):
+    limits = Limits(max_new_tokens=8, max_completions=2, max_top_logprobs=4096, max_body_bytes=65536)
+    return TestClient(create_app(helm_model, limits), raise_server_exceptions=False)
+
+
+@pytest.mark.fuzz
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(request=ENDPOINT_BODIES)
+def test_fuzzed_bodies_get_an_answer_or_a_4xx_never_a_5xx(small_client, request):
+    path, body = request
+    # As a client would send it: ASCII JSON, lone surrogates as escapes, NaN/Infinity as Python writes them.
+    response = small_client.post(path, content=json.dumps(body).encode(), headers=JSON)
+    assert response.status_code == 200 or 400 <= response.status_code < 500, (body, response.text[:300])
+    answer = response.json()
+    if response.status_code != 200:
+        assert answer["error"].strip()
+    elif path == "/process":
+        assert "".join(t["text"] for t in answer["tokens"]) == answer["text"]
+        assert answer["logprob"] == pytest.approx(sum(t["logprob"] for t in answer["tokens"]))

@@ -55,11 +55,11 @@ def test_the_tables_group_lists_every_paper_row_with_its_steps():
     specs = run_config.run_specs(["@tables", "recipes/llama2-70b-v5.yml:20", "fast-mb2"], default_steps=9)
     tables = [spec for spec in specs if spec.startswith("t")]
     assert {spec.split(":")[0] for spec in tables} == {
-        "t4-r4", "t4-r8", "t4-r16", "t4-r64", "t4-r64-s8", "t4-r8-stock", "t5-o-down", "t5-qk", "t5-attn", "t5-ffn",
-        "t5-all", "t6-eager"}
-    assert "t4-r64:3" in tables and "t5-qk:6" in tables
-    assert specs[-2:] == ["recipes/llama2-70b-v5.yml:20", "fast-mb2:9"]
-    assert set(run_config.run_specs(["@tables:4"], default_steps=9)) == {f"{spec.split(':')[0]}:4" for spec in tables}
+        "t4-r4", "t4-r8", "t4-r16", "t4-r64", "t4-r64-s8", "t4-r64-chunks", "t4-r8-stock", "t5-o-down", "t5-qk",
+        "t5-attn", "t5-ffn", "t5-all", "t6-eager"}
+    assert "t4-r64:3:1" in tables and "t5-qk:6:1" in tables
+    assert specs[-2:] == ["recipes/llama2-70b-v5.yml:20:1", "fast-mb2:9:1"]  # RUN:STEPS:GPUS
+    assert set(run_config.run_specs(["@tables:4"], default_steps=9)) == {f"{spec.split(':')[0]}:4:1" for spec in tables}
     # each Table 4/6 run trains on rows as long as the cutoff allows, read from the bench's data folder
     cfg = run_config.load_run("t4-r8")
     assert cfg["datasets"][0]["path"] == "data/v5-4096.jsonl" and cfg["sequence_len"] == 4096
@@ -134,11 +134,13 @@ def test_tables_report_puts_each_run_beside_the_paper_with_its_status(tmp_path):
     (tmp_path / "t4-r8.smi.txt").write_text("38000\n39123\n")
     text = "\n".join(report70b.render_tables([(tmp_path, ["t4-r8", "t4-r8-stock", "t6-eager"])], 362.0))
     table4 = text.split("### Table 4")[1].split("###")[0]
-    assert "| r 8 | 46.95 | **fits** | 35.61 | 36.02 | 39123 | 0.14 | 18.0 | 903 | 10.370 |" in table4
+    assert ("| r 8 | 46.95 | 0.824 | **fits** | 35.61 | 36.02 | 38.68 (0.82x the paper's) | 39123 | 0.14 | 18.0 | 903 "
+            "| 10.370 |") in table4
     assert "layer inputs on the CPU, Liger, dequant in 64 MiB chunks, embeddings on the CPU" in table4
     assert "out of memory (a 448.00 MiB request)" in table4 and "| none |" in table4
     table6 = text.split("### Table 6")[1]
-    assert "| FlashAttention-2 (SDPA here) | 46.95 | **fits** |" in table6
+    assert "| FlashAttention-2 (SDPA here) | 46.95 | 19m18s | **fits** |" in table6
+    assert "| eager (FlashAttention-2 off) | 68.13 | 36m12s | refused before loading" in table6
     assert "refused before loading: attn_implementation: eager needs at least 39.38 GiB" in table6
     assert "### Table 5" not in text  # no Table 5 run in this call
 

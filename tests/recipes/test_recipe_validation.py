@@ -1,5 +1,6 @@
 """Every shipped recipe passes Axolotl's validation offline with the plugin registered, and holds only known keys."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -45,10 +46,16 @@ def test_the_family_is_all_there():
     )  # Table 4: 4 ranks, 5: 4 sets, 6: FA2 off
 
 
+def world_size(recipe: Path) -> int:
+    """The GPUs a recipe is written for: N for recipes/multi-gpu/*-<N>gpu.yml, else 1."""
+    found = re.search(r"-(\d+)gpu\.yml$", recipe.name) if recipe.parent.name == "multi-gpu" else None
+    return int(found.group(1)) if found else 1
+
+
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.relative_to(ROOT / "recipes").as_posix())
 def test_recipe_validates_offline_with_the_plugin(recipe, data_dir):
     raw = load(recipe)
-    cfg = check_config(raw)
+    cfg = check_config(raw, world_size=world_size(recipe))
     # Validation keeps what the recipe pins: nothing was dropped or coerced away on the way.
     for key in (
         "lora_r",
@@ -136,6 +143,13 @@ def test_recipe_check_cli_reports_each_recipe(data_dir):
     assert result.exit_code == 1
     assert f"ok      {TEMPLATE}" in result.output
     assert f"FAILED  {typo}: unknown key `lora_droput` (did you mean `lora_dropout`?)" in result.output
+
+
+def test_checked_for_several_processes_a_lever_not_tested_there_is_refused(data_dir):
+    result = CliRunner().invoke(main, ["--world-size", "2", str(TEMPLATE)])
+    assert result.exit_code == 1
+    assert (f"FAILED  {TEMPLATE}: `nextai_fuse_accumulation` is not tested with a world size of 2 yet: remove it, "
+            "or train in one process without FSDP") in result.output
 
 
 def test_a_fresh_clone_checks_the_recipe_and_warns_about_its_data_file(tmp_path, monkeypatch):

@@ -32,7 +32,7 @@ def lora_model(recipe_name: str, monkeypatch, tmp_path):
         (tmp_path / dataset["path"]).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / dataset["path"]).touch()
     cfg = check_config(raw)
-    arch = dict(ARCH[cfg["base_model"]])
+    arch = ARCH[cfg["base_model"]].config_values()
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(AutoConfig.for_model(arch.pop("model_type"), **arch))
     model.tie_weights()  # SmolLM2 shares embeddings with lm_head; on the meta device nothing ties them by itself

@@ -2,7 +2,12 @@
 
 import pytest
 
-from axolotl_nextai.checks.config_checks import ConfigError, check_dataset_files, validate_plugin_keys
+from axolotl_nextai.checks.config_checks import (
+    ConfigError,
+    missing_files,
+    plugin_key_problems,
+    validate_plugin_keys,
+)
 from axolotl_nextai.plugin import uses_plugin
 
 
@@ -21,19 +26,28 @@ def test_wrong_type_is_named():
         validate_plugin_keys({"nextai_report": "yes"})
 
 
+def test_every_bad_key_is_named_at_once():
+    problems = plugin_key_problems({"nextai_reprot": True, "nextai_gc_frezee": True, "nextai_report": "yes",
+                                    "nextai_tiled_mlp_shards": 1})
+    assert problems[:2] == ["unknown config key `nextai_reprot` (did you mean `nextai_report`?)",
+                            "unknown config key `nextai_gc_frezee` (did you mean `nextai_gc_freeze`?)"]
+    assert "`nextai_report`: Input should be a valid boolean" in problems[2]
+    assert "`nextai_tiled_mlp_shards`: Input should be greater than or equal to 2" in problems[2]
+
+
 def test_missing_dataset_file_names_file_and_command(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = {"datasets": [{"path": "data/v5.jsonl", "type": "axolotl_nextai.alpaca"}]}
-    with pytest.raises(ConfigError, match=r"datasets\[0\]\.path: dataset file `data/v5.jsonl` does not exist.*"
-                                          r"nextai-data build --mixture v5 --out data/v5.jsonl"):
-        check_dataset_files(cfg)
+    [problem] = missing_files(cfg)
+    assert problem.startswith("datasets[0].path: dataset file `data/v5.jsonl` does not exist")
+    assert problem.endswith("nextai-data build --mixture v5 --out data/v5.jsonl")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "v5.jsonl").write_text("{}\n")
-    check_dataset_files(cfg)
+    assert missing_files(cfg) == []
 
 
 def test_hub_ids_are_not_checked_as_files():
-    check_dataset_files({"datasets": [{"path": "garage-bAInd/Open-Platypus", "type": "alpaca"}]})
+    assert missing_files({"datasets": [{"path": "garage-bAInd/Open-Platypus", "type": "alpaca"}]}) == []
 
 
 def test_plugin_acts_only_when_asked():

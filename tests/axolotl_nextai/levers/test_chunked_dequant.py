@@ -6,8 +6,13 @@ import bitsandbytes.functional
 import pytest
 import torch
 
-from axolotl_nextai.levers import chunked_dequant
-from axolotl_nextai.levers.chunked_dequant import MIB, chunkable, columns_per_chunk, install, rows_per_chunk
+from axolotl_nextai.levers.chunked_dequant import (
+    MIB,
+    ChunkedDequant,
+    chunkable,
+    columns_per_chunk,
+    rows_per_chunk,
+)
 
 OUT, IN = 384, 256  # 6 x 4 blocks of 64 per row
 
@@ -25,10 +30,18 @@ def linear4bit(dtype: torch.dtype, bias: bool, seed: int = 0) -> bitsandbytes.nn
     return layer.to("cpu")
 
 
+LEVER = ChunkedDequant()
+
+
+def install(chunk_mib: float) -> str:
+    return LEVER.install({LEVER.key: chunk_mib})
+
+
 @pytest.fixture
-def restore_bnb(monkeypatch):
+def restore_bnb():
     """Whatever a test installs, bitsandbytes' own matmul comes back afterwards."""
-    monkeypatch.setattr(bitsandbytes, "matmul_4bit", bitsandbytes.matmul_4bit)
+    yield
+    LEVER.uninstall()
 
 
 @pytest.fixture
@@ -121,10 +134,10 @@ def test_lora_gradients_through_peft_are_unchanged(restore_bnb):
         torch.testing.assert_close(chunked_lora[name], grad, rtol=1e-6, atol=1e-7)
 
 
-def test_install_twice_wraps_bitsandbytes_once(restore_bnb):
+def test_a_second_install_replaces_the_first_and_uninstall_gives_bitsandbytes_back(restore_bnb):
     original = bitsandbytes.matmul_4bit
     install(64)
-    install(32)
+    assert "32 MiB at a time" in install(32)
     assert bitsandbytes.matmul_4bit.__wrapped__ is original
-    assert "32 MiB" in install(32)
-    assert chunked_dequant.ChunkedMatmul4bit is not None
+    LEVER.uninstall()
+    assert bitsandbytes.matmul_4bit is original and not vars(bitsandbytes).get("_nextai_patches")

@@ -6,7 +6,11 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from axolotl_nextai.checks.config_checks import ConfigError
-from axolotl_nextai.levers.cpu_embeddings import move_embeddings_to_cpu
+from axolotl_nextai.checks.launch import Launch
+from axolotl_nextai.levers.cpu_embeddings import EmbeddingsOnCpu
+from axolotl_nextai.models.architectures import ARCHITECTURES
+
+LEVER, ON = EmbeddingsOnCpu(), {"nextai_embeddings_on_cpu": True}
 
 
 def tiny_llama(tied: bool = False) -> LlamaForCausalLM:
@@ -31,8 +35,8 @@ def test_same_logits_and_gradients_and_the_weight_is_a_buffer():
     input_ids = torch.randint(0, 64, (2, 9))
     expected = logits_and_grads(model, input_ids)
     device = model.device
-    moved = move_embeddings_to_cpu(model)
-    assert moved == 64 * 32 * 4  # fp32 here; Llama-2-70B's bf16 embeddings are 500 MiB
+    log = LEVER.install(ON, model)
+    assert log == "nextai_embeddings_on_cpu: input embeddings (0 MiB) looked up on the CPU"  # 64 x 32 x 4 bytes
     embeddings = model.get_input_embeddings()
     assert "weight" in dict(embeddings.named_buffers()) and "weight" not in dict(embeddings.named_parameters())
     assert model.device == device and next(model.parameters()) is not embeddings.weight
@@ -47,6 +51,17 @@ def test_trained_or_tied_embeddings_stay_where_they_are():
     model = tiny_llama()
     model.get_input_embeddings().weight.requires_grad_(True)
     with pytest.raises(ConfigError, match="only frozen embeddings"):
-        move_embeddings_to_cpu(model)
+        LEVER.install(ON, model)
     with pytest.raises(ConfigError, match="tied to the output layer"):
-        move_embeddings_to_cpu(tiny_llama(tied=True))
+        LEVER.install(ON, tiny_llama(tied=True))
+
+
+def test_what_the_config_already_says_is_refused_before_loading():
+    qlora = {**ON, "adapter": "qlora"}
+    assert LEVER.problems(qlora, Launch(architecture=ARCHITECTURES["meta-llama/Llama-2-70b-hf"])) == []
+    [tied] = LEVER.problems(qlora, Launch(architecture=ARCHITECTURES[".real-model/SmolLM2-135M-Instruct"]))
+    assert tied.startswith("`nextai_embeddings_on_cpu`: the input embeddings are tied to the output layer")
+    [full] = LEVER.problems({**ON, "adapter": None}, Launch())
+    assert "without a LoRA adapter (adapter: None) the input embeddings are trained" in full
+    [saved] = LEVER.problems({**qlora, "lora_modules_to_save": ["embed_tokens", "lm_head"]}, Launch())
+    assert "lora_modules_to_save trains embed_tokens" in saved

@@ -10,11 +10,12 @@ from axolotl_launch import tiny_cpu_config, write_jsonl
 from safetensors.torch import load_file
 from transformers.loss.loss_utils import ForCausalLMLoss
 
+from axolotl_nextai.checks.launch import Launch
 from axolotl_nextai.levers.fused_accumulation import (
+    FusedAccumulation,
     WeightedLoss,
     accumulation_token_weights,
     fused_batch_args,
-    fusion_problem,
     rows_of,
     split_rows,
     weighted_token_loss,
@@ -111,13 +112,15 @@ def test_trainer_batch_args():
     ({"liger_fused_linear_cross_entropy": True}, "liger_fused_linear_cross_entropy: false"),
     ({"cut_cross_entropy": True, "chunked_cross_entropy": True}, "cut_cross_entropy: false and chunked_cross_entropy"),
     ({"rl": "dpo"}, "rl: dpo"),
+    ({"reward_model": True}, "reward_model: True trains another loss"),
 ])
 def test_configs_whose_math_fusing_would_change_are_refused(cfg, named):
-    assert named in fusion_problem(cfg)
+    [problem] = FusedAccumulation().problems(cfg, Launch())
+    assert named in problem
 
 
 def test_the_v5_recipe_can_fuse(v5_recipe):
-    assert fusion_problem(v5_recipe) is None
+    assert FusedAccumulation().problems(v5_recipe, Launch()) == []
 
 
 @pytest.fixture
@@ -162,9 +165,12 @@ def fusion_runs(tiny_model, tmp_path_factory):
     runs = {
         "unfused": {"lora_model_dir": str(adapters[0.0]), "save_strategy": "steps", "save_steps": STEPS // 2},
         "fused": {"lora_model_dir": str(adapters[0.0]), "nextai_fuse_accumulation": True},
-        # resumes the unfused run's checkpoint, fused, every window in one pass
+        # resumes the unfused run's checkpoint, fused, every window in one pass, with the speed levers of the
+        # paper-exact fast run (matmuls kept from the forward, layer inputs offloaded and prefetched)
         "fused-resumed": {"lora_model_dir": str(adapters[0.0]), "nextai_fuse_accumulation": True,
                           "nextai_fuse_accumulation_max_tokens": 4096,
+                          "nextai_saved_matmuls": ["gate_proj", "up_proj", "down_proj"],
+                          "activation_offloading": "hidden_states", "nextai_prefetch_offloaded_inputs": True,
                           "resume_from_checkpoint": str(unfused / "out" / f"checkpoint-{STEPS // 2}")},
         "unfused-dropout": {"lora_model_dir": str(adapters[0.05])},
         "fused-dropout": {"lora_model_dir": str(adapters[0.05]), "nextai_fuse_accumulation": True},
@@ -206,11 +212,17 @@ def test_fused_trains_the_same_rows_to_the_same_losses_and_adapter(fusion_runs):
 
 @pytest.mark.slow
 def test_a_fused_run_resumes_an_unfused_checkpoint_at_the_same_step(fusion_runs):
+    """... with every window in one pass and the kept matmuls: the same rows and losses as unfused (and fused)."""
     unfused, resumed = fusion_runs["unfused"], fusion_runs["fused-resumed"]
     later = losses(resumed)
     assert sorted(later) == list(range(STEPS // 2 + 1, STEPS + 1))
     assert later == pytest.approx({step: losses(unfused)[step] for step in later}, rel=1e-5)
     assert max_weight_gap(resumed, unfused) < 1e-6
+    tokens = {row["step"]: row["real_tokens"] - unfused["report"]["history"][STEPS // 2 - 1]["real_tokens"]
+              for row in unfused["report"]["history"][STEPS // 2:]}
+    assert {row["step"]: row["real_tokens"] for row in resumed["report"]["history"]} == tokens
+    assert "nextai_saved_matmuls: not recomputed in 4 layers: gate_proj, up_proj kept" in resumed["log"]
+    assert "the first recomputed layer takes 2 kept outputs of 2 targeted" in resumed["log"]
 
 
 @pytest.mark.slow

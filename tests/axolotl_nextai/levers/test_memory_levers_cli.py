@@ -1,8 +1,8 @@
 """The memory levers through the real `accelerate launch -m axolotl.cli.train` on a pre-quantized NF4 checkpoint:
 chunked dequantization, the tiled MLP and CPU embeddings train the same losses as without them (LoRA dropout
 off, so that both runs compute the same function), and so do kept matmuls (`nextai_saved_matmuls`, a speed
-lever: this is where its hooks meet Axolotl's loader and the Trainer); eager attention is refused before loading
-when a cap leaves no room for its scores."""
+lever: this is where its hooks meet Axolotl's loader and the Trainer) with the MLP chunked over its features
+(`nextai_mlp_chunks`); eager attention is refused before loading when a cap leaves no room for its scores."""
 
 import json
 
@@ -12,7 +12,9 @@ from axolotl_launch import launch_train, tiny_cpu_config, write_jsonl
 from axolotl_nextai.models.synth import PRESETS, write_synthetic_llama
 
 LEVERS = {"nextai_dequant_chunk_mib": 0.02, "nextai_tiled_mlp_shards": 3, "nextai_embeddings_on_cpu": True,
-          "nextai_expandable_segments": True}  # 0.02 MiB: the tiny MLP weights (64 KiB in bf16) in 4 chunks
+          "nextai_expandable_segments": True, "nextai_nf4_dequant_kernel": "triton"}
+# 0.02 MiB: the tiny MLP weights (64 KiB in bf16) in 4 chunks; the Triton dequantization serves CUDA tensors only
+# (tests/axolotl_nextai/levers/test_nf4_dequant.py): here its patch is installed and bitsandbytes' path trains
 
 
 @pytest.fixture(scope="module")
@@ -49,17 +51,21 @@ def test_levers_train_the_same_losses(tiny_nf4, plain_losses, tmp_path, run_axol
     assert "4-bit weights larger than 0.02 MiB are dequantized 0.02 MiB at a time" in log
     assert "nextai_tiled_mlp_shards: 4 MLPs run in 3 shards" in log
     assert "nextai_embeddings_on_cpu: input embeddings" in log
+    assert "nextai_nf4_dequant_kernel: triton: bitsandbytes' NF4 weights dequantized on CUDA by a Triton kernel" in log
     assert len(plain_losses) == len(levered) == 4
     assert levered == pytest.approx(plain_losses, rel=1e-4), (plain_losses, levered)
 
 
 @pytest.mark.slow
-def test_kept_matmuls_train_the_same_losses(tiny_nf4, plain_losses, tmp_path, run_axolotl):
-    kept, log = losses(tiny_nf4, tmp_path, run_axolotl, nextai_saved_matmuls=["gate_proj", "up_proj"])
-    assert "nextai_saved_matmuls: gate_proj, up_proj of 4 layers kept from the forward" in log
+def test_kept_matmuls_and_the_chunked_mlp_train_the_same_losses(tiny_nf4, plain_losses, tmp_path, run_axolotl):
+    """Attention's matmuls kept from the forward, the MLP in chunks of its features (with down_proj's adapter,
+    which the plugin must hand it after PEFT made it: without it the losses would part)."""
+    kept, log = losses(tiny_nf4, tmp_path, run_axolotl, nextai_saved_matmuls=["q_proj", "k_proj"], nextai_mlp_chunks=2)
+    assert "nextai_saved_matmuls: not recomputed in 4 layers: k_proj, q_proj kept from the forward" in log
     # the Trainer's checkpointed recompute, through Axolotl's CLI, reached the stash
     assert "nextai_saved_matmuls: the first recomputed layer takes 2 kept outputs of 2 targeted" in log
-    assert kept == plain_losses, (plain_losses, kept)
+    assert "nextai_mlp_chunks: 4 MLPs run in 2 chunks of intermediate features" in log
+    assert kept == pytest.approx(plain_losses, rel=1e-4), (plain_losses, kept)
 
 
 @pytest.mark.slow

@@ -1,8 +1,9 @@
 """nextai_saved_matmuls on the tiny Llama loaded in NF4 with LoRA, on the CPU (and on CUDA where there is one:
 the GPU machine runs this file before the 70B runs): the same loss and LoRA gradients with the lever on and off
 (LoRA dropout on: the recompute replays its masks), a backward that recomputes every 4-bit matmul but the kept
-ones, outputs backward never asks for dropped rather than handed to the next step, and each config the lever
-cannot serve refused in one line naming the key."""
+and skipped ones, down_proj skipped rather than kept (a NaN placeholder that nothing reads), outputs of a forward
+whose backward never ran dropped rather than handed to the next step, and each config the lever cannot serve
+refused in one line naming the key."""
 
 import logging
 
@@ -12,12 +13,17 @@ import yaml
 from axolotl_launch import ROOT
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from axolotl_nextai.levers.saved_matmuls import KEY, PinnedPool, install, saved_matmuls_problems
+from axolotl_nextai.checks.launch import Launch
+from axolotl_nextai.levers.saved_matmuls import KEY, PinnedPool, SavedMatmuls
 from axolotl_nextai.plugin import NextAIPlugin
+
+LEVER = SavedMatmuls()
 
 KEPT = ["gate_proj", "up_proj"]
 LORA_TARGETS = ["gate_proj", "o_proj", "down_proj"]  # gate_proj kept and adapted: its LoRA matmuls still recomputed
 GATE_UP = (256, 128)  # (out, in) of the tiny model's gate_proj and up_proj weights: no other projection has it
+DOWN = (128, 256)  # (out, in) of its down_proj
+MLP = ["gate_proj", "up_proj", "down_proj"]
 
 
 class DispatchedMatmuls(TorchDispatchMode):
@@ -36,9 +42,10 @@ class DispatchedMatmuls(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def qlora_step(tiny_model, kept, lora_targets=LORA_TARGETS, steps=1, device="cpu"):
-    """`steps` forwards and backwards of the tiny Llama in NF4 with LoRA (dropout 0.1), the lever on for `kept`:
-    the last one's (loss, LoRA gradients, the matmuls its backward ran)."""
+def qlora_step(tiny_model, kept, lora_targets=LORA_TARGETS, steps=1, device="cpu", dangling_forward=False):
+    """`steps` forwards and backwards of the tiny Llama in NF4 with LoRA (dropout 0.1), the lever on for `kept`
+    (`dangling_forward`: first a training forward whose backward never runs): the last step's (loss, LoRA
+    gradients, the matmuls its backward ran)."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -46,7 +53,7 @@ def qlora_step(tiny_model, kept, lora_targets=LORA_TARGETS, steps=1, device="cpu
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model, quantization_config=qlora_quantization(), device_map=device)
     if kept:
-        install(model, kept)
+        LEVER.install({KEY: kept}, model)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(0)
     model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, lora_dropout=0.1, target_modules=lora_targets))
@@ -54,6 +61,8 @@ def qlora_step(tiny_model, kept, lora_targets=LORA_TARGETS, steps=1, device="cpu
         if "lora_B" in name:  # peft starts B at zero, which would hide a wrong gradient for A
             torch.nn.init.normal_(param, std=0.1)
     model.train()
+    if dangling_forward:
+        model(input_ids=torch.randint(0, model.config.vocab_size, (2, 24), device=device))
     for step in range(steps):
         model.zero_grad()
         torch.manual_seed(1 + step)
@@ -67,7 +76,7 @@ def qlora_step(tiny_model, kept, lora_targets=LORA_TARGETS, steps=1, device="cpu
 
 @pytest.fixture(scope="module")
 def runs(tiny_model):
-    return {"off": qlora_step(tiny_model, None), "on": qlora_step(tiny_model, KEPT)}
+    return {"off": qlora_step(tiny_model, None), "on": qlora_step(tiny_model, KEPT), "mlp": qlora_step(tiny_model, MLP)}
 
 
 def assert_same_training(run, reference, tolerance=None):
@@ -83,6 +92,7 @@ def assert_same_training(run, reference, tolerance=None):
 def test_same_loss_and_lora_gradients(runs):
     assert len(runs["off"][1]) == 4 * len(LORA_TARGETS) * 2  # lora_A and lora_B of each target in 4 layers
     assert_same_training(runs["on"], runs["off"])
+    assert_same_training(runs["mlp"], runs["off"])  # down_proj's NaN placeholder reached no gradient
 
 
 def test_backward_recomputes_every_4bit_matmul_but_the_kept_ones(runs):
@@ -96,13 +106,30 @@ def test_lora_matmuls_of_a_kept_projection_are_still_recomputed(runs):
     assert runs["on"][2].plain == runs["off"][2].plain > 0
 
 
-def test_outputs_backward_never_asks_for_are_dropped_at_the_next_forward(tiny_model, caplog):
-    """down_proj without an adapter is a layer's last matmul: torch stops the recompute before it. Its kept
-    outputs must not be handed to the next step's recompute (a later step would then train on stale values)."""
+def test_down_proj_is_skipped_not_kept_and_its_recompute_never_runs(runs, tiny_model, caplog):
+    """down_proj's output only feeds the layer's output: the recompute gets a placeholder and nothing is copied.
+    With an adapter on down_proj the recompute runs past it (to its LoRA input); without one it stops before it."""
+    from transformers import AutoModelForCausalLM
+
+    from axolotl_nextai.models.checkpoint import qlora_quantization
+
+    assert DOWN not in runs["mlp"][2].shapes and GATE_UP not in runs["mlp"][2].shapes
+    assert sorted(runs["mlp"][2].shapes) == sorted(s for s in runs["off"][2].shapes if s not in (GATE_UP, DOWN))
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, quantization_config=qlora_quantization())
+    assert LEVER.install({KEY: MLP}, model) == (f"{KEY}: not recomputed in 4 layers: gate_proj, up_proj kept from the forward "
+                                   "(where they are: not on CUDA); down_proj skipped (its output only feeds the "
+                                   "layer's output)")
     with caplog.at_level(logging.WARNING):
-        kept = qlora_step(tiny_model, ["gate_proj", "up_proj", "down_proj"], lora_targets=["o_proj"], steps=2)
-    assert_same_training(kept, qlora_step(tiny_model, None, lora_targets=["o_proj"], steps=2))
-    assert "4 kept outputs were never asked for" in caplog.text  # down_proj's, one a layer
+        no_adapter = qlora_step(tiny_model, MLP, lora_targets=["o_proj"], steps=2)
+    assert_same_training(no_adapter, qlora_step(tiny_model, None, lora_targets=["o_proj"], steps=2))
+    assert "kept outputs" not in caplog.text  # the recompute asked for every kept output
+
+
+def test_outputs_of_a_forward_whose_backward_never_ran_are_dropped(tiny_model, caplog):
+    with caplog.at_level(logging.WARNING):
+        run = qlora_step(tiny_model, KEPT, dangling_forward=True)
+    assert_same_training(run, qlora_step(tiny_model, None))
+    assert "8 kept outputs were left by a forward whose backward never ran" in caplog.text  # gate, up x 4 layers
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the pinned-memory path needs CUDA")
@@ -123,7 +150,7 @@ def fast_recipe():
 
 
 def test_the_fast_recipe_can_keep_gate_and_up(fast_recipe):
-    assert saved_matmuls_problems(fast_recipe, cuda_available=True) == []
+    assert LEVER.problems(fast_recipe, Launch(cuda=True)) == []
 
 
 @pytest.mark.parametrize("overrides,named", [
@@ -139,7 +166,7 @@ def test_the_fast_recipe_can_keep_gate_and_up(fast_recipe):
     ({"lora_target_modules": "all-linear"}, "lora_mlp_kernel computes gate_proj, up_proj without calling"),
 ])
 def test_a_config_the_lever_cannot_serve_is_one_line_naming_the_key(fast_recipe, overrides, named):
-    problems = saved_matmuls_problems({**fast_recipe, **overrides}, cuda_available=True)
+    problems = LEVER.problems({**fast_recipe, **overrides}, Launch(cuda=True))
     assert len(problems) == 1 and problems[0].startswith(f"`{KEY}`") and named in problems[0], problems
 
 
@@ -151,7 +178,7 @@ def test_a_config_the_lever_cannot_serve_is_one_line_naming_the_key(fast_recipe,
     ({"nextai_dequant_chunk_mib": 64}, True),  # the forward's chunked matmul output is kept like any other
 ])
 def test_configs_the_lever_serves(fast_recipe, overrides, cuda_available):
-    assert saved_matmuls_problems({**fast_recipe, **overrides}, cuda_available) == []
+    assert LEVER.problems({**fast_recipe, **overrides}, Launch(cuda=cuda_available)) == []
 
 
 def test_the_plugin_refuses_before_anything_loads():

@@ -6,7 +6,7 @@ import torch
 from transformers import LlamaConfig
 from transformers.models.llama.modeling_llama import LlamaMLP
 
-from axolotl_nextai.levers.tiled_mlp import tile, tile_model
+from axolotl_nextai.levers.tiled_mlp import TiledMlp, tiled_forward
 
 HIDDEN, INTER = 16, 40
 
@@ -57,7 +57,8 @@ def test_lora_mlp_same_output_and_gradients_as_untiled(shards):
     x, grad = torch.randn(2, 7, HIDDEN), torch.randn(2, 7, HIDDEN)
     plain = run(lora_mlp(), x, grad)
     model = lora_mlp()
-    assert tile_model(model, shards) == 1
+    log = TiledMlp().install({"nextai_tiled_mlp_shards": shards}, model)
+    assert log == f"nextai_tiled_mlp_shards: 1 MLPs run in {shards} shards in training"
     tiled = run(model, x, grad)
     torch.testing.assert_close(tiled[0], plain[0])
     torch.testing.assert_close(tiled[1], plain[1])
@@ -69,7 +70,7 @@ def test_lora_mlp_same_output_and_gradients_as_untiled(shards):
 def test_with_dropout_the_gradient_is_that_of_the_forward_that_ran():
     torch.manual_seed(0)
     mlp = DropoutMLP().double().train()
-    tile(mlp, 3)
+    mlp.forward = tiled_forward(mlp, 3)
 
     def seeded(x):  # the same masks on every call, so that finite differences see one function
         torch.manual_seed(1234)
@@ -96,7 +97,7 @@ def test_a_no_grad_training_forward_draws_the_masks_the_recompute_draws():
     """A checkpointed layer runs its MLP once without autograd and again, from the same RNG state, with it:
     both must give the same output for the gradients to belong to the loss."""
     mlp = DropoutMLP().train()
-    tile(mlp, 3)
+    mlp.forward = tiled_forward(mlp, 3)
     x = torch.randn(1, 6, HIDDEN, requires_grad=True)
     torch.manual_seed(7)
     with torch.no_grad():
@@ -108,8 +109,37 @@ def test_a_no_grad_training_forward_draws_the_masks_the_recompute_draws():
 
 def test_eval_and_short_inputs_take_the_plain_forward():
     mlp = DropoutMLP().eval()
-    tile(mlp, 4)
+    mlp.forward = tiled_forward(mlp, 4)
     x = torch.randn(1, 6, HIDDEN)
     torch.testing.assert_close(mlp(x), mlp.down_proj(torch.nn.functional.silu(mlp.gate_proj(x)) * mlp.up_proj(x)))
     mlp.train()
     assert mlp(torch.randn(1, 3, HIDDEN)).shape == (1, 3, HIDDEN)  # fewer tokens than shards
+
+
+@pytest.mark.parametrize("reentrant,shard_calls", [(False, [False] * 3 + [True] * 3),
+                                                   (True, [False] * 3 + [False] * 3 + [True] * 3)])
+def test_inside_a_checkpointed_layer_the_recompute_runs_no_shard(reentrant, shard_calls):
+    """The MLP's output only feeds the layer's output, which a non-reentrant checkpoint's recompute throws away:
+    the MLP runs once in the forward and once, shard by shard, in its backward. A reentrant checkpoint
+    backpropagates through its recompute, which must then run the shards. Either way, the untiled gradients."""
+    from torch.utils.checkpoint import checkpoint
+
+    def layer(model, x):
+        return x + model(torch.nn.functional.layer_norm(x, (HIDDEN,)))
+
+    x, grad = torch.randn(2, 7, HIDDEN), torch.randn(2, 7, HIDDEN)
+    plain = lora_mlp()
+    x_plain = x.clone().requires_grad_(True)
+    checkpoint(layer, plain, x_plain, use_reentrant=reentrant).backward(grad)
+    tiled = lora_mlp()
+    TiledMlp().install({"nextai_tiled_mlp_shards": 3}, tiled)
+    gate = tiled.base_model.model.mlp.gate_proj
+    calls = []
+    gate.register_forward_hook(lambda module, args, out: calls.append(torch.is_grad_enabled()))
+    x_tiled = x.clone().requires_grad_(True)
+    checkpoint(layer, tiled, x_tiled, use_reentrant=reentrant).backward(grad)
+    assert calls == shard_calls  # no autograd in the forward's shards (and the reentrant recompute's), then backward's
+    torch.testing.assert_close(x_tiled.grad, x_plain.grad)
+    for (name, param), reference in zip(tiled.named_parameters(), plain.parameters()):
+        if param.requires_grad:
+            torch.testing.assert_close(param.grad, reference.grad, msg=name)

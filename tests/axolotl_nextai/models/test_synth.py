@@ -76,3 +76,17 @@ def test_axolotl_trains_qlora_on_the_prequantized_checkpoint(synth_pair, tmp_pat
     assert report["steps"] == 3 and report["loss_finite"]
     hidden, inter, layers, r = 128, 256, 4, 4
     assert report["trainable_params"] == layers * r * (2 * hidden + hidden + inter)
+
+
+def test_nf4_stored_as_bf16_holds_the_same_bytes_and_says_so(synth_pair, tmp_path):
+    """`--dtype nf4-bf16`: what FSDP can shard (several GPUs); the packed weights are the uint8 ones' bytes."""
+    from safetensors.torch import load_file
+
+    nf4, _ = synth_pair
+    shardable = write_synthetic_llama(PRESETS["tiny"], tmp_path / "nf4-bf16", quantize=True, seed=3, device="cpu",
+                                      quant_storage="bfloat16")
+    config = json.loads((shardable / "config.json").read_text())
+    assert config["quantization_config"]["bnb_4bit_quant_storage"] == "bfloat16"
+    name, shard = "model.layers.0.self_attn.o_proj.weight", "model-00001-of-00005.safetensors"
+    packed, stored = load_file(nf4 / shard)[name], load_file(shardable / shard)[name]
+    assert stored.dtype.is_floating_point and stored.view(packed.dtype).flatten().equal(packed.flatten())

@@ -9,11 +9,12 @@ from transformers import TrainerControl, TrainerState
 
 from axolotl_nextai.run.callbacks import (
     FreezeGarbageCollectorCallback,
-    SignalStopCallback,
+    StopCallback,
     StopRecord,
     TimeBudgetCallback,
     drop_presaved_adapter_config,
 )
+from axolotl_nextai.run.ranks import StepAgreement
 from axolotl_nextai.run.time_budget import HOUR
 
 
@@ -59,7 +60,7 @@ def test_inside_the_margin_it_checkpoints_and_stops_whatever_the_projection():
 
 def test_sigterm_stops_after_the_current_step():
     stop = StopRecord()
-    callback = SignalStopCallback(stop)
+    callback = StopCallback(stop, StepAgreement())
     state, control = TrainerState(max_steps=10), TrainerControl()
     callback.on_train_begin(None, state, control)
     try:
@@ -102,3 +103,37 @@ def test_a_presaved_adapter_config_goes_unless_weights_are_beside_it(tmp_path):
     (tmp_path / "adapter_config.json").write_text("{}")
     (tmp_path / "adapter_model.safetensors").write_bytes(b"weights of an earlier, finished run")
     assert not drop_presaved_adapter_config(tmp_path) and (tmp_path / "adapter_config.json").exists()
+
+
+def test_the_run_report_reads_token_counts_back_once_a_step_not_at_every_forward_pass(tmp_path):
+    """A read of a device tensor (`int(t)`, `.item()`) makes the host wait for the GPU; counting at every forward
+    pass did that twice a pass. Now the passes add up on the device and the step's end reads them once."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from axolotl_nextai.run.callbacks import RunReportCallback
+
+    class Reads(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Reads.count += func is torch.ops.aten._local_scalar_dense.default
+            return func(*args, **(kwargs or {}))
+
+    model = torch.nn.Linear(2, 2).train()
+    callback = RunReportCallback(tmp_path, 10, 312.0, {}, StopRecord(), time.time())
+    state, control = TrainerState(max_steps=2), TrainerControl()
+    loader = torch.utils.data.DataLoader(list(range(4)))
+    args = type("Args", (), {"gradient_accumulation_steps": 4})()
+    tokenizer = type("Tokenizer", (), {"pad_token_id": 0})()
+    callback.on_train_begin(args, state, control, model=model, train_dataloader=loader, processing_class=tokenizer)
+    batch = {"input_ids": torch.tensor([[5, 6, 7, 0]]), "attention_mask": torch.tensor([[1, 1, 1, 0]]),
+             "labels": torch.tensor([[-100, 6, 7, -100]])}
+    with Reads():
+        for _ in range(4):  # the paper's micro-batch 1 x accumulation 4
+            callback._count_tokens(model, (), batch)
+    assert Reads.count == 0
+    state.global_step = 1
+    callback.on_step_end(None, state, control)
+    last = callback.history[-1]
+    assert (last["real_tokens"], last["trained_tokens"], last["computed_tokens"], last["forward_passes"]) == (12, 8, 16, 4)

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from click.testing import CliRunner
 
 from axolotl_nextai.run.report import (
     PLOT_NAME,
@@ -65,6 +66,14 @@ def test_files_written_and_printed(tmp_path, capsys):
     assert write_run_report(report, tmp_path, final=True) is None
     assert json.loads((tmp_path / REPORT_NAME).read_text())["tokens_per_s"] == 500.0
     assert (tmp_path / PLOT_NAME).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    main([str(tmp_path)])
-    out = capsys.readouterr().out
+    out = CliRunner().invoke(main, [str(tmp_path)], catch_exceptions=False).output
     assert "500.0 real tokens/s" in out and "peak 33.00 GiB allocated" in out
+    assert "1.2000 over 3 logged steps" in out and "mean of the first and last 1: 2.0000 -> 1.2000" in out
+
+
+def test_loss_means_compare_windows_not_single_steps():
+    losses = [{"step": s, "elapsed_s": float(s), "real_tokens": s, "trained_tokens": s, "loss": loss}
+              for s, loss in enumerate([2.0, 3.0, 2.0, 3.0, 1.0, 2.5, 1.0, 2.5], start=1)]
+    report = summarize(losses, RUN)
+    assert (report["first_loss"], report["final_loss"]) == (2.0, 2.5)  # reads as worse
+    assert (report["start_loss_mean"], report["end_loss_mean"], report["loss_window"]) == (2.5, 1.75, 2)

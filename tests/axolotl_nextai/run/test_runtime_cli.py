@@ -1,72 +1,26 @@
-"""The plugin runtime through the real `accelerate launch -m axolotl.cli.train` on the tiny CPU model.
+"""The plugin runtime through the real `accelerate launch -m axolotl.cli.train` on the tiny CPU model, one process.
 
-Seven launches in all: a reference run checked for the report, the CUDA-only rule and the memory cap; a run
-interrupted through its launcher and its resumption compared with the reference; a run sent two quick SIGTERMs;
-a run that hits a tiny time budget; two runs around a regenerated dataset file.
+Seven launches in all: the reference run (conftest.py) checked for the report, the CUDA-only rule and the memory
+cap; a run interrupted through its launcher and its resumption compared with the reference; a run sent two quick
+SIGTERMs; a run that hits a tiny time budget; two runs around a regenerated dataset file.
 """
 
-import json
 import signal
 import subprocess
 import sys
 import time
 
-import psutil
 import pytest
 import torch
 from axolotl_launch import launch_train, start_train, tiny_cpu_config
 from datasets import load_from_disk
+from runtime_runs import EVERY, STEPS, per_step, read_report, runtime_config, wait_for_training, write_sample
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from axolotl_nextai.checks.cuda_only import LORA_KERNEL_KEYS
-from axolotl_nextai.run.report import PLOT_NAME, REPORT_NAME, TABLE_NAME
+from axolotl_nextai.run.report import PLOT_NAME, TABLE_NAME
 
 pytestmark = pytest.mark.slow
-STEPS = 16  # 2 epochs of 32 rows at 4 rows a step: time to interrupt, and a resume across epochs
-EVERY = 2
-
-
-def write_sample(path, rows: int):
-    """`rows` Alpaca rows of varied lengths (so padding and tokens per step vary), the same for the same count."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps({"instruction": f"Count from 1 to {n}.", "input": "" if n % 3 else f"step {n % 4 + 1}",
-                         "output": ", ".join(str(k) for k in range(1, n + 1))}) for n in range(1, rows + 1)]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def runtime_config(tiny_model, work, **overrides):
-    """tiny-cpu.yml for STEPS steps, LoRA kernel keys left unset (Axolotl would auto-enable them)."""
-    write_sample(work / "data" / "demo.jsonl", 32)
-    settings = {"max_steps": STEPS, "nextai_report_every_steps": EVERY, "nextai_gpu_memory_cap_gb": 40.0,
-                "nextai_time_budget_hours": 1.0, "nextai_time_budget_warmup_steps": 2}
-    cfg = tiny_cpu_config(tiny_model, work, **{**settings, **overrides})
-    for key in LORA_KERNEL_KEYS:
-        cfg.pop(key)
-    return cfg
-
-
-def read_report(out):
-    return json.loads((out / REPORT_NAME).read_text())
-
-
-def per_step(report, key):
-    """{step: value} from the report's history; cumulative token counts become per-step counts."""
-    rows = report["history"]
-    if key.endswith("tokens"):
-        return {row["step"]: row[key] - (rows[i - 1][key] if i else 0) for i, row in enumerate(rows)}
-    return {row["step"]: row[key] for row in rows}
-
-
-@pytest.fixture(scope="module")
-def reference(tiny_model, tmp_path_factory):
-    work = tmp_path_factory.mktemp("reference")
-    # Checkpoints every EVERY steps: the interrupted run starts from this run's checkpoint-EVERY (see below).
-    cfg = runtime_config(tiny_model, work, save_strategy="steps", save_steps=EVERY, save_total_limit=STEPS)
-    result = launch_train(cfg, work)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
-    return work, log, read_report(work / "out")
 
 
 def test_report_kernels_and_memory_cap(reference, tiny_model):
@@ -107,27 +61,6 @@ def test_report_kernels_and_memory_cap(reference, tiny_model):
     assert "real tokens/s" in printed and "peak n/a allocated" in printed
 
 
-def training_process(launcher: subprocess.Popen, timeout: float) -> psutil.Process:
-    """The `python -m axolotl.cli.train` child of the accelerate launcher."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for child in psutil.Process(launcher.pid).children(recursive=True):
-            if "axolotl.cli.train" in child.cmdline() and "accelerate.commands.launch" not in child.cmdline():
-                return child
-        time.sleep(0.1)
-    raise AssertionError("no training process found")
-
-
-def wait_for_training(launcher: subprocess.Popen, out, log) -> psutil.Process:
-    """The trainer process, once its first report is written (EVERY steps in: training is under way)."""
-    trainer = training_process(launcher, timeout=120)
-    deadline = time.monotonic() + 300
-    while not (out / REPORT_NAME).exists():
-        assert launcher.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
-        time.sleep(0.05)
-    return trainer
-
-
 def test_sigterm_to_the_launcher_checkpoints_and_resume_matches_an_uninterrupted_run(reference, tiny_model, tmp_path):
     """SIGTERM to `accelerate launch` (which does not forward it) stops the trainer with a checkpoint; resumed,
     the run reproduces the uninterrupted one from step EVERY + 1 on.
@@ -140,7 +73,7 @@ def test_sigterm_to_the_launcher_checkpoints_and_resume_matches_an_uninterrupted
     cfg = runtime_config(tiny_model, tmp_path, resume_from_checkpoint=str(work / "out" / f"checkpoint-{EVERY}"))
     out, log = tmp_path / "out", tmp_path / "interrupted.log"
     launcher = start_train(cfg, tmp_path, log)
-    trainer = wait_for_training(launcher, out, log)
+    (trainer,) = wait_for_training(launcher, out, log)
     launcher.send_signal(signal.SIGTERM)
     assert launcher.wait(timeout=60) == -signal.SIGTERM  # the launcher ends at once ...
     trainer.wait(timeout=300)  # ... the trainer after a step and its saves
@@ -172,7 +105,7 @@ def test_two_quick_sigterms_never_leave_an_adapter_folder_without_weights(tiny_m
     cfg = runtime_config(tiny_model, tmp_path, max_steps=1000)
     out, log = tmp_path / "out", tmp_path / "twice.log"
     launcher = start_train(cfg, tmp_path, log)
-    trainer = wait_for_training(launcher, out, log)
+    (trainer,) = wait_for_training(launcher, out, log)
     trainer.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 120
     while "SIGTERM received: saving checkpoint-" not in log.read_text():

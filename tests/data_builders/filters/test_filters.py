@@ -64,3 +64,12 @@ def test_runner_counts_each_reason_and_keeps_the_drops():
     assert kept == [records[0]]
     assert counts == {"exact_duplicate": 1, "empty_output": 1, "paper_choice": 1}
     assert [why for _, why in dropped] == ["exact_duplicate", "empty_output", "paper_choice"]
+
+
+def test_an_instruction_or_output_of_zero_width_characters_is_empty():
+    from data_builders.filters.empty_instruction import EmptyInstruction
+
+    zero_width = "\u200b\u200c\u200d\u2060\ufeff"
+    assert EmptyInstruction()(rec(instruction=zero_width)) == "empty_instruction"
+    assert EmptyOutput()(rec(output=" \u200b ")) == "empty_output"
+    assert EmptyInstruction()(rec(instruction="\u200bName a colour.")) is None
