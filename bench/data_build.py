@@ -1,15 +1,20 @@
-"""How long does `nextai-data build --mixture v5` take at full size on this machine, and what does the blocked
-near-dedup buy over Platypus' keep-loop?
+"""How long does `nextai-data build` take at full size, from reading the sources to the written set, on this
+machine's CPU or GPU; does another device keep the same rows; and how much does a second mixture gain from the
+first one's embedding cache?
 
 Writes every v5 source at its real row count and roughly its real text lengths (word salad drawn from the
-shipped sample's vocabulary, 1 % of rows planted as light edits of an earlier row), builds v5 from them
-through `build()`'s own stages (`load_sources`, `filter_and_select`, `embed`), timed one by one, embedding
-(no cache, so cold) only the first --embed-rows selected rows and extrapolating the rest, then runs
-the dedup step twice on those rows: `near_dup.keep_first_seen` and the loop of Platypus'
-`data_similarity.ipynb` (sklearn cosine of each item against the list of kept vectors). Same kept set
-required. Prints one line per stage and writes bench/results/data_build-<date>.md.
+shipped sample's vocabulary, 1 % of rows planted as light edits of an earlier row), then builds each --mixtures
+entry from them through `build()` and `write_build()`, the command's own code, timing each (wall and CPU) and
+printing the near-dedup stage's own split (embedding, selection, the low-precision screen). With --cache-dir,
+the mixtures share one embedding cache, so the second build embeds only rows the first did not. With
+--compare-device, the first mixture is built again there and the two written sets must be byte-identical.
+Prints one line per build and writes bench/results/data_build-<date>-<device>[-<tag>].md.
 
-    .venv/bin/python bench/data_build.py [--scale 1.0] [--embed-rows 20000]
+    python bench/data_build.py [--scale 1.0] [--mixtures v5,v4] [--device cpu|cuda] [--compare-device cpu] \
+        [--cache-dir DIR] [--model DIR] [--screen auto|off|fp16|bf16] [--tag NAME]
+
+Needs this repository's data_builders, pydantic and PyYAML (no `datasets`: the sources are local files), numpy,
+torch and sentence-transformers (openvino on a CPU where installed).
 """
 
 from __future__ import annotations
@@ -19,20 +24,18 @@ import datetime as dt
 import json
 import platform
 import random
+import resource
 import sys
 import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # data_builders without installing the package
 
-from data_builders.build import Build, filter_and_select, filter_rules, load_sources
-from data_builders.dedup import near_dup
-from data_builders.dedup.embed import DEFAULT_MODEL, embed, load_embedding_model
+from data_builders.build import BuildOptions, build
 from data_builders.mixing import load_mixture
 from data_builders.sources import sample_dir
-from data_builders.sources.base import find_source_file
 from data_builders.writers import write_build
 
 # Real row counts (data_builders/README.md, Sources); mean words per field, roughly as in each dataset.
@@ -99,70 +102,67 @@ def write_sources(folder: Path, scale: float, seed: int = 0) -> dict[str, int]:
     return {name: len(data) for name, data in sources.items()}
 
 
-def platypus_keep_loop(vectors: np.ndarray, threshold: float) -> list[int]:
-    """Platypus' `data_similarity.ipynb` loop: each item against the list of kept vectors, first seen wins."""
-    from sklearn.metrics.pairwise import cosine_similarity
-
-    kept, existing = [], []
-    for i, v in enumerate(vectors):
-        if not kept or np.max(cosine_similarity([v], existing)) <= threshold:
-            kept.append(i)
-            existing.append(v)
-    return kept
+def timed_build(mixture: str, src: Path, out: Path, options: BuildOptions) -> dict:
+    """One build, as `nextai-data build --source-dir SRC` runs it; its times and the near-dedup stage's stats."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = build(load_mixture(mixture), options)
+    write_build(result, out)
+    stages = result.manifest["stages"]
+    return {"mixture": mixture, "device": stages["near_dedup"]["device"], "wall": time.perf_counter() - wall,
+            "cpu": time.process_time() - cpu, "rows": stages["select"]["out"], "kept": stages["near_dedup"]["out"],
+            "near_dedup": stages["near_dedup"], "out": out}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the real row counts")
-    parser.add_argument("--embed-rows", type=int, default=20000, help="rows embedded for real (and deduped)")
+    parser.add_argument("--mixtures", default="v5", help="comma-separated, built in order (e.g. v5,v4)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compare-device", help="build the first mixture again on this device: same files?")
+    parser.add_argument("--cache-dir", type=Path, help="share one embedding cache between the mixtures")
+    parser.add_argument("--model", help="embedding model folder (default: the bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--screen", default="auto", help="near-dedup's low-precision screen (dedup/stage.py)")
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--tag", help="appended to the report's name")
     args = parser.parse_args()
-    log = []
+    log: list[str] = []
 
     def say(line: str) -> None:
         print(line, flush=True)
         log.append(line)
 
-    def timed(stage: str, fn):
-        t0 = time.perf_counter()
-        out = fn()
-        times[stage] = time.perf_counter() - t0
-        say(f"stage {stage:24s} {times[stage]:8.1f} s")
-        return out
-
-    times: dict[str, float] = {}
-    mixture = load_mixture("v5")
+    options = {"device": args.device, "cache_dir": args.cache_dir, "screen": args.screen,
+               **({"model": args.model} if args.model else {})}
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp)
-        counts = timed("write synthetic sources", lambda: write_sources(src, args.scale))
-        say(f"rows per source: {counts}")
-        # The stages of build.build(), called one by one so each is timed (and embedding can stop at --embed-rows).
-        paths = {e.source: find_source_file(e.source, src) for e in mixture.sources}
-        loaded = timed("load", lambda: load_sources(mixture, paths).records)
-        selected = timed("filter+select", lambda: filter_and_select(mixture, loaded, filter_rules()).records)
-        timed("load embedding model", lambda: load_embedding_model(DEFAULT_MODEL))  # once per process, not per build row
-        n = min(args.embed_rows, len(selected))
-        real = timed(f"embed first {n} rows", lambda: embed([r.prompt_text for r in selected[:n]]))
-        rate = n / times[f"embed first {n} rows"]
-        say(f"embeddings/s {rate:.1f}; all {len(selected)} selected rows: {len(selected) / rate:.0f} s (extrapolated)")
+        src = Path(tmp) / "sources"
+        src.mkdir()
+        t0 = time.perf_counter()
+        counts = write_sources(src, args.scale)
+        say(f"synthetic sources in {time.perf_counter() - t0:.1f} s: {counts}")
+        runs = [timed_build(m, src, Path(tmp) / m / f"{m}.jsonl", BuildOptions(source_dir=src, **options))
+                for m in args.mixtures.split(",")]
+        if args.compare_device:
+            other = {**options, "device": args.compare_device, "cache_dir": None}
+            runs.append(timed_build(runs[0]["mixture"], src, Path(tmp) / "compare" / f"{runs[0]['mixture']}.jsonl",
+                                    BuildOptions(source_dir=src, **other)))
+        say(f"{'mixture':8} {'device':7} {'rows':>7} {'kept':>7} {'wall s':>8} {'CPU s':>8} {'fp32 rows':>9} "
+            f"{'of which cached':>15} {'near-dedup s':>12}  screen")
+        for r in runs:
+            nd = r["near_dedup"]
+            screen = nd.get("screen_stats")
+            say(f"{r['mixture']:8} {r['device']:7} {r['rows']:>7} {r['kept']:>7} {r['wall']:>8.1f} {r['cpu']:>8.1f} "
+                f"{nd['rows_embedded']:>9} {nd.get('fp32_from_cache', '-'):>15} {nd['seconds']:>12}  "
+                + (f"{nd['screen']}: " + ", ".join(f"{k} {v}" for k, v in screen.items()) if screen else "off"))
+        if args.compare_device:
+            same = all((runs[0]["out"].with_name(runs[0]["out"].name.replace(".jsonl", s)).read_bytes() ==
+                        runs[-1]["out"].with_name(runs[-1]["out"].name.replace(".jsonl", s)).read_bytes())
+                       for s in (".jsonl", ".dropped.jsonl"))
+            say(f"{runs[0]['device']} vs {runs[-1]['device']}: written rows byte-identical: {same}")
+        import torch
 
-        keep, _ = timed(f"near-dedup blocked, {n} rows", lambda: near_dup.keep_first_seen(real, 0.9))
-        kept_loop = timed(f"near-dedup keep-loop, {n} rows", lambda: platypus_keep_loop(real, 0.9))
-        same = np.flatnonzero(keep).tolist() == kept_loop
-        ratio = times[f"near-dedup keep-loop, {n} rows"] / times[f"near-dedup blocked, {n} rows"]
-        say(f"dedup ratio {ratio:.0f}x, identical kept set: {same} ({int(keep.sum())} of {n} kept)")
-
-        # Dedup at full size: the real vectors plus random unit vectors for the rest (cost depends on n, not text).
-        rng = np.random.default_rng(0)
-        rest = rng.standard_normal((len(selected) - n, real.shape[1])).astype(np.float32)
-        full = np.concatenate([real, rest / np.linalg.norm(rest, axis=1, keepdims=True)])
-        timed(f"near-dedup blocked, {len(full)} rows", lambda: near_dup.keep_first_seen(full, 0.9))
-        out = Build(selected, {"bench": True})
-        timed("write", lambda: write_build(out, src / "v5.jsonl"))
-        measured = sum(t for k, t in times.items() if k in ("load", "filter+select", "write")
-                       or k == f"near-dedup blocked, {len(full)} rows")
-        say(f"whole v5: {measured:.0f} s measured stages + {len(selected) / rate:.0f} s embedding (extrapolated) "
-            f"= {measured + len(selected) / rate:.0f} s")
+        if torch.cuda.is_available():
+            say(f"peak GPU memory allocated {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+        say(f"peak host RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     write_report(args, log)
 
 
@@ -171,14 +171,20 @@ def write_report(args, log: list[str]) -> None:
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    versions = {p: metadata.version(p) for p in ("axolotl-nextai", "sentence-transformers", "torch", "numpy",
-                                                "scikit-learn")}
+    if args.device.startswith("cuda"):
+        cpu += f"; GPU {torch.cuda.get_device_name()}"
+    versions = {}
+    for package in ("sentence-transformers", "torch", "transformers", "numpy", "openvino"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "absent"
     today = dt.date.today().isoformat()
-    path = args.results / f"data_build-{today}.md"
+    path = args.results / f"data_build-{today}-{args.device}{'-' + args.tag if args.tag else ''}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        f"# v5 data build at full size, {today}\n\n"
-        f"- CPU: {cpu}, {torch.get_num_threads()} torch threads, shared with other developers' jobs\n"
+        f"# Data build at scale {args.scale}, {today}\n\n"
+        f"- Machine: {cpu}, {torch.get_num_threads()} torch threads\n"
         f"- Python {platform.python_version()}; " + ", ".join(f"{k} {v}" for k, v in versions.items()) + "\n"
         f"- Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`\n\n```\n" + "\n".join(log) + "\n```\n")
     print(f"report: {path}")

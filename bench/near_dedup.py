@@ -8,7 +8,9 @@ word, flip a word's capital, change the end punctuation: planted near-duplicates
 real row joined to the end of another: mostly new text). A smaller --rows samples the real rows in the same
 proportion; everything is shuffled with a fixed seed. Each method runs in its own process (a build's model load
 included, peak RSS its own) on the same rows; `exact` is the brute-force MiniLM pass on torch the others must agree
-with. A method ending in `-openvino` (`exact-openvino`) runs MiniLM through OpenVINO fp32 instead of torch.
+with. A method ending in `-openvino` (`exact-openvino`) runs MiniLM through OpenVINO instead of torch; one with
+`-screen-fp16` or `-screen-bf16` (`exact-screen-fp16`, `exact-screen-bf16-openvino`) embeds every row in that
+precision and only the rows low precision cannot decide in fp32 (dedup/screen.py): fp32's kept set by construction.
 Prints the table and writes bench/results/near_dedup-<date>-<rows>-<device>[-<tag>].md.
 
     .venv/bin/python bench/near_dedup.py --bbq DIR --mmlu DIR --lima FILE --multi-news FILE.jsonl.gz \\
@@ -24,6 +26,7 @@ import argparse
 import csv
 import datetime as dt
 import gzip
+import io
 import json
 import platform
 import random
@@ -40,6 +43,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # data_builders without installing the package
 
 V5_ROWS = 45_000
+SCREEN = "-screen-"  # method part: a low-precision screen (dedup/screen.py), e.g. exact-screen-fp16
+ROOT = Path(__file__).resolve().parents[1]
+ITEMS = ROOT / "data_builders" / "benchmark_items" / "full"  # BBQ, the paper's 17 MMLU subjects (SOURCES.md there)
+REAL = ROOT / "data_builders" / "real" / "rows"  # real LIMA and Multi-News rows (README.md there)
 OPENVINO = "-openvino"  # method suffix: MiniLM on OpenVINO fp32 instead of torch
 MULTI_NEWS_ROWS = 4_500  # v5 takes 10 % of Multi-News' 44,972 rows
 MULTI_NEWS_INSTRUCTION = "Summarize the following news articles in one paragraph."  # as sources/multi_news.py
@@ -49,19 +56,29 @@ def lettered(question: str, choices: list[str]) -> str:
     return question + "".join(f"\n{chr(65 + i)}. {c}" for i, c in enumerate(choices))
 
 
+def json_lines(path: Path) -> list[dict]:
+    """The rows of a JSONL file, gzipped or not."""
+    data = path.read_bytes()
+    return [json.loads(line) for line in (gzip.decompress(data) if path.suffix == ".gz" else data).splitlines()]
+
+
 def real_rows(args) -> list[tuple[str, str]]:
-    """(source, text) of every real row, source by source."""
-    rows = []
-    for path in sorted(args.bbq.glob("*.jsonl")):
-        rows += [("bbq", f"{r['context']}\n{r['question']}") for r in map(json.loads, path.open())]
-    for path in sorted(args.mmlu.glob("*/*.csv")):  # dev, val, test; no header: question, A-D, answer
-        rows += [("mmlu", lettered(r[0], r[1:5])) for r in csv.reader(path.open(newline=""))]
-    rows += [("lima", json.loads(line)["conversations"][0]) for line in args.lima.open()]
-    with gzip.open(args.multi_news, "rt") as f:
-        for line, _ in zip(f, range(MULTI_NEWS_ROWS)):
-            articles = [a.strip() for a in json.loads(line)["document"].split("|||||") if a.strip()]
-            text = "\n\n".join(f"Article {i}:\n{a}" for i, a in enumerate(articles, start=1))
-            rows.append(("multi_news", f"{MULTI_NEWS_INSTRUCTION}\n{text}"))
+    """(source, text) of every real row, source by source: the repository's own converted items unless a
+    folder or file of the originals is given."""
+    bbq = [r for path in sorted(args.bbq.glob("*.jsonl")) for r in json_lines(path)] if args.bbq else \
+        json_lines(ITEMS / "bbq.jsonl.gz")  # BBQ's data/ folder: <Category>.jsonl
+    rows = [("bbq", f"{r['context']}\n{r['question']}") for r in bbq]
+    if args.mmlu:  # MMLU's data/ folder: dev, val, test CSVs without a header (question, A-D, answer)
+        rows += [("mmlu", lettered(r[0], r[1:5])) for path in sorted(args.mmlu.glob("*/*.csv"))
+                 for r in csv.reader(io.StringIO(path.read_text(), newline=""))]
+    else:  # the paper's 17 subjects, test items (benchmark_items.py converted them from the same CSVs)
+        rows += [("mmlu", lettered(r["question"], r["choices"])) for path in sorted(ITEMS.glob("mmlu_*.jsonl.gz"))
+                 for r in json_lines(path)]
+    rows += [("lima", r["conversations"][0]) for r in json_lines(args.lima or REAL / "lima.jsonl.gz")]
+    for r in json_lines(args.multi_news or REAL / "multi_news.jsonl.gz")[:MULTI_NEWS_ROWS]:
+        articles = [a.strip() for a in r["document"].split("|||||") if a.strip()]
+        text = "\n\n".join(f"Article {i}:\n{a}" for i, a in enumerate(articles, start=1))
+        rows.append(("multi_news", f"{MULTI_NEWS_INSTRUCTION}\n{text}"))
     return rows
 
 
@@ -154,8 +171,9 @@ def worker(method: str, corpus: Path, device: str, out: Path, model: str | None,
         found = prefilter_stage(texts, model or DEFAULT_MODEL, device)
     else:
         encoder = "openvino" if method.endswith(OPENVINO) else "torch"
-        found = near_dedup(texts, model=model or DEFAULT_MODEL, method=method.removesuffix(OPENVINO), device=device,
-                           encoder=encoder, batch_size=batch_size)
+        name, _, screen = method.removesuffix(OPENVINO).partition(SCREEN)
+        found = near_dedup(texts, model=model or DEFAULT_MODEL, method=name, device=device, encoder=encoder,
+                           batch_size=batch_size, screen=screen or "off")
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     gpu_mib = None
     if found.stats["device"].startswith("cuda"):
@@ -190,10 +208,14 @@ def prefilter_stage(texts: list[str], model: str, device: str, sample: int = 500
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--bbq", type=Path, help="folder of BBQ <Category>.jsonl files")
-    parser.add_argument("--mmlu", type=Path, help="MMLU data/ folder (dev/ val/ test/ CSVs)")
-    parser.add_argument("--lima", type=Path, help="LIMA JSONL with `conversations`")
-    parser.add_argument("--multi-news", type=Path, help="Multi-News JSONL.gz with `document`")
+    parser.add_argument("--bbq", type=Path, help="folder of BBQ <Category>.jsonl files (default: the repository's "
+                        "data_builders/benchmark_items/full/bbq.jsonl.gz, the same 6 categories)")
+    parser.add_argument("--mmlu", type=Path, help="MMLU data/ folder, dev/ val/ test/ CSVs of all 57 subjects "
+                        "(default: the repository's test items of the paper's 17 subjects)")
+    parser.add_argument("--lima", type=Path, help="LIMA JSONL with `conversations` (default: the repository's "
+                        "data_builders/real/rows/lima.jsonl.gz, 979 rows)")
+    parser.add_argument("--multi-news", type=Path, help="Multi-News JSONL.gz with `document` (default: the "
+                        "repository's data_builders/real/rows/multi_news.jsonl.gz, 1,000 rows)")
     parser.add_argument("--rows-file", type=Path, help="read the rows a --save-rows run wrote instead of the sources")
     parser.add_argument("--save-rows", type=Path, help="write the rows (JSONL.gz) for a later --rows-file run, and stop")
     parser.add_argument("--model", help="MiniLM folder (default: the bundled all-MiniLM-L6-v2)")
@@ -217,9 +239,6 @@ def main() -> None:
     if args.worker:
         return worker(args.worker[0], Path(args.worker[1]), args.device, Path(args.worker[2]), args.model,
                       args.batch_size)
-    missing = [f"--{k.replace('_', '-')}" for k in ("bbq", "mmlu", "lima", "multi_news") if getattr(args, k) is None]
-    if missing and not args.rows_file:
-        parser.error(f"give {', '.join(missing)}, or --rows-file")
     log: list[str] = []
 
     def say(line: str) -> None:
@@ -259,6 +278,11 @@ def main() -> None:
             results[method] = {**json.loads(out.read_text()), "keep": np.load(out.with_suffix(".npy"))}
     say(table(results, len(rows), args.device))
     for method, r in results.items():
+        if "screen_stats" in r["stats"]:
+            say(f"{method}: " + ", ".join(f"{k} {v}" for k, v in r["stats"]["screen_stats"].items()))
+        if "seconds" in r["stats"]:
+            say(f"{method}: near-dedup stage {r['stats']['seconds']} s wall, of which embedding "
+                f"{r['stats'].get('embed_seconds', '-')} s")
         if "rows_with_a_neighbour" in r["stats"]:
             say(f"{method}: {r['stats']['rows_with_a_neighbour']} rows with a static neighbour at >= the prefilter "
                 f"threshold" + (f"; {r['stats']['sample_recall']}" if "sample_recall" in r["stats"] else ""))

@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_builders.errors import DataError, RowError, first_line
+from data_builders.errors import DataError, RowError
 from data_builders.paper_tasks import BY_NAME, PaperTask, builtin_config, scored_split
 from data_builders.sources.base import checked_rows, find_source_file, read_file
+from data_builders.sources.hub import hub_problem
 
 
 def lettered(question: str, choices: list[str]) -> str:
@@ -81,8 +82,11 @@ def iter_benchmark_hub_rows(origin: dict) -> Iterator[tuple[str, dict]]:
     hub_id, subset, split = origin["hub_id"], origin["config"], origin["split"]
     try:
         rows = load_dataset(hub_id, subset, split=split)
-    except (OSError, ValueError) as err:  # offline, gated, unknown id
-        raise DataError(f"cannot load benchmark {hub_id}/{subset}:{split} from the hub ({first_line(err)}); "
+    except Exception as err:  # offline, gated, unknown id, a loading script: sources/hub.py says which
+        problem = hub_problem(err, hub_id, config=subset)
+        if problem is None:
+            raise
+        raise DataError(f"cannot load benchmark {hub_id}/{subset}:{split} from the hub ({problem}); "
                         "give local files with --decontaminate-dir (build) or --benchmarks-dir") from None
     for i, row in enumerate(rows):
         yield f"{hub_id}/{subset}:{split}: row {i}", row

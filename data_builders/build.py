@@ -4,8 +4,9 @@ Pure: files in, rows + manifest out.
 `build()` is those stages in order; each takes rows and returns rows with its statistics, which the manifest
 records (datatrove's `stats/` in one file). Writing is the caller's (writers.py), after every stage has succeeded,
 so a failed build leaves no file. What can fail without reading a row fails before any is read: a missing source
-file, the tokenizer, the embedding model and its cache, the benchmark files. A build that would write no row is
-an error; a source that contributes none, or rows skipped as bad, are warnings, printed and kept in the manifest.
+file, a source the Hub cannot give (gated, offline, renamed), the tokenizer, the embedding model and its cache,
+the benchmark files. A build that would write no row is an error; a source that contributes none, or rows
+skipped as bad, are warnings, printed and kept in the manifest.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from data_builders.manifest import manifest_head
 from data_builders.mixing import Decontaminate, Mixture, entry_spec, seeded_sample, wanted_count
 from data_builders.records import Record
 from data_builders.sources.base import find_source_file, load
+from data_builders.sources.hub import HubSource, locate
 from data_builders.summary import length_stats
 
 
@@ -54,6 +56,7 @@ class BuildOptions:
     near_dedup_method: str = "auto"  # dedup/stage.py: auto, exact or prefilter
     device: str = "auto"
     encoder: str = "auto"  # dedup/embed.py: auto (openvino on a CPU where installed), torch or openvino
+    screen: str = "auto"  # dedup/stage.py: a low-precision screen with fp32's decisions (auto, off, fp16, bf16)
 
 
 @dataclass
@@ -147,14 +150,21 @@ def load_tokenizer(name: str):
         raise DataError(f"--tokenizer {name}: cannot load ({first_line(err)})") from None
 
 
+def locate_hub_sources(mixture: Mixture, paths: dict[str, Path | None]) -> dict[str, HubSource]:
+    """Each source read from the Hub (where `paths` has None), located without reading a row: gated, offline or
+    renamed fails here, before the embedding model loads."""
+    return {entry.source: locate(entry_spec(entry)) for entry in mixture.sources if paths[entry.source] is None}
+
+
 def load_sources(mixture: Mixture, paths: dict[str, Path | None], on_error: str = "fail",
-                 progress: bool = False) -> Loaded:
-    """Every source's records (from its file, or the hub where `paths` has None); a source whose every row is
-    bad is an error, one with some bad rows (`on_error="skip"`) a warning."""
+                 progress: bool = False, hub: dict[str, HubSource] | None = None) -> Loaded:
+    """Every source's records (from its file, or the Hub where `paths` has None: `hub`'s located source, or
+    located now); a source whose every row is bad is an error, one with some bad rows (`on_error="skip"`) a
+    warning."""
     loaded, per_source, warnings = {}, {}, []
     for entry in tqdm(mixture.sources, desc="load", unit="source", disable=not progress):
         spec = entry_spec(entry)
-        got = load(spec, paths[entry.source], on_error)
+        got = load(spec, paths[entry.source], on_error, (hub or {}).get(entry.source))
         if got.bad_rows == got.rows_in:
             raise DataError(f"source {entry.source}: every row is bad ({got.bad_rows}; first: {got.bad_examples[0]})")
         if got.bad_rows:
@@ -201,7 +211,7 @@ def remove_near_duplicates(records: list[Record], threshold: float, options: Bui
     """Rows whose cosine to an earlier kept row is above `threshold` go (dedup/stage.py picks the method)."""
     dedup = near_dedup([r.prompt_text for r in records], options.model, threshold, options.near_dedup_method,
                        options.device, options.cache_dir, options.progress, embed_kept=keep_vectors,
-                       encoder=options.encoder)
+                       encoder=options.encoder, screen=options.screen)
     out = [r for r, k in zip(records, dedup.keep) if k]
     return Deduplicated(
         records=out,
@@ -233,6 +243,7 @@ def build(mixture: Mixture, options: BuildOptions = BuildOptions()) -> Build:
     if unknown:
         raise DataError(f"--path names a source not in mixture {mixture.name}: {', '.join(sorted(unknown))}")
     paths = {entry.source: source_path(entry, options.source_dir, options.overrides) for entry in mixture.sources}
+    hub = locate_hub_sources(mixture, paths)
     tok = load_tokenizer(options.tokenizer) if options.tokenizer else None
     device = resolve_device(options.device)
     check_embedding(options.model, options.cache_dir, device, resolve_encoder(options.encoder, device))
@@ -240,7 +251,7 @@ def build(mixture: Mixture, options: BuildOptions = BuildOptions()) -> Build:
     if decontam is not None:
         bench = load_benchmarks(decontam.benchmarks, Path(decontam.benchmarks_dir) if decontam.benchmarks_dir else None)
 
-    loaded = load_sources(mixture, paths, options.on_error, options.progress)
+    loaded = load_sources(mixture, paths, options.on_error, options.progress, hub)
     selected = filter_and_select(mixture, loaded.records, filter_rules(options.licence), options.progress)
     deduped = remove_near_duplicates(selected.records, mixture.threshold, options, keep_vectors=bench is not None)
     out, found = deduped.records, None

@@ -26,6 +26,15 @@ def parse_paths(values: tuple[str, ...]) -> dict[str, Path]:
     return pairs
 
 
+DEVICE = click.option("--device", default="auto", show_default=True,
+                      help="Torch device for the embeddings (auto: cuda when a GPU is visible, else cpu).")
+ENCODER = click.option("--encoder", type=click.Choice(["auto", "torch", "openvino"]), default="auto",
+                       show_default=True,
+                       help="What runs the embedding model. openvino: OpenVINO fp32 on the CPU, the same vectors as "
+                            "torch within ~1e-6, 1.1-1.6x faster by CPU. auto: openvino on a CPU when the package "
+                            "is installed, else torch.")
+
+
 @click.group(cls=GuardedGroup)
 def main() -> None:
     """Build and inspect the nextAI instruction mixtures (Alpaca JSONL)."""
@@ -48,7 +57,8 @@ def main() -> None:
 @click.option("--model", default=None, help="Sentence-Transformers model (name or folder) for near-dedup.")
 @click.option("--tokenizer", default=None, help="Tokenizer (name or folder) for token statistics.")
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Reuse embeddings cached here (keyed by text); rebuilds embed only new rows.")
+              help="Reuse embeddings cached here (keyed by text and model; safe to share between builds): a "
+                   "rebuild, or another mixture, embeds only rows not seen before.")
 @click.option("--decontaminate-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Decontaminate against the benchmark files DIR/<task>.jsonl|.json|.parquet|.csv "
                    "(a mixture's decontaminate: block turns it on too, from the hub by default).")
@@ -57,18 +67,19 @@ def main() -> None:
               help="exact: MiniLM on every row. prefilter: MiniLM only on rows a static model distilled from it "
                    "(kept in the cache dir, or ~/.cache/nextai-data) finds a near neighbour for; same kept set, "
                    "but only 1.03x faster on real mixtures. auto: exact.")
-@click.option("--device", default="auto", show_default=True, help="Torch device for the embeddings (auto: cuda "
-              "when a GPU is visible, else cpu).")
-@click.option("--encoder", type=click.Choice(["auto", "torch", "openvino"]), default="auto", show_default=True,
-              help="What runs the embedding model. openvino: OpenVINO fp32 on the CPU, the same vectors as torch "
-                   "within ~1e-6, 1.1-1.6x faster by CPU. auto: openvino on a CPU when the package is installed, "
-                   "else torch.")
+@DEVICE
+@ENCODER
+@click.option("--screen", type=click.Choice(["auto", "off", "fp16", "bf16"]), default="auto", show_default=True,
+              help="Embed every row in low precision and only the rows of pairs it cannot decide in fp32 (the "
+                   "same decisions as fp32, by construction). auto: fp16 on a GPU, bf16 on a CPU with AMX, off on "
+                   "other CPUs (no lower precision was faster there).")
 def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tokenizer, cache_dir,
-          decontaminate_dir, near_dedup_method, device, encoder) -> None:
+          decontaminate_dir, near_dedup_method, device, encoder, screen) -> None:
     """Build a mixture: load, filter, select exact percentages, remove near-duplicates, write JSONL + manifest."""
     from data_builders.build import BuildOptions, input_files
     from data_builders.build import build as run_build
     from data_builders.dedup.embed import DEFAULT_MODEL, resolve_device, resolve_encoder
+    from data_builders.dedup.stage import resolve_screen
     from data_builders.mixing import load_mixture
     from data_builders.sources import sample_dir
     from data_builders.writers import check_out, write_build
@@ -77,13 +88,14 @@ def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tok
         raise click.UsageError("--sample and --source-dir both name where rows come from; give one")
     overrides, source_dir = parse_paths(paths), sample_dir() if sample else source_dir
     try:
-        resolve_encoder(encoder, resolve_device(device))  # a missing GPU or openvino fails now, not after loading
+        resolved = resolve_device(device)  # a missing GPU or openvino fails now, not after loading
+        resolve_screen(screen, resolved, resolve_encoder(encoder, resolved))
         spec = load_mixture(mixture)
         mixture_file = [Path(mixture)] if Path(mixture).is_file() else []
         options = BuildOptions(source_dir=source_dir, overrides=overrides, on_error=on_error, licence=licence,
                                model=model or DEFAULT_MODEL, tokenizer=tokenizer, cache_dir=cache_dir, progress=True,
                                decontaminate_dir=decontaminate_dir, near_dedup_method=near_dedup_method,
-                               device=device, encoder=encoder)
+                               device=device, encoder=encoder, screen=screen)
         check_out(out, mixture_file + input_files(spec, options))
         result = run_build(spec, options)
         files = write_build(result, out)
@@ -113,19 +125,23 @@ def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tok
               help="Remove a row whose cosine to a benchmark text is at least this (Platypus: 0.8).")
 @click.option("--model", default=None, help="Sentence-Transformers model (name or folder).")
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Reuse embeddings cached here (keyed by text), shared with build.")
-def decontaminate(in_file, out, benchmarks_dir, benchmarks, threshold, model, cache_dir) -> None:
+              help="Reuse embeddings cached here (keyed by text and model), shared with build.")
+@DEVICE
+@ENCODER
+def decontaminate(in_file, out, benchmarks_dir, benchmarks, threshold, model, cache_dir, device, encoder) -> None:
     """Remove rows of IN (Alpaca JSONL) close to a test item of the paper's benchmarks; write OUT, the
     matched pairs and a manifest."""
     from data_builders.benchmarks import BENCHMARKS, benchmark_files
     from data_builders.decontaminate import decontaminate_file
-    from data_builders.dedup.embed import DEFAULT_MODEL
+    from data_builders.dedup.embed import DEFAULT_MODEL, resolve_device, resolve_encoder
     from data_builders.writers import check_out, write_decontaminated
 
     try:
+        resolve_encoder(encoder, resolve_device(device))  # a missing GPU or openvino fails now, not after reading
         check_out(out, [in_file, *benchmark_files(list(benchmarks or BENCHMARKS), benchmarks_dir)])
         result = decontaminate_file(in_file, list(benchmarks or BENCHMARKS), benchmarks_dir, threshold,
-                                    model or DEFAULT_MODEL, cache_dir, progress=True)
+                                    model or DEFAULT_MODEL, cache_dir, progress=True, device=device,
+                                    encoder=encoder)
         files = write_decontaminated(result, out)
     except DataError as err:
         raise click.ClickException(str(err)) from None

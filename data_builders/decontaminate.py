@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from data_builders.benchmarks import BenchmarkTexts, load_benchmarks
-from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed
+from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed, resolve_device, resolve_encoder
 from data_builders.dedup.near_dup import nearest
 from data_builders.errors import DataError
 from data_builders.manifest import manifest_head
@@ -78,20 +78,26 @@ def read_training_rows(path: Path) -> tuple[list[dict], dict]:
 
 
 def decontaminate_file(path: Path, names: list[str], benchmarks_dir: Path | None, threshold: float = THRESHOLD,
-                       model: str = DEFAULT_MODEL, cache_dir: Path | None = None,
-                       progress: bool = False) -> Decontaminated:
-    """Decontaminate a built (or any Alpaca) file; rows keep every field they had, in their order."""
+                       model: str = DEFAULT_MODEL, cache_dir: Path | None = None, progress: bool = False,
+                       device: str = "auto", encoder: str = "auto") -> Decontaminated:
+    """Decontaminate a built (or any Alpaca) file; rows keep every field they had, in their order. `device` and
+    `encoder` as `build`'s (dedup/embed.py): auto is OpenVINO fp32 on a CPU, torch on a GPU."""
+    device = resolve_device(device)
+    encoder = resolve_encoder(encoder, device)
     rows, origin = read_training_rows(path)
     bench = load_benchmarks(names, benchmarks_dir)  # before the slow part, so a missing file fails at once
-    check_embedding(model, cache_dir)
+    check_embedding(model, cache_dir, device, encoder)
     training = [TrainingRow(str(r.get("id", f"row {i}")), prompt_text(r["instruction"], r.get("input", "")),
                             str(r.get("source", "unknown"))) for i, r in enumerate(rows)]
-    vectors = embed([r.text for r in training], model, progress=progress, cache_dir=cache_dir)
-    bench_vectors = embed(bench.texts, model, progress=progress, cache_dir=cache_dir)
+    vectors = embed([r.text for r in training], model, progress=progress, cache_dir=cache_dir, device=device,
+                    encoder=encoder)
+    bench_vectors = embed(bench.texts, model, progress=progress, cache_dir=cache_dir, device=device,
+                          encoder=encoder)
     found = decontaminate(training, vectors, bench, bench_vectors, threshold)
     if not found.keep.any():  # as `build` refuses it: an empty training file is never what was wanted
         raise DataError(f"{path}: decontamination at cosine >= {threshold:g} would remove every one of its "
                         f"{len(rows)} rows; is --threshold right (Platypus: {THRESHOLD})?")
     manifest = {**manifest_head("nextai-data decontaminate", model), "input": {**origin, "rows": len(rows)},
                 "decontamination": found.summary}
+    manifest["options"].update(device=device, encoder=encoder)
     return Decontaminated([r for r, k in zip(rows, found.keep) if k], found.pairs, manifest)

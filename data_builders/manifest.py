@@ -9,8 +9,13 @@ from data_builders.dedup.embed import resolve_model
 
 
 def manifest_head(tool: str, model: str) -> dict:
-    """The tool and its version, and the embedding model as asked for and as resolved (a bundled copy's folder)."""
+    """The tool and its version (a clone run without installing says so), and the embedding model as asked for and
+    as resolved (a bundled copy's folder)."""
+    try:
+        version = metadata.version("axolotl-nextai")
+    except metadata.PackageNotFoundError:
+        version = "not installed (run from a clone)"
     return {
-        "tool": {"name": tool, "version": metadata.version("axolotl-nextai")},
+        "tool": {"name": tool, "version": version},
         "options": {"embedding_model": model, "embedding_model_resolved": Path(resolve_model(model)).name},
     }

@@ -45,6 +45,7 @@ class Entry(BaseModel):
     path: str | None = None  # local file in the source's original schema (relative to the working dir)
     hub_id: str | None = None
     revision: str = "main"
+    config: str | None = None  # the hub dataset's config (`datasets`' name), if it has several
     split: str = "train"
     licence: str = "unknown"
     llm_generated: bool | None = None
@@ -130,7 +131,8 @@ def entry_spec(entry: Entry) -> SourceSpec:
     if entry.source in SOURCES:
         return SOURCES[entry.source]
     return mapped_spec(entry.source, entry.fields, hub_id=entry.hub_id or "", revision=entry.revision,
-                       split=entry.split, licence=entry.licence, llm_generated=entry.llm_generated)
+                       config=entry.config, split=entry.split, licence=entry.licence,
+                       llm_generated=entry.llm_generated)
 
 
 def selected_count(percent: float, available: int) -> int:

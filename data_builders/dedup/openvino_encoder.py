@@ -7,7 +7,7 @@ Sentence-Transformers' own `backend="openvino"` needs optimum-intel, whose pins 
 glue it would be. The loaded model's own modules (transformer, mean pooling, L2 normalisation) are traced into one
 OpenVINO graph by `openvino.convert_model` once per process (2-7 s on two cores against minutes of embedding: not
 worth a disk cache) and compiled in fp32: left to itself OpenVINO runs bf16 on CPUs that have it, which moves
-cosines by ~3e-3. The model's own tokenizer (truncation at its max_seq_length, 256 for MiniLM) feeds it the batches in
+cosines by ~3e-3 (a bf16 compile is near-dedup's low-precision screen there, dedup/screen.py). The model's own tokenizer (truncation at its max_seq_length, 256 for MiniLM) feeds it the batches in
 the longest-first order embed.encode gives the rows.
 
 OpenVINO's converter reports usage to Intel (Google Analytics events, counted: 1 on import, 42 per conversion)
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -49,24 +50,35 @@ def import_openvino():
     return openvino
 
 
+def features(model, texts: list[str]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in model.preprocess(texts).items() if k in INPUTS}
+
+
+@lru_cache(maxsize=2)
+def converted(model):
+    """`model`'s OpenVINO graph, converted once per process (both precisions compile it)."""
+    ov = import_openvino()
+    # two lengths, so the traced batch has padding and the graph keeps the attention mask's path
+    example = features(model, ["A short text.", "A longer text, so that the example batch needs padding."])
+    with torch.no_grad(), warnings.catch_warnings():
+        # tracing fixes three Python branches (mask padding, is_causal, pooling's mask check) as the example
+        # takes them; every batch of this model takes the same ones (test_openvino_encoder.py)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        return ov.convert_model(Pipeline(model).eval(), example_input=example)
+
+
 class OpenVinoEncoder:
-    """A loaded SentenceTransformer (on the CPU) converted and compiled by OpenVINO in fp32."""
+    """A loaded SentenceTransformer (on the CPU) converted by OpenVINO and compiled in fp32, or in bf16 as a
+    low-precision screen (screen.py) on a CPU that runs bf16 (AMX, AVX512_BF16)."""
 
-    def __init__(self, model):
-        ov = import_openvino()
-
+    def __init__(self, model, precision: str = "fp32"):
         self.model = model
-        # two lengths, so the traced batch has padding and the graph keeps the attention mask's path
-        example = self.features(["A short text.", "A longer text, so that the example batch needs padding."])
-        with torch.no_grad(), warnings.catch_warnings():
-            # tracing fixes three Python branches (mask padding, is_causal, pooling's mask check) as the example
-            # takes them; every batch of this model takes the same ones (test_openvino_encoder.py)
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            graph = ov.convert_model(Pipeline(model).eval(), example_input=example)
-        self.compiled = ov.Core().compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        hint = {"fp32": "f32", "bf16": "bf16"}[precision]
+        self.compiled = import_openvino().Core().compile_model(converted(model), "CPU",
+                                                               {"INFERENCE_PRECISION_HINT": hint})
 
     def features(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in self.model.preprocess(texts).items() if k in INPUTS}
+        return features(self.model, texts)
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         """Unit-norm float32 vectors of `texts`, in order, batched as given: embed.encode hands them longest first."""

@@ -14,7 +14,7 @@ import hashlib
 import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from data_builders.errors import DataError, RowError, first_line
 from data_builders.files import MISSING, decode, file_problem, read_input
@@ -45,6 +45,11 @@ class SourceSpec:
     to_records: Callable[[dict, int], list[Record]]
     config: str | None = None
     optional: dict[str, type] = field(default_factory=dict)  # columns checked when a row has them
+    # a repository served by a loading script (datasets >= 4 refuses them): the data files it reads, at the
+    # revision, and how they become rows (default: each file parsed by its suffix); sources/hub.py
+    hub_files: tuple[str, ...] = ()
+    hub_rows: Callable[[list[tuple[PurePosixPath, Path]]], Iterator[tuple[str, dict | Exception]]] | None = None
+    expand: Callable[[dict, int], list[dict]] | None = None  # a row holding several (FaithDial's dialogues)
 
 
 @dataclass
@@ -87,7 +92,7 @@ def read_file(path: Path) -> tuple[Iterator[tuple[str, dict | Exception]], dict]
     return parse_rows(path, data), origin
 
 
-def parse_rows(path: Path, data: bytes) -> Iterator[tuple[str, dict | Exception]]:
+def parse_rows(path: PurePosixPath | Path, data: bytes) -> Iterator[tuple[str, dict | Exception]]:
     """(location, row) for each row of `data`, the bytes of `path`; a row that cannot be parsed comes as a
     RowError."""
     if not data.strip():
@@ -151,19 +156,6 @@ def csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict | Exception]]:
         raise DataError(f"{path}:{reader.line_num}: malformed CSV ({err})") from None
 
 
-def iter_source_hub_rows(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
-    """Rows of the pinned hub revision, through `datasets` (needs network or a warm HF cache)."""
-    from datasets import load_dataset
-
-    try:
-        ds = load_dataset(spec.hub_id, spec.config, revision=spec.revision, split=spec.split)
-    except (OSError, ValueError) as err:  # offline, gated, unknown id or revision
-        raise DataError(f"source {spec.name}: cannot load {spec.hub_id}@{spec.revision[:12]} from the hub "
-                        f"({first_line(err)}); give a local copy with --source-dir or --path {spec.name}=FILE") from None
-    for i, row in enumerate(ds):
-        yield f"{spec.hub_id}@{spec.revision}: row {i}", row
-
-
 def check_row(row: dict, columns: dict[str, type], where: str) -> None:
     """Raise a RowError naming the missing field (and the fields the row has) or the wrongly typed one."""
     for column, kind in columns.items():
@@ -200,12 +192,33 @@ def read_rows(path: Path, columns: dict[str, type],
     return [row for _, row in checked_rows(rows, columns, optional)], origin
 
 
-def load(spec: SourceSpec, path: Path | None, on_error: str = "fail") -> Loaded:
-    """Read `path` (or the hub when None), check and convert every row; skip bad rows only if asked."""
+def expanded(rows: Iterable[tuple[str, dict | Exception]],
+             expand: Callable[[dict, int], list[dict]]) -> Iterator[tuple[str, dict | Exception]]:
+    """Each row that holds several (`expand`) as its parts, located as "<row>, part <j>"; a bad one as a RowError."""
+    for index, (where, row) in enumerate(rows):
+        if isinstance(row, Exception):
+            yield where, row
+            continue
+        try:
+            parts = expand(row, index)
+        except ValueError as err:
+            yield where, RowError(f"{where}: {err}")
+            continue
+        yield from ((where if part is row else f"{where}, part {j}", part) for j, part in enumerate(parts))
+
+
+def load(spec: SourceSpec, path: Path | None, on_error: str = "fail", hub=None) -> Loaded:
+    """Read `path` (or the Hub when None: `hub`, a sources.hub.HubSource, or located now), check and convert every
+    row; skip bad rows only if asked."""
     if path is None:
-        rows, origin = iter_source_hub_rows(spec), {"hub_id": spec.hub_id, "revision": spec.revision}
+        from data_builders.sources.hub import locate
+
+        hub = hub or locate(spec)
+        rows, origin = hub.rows(), hub.origin
     else:
         rows, origin = read_file(path)
+    if spec.expand is not None:
+        rows = expanded(rows, spec.expand)
     loaded = Loaded(records=[], rows_in=0, origin=origin)
     for index, (where, row) in enumerate(rows):
         loaded.rows_in += 1

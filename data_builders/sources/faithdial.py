@@ -1,9 +1,11 @@
 """FaithDial: information-seeking dialogue turns, each with the knowledge snippet the answer must stay true to.
 
-- hub: `McGill-NLP/FaithDial`, revision `refs/convert/parquet` (the hub's parquet export: its loading script
-  no longer runs under datasets >= 4), config plain_text, split train
-- columns: `history` (list of str), `knowledge` (str), `response` (str, the faithful rewrite); also
-  `original_response`, `BEGIN`, `VRM`, `dialog_idx`, not used
+- hub: `McGill-NLP/FaithDial` @ 7a414e80 (main since "Fix task tags (#2)"; the revision MTEB pins), served by a
+  loading script (FaithDial.py), which datasets >= 4 no longer runs: read from the script's own data file,
+  `data/train.json`, a JSON array of dialogues `{"utterances": [turn, ...]}`
+- columns of a turn: `history` (list of str), `knowledge` (str), `response` (str, the faithful rewrite); also
+  `speaker`, `original_response`, `BEGIN`, `VRM`, not used. A local copy may hold turns (as the Hub's parquet
+  export and the shipped sample do, with `dialog_idx`) or the Hub's dialogues: both read the same
 - licence: MIT; LLM-generated: no; rows: ~18.4k train turns
 - Table 1: FaithDial.
 
@@ -17,12 +19,24 @@ from data_builders.records import Record
 from data_builders.sources.base import SourceSpec
 
 HUB_ID = "McGill-NLP/FaithDial"
+REVISION = "7a414e80725eac766f2602676dc8b39f80b061e4"
+HUB_FILES = ("data/train.json",)
 COLUMNS = {"history": list, "knowledge": str, "response": str}
 LICENCE = "MIT"
 INSTRUCTION = (
     "Continue the conversation as the assistant. Answer the user's last message using only the "
     "knowledge given; do not add facts it does not contain."
 )
+
+
+def turns(row: dict, index: int) -> list[dict]:
+    """A dialogue of data/train.json as its turns, each with `dialog_idx` = the dialogue's index; a turn as is."""
+    if "utterances" not in row:
+        return [row]
+    utterances = row["utterances"]
+    if not isinstance(utterances, list) or not all(isinstance(u, dict) for u in utterances):
+        raise ValueError("field 'utterances' must be a list of objects")
+    return [{"dialog_idx": index, **u} for u in utterances]
 
 
 def context(knowledge: str, history: list[str]) -> str:
@@ -37,6 +51,5 @@ def to_records(row: dict, index: int) -> list[Record]:
                    row=index, licence=LICENCE, llm_generated=False)]
 
 
-SPEC = SourceSpec(name="faithdial", hub_id=HUB_ID, revision="refs/convert/parquet", split="train",
-                  columns=COLUMNS, licence=LICENCE, llm_generated=False, to_records=to_records,
-                  config="plain_text")
+SPEC = SourceSpec(name="faithdial", hub_id=HUB_ID, revision=REVISION, split="train", columns=COLUMNS,
+                  licence=LICENCE, llm_generated=False, to_records=to_records, hub_files=HUB_FILES, expand=turns)

@@ -1,8 +1,8 @@
 """LIMA: 1,000 curated prompts with carefully written answers (Stack Exchange, wikiHow, Reddit, authors).
 
-- hub: `GAIR/lima` (gated, and as far as we could tell served by a loading script, which datasets >= 4 no
-  longer runs: download its `train.jsonl` and use `--source-dir` or `--path lima=FILE`; revision not
-  pinned here), split train
+- hub: `GAIR/lima`, gated (accept its terms on the Hub and log in, or use a local copy), served by a loading
+  script (lima.py), which datasets >= 4 no longer runs: read from the script's own data file, `train.jsonl`
+  (revision not pinned: none could be checked from here; the manifest records the commit read)
 - columns: `conversations` (list of str, alternating user/assistant, mostly 2), `source` (str; optional:
   copies such as LLaMA-Factory's, whose rows `data_builders/real/rows/lima.jsonl.gz` holds, drop it)
 - licence: CC BY-NC-SA (stricter for some upstream sources): recorded as CC-BY-NC-SA-4.0
@@ -20,6 +20,7 @@ from data_builders.records import Record
 from data_builders.sources.base import SourceSpec
 
 HUB_ID = "GAIR/lima"
+HUB_FILES = ("train.jsonl",)
 COLUMNS = {"conversations": list}
 OPTIONAL = {"source": str}
 LICENCE = "CC-BY-NC-SA-4.0"
@@ -43,4 +44,5 @@ def to_records(row: dict, index: int) -> list[Record]:
 
 
 SPEC = SourceSpec(name="lima", hub_id=HUB_ID, revision="main", split="train", columns=COLUMNS,
-                  licence=LICENCE, llm_generated=False, to_records=to_records, optional=OPTIONAL)
+                  licence=LICENCE, llm_generated=False, to_records=to_records, optional=OPTIONAL,
+                  hub_files=HUB_FILES)

@@ -30,10 +30,11 @@ def check_fields(source: str, fields: dict[str, str]) -> None:
 
 
 def mapped_spec(name: str, fields: dict[str, str], *, hub_id: str = "", revision: str = "main",
-                split: str = "train", licence: str = "unknown", llm_generated: bool | None = None) -> SourceSpec:
+                config: str | None = None, split: str = "train", licence: str = "unknown",
+                llm_generated: bool | None = None) -> SourceSpec:
     """A SourceSpec whose required columns are the mapped ones (all str)."""
     check_fields(name, fields)
     convert = partial(to_records, name=name, fields=dict(fields), licence=licence, llm_generated=llm_generated)
-    return SourceSpec(name=name, hub_id=hub_id, revision=revision, split=split,
+    return SourceSpec(name=name, hub_id=hub_id, revision=revision, config=config, split=split,
                       columns={c: str for c in fields.values()}, licence=licence, llm_generated=llm_generated,
                       to_records=convert)

@@ -145,6 +145,18 @@ def test_command_writes_rows_pairs_and_manifest_byte_identically(train_file, ben
     assert [p["training_id"] for p in pairs] == list(PLANTED)
     manifest = json.loads(first.with_name("clean.manifest.json").read_text())
     assert manifest["output"]["rows"] == 4 and manifest["decontamination"]["removed"] == 3
+    assert (manifest["options"]["encoder"], manifest["options"]["device"]) == ("openvino", "cpu")
+
+
+def test_the_encoder_option_is_builds_and_either_encoder_removes_the_same_rows(train_file, benchmarks_dir, tmp_path):
+    out = tmp_path / "torch" / "clean.jsonl"
+    got = run(train_file, "--benchmarks-dir", benchmarks_dir, "--encoder", "torch", "--out", out)
+    assert got.exit_code == 0, got.output
+    assert [r["id"] for r in read_jsonl(out)] == ["dolly:0", "dolly:2", "open_platypus:4", "multi_news:6"]
+    assert json.loads(out.with_name("clean.manifest.json").read_text())["options"]["encoder"] == "torch"
+    got = run(train_file, "--benchmarks-dir", benchmarks_dir, "--encoder", "openvino", "--device", "cuda", "--out",
+              tmp_path / "x.jsonl")
+    assert got.exit_code != 0 and not (tmp_path / "x.jsonl").exists()
 
 
 def test_a_higher_threshold_keeps_the_weaker_matches(train_file, benchmarks_dir, tmp_path, result):

@@ -77,11 +77,15 @@ def test_a_model_openvino_cannot_convert_is_one_line_before_any_row(monkeypatch)
     def fail(*args, **kwargs):
         raise RuntimeError("Cannot convert operation aten::mystery\nmore detail")
 
+    from data_builders.dedup.openvino_encoder import converted
+
     monkeypatch.setattr(openvino, "convert_model", fail)
     embed_module.load_encoder.cache_clear()
+    converted.cache_clear()
     try:
         with pytest.raises(DataError, match=r"^--encoder openvino: OpenVINO cannot convert .*all-MiniLM-L6-v2 "
                                             r"\(RuntimeError: Cannot convert operation aten::mystery\); use --encoder torch$"):
             embed_module.check_embedding(embed_module.DEFAULT_MODEL, None, "cpu", "openvino")
     finally:
         embed_module.load_encoder.cache_clear()
+        converted.cache_clear()

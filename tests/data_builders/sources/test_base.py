@@ -88,20 +88,6 @@ def test_every_shipped_sample_file_loads_through_its_adapter(name):
     assert got.bad_rows == 0 and got.records
 
 
-def test_hub_path_goes_through_datasets_load_dataset(tmp_path, jsonl):
-    """The no-file path calls datasets.load_dataset(hub_id, revision=..., split=...): a local dataset folder
-    stands in for the hub id here, the same call a user's online build makes."""
-    from dataclasses import replace
-
-    folder = tmp_path / "hub_copy"
-    folder.mkdir()
-    jsonl("hub_copy/train", ROWS)
-    spec = replace(dolly.SPEC, hub_id=str(folder))
-    got = load(spec, None)
-    assert got.records == load(dolly.SPEC, tmp_path / "hub_copy" / "train.jsonl").records
-    assert got.origin == {"hub_id": str(folder), "revision": dolly.SPEC.revision}
-
-
 def test_a_gzipped_jsonl_reads_as_the_jsonl_inside_and_a_broken_one_is_named(tmp_path):
     import gzip
 
