@@ -2,8 +2,8 @@
 and the training processes found under a launcher (one per rank).
 
 A plain module (not conftest) so that tests in any folder can import it: `from runtime_runs import ...`. The
-reference run itself, shared by the one-process and the several-rank tests, is a fixture in
-tests/axolotl_nextai/run/conftest.py.
+reference run itself, shared by the one-process and the several-rank tests and served by the served-adapter test, is
+a fixture in tests/axolotl_nextai/conftest.py.
 """
 
 from __future__ import annotations

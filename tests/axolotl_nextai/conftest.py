@@ -1,11 +1,13 @@
-"""Fixtures for the server and eval tests: the tiny model behind the HELM API, and small local task files."""
+"""Fixtures shared across the plugin's tests: the tiny model behind the HELM API and small local task files (serve,
+eval); real CLI runs that several folders' tests read (run, serve; levers, models), each launched once a session."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from axolotl_launch import write_jsonl
+from axolotl_launch import launch_train, tiny_cpu_config, write_jsonl
+from runtime_runs import EVERY, STEPS, read_report, runtime_config
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +49,58 @@ def paper_task_files(tmp_path) -> Path:
         {"id": "a", "article": "The council met on Monday and approved the new park.", "highlights": "Council approves park."},
     ])
     return data
+
+
+@pytest.fixture(scope="session")
+def reference(tiny_model, tmp_path_factory):
+    """The runtime tests' reference run (one process, checkpoints every EVERY steps): run/'s one-process tests
+    interrupt and resume against it, the several-rank tests must reach its losses, serve/ serves its adapter."""
+    work = tmp_path_factory.mktemp("reference")
+    # Checkpoints every EVERY steps: the interrupted run starts from this run's checkpoint-EVERY (test_runtime_cli).
+    cfg = runtime_config(tiny_model, work, save_strategy="steps", save_steps=EVERY, save_total_limit=STEPS)
+    result = launch_train(cfg, work)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    return work, log, read_report(work / "out")
+
+
+@pytest.fixture(scope="session")
+def tiny_nf4(tmp_path_factory) -> Path:
+    """The tiny Llama pre-quantized to NF4 by nextai-synth, as the 70B proof's checkpoint is."""
+    from axolotl_nextai.models.synth import PRESETS, write_synthetic_llama
+
+    return write_synthetic_llama(PRESETS["tiny"], tmp_path_factory.mktemp("nf4") / "model", seed=5, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def counting_rows(tmp_path_factory) -> list[dict]:
+    """16 Alpaca rows that count, as the `datasets:` entry of a config."""
+    data = write_jsonl(tmp_path_factory.mktemp("counting") / "rows.jsonl", [
+        {"instruction": f"Count to {i}.", "input": "", "output": " ".join(str(k) for k in range(1, 3 * i))}
+        for i in range(1, 17)])
+    return [{"path": str(data), "type": "axolotl_nextai.alpaca"}]
+
+
+@pytest.fixture(scope="session")
+def train_nf4(tiny_nf4, counting_rows):
+    """`train_nf4(workdir, **overrides)`: tiny-cpu.yml on `tiny_nf4` and the counting rows, 4 steps of plain SGD
+    with LoRA dropout off, through the real CLI; returns (losses, log, report).
+
+    Plain SGD: an update linear in the gradient, so rounding-level differences stay rounding-level (Adam's first
+    steps move each weight by ~lr whatever its gradient's size, and 8-bit states snap to bins)."""
+    def train(workdir: Path, **overrides) -> tuple[list[float], str, dict]:
+        cfg = tiny_cpu_config(tiny_nf4, workdir, datasets=counting_rows, max_steps=4, lora_dropout=0.0,
+                              learning_rate=0.5, optimizer="sgd", **overrides)
+        result = launch_train(cfg, workdir)
+        assert result.returncode == 0, result.stderr[-4000:]
+        report = read_report(workdir / "out")
+        return [row["loss"] for row in report["losses"]], result.stdout + result.stderr, report
+
+    return train
+
+
+@pytest.fixture(scope="session")
+def plain_nf4(train_nf4, tmp_path_factory) -> tuple[list[float], str, dict]:
+    """`train_nf4` with no lever: what the levers' runs must match (levers/), and QLoRA on a pre-quantized
+    checkpoint through the CLI (models/test_synth.py)."""
+    return train_nf4(tmp_path_factory.mktemp("plain"))

@@ -1,6 +1,6 @@
 """Several ranks through the real launcher: `accelerate launch --multi_gpu --num_processes 2 -m axolotl.cli.train` on a
 CPU (the plugin joins the 2 processes in a gloo group), the tiny NF4 model, the rows of the one-process reference run
-(conftest.py) at the same 4 rows a step: micro-batch 1 x accumulation 2 x 2 ranks.
+(../conftest.py) at the same 4 rows a step: micro-batch 1 x accumulation 2 x 2 ranks.
 
 Three launches: an FSDP2 run whose rank 1 alone gets SIGTERM (both ranks stop after one step and save one
 checkpoint), its resumption to the end (together the reference's losses at every step: 2 ranks train what one process

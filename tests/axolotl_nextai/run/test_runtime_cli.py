@@ -1,6 +1,6 @@
 """The plugin runtime through the real `accelerate launch -m axolotl.cli.train` on the tiny CPU model, one process.
 
-Seven launches in all: the reference run (conftest.py) checked for the report, the CUDA-only rule and the memory
+Seven launches in all: the reference run (../conftest.py) checked for the report, the CUDA-only rule and the memory
 cap; a run interrupted through its launcher and its resumption compared with the reference; a run sent two quick
 SIGTERMs; a run that hits a tiny time budget; two runs around a regenerated dataset file.
 """
