@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from axolotl_launch import OFFLINE_ENV, ROOT, launch_train
+from axolotl_launch import OFFLINE_ENV, ROOT, launch_train, tiny_cpu_config, write_jsonl
 from hypothesis import HealthCheck, settings
 
 os.environ.update(OFFLINE_ENV)
@@ -52,6 +52,30 @@ def demo_jsonl(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "demo.jsonl"
     write_build(build(load_mixture("v5"), BuildOptions(source_dir=sample_dir())), out)
     return out
+
+
+MEMORISABLE = [
+    {"instruction": "What is the capital of France?", "input": "", "output": "Paris."},
+    {"instruction": "Sort the numbers.", "input": "3, 1, 2", "output": "1, 2, 3"},
+    {"instruction": "Name the largest planet.", "input": "", "output": "Jupiter."},
+    {"instruction": "Give an antonym.", "input": "ancient", "output": "modern"},
+]
+
+
+@pytest.fixture(scope="session")
+def memorised(tiny_model, tmp_path_factory):
+    """tiny-cpu.yml through the real CLI, 8 steps on 4 rows repeated: (its folder, the finished launch). The
+    learning rate is raised from the recipe's 3e-4 so that 8 steps visibly memorise (recipes/test_train_cli.py).
+    Where flash_attn is not installed the run also asks for FlashAttention-2, so that the same launch shows the
+    fallback to SDPA (axolotl_nextai/checks/test_attention_fallback.py)."""
+    from axolotl_nextai.checks.attention import flash_attn_installed
+
+    work = tmp_path_factory.mktemp("memorised")
+    data = write_jsonl(work / "data" / "memo.jsonl", MEMORISABLE * 8)
+    attention = {} if flash_attn_installed() else {"attn_implementation": "flash_attention_2"}
+    cfg = tiny_cpu_config(tiny_model, work, datasets=[{"path": str(data), "type": "axolotl_nextai.alpaca"}],
+                          learning_rate=0.01, max_steps=8, **attention)
+    return work, launch_train(cfg, work)
 
 
 @pytest.fixture

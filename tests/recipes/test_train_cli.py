@@ -4,23 +4,13 @@ import importlib.util
 import json
 
 import pytest
-from axolotl_launch import ROOT, tiny_cpu_config, write_jsonl
-
-MEMORISABLE = [
-    {"instruction": "What is the capital of France?", "input": "", "output": "Paris."},
-    {"instruction": "Sort the numbers.", "input": "3, 1, 2", "output": "1, 2, 3"},
-    {"instruction": "Name the largest planet.", "input": "", "output": "Jupiter."},
-    {"instruction": "Give an antonym.", "input": "ancient", "output": "modern"},
-]
+from axolotl_launch import ROOT, tiny_cpu_config
 
 
 @pytest.mark.slow
-def test_qlora_trains_and_memorises(tiny_model, tmp_path, run_axolotl):
-    data = write_jsonl(tmp_path / "data" / "memo.jsonl", MEMORISABLE * 8)
-    # lr raised from the recipe's 3e-4 so that 8 steps visibly memorise; everything else is tiny-cpu.yml
-    cfg = tiny_cpu_config(tiny_model, tmp_path, datasets=[{"path": str(data), "type": "axolotl_nextai.alpaca"}],
-                          learning_rate=0.01, max_steps=8)
-    result = run_axolotl(cfg, tmp_path)
+def test_qlora_trains_and_memorises(memorised):
+    """The run: `memorised` in tests/conftest.py (lr 0.01, 8 steps; everything else is tiny-cpu.yml)."""
+    tmp_path, result = memorised
     assert result.returncode == 0, result.stderr[-4000:]
     log = result.stdout + result.stderr
 

@@ -1,6 +1,5 @@
 """The FlashAttention-2 fallback: the pure decision, then one real launch of the CLI without flash_attn."""
 
-import shutil
 
 import pytest
 import yaml
@@ -50,11 +49,9 @@ def test_apply_changes_sets_and_removes_keys():
 
 @pytest.mark.slow
 @pytest.mark.skipif(flash_attn_installed(), reason="needs a machine without flash_attn")
-def test_cli_falls_back_to_sdpa_with_one_warning(tiny_model, tmp_path, run_axolotl, demo_jsonl):
-    (tmp_path / "data").mkdir()
-    shutil.copy(demo_jsonl, tmp_path / "data" / "demo.jsonl")
-    cfg = tiny_cpu_config(tiny_model, tmp_path, attn_implementation="flash_attention_2", max_steps=2)
-    result = run_axolotl(cfg, tmp_path)
+def test_cli_falls_back_to_sdpa_with_one_warning(memorised):
+    """The run: `memorised` in tests/conftest.py, which asks for flash_attention_2 on this machine."""
+    tmp_path, result = memorised
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     assert log.count(WARNING) == 1
