@@ -1,13 +1,19 @@
-"""data_builders is the lower layer: the plugin imports it, never the other way round, so `nextai-data` runs
-without Axolotl and a change in the plugin cannot break a build."""
+"""Imports run one way. data_builders is the lower layer: the plugin imports it, never the other way round, so
+`nextai-data` runs without Axolotl and a change in the plugin cannot break a build. Inside the plugin, models/ (what
+a model is: architectures, footprints, checkpoints) is the floor its other folders stand on."""
 
 from __future__ import annotations
 
 import ast
 
+import pytest
 from axolotl_launch import ROOT
 
-UPPER = "axolotl_nextai"
+# lower folder -> the packages it must not import
+WALLS = {
+    "data_builders": ["axolotl_nextai"],
+    "axolotl_nextai/models": [f"axolotl_nextai.{upper}" for upper in ("checks", "run", "levers", "serve", "eval")],
+}
 
 
 def imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
@@ -21,12 +27,13 @@ def imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
     return found
 
 
-def test_data_builders_import_nothing_from_the_plugin():
+@pytest.mark.parametrize("lower", list(WALLS))
+def test_a_lower_folder_imports_nothing_from_above_it(lower):
     upward = [f"{path.relative_to(ROOT)}:{line}: {module}"
-              for path in sorted((ROOT / "data_builders").rglob("*.py"))
+              for path in sorted((ROOT / lower).rglob("*.py"))
               for line, module in imported_modules(ast.parse(path.read_text()))
-              if module == UPPER or module.startswith(UPPER + ".")]
-    assert not upward, "data_builders imports the plugin:\n" + "\n".join(upward)
+              if any(module == upper or module.startswith(upper + ".") for upper in WALLS[lower])]
+    assert not upward, f"{lower} imports from above it:\n" + "\n".join(upward)
 
 
 def test_the_walk_sees_imports_inside_functions():
