@@ -61,7 +61,7 @@ run)
     "$GPU"/whl/*.whl
   export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
   export TOKENIZERS_PARALLELISM=false
-  python3 -m axolotl_nextai.real_model "$GPU/SmolLM2-135M-Instruct.Q4_1.gguf"   # checks the joined parts' sha256
+  python3 -m axolotl_nextai.models.real_model "$GPU/SmolLM2-135M-Instruct.Q4_1.gguf"   # checks the joined parts' sha256
   set +e
   # inside the device's 600 s per command, leaving time to pack what came back
   timeout "${RUN_TIMEOUT:-480}" python3 bench/real_model.py --stage run --device cuda --epochs "${EPOCHS:-1}" \

@@ -1,6 +1,5 @@
 """The YAML and JSON a user writes by hand: a mixture (`nextai-data build --mixture`), a recipe with `nextai_` keys
-and the values a command-line override can give (`recipe_check`), and a run report (`python -m
-axolotl_nextai.report`)."""
+and the values a command-line override can give (`nextai-recipe-check`), and a run report (`nextai-report`)."""
 
 from __future__ import annotations
 
