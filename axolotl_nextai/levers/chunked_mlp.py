@@ -107,7 +107,7 @@ def dropout_mask(h: torch.Tensor, p: float) -> torch.Tensor | None:
     return torch.empty_like(h).bernoulli_(1 - p).div_(1 - p)
 
 
-class ChunkedMLP(torch.autograd.Function):
+class ChunkedMLPFunction(torch.autograd.Function):
     """out = down(silu(gate x) * up x) [+ LoRA on down], a chunk of intermediate features at a time both ways."""
 
     @staticmethod
@@ -197,7 +197,7 @@ def chunked_forward(mlp: torch.nn.Module, chunks: int):
         weights = lora[:2] if lora else ()
         p, scaling = (lora[3], lora[2]) if lora else (0.0, 1.0)
         if torch.is_grad_enabled() and (x.requires_grad or any(w.requires_grad for w in weights)):
-            return ChunkedMLP.apply(x, mlp, bounds, p, scaling, *weights)
+            return ChunkedMLPFunction.apply(x, mlp, bounds, p, scaling, *weights)
         return run_chunks(x, mlp, bounds, p, scaling, weights)
 
     return forward

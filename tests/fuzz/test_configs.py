@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from axolotl_nextai.checks.recipe_check import main as recipe_check
 from axolotl_nextai.run.report import main as report
-from data_builders.cli import main as nextai_data
+from data_builders.nextai_data import main as nextai_data
 from data_builders.sources import SOURCES
 
 pytestmark = pytest.mark.fuzz  # make fuzz runs these with a larger budget

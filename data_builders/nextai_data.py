@@ -171,7 +171,7 @@ def decontaminate(in_file, out, benchmarks_dir, benchmarks, threshold, model, ca
 def benchmark_items(out, mmlu_dir, bbq_dir, truthfulqa_csv, per_task, seed, compress) -> None:
     """Turn the original MMLU / BBQ / TruthfulQA files into the paper's lm-eval task files (17 MMLU subjects,
     bbq, truthfulqa_mc1), whole or as seeded per-task samples."""
-    from data_builders.benchmark_items import read_items, write_items
+    from data_builders.benchmark_releases import read_items, write_items
     from data_builders.benchmarks import BENCHMARKS
 
     if not (mmlu_dir or bbq_dir or truthfulqa_csv):
