@@ -1,4 +1,4 @@
-"""Issue 16 at full size: SmolLM2-135M-Instruct QLoRA-trained on mixture v5 from every real row in the
+"""The real model at full size: SmolLM2-135M-Instruct QLoRA-trained on mixture v5 from every real row in the
 repository, with the faithful and the fast recipe (both scaled to the model), then base vs fine-tuned on the
 paper's benchmark families and the loss on held-out real rows.
 
