@@ -2,7 +2,7 @@
 
 For every matmul in training, bitsandbytes dequantizes a `Linear4bit`'s whole weight: Llama-2-70B's MLP weights
 (8,192 x 28,672) become 448 MiB of bf16 each time, the largest single allocation of a QLoRA step and what put
-r 64 at cutoff 4,096 over a 40 GB card (issue 13). NF4 data is stored row-major in blocks of `blocksize` values,
+r 64 at cutoff 4,096 over a 40 GB card. NF4 data is stored row-major in blocks of `blocksize` values,
 each with its own scale (absmax), so any run of whole blocks dequantizes on its own:
 
 - forward, y = x W^T: W in chunks of rows (output features), y[:, rows] = x @ W[rows]^T;
