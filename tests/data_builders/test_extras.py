@@ -6,6 +6,7 @@ them. "Not installed" is a `None` in `sys.modules`, in a subprocess: Python then
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -47,6 +48,13 @@ def test_each_extra_installs_what_the_table_names_and_the_core_none_of_it():
     assert f"{PACKAGE}[all]" in extras["dev"]  # make test and make demo install .[dev]: every feature
     optional = {name for modules in EXTRAS.values() for name in modules.values()}
     assert not requirement_names(project["dependencies"]) & optional
+
+
+def test_the_readme_table_names_each_extra_and_what_it_installs():
+    rows = re.findall(r"^  \| `([\w-]+)` \| .* \|([^|]*)\|$", (ROOT / "README.md").read_text(), flags=re.MULTILINE)
+    assert {extra: installs.strip() for extra, installs in rows if installs.strip()} == \
+        {extra: ", ".join(modules.values()) for extra, modules in EXTRAS.items()}
+    assert [extra for extra, _ in rows] == [*EXTRAS, "all", "dev"]
 
 
 def test_require_extra_names_only_what_is_missing(monkeypatch):
