@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from packaging.requirements import Requirement
 
 from data_builders import cli as data_cli
+from data_builders.dedup.embed import openvino_fallback
 from data_builders.extras import EXTRAS, PACKAGE, MissingExtra, require_extra
 
 OPTIONAL_MODULES = sorted(module for modules in EXTRAS.values() for module in modules)
@@ -90,6 +91,12 @@ def test_a_build_without_its_extra_says_which_to_install_before_reading_a_row(ab
                                               "--out", str(tmp_path / "v5.jsonl")])
     assert (done.exit_code, done.output.strip()) == (1, f"Error: {line}")
     assert not list(tmp_path.iterdir())
+
+
+def test_auto_without_openvino_runs_torch_and_says_so_once(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    assert data_cli.check_backend("cpu", "auto") == ("cpu", "torch")
+    assert capsys.readouterr().err == f"note: {openvino_fallback('auto', 'cpu')}\n"
 
 
 def test_training_and_a_build_import_no_optional_package():
