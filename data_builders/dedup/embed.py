@@ -1,6 +1,6 @@
 """Step 1: embed each record's instruction + input with a Sentence-Transformers model (batched; on the GPU when
 there is one, `device="auto"`). On a CPU, `encoder="auto"` runs the model through OpenVINO in fp32 where the
-`openvino` package is installed (openvino_encoder.py: the same vectors within ~1e-6, 1.1-1.6x faster by CPU),
+`openvino` package is installed (openvino_encoder.py: the same vectors within ~1e-6, in less CPU time),
 torch otherwise.
 
 The default is the model Platypus used, `sentence-transformers/all-MiniLM-L6-v2`. Where the
@@ -41,9 +41,8 @@ LOW_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}  # a low-precision screen's
 
 
 def default_batch_size(device: str) -> int:
-    """Rows per forward pass: on a CPU 32 pads less than 128 and cost 1.27x (torch) to 1.34x (OpenVINO) less CPU
-    time for the same kept set on two Xeon cores, equal on an AMD EPYC (bench/results/near_dedup-2026-12-01-6000-*);
-    a GPU wants large batches."""
+    """Rows per forward pass: on a CPU 32 pads less than 128 and costs less CPU time or the same for the same
+    kept set (bench/results/near_dedup-2026-12-01-6000-*); a GPU wants large batches."""
     return 128 if device.startswith("cuda") else 32
 
 

@@ -16,10 +16,10 @@ import yaml
 from axolotl_launch import read_jsonl
 from click.testing import CliRunner
 
-from data_builders.cli import main
 from data_builders.dedup.embed import DEFAULT_MODEL, resolve_model
 from data_builders.filters.platypus_subsets import KEEP
 from data_builders.mixing import load_mixture, selected_count
+from data_builders.nextai_data import main
 from data_builders.sources import sample_dir
 
 ROOT = Path(__file__).resolve().parents[2]

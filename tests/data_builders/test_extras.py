@@ -16,7 +16,7 @@ from axolotl_launch import OFFLINE_ENV, ROOT
 from click.testing import CliRunner
 from packaging.requirements import Requirement
 
-from data_builders import cli as data_cli
+from data_builders import nextai_data as data_cli
 from data_builders.dedup.embed import openvino_fallback
 from data_builders.extras import EXTRAS, PACKAGE, MissingExtra, require_extra
 
@@ -67,7 +67,7 @@ def test_require_extra_names_only_what_is_missing(monkeypatch):
 
 
 @pytest.mark.parametrize(("absent", "argv", "line"), [
-    ("fastapi,uvicorn", ["axolotl_nextai.serve.cli", "--base-model", "x"],
+    ("fastapi,uvicorn", ["axolotl_nextai.serve.nextai_serve", "--base-model", "x"],
      "nextai-serve needs fastapi, uvicorn: pip install 'axolotl-nextai[serve]'"),
     ("lm_eval", ["axolotl_nextai.eval.cli", "--base-model", "x"],
      "nextai-eval needs lm-eval: pip install 'axolotl-nextai[eval]'"),
@@ -102,7 +102,7 @@ def test_auto_without_openvino_runs_torch_and_says_so_once(monkeypatch, capsys):
 def test_training_and_a_build_import_no_optional_package():
     """The plugin, a build (near-dedup, decontamination from local files) and every command's module as imported
     before its check runs."""
-    core = ["axolotl_nextai.plugin", "data_builders.build", "data_builders.cli", "axolotl_nextai.serve.cli",
+    core = ["axolotl_nextai.plugin", "data_builders.build", "data_builders.nextai_data", "axolotl_nextai.serve.nextai_serve",
             "axolotl_nextai.serve.client", "axolotl_nextai.eval.cli", "axolotl_nextai.models.real_model"]
     code = f"import sys\nfor m in {core!r}: __import__(m)\nprint(sorted(set({OPTIONAL_MODULES!r}) & set(sys.modules)))"
     done = run_python("-c", code)

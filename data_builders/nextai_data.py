@@ -31,7 +31,7 @@ DEVICE = click.option("--device", default="auto", show_default=True,
 ENCODER = click.option("--encoder", type=click.Choice(["auto", "torch", "openvino"]), default="auto",
                        show_default=True,
                        help="What runs the embedding model. openvino: OpenVINO fp32 on the CPU, the same vectors as "
-                            "torch within ~1e-6, 1.1-1.6x faster by CPU. auto: openvino on a CPU when the package "
+                            "torch within ~1e-6, in less CPU time. auto: openvino on a CPU when the package "
                             "is installed, else torch.")
 
 
@@ -77,7 +77,7 @@ def main() -> None:
               default="auto", show_default=True,
               help="exact: MiniLM on every row. prefilter: MiniLM only on rows a static model distilled from it "
                    "(kept in the cache dir, or ~/.cache/nextai-data) finds a near neighbour for; same kept set, "
-                   "but only 1.03x faster on real mixtures. auto: exact.")
+                   "but hardly faster on real mixtures. auto: exact.")
 @DEVICE
 @ENCODER
 @click.option("--screen", type=click.Choice(["auto", "off", "fp16", "bf16"]), default="auto", show_default=True,
@@ -181,7 +181,7 @@ def decontaminate(in_file, out, benchmarks_dir, benchmarks, threshold, model, ca
 def benchmark_items(out, mmlu_dir, bbq_dir, truthfulqa_csv, per_task, seed, compress) -> None:
     """Turn the original MMLU / BBQ / TruthfulQA files into the paper's lm-eval task files (17 MMLU subjects,
     bbq, truthfulqa_mc1), whole or as seeded per-task samples."""
-    from data_builders.benchmark_items import read_items, write_items
+    from data_builders.benchmark_releases import read_items, write_items
     from data_builders.benchmarks import BENCHMARKS
 
     if not (mmlu_dir or bbq_dir or truthfulqa_csv):
