@@ -127,31 +127,34 @@ def evaluate(device: str, out: Path) -> dict:
     from peft import PeftModel
 
     from axolotl_nextai.eval import runner
+    from axolotl_nextai.eval.stats import compare
+    from axolotl_nextai.eval.tables import source_note
+    from axolotl_nextai.eval.tasks import parse_limits
     from axolotl_nextai.models.checkpoint import load_base_and_adapter
 
     size = SIZES[device]
-    limits = runner.parse_limits(size["limits"])
-    tasks, configs = runner.select_tasks(ROOT / ITEMS / size["items"], [])
-    heldout = runner.read_heldout(ROOT / HELDOUT)
     cutoff = size["sequence_len"] or yaml.safe_load((ROOT / "recipes" / RECIPES["faithful"]).read_text())[
         "sequence_len"]
+    options = runner.EvalOptions(base_model=str(ROOT / MODEL), data_dir=ROOT / ITEMS / size["items"],
+                                 limits=parse_limits(size["limits"]), batch_size=size["batch_size"],
+                                 heldout=ROOT / HELDOUT, heldout_cutoff=cutoff)
+    prepared = runner.prepare(options)
     # bf16 on a GPU, fp32 on a CPU, not NF4: what nextai-eval does on a CPU, and a 135M model in 4-bit spends its
     # time dequantizing
     model, tokenizer = load_base_and_adapter(str(ROOT / MODEL), str(out / "faithful"), load_in_4bit=False)
     assert isinstance(model, PeftModel)
     model.load_adapter(str(out / "fast"), adapter_name="fast")
     rows, start = {}, time.time()
-    with runner.task_manager(configs, [], builtin=False) as manager:
-        args = (tokenizer, tasks, manager, limits, None, size["batch_size"], heldout, cutoff)
+    with runner.task_manager(prepared) as manager:
         with model.disable_adapter():
-            rows["base"], _ = runner.score(model, *args)
+            rows["base"], _ = runner.score(model, tokenizer, manager, options, prepared)
         for name, adapter in (("faithful", "default"), ("fast", "fast")):
             model.set_adapter(adapter)
-            rows[name], _ = runner.score(model, *args)
-    note = runner.SOURCE_NOTE.format(version=runner.lm_eval_version(), limit=runner.describe_limits(limits))
+            rows[name], _ = runner.score(model, tokenizer, manager, options, prepared)
+    note = source_note(runner.lm_eval_version(), options.limits)
     return {"items": size["items"], "limits": size["limits"], "heldout_cutoff": cutoff, "note": note,
             "eval_s": round(time.time() - start, 1), "rows": rows,
-            "change": {name: runner.compare(rows["base"], rows[name]) for name in ("faithful", "fast")}}
+            "change": {name: compare(rows["base"], rows[name]) for name in ("faithful", "fast")}}
 
 
 def machine(device: str) -> dict:
@@ -206,7 +209,7 @@ def loss_line(name: str, run: dict) -> str:
 
 def report(results_path: Path, command: str, out: Path) -> None:
     """The Markdown report: setup, held-out loss, the Table-8-style tables, training, versions and machine."""
-    from axolotl_nextai.eval.runner import to_markdown
+    from axolotl_nextai.eval.tables import to_markdown
 
     res = json.loads(results_path.read_text())
     ev, m = res["eval"], res["machine"]
