@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from data_builders.boundary import Guarded
+from data_builders.extras import require_extra
 from data_builders.files import InputFile
 
 _PATH = click.Path(path_type=Path)
@@ -45,6 +46,7 @@ def main(base_model, adapter, compare_base, data_dir, extra_tasks, include_path,
          heldout, heldout_cutoff, out, label, load_in_4bit) -> None:
     """Score a base model (+ adapter) on the paper's subset and write a Table-8-shaped table (lm-eval's numbers,
     not HELM's)."""
+    require_extra("nextai-eval", "eval")
     from axolotl_nextai.eval.errors import EvalInputError
     from axolotl_nextai.eval.runner import EvalOptions, prepare, run
     from axolotl_nextai.eval.tasks import parse_limits

@@ -28,11 +28,13 @@ from data_builders.dedup.embed import (
     default_batch_size,
     embed,
     model_cache,
+    openvino_fallback,
     resolve_device,
     resolve_encoder,
 )
 from data_builders.dedup.near_dup import THRESHOLD, Removal, keep_first_seen
 from data_builders.errors import DataError
+from data_builders.extras import require_extra
 
 METHODS = ("auto", "exact", "prefilter")
 SCREENS = ("auto", "off", *LOW_DTYPES)
@@ -55,6 +57,8 @@ def resolve_method(method: str, model: str, threshold: float) -> str:
     if method == "prefilter" and not calibrated:
         raise DataError(f"the prefilter is calibrated for {DEFAULT_MODEL} at cosine > {THRESHOLD}, not {model} at "
                         f"> {threshold}: use the exact method")
+    if method == "prefilter":
+        require_extra("--near-dedup prefilter", "dedup-fast", "model2vec", "skeletoken", "usearch")
     return "exact" if method == "auto" else method
 
 
@@ -113,11 +117,13 @@ def near_dedup(texts: list[str], model: str = DEFAULT_MODEL, threshold: float = 
     fp16 or bf16."""
     device = resolve_device(device)
     batch_size = batch_size or default_batch_size(device)
-    encoder = resolve_encoder(encoder, device)
+    fallback, encoder = openvino_fallback(encoder, device), resolve_encoder(encoder, device)
     method = resolve_method(method, model, threshold)
     low = resolve_screen(screen, device, encoder) if method == "exact" else None
     n = len(texts)
     stats = {"method": method, "device": device, "encoder": encoder, "batch_size": batch_size, "screen": low}
+    if fallback:
+        stats["encoder_fallback"] = fallback
     started = time.perf_counter()
     counts: dict = {}  # fp32 vectors found in the cache and embedded
 
