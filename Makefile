@@ -53,7 +53,7 @@ demo: real-model
 		> $(DEMO_RUN)/serve.log 2>&1 & pid=$$!; \
 		$(PY) -m axolotl_nextai.serve.client --url http://127.0.0.1:$(DEMO_PORT) --pid $$pid --alpaca \
 		"Give three tips for staying healthy."; rc=$$?; kill $$pid; wait $$pid 2>/dev/null; exit $$rc
-	$(PY) -m axolotl_nextai.report $(DEMO_RUN)
+	$(VENV)/bin/nextai-report $(DEMO_RUN)
 	@echo "demo done in $$(( $$(date +%s) - $$(cat .real-model/demo-start) )) s; comparison: $(DEMO_EVAL)/results.md," \
 		"$(DEMO_EVAL)/comparison.png; run report: $(DEMO_RUN)/nextai_report.md"
 
@@ -84,7 +84,7 @@ demo-tiny: venv
 	$(VENV)/bin/nextai-data build --mixture v5 --sample --out data/demo.jsonl
 	$(VENV)/bin/accelerate launch --num_processes 1 --mixed_precision no --dynamo_backend no \
 		-m axolotl.cli.train recipes/tiny-cpu.yml
-	$(PY) -m axolotl_nextai.report outputs/tiny-cpu
+	$(VENV)/bin/nextai-report outputs/tiny-cpu
 
 # pytest exits 5 when it collects nothing; say so instead of failing CI on an empty selection.
 test: venv lint $(REAL_WHEEL)

@@ -26,7 +26,7 @@ class NextAIArgs(BaseModel):
         default=312.0,
         gt=0,
         description="Peak dense bf16 TFLOP/s of the card, the MFU denominator: 312 for the paper's A100; "
-        "989 for an H100 SXM datasheet, 790 as measured on ours (docs/gpu-memory.md).",
+        "989 for an H100 SXM datasheet; a real card reaches less (docs/gpu-memory.md).",
     )
     nextai_check_datasets: bool = Field(
         default=True,
@@ -85,7 +85,7 @@ class NextAIArgs(BaseModel):
         "falling back to sdpa with a warning.",
     )
 
-    # --- Fused accumulation (issue 13, part 4): speed with the unfused recipe's math ---------------------------
+    # --- Fused accumulation: speed with the unfused recipe's math -------------------------------------------
     nextai_fuse_accumulation: bool = Field(
         default=False,
         description="Draw each optimizer step's micro_batch_size x gradient_accumulation_steps rows as one batch and "
@@ -102,7 +102,7 @@ class NextAIArgs(BaseModel):
         "longest micro-step and peak memory stays where it was.",
     )
 
-    # --- Memory levers (issue 13): change no training semantics; what lets cutoff 4,096 train under 40 GB ---
+    # --- Memory levers: change no training semantics; what lets cutoff 4,096 train under 40 GB --------------
     nextai_dequant_chunk_mib: float | None = Field(
         default=None,
         gt=0,
@@ -145,7 +145,7 @@ class NextAIArgs(BaseModel):
         default=None,
         description="Which kernel dequantizes the NF4 weights before each 4-bit matmul on CUDA: bitsandbytes' own "
         "(None or `bitsandbytes`), or `triton`, a Triton kernel that gives the same bf16 values bit for bit at the card's streaming rate "
-        "(bitsandbytes' ran at ~2.0 TB/s on an H200: 0.19 s of the fast recipe's step). A marked patch of "
+        "(bitsandbytes' runs well below it: bench/results/gpu70b-fast-2026-12-01.md). A marked patch of "
         "bitsandbytes.functional.dequantize_4bit, see axolotl_nextai/levers/nf4_dequant.py.",
     )
     nextai_embeddings_on_cpu: bool = Field(
@@ -162,8 +162,8 @@ class NextAIArgs(BaseModel):
         "of recomputing them in backward: the same values, fewer FLOPs (the dequantization is skipped too), PCIe "
         "traffic instead. Llama-2-70B at 4,096 tokens a micro-step: gate_proj and up_proj are 55 % of a layer's "
         "matmul FLOPs and 37.6 GB of pinned memory; down_proj 27 % for none: its output only feeds the layer's output, "
-        "so the recompute skips it and nothing is copied (the fast recipe lists all three: "
-        "1,228 -> 1,469 real tok/s on an H200, bench/results/gpu70b-fast-2026-12-01.md). Needs non-reentrant "
+        "so the recompute skips it and nothing is copied (the fast recipe lists all three; what that gains: "
+        "bench/results/gpu70b-fast-2026-12-01.md). Needs non-reentrant "
         "gradient_checkpointing; a projection an Axolotl LoRA kernel computes needs that kernel off (it calls no "
         "module). None: off. See axolotl_nextai/levers/saved_matmuls.py.",
     )

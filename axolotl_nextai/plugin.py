@@ -12,7 +12,6 @@ import torch
 from axolotl.integrations.base import BasePlugin, PluginManager
 from axolotl.utils.logging import get_logger
 
-from axolotl_nextai.boundary import guard_hooks, quiet_failed_plugin_imports
 from axolotl_nextai.checks.attention import apply_changes, flash_attn_installed, resolve_attention
 from axolotl_nextai.checks.config_checks import (
     PREFIX,
@@ -31,6 +30,7 @@ from axolotl_nextai.checks.memory_budget import memory_problems
 from axolotl_nextai.checks.multi_rank import fsdp_problems
 from axolotl_nextai.checks.recipe_check import find_typos, read_recipe
 from axolotl_nextai.checks.trained_tokens import check_labels
+from axolotl_nextai.hook_boundary import guard_hooks, quiet_failed_plugin_imports
 from axolotl_nextai.levers import LEVERS, Hook, at_hook
 from axolotl_nextai.levers.contract import MISSING, lever_problems
 from axolotl_nextai.levers.fused_accumulation import fused_batch_args, fuses, trainer_class

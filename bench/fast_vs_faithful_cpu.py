@@ -1,7 +1,7 @@
 """Does the fast recipe learn like the faithful one? Both trained on the tiny CPU Llama, same rows, one epoch.
 
-Issue 7 asks that the fast recipe (recipes/llama2-70b-v5-fast.yml: packing, 4 packs per optimizer step, its
-learning rate) see the same tokens and give the same loss curve as the paper's recipe. The faithful run is
+The fast recipe (recipes/llama2-70b-v5-fast.yml: packing, 4 packs per optimizer step, its learning rate) must
+see the same tokens and give the same loss curve as the paper's recipe. The faithful run is
 recipes/tiny-cpu.yml; the packed run adds the keys in which the fast recipe differs from the v5 template, read from
 those two files, less Liger and activation offloading (CUDA only) and output paths, with the warm-up scaled. Rows are v5-shaped (bench/gpu/v5_shaped.py) with lengths and cutoff halved to fit the tiny
 model's 512 positions, their words Zipf-distributed so that there is something to learn. Both go through the real CLI (`accelerate launch -m axolotl.cli.train`); the curves are
@@ -174,7 +174,7 @@ def main() -> int:
     tiny_warmup = yaml.safe_load((RECIPES / "tiny-cpu.yml").read_text())["warmup_steps"]
     overrides = {**fast_overrides(), "warmup_steps": fast_warmup(tiny_warmup)}
     # The same faithful recipe with another seed (another row order) is the yardstick for "tracks".
-    # nextai_fuse_accumulation: the faithful recipe's math, LoRA dropout's masks drawn per batch (issue 13)
+    # nextai_fuse_accumulation: the faithful recipe's math, LoRA dropout's masks drawn per batch
     runs = {"faithful": base, "faithful seed 7": {**base, "seed": 7}, "packed": {**base, **overrides},
             "faithful fused": {**base, "nextai_fuse_accumulation": True}}
     reports, commands = {}, {}

@@ -102,7 +102,7 @@ def place_items(items: Path, full: Path, scenarios: Path, mmlu_items: int | None
 @contextlib.contextmanager
 def served(base_model: str, adapter: str | None, port: int, log: Path):
     """`nextai-serve` on `port` until the block ends; its log (refusals included) in `log`."""
-    cmd = [sys.executable, "-m", "axolotl_nextai.serve.cli", "--base-model", base_model, "--port", str(port)]
+    cmd = [sys.executable, "-m", "axolotl_nextai.serve.nextai_serve", "--base-model", base_model, "--port", str(port)]
     cmd += ["--adapter", adapter] if adapter else []
     with open(log, "w") as out:
         server = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)

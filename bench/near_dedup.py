@@ -71,7 +71,7 @@ def real_rows(args) -> list[tuple[str, str]]:
     if args.mmlu:  # MMLU's data/ folder: dev, val, test CSVs without a header (question, A-D, answer)
         rows += [("mmlu", lettered(r[0], r[1:5])) for path in sorted(args.mmlu.glob("*/*.csv"))
                  for r in csv.reader(io.StringIO(path.read_text(), newline=""))]
-    else:  # the paper's 17 subjects, test items (benchmark_items.py converted them from the same CSVs)
+    else:  # the paper's 17 subjects, test items (benchmark_releases.py converted them from the same CSVs)
         rows += [("mmlu", lettered(r["question"], r["choices"])) for path in sorted(ITEMS.glob("mmlu_*.jsonl.gz"))
                  for r in json_lines(path)]
     rows += [("lima", r["conversations"][0]) for r in json_lines(args.lima or REAL / "lima.jsonl.gz")]

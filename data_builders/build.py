@@ -23,7 +23,7 @@ from data_builders.benchmarks import BenchmarkTexts, benchmark_files, load_bench
 from data_builders.decontaminate import Contamination, TrainingRow, decontaminate
 from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed, resolve_device, resolve_encoder
 from data_builders.dedup.near_dup import Removal
-from data_builders.dedup.stage import near_dedup
+from data_builders.dedup.stage import near_dedup, resolve_method
 from data_builders.errors import DataError, first_line
 from data_builders.files import MISSING, file_problem
 from data_builders.filters.base import Filter, run_filters
@@ -246,6 +246,7 @@ def build(mixture: Mixture, options: BuildOptions = BuildOptions()) -> Build:
     hub = locate_hub_sources(mixture, paths)
     tok = load_tokenizer(options.tokenizer) if options.tokenizer else None
     device = resolve_device(options.device)
+    resolve_method(options.near_dedup_method, options.model, mixture.threshold)  # before the model loads
     check_embedding(options.model, options.cache_dir, device, resolve_encoder(options.encoder, device))
     decontam, bench = decontamination(mixture, options.decontaminate_dir), None
     if decontam is not None:

@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from data_builders.benchmarks import BenchmarkTexts, load_benchmarks
-from data_builders.dedup.embed import DEFAULT_MODEL, check_embedding, embed, resolve_device, resolve_encoder
+from data_builders.dedup.embed import (
+    DEFAULT_MODEL,
+    check_embedding,
+    embed,
+    openvino_fallback,
+    resolve_device,
+    resolve_encoder,
+)
 from data_builders.dedup.near_dup import nearest
 from data_builders.errors import DataError
 from data_builders.manifest import manifest_head
@@ -83,7 +90,7 @@ def decontaminate_file(path: Path, names: list[str], benchmarks_dir: Path | None
     """Decontaminate a built (or any Alpaca) file; rows keep every field they had, in their order. `device` and
     `encoder` as `build`'s (dedup/embed.py): auto is OpenVINO fp32 on a CPU, torch on a GPU."""
     device = resolve_device(device)
-    encoder = resolve_encoder(encoder, device)
+    fallback, encoder = openvino_fallback(encoder, device), resolve_encoder(encoder, device)
     rows, origin = read_training_rows(path)
     bench = load_benchmarks(names, benchmarks_dir)  # before the slow part, so a missing file fails at once
     check_embedding(model, cache_dir, device, encoder)
@@ -100,4 +107,6 @@ def decontaminate_file(path: Path, names: list[str], benchmarks_dir: Path | None
     manifest = {**manifest_head("nextai-data decontaminate", model), "input": {**origin, "rows": len(rows)},
                 "decontamination": found.summary}
     manifest["options"].update(device=device, encoder=encoder)
+    if fallback:
+        manifest["options"]["encoder_fallback"] = fallback
     return Decontaminated([r for r, k in zip(rows, found.keep) if k], found.pairs, manifest)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from data_builders.extras import require_extra
+
 MMLU_SUBJECTS = (
     "philosophy", "high_school_biology", "high_school_chemistry", "high_school_computer_science",
     "high_school_european_history", "high_school_geography", "high_school_government_and_politics",
@@ -38,6 +40,7 @@ BY_NAME = {task.name: task for task in PAPER_TASKS}
 
 
 def builtin_yaml(task: PaperTask) -> Path:
+    require_extra(f"the hub copy of {task.name} (lm-eval's task config names it)", "eval", "lm_eval")
     import lm_eval.tasks
 
     return Path(lm_eval.tasks.__file__).parent / task.yaml

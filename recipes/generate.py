@@ -325,7 +325,7 @@ def launch_lines(recipe: Recipe) -> list[str]:
     if recipe.gpus == 1:
         return ["# Launch", f"#   accelerate launch -m axolotl.cli.train {path}"]
     gpus, nodes = recipe.gpus, 2
-    check = f"python -m axolotl_nextai.recipe_check --world-size {gpus} {path}"
+    check = f"nextai-recipe-check --world-size {gpus} {path}"
     several = (f"accelerate launch --multi_gpu --num_machines {nodes} --num_processes {gpus} --machine_rank 0 "
                f"--main_process_ip HOST0 --main_process_port 29500 -m axolotl.cli.train {path}")
     return [

@@ -33,11 +33,11 @@ from axolotl_nextai.checks import recipe_check
 from axolotl_nextai.eval import cli as eval_cli
 from axolotl_nextai.models import real_model, synth, tiny_model
 from axolotl_nextai.run import report
-from axolotl_nextai.serve import cli as serve_cli
-from data_builders import cli as data_cli
+from axolotl_nextai.serve import nextai_serve
+from data_builders import nextai_data
 from data_builders.sources import sample_dir
 
-COMMANDS = {"nextai-data": data_cli.main, "recipe_check": recipe_check.main, "nextai-serve": serve_cli.main,
+COMMANDS = {"nextai-data": nextai_data.main, "recipe_check": recipe_check.main, "nextai-serve": nextai_serve.main,
             "nextai-eval": eval_cli.main, "nextai-synth": synth.main, "nextai-tiny-model": tiny_model.main,
             "nextai-real-model": real_model.main, "report": report.main}
 SAMPLE = sample_dir()

@@ -1,6 +1,6 @@
 """Check a recipe offline, as the GPU it targets would see it, before a 17-hour run is spent on a typo.
 
-    python -m axolotl_nextai.recipe_check [--world-size N] recipes/llama2-70b-v5.yml [more.yml ...]
+    nextai-recipe-check [--world-size N] recipes/llama2-70b-v5.yml [more.yml ...]
 
 Four checks: every key is one Axolotl or a listed plugin declares (Axolotl silently drops any other, so
 `lora_alpah: 16` would train with the default alpha); `optimizer` names a real optimizer (Axolotl's schema takes

@@ -1,5 +1,5 @@
-"""`nextai-eval`: parse flags, check what can be checked before the model loads, load base + adapter, run
-lm-eval, write the table. No logic here."""
+"""`nextai-eval`: parse flags into `EvalOptions`, then check (`runner.prepare`), score (`runner.run`) and write
+(`writers.write_results`). No logic here; an `EvalInputError` is a usage error (exit 2)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from data_builders.boundary import Guarded
+from data_builders.extras import require_extra
 from data_builders.files import InputFile
 
 _PATH = click.Path(path_type=Path)
@@ -45,11 +46,13 @@ def main(base_model, adapter, compare_base, data_dir, extra_tasks, include_path,
          heldout, heldout_cutoff, out, label, load_in_4bit) -> None:
     """Score a base model (+ adapter) on the paper's subset and write a Table-8-shaped table (lm-eval's numbers,
     not HELM's)."""
-    from axolotl_nextai.eval import runner
-    from axolotl_nextai.eval.tasks import check_local_files
-    from axolotl_nextai.models.checkpoint import ModelPathError, check_model_paths, load_base_and_adapter
+    require_extra("nextai-eval", "eval")
+    from axolotl_nextai.eval.errors import EvalInputError
+    from axolotl_nextai.eval.runner import EvalOptions, prepare, run
+    from axolotl_nextai.eval.tasks import parse_limits
+    from axolotl_nextai.eval.writers import write_results
+    from axolotl_nextai.models.checkpoint import ModelPathError, check_model_paths
     from data_builders.atomic import unwritable
-    from data_builders.errors import DataError
     from data_builders.quiet import silence_known_noise
 
     silence_known_noise()
@@ -60,40 +63,17 @@ def main(base_model, adapter, compare_base, data_dir, extra_tasks, include_path,
         raise click.BadParameter(f"{out}: {problem}", param_hint="--out")
     try:
         check_model_paths(base_model, adapter)
+        options = EvalOptions(base_model=base_model, adapter=adapter, compare_base=compare_base, data_dir=data_dir,
+                              extra_tasks=extra_tasks, include_paths=include_path, limits=parse_limits(limits),
+                              num_fewshot=num_fewshot, batch_size=batch_size, heldout=heldout,
+                              heldout_cutoff=heldout_cutoff, label=label, load_in_4bit=load_in_4bit)
+        prepared = prepare(options)
+        scored = run(options, prepared)
     except ModelPathError as err:
         raise click.ClickException(str(err)) from None
-    try:
-        limit_map = runner.parse_limits(limits)
-        tasks, configs = runner.select_tasks(data_dir, list(extra_tasks), num_fewshot)
-        heldout_rows = runner.read_heldout(heldout) if heldout else None
-        if heldout_rows:
-            runner.check_heldout_cutoff(base_model, heldout_rows, heldout_cutoff)
-        check_local_files(configs)
-    except DataError as exc:
-        raise click.UsageError(f"--data-dir: {exc}") from None
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
-    builtin = any(not name.startswith(runner.LOCAL_PREFIX) for name in tasks)
-    with runner.task_manager(configs, list(include_path), builtin) as manager:
-        try:
-            runner.check_task_names(manager, list(extra_tasks))
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from exc
-        try:
-            model, tokenizer = load_base_and_adapter(base_model, adapter, load_in_4bit)
-        except ModelPathError as err:
-            raise click.ClickException(str(err)) from None
-        args = (tokenizer, tasks, manager, limit_map, num_fewshot, batch_size, heldout_rows, heldout_cutoff)
-        rows = []
-        if compare_base:
-            with model.disable_adapter():
-                base_row, _ = runner.score(model, *args)
-            rows.append((f"{Path(base_model).name} (base)", base_row))
-        row, results = runner.score(model, *args)
-    rows.append((label or adapter or base_model, row))
-    change = runner.compare(rows[0][1], row) if compare_base else None
-    note = runner.SOURCE_NOTE.format(version=runner.lm_eval_version(), limit=runner.describe_limits(limit_map))
-    click.echo(runner.write_results(out, rows, results, note, change, configs))
+    except EvalInputError as err:
+        raise click.UsageError(str(err)) from None
+    click.echo(write_results(out, scored, prepared.configs))
     if compare_base:
         click.echo(f"table: {out / 'results.md'}  plot: {out / 'comparison.png'}  all numbers: {out / 'results.json'}")
 

@@ -1,4 +1,5 @@
-"""Task YAMLs that point the paper's lm-eval tasks (data_builders/paper_tasks.py) at local files.
+"""What nextai-eval runs: which lm-eval tasks, how many items each (`--limit`), and the task YAMLs that point the
+paper's tasks (data_builders/paper_tasks.py) at local files.
 
 A local copy of a task's data keeps that task's prompt and metrics (the YAML `include`s lm-eval's own file) and
 swaps only where the rows come from.
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from axolotl_nextai.eval.errors import EvalInputError
 from data_builders.benchmarks import BY_COLUMN
 from data_builders.errors import DataError, RowError
 from data_builders.files import MISSING, file_problem
@@ -35,6 +37,44 @@ EVAL_COLUMNS = {
             "additional_metadata": dict},
     "CNN/DM ROUGE-2": {"article": str, "highlights": str},
 }
+# `--limit mmlu=5`: the column each short name limits
+LIMIT_KEYS = {"mmlu": "MMLU", "truthfulqa": "TruthfulQA", "bbq": "BBQ", "cnndm": "CNN/DM ROUGE-2"}
+ALL = "*"
+
+
+def parse_limits(values: list[str] | tuple[str, ...]) -> dict[str, int | None]:
+    """`["50"]`, `["mmlu=5", "bbq=20"]`: items per task, for every task (`*`) or one column's. `none` lifts
+    the limit. An EvalInputError names the bad value and the known names."""
+    limits: dict[str, int | None] = {}
+    for value in values:
+        key, sep, number = value.rpartition("=")
+        column = LIMIT_KEYS.get(key.lower()) if sep else ALL
+        if column is None:
+            raise EvalInputError(f"--limit {value}: unknown benchmark {key!r} (known: {', '.join(LIMIT_KEYS)})")
+        if number.lower() == "none":
+            limits[column] = None
+            continue
+        if not number.isdigit() or int(number) < 1:
+            raise EvalInputError(f"--limit {value}: expected a positive whole number of items or none")
+        limits[column] = int(number)
+    return limits
+
+
+def task_limit(task: str, limits: dict[str, int | None]) -> int | None:
+    paper = BY_NAME.get(task.removeprefix(LOCAL_PREFIX))
+    if paper is not None and paper.column in limits:
+        return limits[paper.column]
+    return limits.get(ALL)
+
+
+def describe_limits(limits: dict[str, int | None]) -> str:
+    """`{"*": 50, "BBQ": None}` -> "at most 50 items per task; BBQ: every item"."""
+    def items(n: int | None) -> str:
+        return "every item" if n is None else f"at most {n} items per task"
+
+    parts = [items(limits[ALL])] if ALL in limits else []
+    parts += [f"{key}: {items(n)}" for key, n in limits.items() if key != ALL]
+    return "; ".join(parts) or items(None)
 
 
 def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
@@ -43,7 +83,7 @@ def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
 
     The file feeds the split the task scores (its test split, else validation); `<task>.dev.jsonl`, when
     present, feeds the few-shot split (without it lm-eval would take shots from the scored rows, so
-    `runner.select_tasks` refuses `--num-fewshot`).
+    `select_tasks` refuses `--num-fewshot`).
     """
     candidates = (data_dir / f"{task.name}.jsonl", data_dir / f"{task.name}.jsonl.gz", data_dir / f"{task.name}.dev.jsonl")
     for path in candidates:  # a FIFO or a loop where a task file goes is said, not skipped as absent
@@ -81,22 +121,44 @@ def local_task_configs(data_dir: Path) -> list[dict]:
     return [config for task in PAPER_TASKS if (config := local_task_config(task, data_dir)) is not None]
 
 
+def select_tasks(data_dir: Path | None, tasks: list[str], num_fewshot: int | None = None) -> tuple[list[str], list[dict]]:
+    """What to run: the paper tasks with a file in `data_dir` (their configs returned, to write as YAMLs) plus
+    `tasks`; with neither, the whole paper subset from the hub. Raises EvalInputError on a local setup that cannot
+    run. Writes nothing."""
+    if data_dir is None:
+        return list(tasks) or [t.name for t in PAPER_TASKS], []
+    try:
+        configs = local_task_configs(data_dir)
+    except DataError as err:
+        raise EvalInputError(f"--data-dir: {err}") from None
+    if not configs:
+        expected = ", ".join(f"{t.name}.jsonl" for t in PAPER_TASKS[:2]) + ", ..."
+        raise EvalInputError(f"--data-dir {data_dir}: no paper task file in it (expected e.g. {expected})")
+    no_dev = [config["task"] for config in configs if config["fewshot_split"] is None]
+    if num_fewshot and no_dev:
+        raise EvalInputError(f"--num-fewshot {num_fewshot} needs a <task>.dev.jsonl for the shots; missing for {no_dev}")
+    return [config["task"] for config in configs] + list(tasks), configs
+
+
 def check_local_files(configs: list[dict]) -> None:
     """Every row of every local task file (scored and few-shot) has what lm-eval's task and decontamination read:
-    a DataError naming file:line and the field otherwise, before any model loads."""
-    for config in configs:
-        column = BY_NAME[config["task"].removeprefix(LOCAL_PREFIX)].column
-        for path in config["dataset_kwargs"]["data_files"].values():
-            rows, _ = read_file(Path(path))
-            count = 0
-            for where, row in checked_rows(rows, EVAL_COLUMNS[column]):
-                try:
-                    BY_COLUMN[column].texts(row)
-                except ValueError as err:
-                    raise RowError(f"{where}: {err}") from None
-                count += 1
-            if not count:
-                raise DataError(f"{path}: no items")
+    an EvalInputError naming --data-dir, file:line and the field otherwise, before any model loads."""
+    try:
+        for config in configs:
+            column = BY_NAME[config["task"].removeprefix(LOCAL_PREFIX)].column
+            for path in config["dataset_kwargs"]["data_files"].values():
+                rows, _ = read_file(Path(path))
+                count = 0
+                for where, row in checked_rows(rows, EVAL_COLUMNS[column]):
+                    try:
+                        BY_COLUMN[column].texts(row)
+                    except ValueError as err:  # texts' contract for a bad row (data_builders/benchmarks.py)
+                        raise RowError(f"{where}: {err}") from None
+                    count += 1
+                if not count:
+                    raise DataError(f"{path}: no items")
+    except DataError as err:  # the readers' one-line errors, and the two above
+        raise EvalInputError(f"--data-dir: {err}") from None
 
 
 def task_yamls(configs: list[dict], folder: Path) -> dict[Path, str]:

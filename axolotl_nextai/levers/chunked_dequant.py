@@ -2,7 +2,7 @@
 
 For every matmul in training, bitsandbytes dequantizes a `Linear4bit`'s whole weight: Llama-2-70B's MLP weights
 (8,192 x 28,672) become 448 MiB of bf16 each time, the largest single allocation of a QLoRA step and what put
-r 64 at cutoff 4,096 over a 40 GB card (issue 13). NF4 data is stored row-major in blocks of `blocksize` values,
+r 64 at cutoff 4,096 over a 40 GB card. NF4 data is stored row-major in blocks of `blocksize` values,
 each with its own scale (absmax), so any run of whole blocks dequantizes on its own:
 
 - forward, y = x W^T: W in chunks of rows (output features), y[:, rows] = x @ W[rows]^T;
@@ -107,15 +107,16 @@ class ChunkedMatmul4bit(torch.autograd.Function):
                 torch.mm(x, weight_t, out=out[:, start:stop])
             else:  # bias added inside the matmul, rounded once, as F.linear does
                 torch.addmm(bias[start:stop], x, weight_t, out=out[:, start:stop])
-        ctx.save_for_backward(weight)
+        # Held on ctx, not saved through autograd, as bitsandbytes' MatMul4Bit does: checkpointing counts saved
+        # tensors, and a recompute that replays a kept output (nextai_saved_matmuls) saves none for this matmul.
+        ctx.weight = weight
         ctx.quant_state, ctx.chunk_bytes, ctx.input_shape = quant_state, chunk_bytes, A.shape
         ctx.bias_dtype = None if bias is None else bias.dtype
         return out.view(*A.shape[:-1], out_features)
 
     @staticmethod
     def backward(ctx, grad_output):
-        (weight,) = ctx.saved_tensors
-        quant_state = ctx.quant_state
+        weight, quant_state = ctx.weight, ctx.quant_state
         out_features, in_features = quant_state.shape
         grad = grad_output.reshape(-1, out_features)
         grad_A = grad_bias = None

@@ -6,8 +6,8 @@ a time: gate's and up's rows of the chunk, SiLU, the product, down's columns of 
 Only one chunk's activations exist at once, as with the tiled MLP (`nextai_tiled_mlp_shards`, which cuts the
 tokens instead); but here each 4-bit weight is dequantized once a pass, a chunk at a time (NF4 rows of gate and
 up, NF4 columns of down: whole blocks, `chunked_dequant.NF4Weight`), where the tiled MLP dequantizes every weight
-once per token shard. r 64 at cutoff 4,096 trained with 8 token shards and 32 MiB dequant chunks at 268 real
-tok/s on an H100 (the issue's figure): 8 x 14 dequantizations of each MLP weight a pass, mostly the host's time.
+once per token shard. r 64 at cutoff 4,096 with 8 token shards and 32 MiB dequant chunks dequantizes each MLP
+weight 8 x 14 times a pass, mostly the host's time (bench/results/gpu70b-plan-2026-12-06.md).
 
 The forward keeps only the MLP's input for backward. Backward computes each chunk's gate and up again (not down's
 forward: its output is not needed), then the chunk's gradients; inside a checkpointed decoder layer the
@@ -107,7 +107,7 @@ def dropout_mask(h: torch.Tensor, p: float) -> torch.Tensor | None:
     return torch.empty_like(h).bernoulli_(1 - p).div_(1 - p)
 
 
-class ChunkedMLP(torch.autograd.Function):
+class ChunkedMLPFunction(torch.autograd.Function):
     """out = down(silu(gate x) * up x) [+ LoRA on down], a chunk of intermediate features at a time both ways."""
 
     @staticmethod
@@ -197,7 +197,7 @@ def chunked_forward(mlp: torch.nn.Module, chunks: int):
         weights = lora[:2] if lora else ()
         p, scaling = (lora[3], lora[2]) if lora else (0.0, 1.0)
         if torch.is_grad_enabled() and (x.requires_grad or any(w.requires_grad for w in weights)):
-            return ChunkedMLP.apply(x, mlp, bounds, p, scaling, *weights)
+            return ChunkedMLPFunction.apply(x, mlp, bounds, p, scaling, *weights)
         return run_chunks(x, mlp, bounds, p, scaling, weights)
 
     return forward

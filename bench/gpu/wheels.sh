@@ -38,7 +38,7 @@ fetch)
   # bitsandbytes ships a native library per CUDA (11.8-13.2), ROCm and XPU build: 41 MiB of the 48. Keep the CPU
   # one and the one the GPU machine's torch (CUDA 13.0) loads.
   python3 bench/gpu/trim_wheel.py .whl/bitsandbytes-*.whl --cuda "${BNB_CUDA:-130}"
-  # Unsloth (issue 13), beside the rest: nothing else imports it. Of its wheel's 27 MiB, 26 are its web app (studio/)
+  # Unsloth, beside the rest: nothing else imports it. Of its wheel's 27 MiB, 26 are its web app (studio/)
   # and CLI, which training never imports; all it needs beyond these two is on the machine or in the set above.
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 -d .whl/unsloth unsloth==2026.10.9 unsloth_zoo==2026.10.9

@@ -1,6 +1,6 @@
 """Step 1: embed each record's instruction + input with a Sentence-Transformers model (batched; on the GPU when
 there is one, `device="auto"`). On a CPU, `encoder="auto"` runs the model through OpenVINO in fp32 where the
-`openvino` package is installed (openvino_encoder.py: the same vectors within ~1e-6, 1.1-1.6x faster by CPU),
+`openvino` package is installed (openvino_encoder.py: the same vectors within ~1e-6, in less CPU time),
 torch otherwise.
 
 The default is the model Platypus used, `sentence-transformers/all-MiniLM-L6-v2`. Where the
@@ -20,7 +20,6 @@ padding.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import re
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from tqdm import tqdm
 
 from data_builders.dedup.cache import EmbeddingCache, keys_of, open_cache
 from data_builders.errors import DataError, first_line
+from data_builders.extras import install_hint, installed, require_extra
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 CHUNK = 2048  # rows per progress update
@@ -41,9 +41,8 @@ LOW_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}  # a low-precision screen's
 
 
 def default_batch_size(device: str) -> int:
-    """Rows per forward pass: on a CPU 32 pads less than 128 and cost 1.27x (torch) to 1.34x (OpenVINO) less CPU
-    time for the same kept set on two Xeon cores, equal on an AMD EPYC (bench/results/near_dedup-2026-12-01-6000-*);
-    a GPU wants large batches."""
+    """Rows per forward pass: on a CPU 32 pads less than 128 and costs less CPU time or the same for the same
+    kept set (bench/results/near_dedup-2026-12-01-6000-*); a GPU wants large batches."""
     return 128 if device.startswith("cuda") else 32
 
 
@@ -74,14 +73,22 @@ def resolve_encoder(encoder: str, device: str) -> str:
     resolved (resolve_device)."""
     if encoder not in ENCODERS:
         raise DataError(f"unknown encoder {encoder!r} (known: {', '.join(ENCODERS)})")
-    installed = importlib.util.find_spec("openvino") is not None
     if encoder == "auto":
-        return "openvino" if device == "cpu" and installed else "torch"
+        return "openvino" if device == "cpu" and installed("openvino") else "torch"
     if encoder == "openvino" and device != "cpu":
         raise DataError(f"--encoder openvino runs on the CPU, not {device} (use --device cpu, or --encoder torch)")
-    if encoder == "openvino" and not installed:
-        raise DataError("--encoder openvino: the openvino package is not installed (pip install openvino)")
+    if encoder == "openvino":
+        require_extra("--encoder openvino", "dedup-fast", "openvino")
     return encoder
+
+
+def openvino_fallback(encoder: str, device: str) -> str | None:
+    """What `auto` gave up on a CPU without OpenVINO (None when nothing): the command says it once and the
+    manifest keeps it."""
+    if encoder == "auto" and device == "cpu" and not installed("openvino"):
+        return (f"MiniLM runs on torch, OpenVINO is not installed (the same vectors, 1.1-1.6x faster "
+                f"by CPU with it: {install_hint('dedup-fast')})")
+    return None
 
 
 def model_folder(cache_dir: Path, model: str) -> Path:

@@ -1,7 +1,6 @@
 """MiniLM on OpenVINO in fp32: the vectors of Sentence-Transformers' torch pass (cosines within ~1e-6, no 0.9
-decision changed) in less CPU time: 1.12x on 6,000 real rows on two Intel Xeon cores
-(bench/results/near_dedup-2026-12-01-6000-cpu-openvino.md), 1.6x on 1,300 on two AMD EPYC cores
-(near_dedup-2026-12-01-6000-cpu.md, Encoders).
+decision changed) in less CPU time, on Intel Xeon and AMD EPYC cores alike
+(bench/results/near_dedup-2026-12-01-6000-cpu-openvino.md, near_dedup-2026-12-01-6000-cpu.md: Encoders).
 
 Sentence-Transformers' own `backend="openvino"` needs optimum-intel, whose pins clash with Axolotl's; this is the
 glue it would be. The loaded model's own modules (transformer, mean pooling, L2 normalisation) are traced into one

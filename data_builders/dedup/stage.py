@@ -7,8 +7,8 @@ Methods, all with the paper's decisions:
 - `prefilter`: a static model distilled from MiniLM picks the rows that could be in a > 0.9 pair
   (prefilter.py); MiniLM embeds only those and the same pass runs over them. The same kept set as `exact`
   whenever the prefilter misses no pair, which it did not on any benchmark set. Opt-in: on real mixtures it
-  sends most rows to MiniLM anyway (1.03x on 6,000 rows, bench/results/near_dedup-2026-12-01-6000-cpu.md), which
-  does not repay its one-off distillation (~90 CPU-s).
+  sends most rows to MiniLM anyway (bench/results/near_dedup-2026-12-01-6000-cpu.md), which does not repay its
+  one-off distillation.
 - `auto`: `exact` for now, on any device.
 """
 
@@ -28,11 +28,13 @@ from data_builders.dedup.embed import (
     default_batch_size,
     embed,
     model_cache,
+    openvino_fallback,
     resolve_device,
     resolve_encoder,
 )
 from data_builders.dedup.near_dup import THRESHOLD, Removal, keep_first_seen
 from data_builders.errors import DataError
+from data_builders.extras import require_extra
 
 METHODS = ("auto", "exact", "prefilter")
 SCREENS = ("auto", "off", *LOW_DTYPES)
@@ -55,6 +57,8 @@ def resolve_method(method: str, model: str, threshold: float) -> str:
     if method == "prefilter" and not calibrated:
         raise DataError(f"the prefilter is calibrated for {DEFAULT_MODEL} at cosine > {THRESHOLD}, not {model} at "
                         f"> {threshold}: use the exact method")
+    if method == "prefilter":
+        require_extra("--near-dedup prefilter", "dedup-fast", "model2vec", "skeletoken", "usearch")
     return "exact" if method == "auto" else method
 
 
@@ -69,8 +73,8 @@ def cpu_flags() -> set[str]:
 def resolve_screen(screen: str, device: str, encoder: str) -> str | None:
     """The low-precision screen to run (None: fp32 only). `auto`: fp16 on a CUDA GPU; bf16 through OpenVINO on a
     CPU with AMX, whose bf16 matrix units are several times its fp32 rate; none on other CPUs, where no lower
-    precision was faster (2 AVX2 EPYC cores: OpenVINO int8 0.55-0.96x fp32,
-    bench/results/near_dedup-2026-12-06-2000-cpu-screen.md) and fp32 decides alone."""
+    precision was faster (AVX2 cores, OpenVINO int8 included: bench/results/near_dedup-2026-12-06-2000-cpu-screen.md)
+    and fp32 decides alone."""
     if screen not in SCREENS:
         raise DataError(f"unknown screen {screen!r} (known: {', '.join(SCREENS)})")
     if screen == "auto":
@@ -113,11 +117,13 @@ def near_dedup(texts: list[str], model: str = DEFAULT_MODEL, threshold: float = 
     fp16 or bf16."""
     device = resolve_device(device)
     batch_size = batch_size or default_batch_size(device)
-    encoder = resolve_encoder(encoder, device)
+    fallback, encoder = openvino_fallback(encoder, device), resolve_encoder(encoder, device)
     method = resolve_method(method, model, threshold)
     low = resolve_screen(screen, device, encoder) if method == "exact" else None
     n = len(texts)
     stats = {"method": method, "device": device, "encoder": encoder, "batch_size": batch_size, "screen": low}
+    if fallback:
+        stats["encoder_fallback"] = fallback
     started = time.perf_counter()
     counts: dict = {}  # fp32 vectors found in the cache and embedded
 

@@ -4,7 +4,6 @@ import pytest
 from axolotl.integrations.base import BasePlugin
 from datasets import Dataset
 
-from axolotl_nextai.boundary import guard_hooks
 from axolotl_nextai.checks.config_checks import (
     ConfigError,
     HookError,
@@ -13,6 +12,7 @@ from axolotl_nextai.checks.config_checks import (
     value_problems,
 )
 from axolotl_nextai.checks.trained_tokens import check_labels, rows_without_labels
+from axolotl_nextai.hook_boundary import guard_hooks
 from data_builders.boundary import DEBUG_ENV
 
 

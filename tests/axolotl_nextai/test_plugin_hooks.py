@@ -13,6 +13,15 @@ from axolotl_nextai.plugin import NextAIPlugin
 PLUGIN = ["axolotl_nextai.NextAIPlugin"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def plugin_loaded_as_axolotl_loads_it():
+    """`register` checks that every listed plugin imported (Axolotl's PluginManager holds them): load ours there,
+    as Axolotl does for a config that lists it, so these tests do not depend on one run before them."""
+    from axolotl.integrations.base import PluginManager
+
+    PluginManager.get_instance().register(PLUGIN[0])
+
+
 def test_the_adapter_is_drawn_after_the_configs_seed():
     NextAIPlugin().pre_lora_load(DictDefault(plugins=PLUGIN, seed=42), model=None)
     drawn = torch.rand(3)

@@ -1,4 +1,4 @@
-"""bench/real_model.py's training configs: the generated SmolLM2 recipes as run on a GPU, and their CPU reduction,
+"""bench/smollm2_v5.py's training configs: the generated SmolLM2 recipes as run on a GPU, and their CPU reduction,
 each passing Axolotl's own validation offline (the GPU run cannot be tried here)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from axolotl_launch import ROOT
 
 from axolotl_nextai.checks.recipe_check import check_config
 
-spec = importlib.util.spec_from_file_location("real_model_bench", ROOT / "bench" / "real_model.py")
-bench = sys.modules["real_model_bench"] = importlib.util.module_from_spec(spec)
+spec = importlib.util.spec_from_file_location("smollm2_v5_bench", ROOT / "bench" / "smollm2_v5.py")
+bench = sys.modules["smollm2_v5_bench"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 
 

@@ -13,10 +13,10 @@ from benchmark_files import bbq_row
 from click.testing import CliRunner
 
 from axolotl_nextai.eval.tasks import local_task_config
-from data_builders.benchmark_items import read_items, sample, write_items
+from data_builders.benchmark_releases import read_items, sample, write_items
 from data_builders.benchmarks import BENCHMARKS, load_benchmarks
-from data_builders.cli import main
 from data_builders.errors import DataError
+from data_builders.nextai_data import main
 from data_builders.paper_tasks import BY_NAME
 
 ITEMS = ROOT / "data_builders" / "benchmark_items"

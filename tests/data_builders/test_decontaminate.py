@@ -14,9 +14,9 @@ from benchmark_files import ARTICLE, BBQ_CONTEXT, BBQ_QUESTION, MMLU, TRUTHFULQA
 from click.testing import CliRunner
 
 from data_builders.benchmarks import BenchmarkTexts
-from data_builders.cli import main
 from data_builders.decontaminate import TrainingRow, decontaminate, decontaminate_file
 from data_builders.dedup.embed import DEFAULT_MODEL, resolve_model
+from data_builders.nextai_data import main
 
 UNRELATED = [
     {"instruction": "Write a haiku about autumn leaves.", "input": "", "source": "dolly"},

@@ -1,6 +1,5 @@
 """The YAML and JSON a user writes by hand: a mixture (`nextai-data build --mixture`), a recipe with `nextai_` keys
-and the values a command-line override can give (`recipe_check`), and a run report (`python -m
-axolotl_nextai.report`)."""
+and the values a command-line override can give (`nextai-recipe-check`), and a run report (`nextai-report`)."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 
 from axolotl_nextai.checks.recipe_check import main as recipe_check
 from axolotl_nextai.run.report import main as report
-from data_builders.cli import main as nextai_data
+from data_builders.nextai_data import main as nextai_data
 from data_builders.sources import SOURCES
 
 pytestmark = pytest.mark.fuzz  # make fuzz runs these with a larger budget

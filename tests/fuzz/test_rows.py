@@ -14,7 +14,7 @@ from borders import run_at_border, workdir
 from hypothesis import given
 from hypothesis import strategies as st
 
-from data_builders.cli import main
+from data_builders.nextai_data import main
 
 pytestmark = pytest.mark.fuzz  # make fuzz runs these with a larger budget
 

@@ -163,8 +163,8 @@ def test_a_fresh_clone_checks_the_recipe_and_warns_about_its_data_file(tmp_path,
 
 
 def test_recipe_check_help_prints_usage():
-    result = CliRunner().invoke(main, ["--help"], prog_name="python -m axolotl_nextai.recipe_check")
-    assert result.exit_code == 0 and result.output.startswith("Usage: python -m axolotl_nextai.recipe_check")
+    result = CliRunner().invoke(main, ["--help"], prog_name="nextai-recipe-check")
+    assert result.exit_code == 0 and result.output.startswith("Usage: nextai-recipe-check")
     assert "FAILED" not in result.output
 
 

@@ -6,16 +6,10 @@ import math
 
 import pytest
 
-from axolotl_nextai.eval.runner import (
-    LOCAL_PREFIX,
-    describe_limits,
-    heldout_change,
-    paired_change,
-    parse_limits,
-    table_row,
-    task_limit,
-    to_markdown,
-)
+from axolotl_nextai.eval.errors import EvalInputError
+from axolotl_nextai.eval.stats import heldout_change, paired_change, table_row
+from axolotl_nextai.eval.tables import to_markdown
+from axolotl_nextai.eval.tasks import LOCAL_PREFIX, describe_limits, parse_limits, task_limit
 
 
 def test_limits_per_benchmark_and_for_all():
@@ -26,7 +20,7 @@ def test_limits_per_benchmark_and_for_all():
     assert describe_limits(limits) == "at most 50 items per task; BBQ: at most 2000 items per task; MMLU: every item"
     for bad, message in [("gsm8k=5", "unknown benchmark 'gsm8k'"), ("mmlu=0", "positive whole number"),
                          ("many", "positive whole number")]:
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(EvalInputError, match=message):
             parse_limits([bad])
 
 

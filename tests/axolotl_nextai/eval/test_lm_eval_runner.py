@@ -9,7 +9,7 @@ from axolotl_launch import write_jsonl
 from click.testing import CliRunner
 
 from axolotl_nextai.eval.cli import main
-from axolotl_nextai.eval.runner import COLUMNS, table_row
+from axolotl_nextai.eval.stats import COLUMNS, table_row
 from axolotl_nextai.eval.tasks import LOCAL_PREFIX, local_task_config
 from data_builders.paper_tasks import BY_NAME, MMLU_SUBJECTS, PAPER_TASKS, builtin_yaml
 
@@ -104,3 +104,20 @@ def test_cli_refuses_local_setups_that_cannot_run(tmp_path, tiny_model, paper_ta
     result = CliRunner().invoke(main, ["--base-model", str(tiny_model), "--data-dir", str(paper_task_files),
                                        "--num-fewshot", "5", "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "needs a <task>.dev.jsonl" in result.output
+
+
+def test_a_value_error_inside_lm_eval_is_a_bug_not_a_usage_error(tiny_model, paper_task_files, tmp_path, monkeypatch):
+    import lm_eval
+
+    def broken(**kwargs):
+        raise ValueError("inside lm-eval")
+
+    monkeypatch.setattr(lm_eval, "simple_evaluate", broken)
+    args = ["--base-model", str(tiny_model), "--data-dir", str(paper_task_files), "--limit", "1",
+            "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "unexpected ValueError: inside lm-eval" in result.output
+    assert "NEXTAI_DEBUG=1" in result.output and "Usage:" not in result.output
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setenv("NEXTAI_DEBUG", "1")
+    assert isinstance(CliRunner().invoke(main, args).exception, ValueError)  # the traceback, for the report

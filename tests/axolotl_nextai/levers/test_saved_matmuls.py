@@ -95,6 +95,19 @@ def test_same_loss_and_lora_gradients(runs):
     assert_same_training(runs["mlp"], runs["off"])  # down_proj's NaN placeholder reached no gradient
 
 
+def test_kept_matmuls_under_chunked_dequantization(tiny_model):
+    """nextai_dequant_chunk_mib's matmul saves nothing through autograd, as bitsandbytes' does: checkpointing
+    counts saved tensors, and a replayed output saves none (the two together once raised CheckpointError)."""
+    from axolotl_nextai.levers.chunked_dequant import ChunkedDequant
+
+    chunked = ChunkedDequant()
+    chunked.install({chunked.key: 0.001})
+    try:
+        assert_same_training(qlora_step(tiny_model, KEPT), qlora_step(tiny_model, None))
+    finally:
+        chunked.uninstall()
+
+
 def test_backward_recomputes_every_4bit_matmul_but_the_kept_ones(runs):
     recomputed, kept = runs["off"][2].shapes, runs["on"][2].shapes
     assert len(recomputed) == 4 * 7 and recomputed.count(GATE_UP) == 4 * 2  # 7 projections, 2 of them gate and up

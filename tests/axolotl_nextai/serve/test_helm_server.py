@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from axolotl_nextai.serve import HelmModel, Limits, create_app
-from axolotl_nextai.serve.model import truncate_at_stop
+from axolotl_nextai.serve.helm_model import truncate_at_stop
 from axolotl_nextai.serve.schemas import Token
 
 PROMPT = "Below is an instruction. Name a colour.\n\n### Response:\n"

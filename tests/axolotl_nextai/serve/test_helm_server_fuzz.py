@@ -42,7 +42,7 @@ def server(tiny_model, tmp_path_factory):
     """The CLI with its default host, small limits, its log in `proc.log`; stopped (SIGTERM, then kill) after
     the module."""
     port = free_port()
-    cmd = [sys.executable, "-m", "axolotl_nextai.serve.cli", "--base-model", str(tiny_model), "--port", str(port),
+    cmd = [sys.executable, "-m", "axolotl_nextai.serve.nextai_serve", "--base-model", str(tiny_model), "--port", str(port),
            "--max-new-tokens", "16", "--max-body-bytes", "65536", "--max-connections", str(MAX_CONNECTIONS),
            "--request-timeout", str(REQUEST_TIMEOUT)]
     log = tmp_path_factory.mktemp("serve") / "serve.log"

@@ -2,13 +2,14 @@
 which encoder `auto` picks, and the errors for one that cannot run."""
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from data_builders.dedup import embed as embed_module
-from data_builders.dedup.embed import embed, resolve_encoder
+from data_builders.dedup.embed import embed, openvino_fallback, resolve_encoder
 from data_builders.dedup.near_dup import keep_first_seen
 from data_builders.dedup.stage import near_dedup
 from data_builders.errors import DataError
@@ -57,10 +58,20 @@ def test_auto_is_openvino_on_a_cpu_only_and_openvino_is_checked(monkeypatch):
         resolve_encoder("openvino", "cuda")
     with pytest.raises(DataError, match="unknown encoder 'onnx'"):
         resolve_encoder("onnx", "cpu")
-    monkeypatch.setattr(embed_module.importlib.util, "find_spec", lambda name: None)
+    assert openvino_fallback("auto", "cpu") is None
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as when not installed: find_spec finds nothing
     assert resolve_encoder("auto", "cpu") == "torch"
-    with pytest.raises(DataError, match="pip install openvino"):
+    with pytest.raises(DataError, match=r"pip install 'axolotl-nextai\[dedup-fast\]'"):
         resolve_encoder("openvino", "cpu")
+
+
+def test_auto_without_openvino_falls_back_to_torch_and_the_manifest_says_so(monkeypatch, vectors):
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    stats = near_dedup(TEXTS[:4], device="cpu").stats
+    assert stats["encoder"] == "torch"
+    assert stats["encoder_fallback"] == openvino_fallback("auto", "cpu")
+    assert "pip install 'axolotl-nextai[dedup-fast]'" in stats["encoder_fallback"]
+    assert openvino_fallback("auto", "cuda") is openvino_fallback("torch", "cpu") is None
 
 
 def test_the_converter_sends_no_usage_events(vectors):

