@@ -251,7 +251,8 @@ def main() -> int:
         *(
             f"| {lo:,.0f}-{hi:,.0f} | {f:.4f} | {p:.4f} | {g:+.4f} | {sg:+.4f} | {ug:+.4f} | {sf} | {sp} |"
             for lo, hi, f, p, g, sg, ug, sf, sp in zip(
-                edges[:-1], edges[1:], means_f, means_p, gaps, seed_gaps, fused_gaps, steps_f, steps_p
+                edges[:-1], edges[1:], means_f, means_p, gaps, seed_gaps, fused_gaps, steps_f, steps_p,
+                strict=True,
             )
         ),
         "",

@@ -145,7 +145,7 @@ def helm_scores(runs: Path) -> dict[str, dict]:
         letters = [rs["result"]["completions"][0]["text"].strip() for rs in states]
         scores[run.name] = {
             "exact_match": exact["mean"], "count": len(states),
-            "not_a_letter": sum(a not in rs["output_mapping"] for a, rs in zip(letters, states)),
+            "not_a_letter": sum(a not in rs["output_mapping"] for a, rs in zip(letters, states, strict=True)),
             **{k: s["mean"] for (k, split), s in stats.items() if k.startswith("bbq_metric") and split == "test"},
         }
     return scores

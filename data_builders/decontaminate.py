@@ -100,4 +100,4 @@ def decontaminate_file(path: Path, names: list[str], benchmarks_dir: Path | None
     manifest = {**manifest_head("nextai-data decontaminate", model), "input": {**origin, "rows": len(rows)},
                 "decontamination": found.summary}
     manifest["options"].update(device=device, encoder=encoder)
-    return Decontaminated([r for r, k in zip(rows, found.keep) if k], found.pairs, manifest)
+    return Decontaminated([r for r, k in zip(rows, found.keep, strict=True) if k], found.pairs, manifest)

@@ -210,7 +210,7 @@ def paired_change(base: dict[str, list[float]], tuned: dict[str, list[float]]) -
     per_column: dict[str, list[tuple[float, float]]] = {}
     changed: dict[str, int] = {}
     for name, base_scores in base.items():
-        diffs = [t - b for b, t in zip(base_scores, tuned[name])]
+        diffs = [t - b for b, t in zip(base_scores, tuned[name], strict=True)]
         n = len(diffs)
         d = sum(diffs) / n
         var = sum((x - d) ** 2 for x in diffs) / (n - 1) if n > 1 else math.nan
@@ -273,7 +273,7 @@ def heldout_loss(model, tokenizer, rows: list[dict], cutoff: int) -> dict:
 
 def heldout_change(base: dict, tuned: dict) -> dict | None:
     """Fine-tuned minus base held-out loss, with a paired 95 % interval over the rows' own mean losses."""
-    diffs = [t - b for b, t in zip(base["per_row"], tuned["per_row"])]
+    diffs = [t - b for b, t in zip(base["per_row"], tuned["per_row"], strict=True)]
     n = len(diffs)
     if not n:
         return None
