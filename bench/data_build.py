@@ -64,7 +64,7 @@ def write_sources(folder: Path, scale: float, seed: int = 0) -> dict[str, int]:
 
     def rows(n: int, make, planted_key: str) -> list[dict]:
         out = []
-        for i in range(max(1, int(n * scale))):
+        for _ in range(max(1, int(n * scale))):
             row = make()
             if out and rng.random() < PLANTED:  # a light edit of an earlier row's prompt
                 row[planted_key] = out[rng.randrange(len(out))][planted_key].rstrip(".?") + "?"
