@@ -114,7 +114,7 @@ def timed_build(mixture: str, src: Path, out: Path, options: BuildOptions) -> di
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the real row counts")
     parser.add_argument("--mixtures", default="v5", help="comma-separated, built in order (e.g. v5,v4)")
     parser.add_argument("--device", default="cpu")

@@ -108,10 +108,11 @@ def main() -> int:
     table = ["| what | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
     print("\n".join(table))
     date = dt.date.today().isoformat()
+    summary = " ".join(__doc__.split("\n\n")[0].split())  # the first paragraph, however wrapped
     lines = [
         "# Where the fixed cost of a QLoRA micro-step comes from (tiny NF4 Llama, CPU)",
         "",
-        f"Written by `bench/fixed_cost_cpu.py` ({__doc__.splitlines()[0]})",
+        f"Written by `bench/fixed_cost_cpu.py` ({summary})",
         "",
         "```",
         f"date: {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}",

@@ -246,7 +246,7 @@ def report(results_path: Path, command: str, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", choices=["data", "run", "eval", "report", "all"], default="all",
                         help="eval: evaluate the adapters a finished run left in --out again, without training")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")

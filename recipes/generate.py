@@ -382,7 +382,7 @@ def stale(root: Path = RECIPES) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="list stale files instead of writing them")
     args = parser.parse_args(argv)
     if args.check:

@@ -468,7 +468,7 @@ def render(calls: list[tuple[Path, list[str], str]], title: str, tables: bool = 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--call", action="append", type=Path, required=True, help="a fetched call's folder")
     parser.add_argument("--runs", action="append", nargs="+", required=True, help="that call's runs, baseline first")
     parser.add_argument("--command", action="append", required=True, help="that call's device command")

@@ -97,7 +97,7 @@ def on_cpu(cfg: dict) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", nargs="?")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

@@ -71,7 +71,7 @@ def trim(wheel: Path, cuda: str | None = None, folders: tuple[str, ...] = ()) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("wheels", nargs="+", type=Path)
     parser.add_argument("--cuda", help="bitsandbytes: keep the CPU library and this CUDA build's (torch's, e.g. 130)")
     parser.add_argument("--drop", nargs="+", default=[], metavar="FOLDER", help="top-level folders to leave out")

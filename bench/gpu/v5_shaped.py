@@ -121,7 +121,7 @@ def rows_of_lengths(tokenizer, lengths: list[tuple[str, int]], seed: int = 0, zi
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokenizer", required=True)
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--grouped", type=int, metavar="STEPS",
