@@ -8,7 +8,7 @@ the counts per layer do not depend on the layer's size, so they carry over to Ll
 model's own step time is almost all such overhead, so it also shows what fusing an accumulation window's rows
 into one pass saves when the fixed cost dominates.
 
-    .venv/bin/python bench/fixed_cost_cpu.py        # prints a table, writes bench/results/fixed_cost_cpu-<date>.md
+    .venv/bin/python bench/fixed_cost_cpu.py  # prints a table, writes bench/results/fixed_cost_cpu-<date>.md
 """
 
 from __future__ import annotations

@@ -14,9 +14,11 @@ paper's benchmark families and the loss on held-out real rows.
   busy cores score about a request a second; all 850 MMLU items would take hours per model).
 
     python bench/real_model.py --stage data                  # here: data/smollm2-v5.jsonl
-    python bench/real_model.py --stage run --out DIR         # CUDA if present, else the CPU size: DIR/real_model.json
+    # CUDA if present, else the CPU size: DIR/real_model.json
+    python bench/real_model.py --stage run --out DIR
     python bench/real_model.py --stage eval --out DIR        # evaluate DIR's adapters again (no training)
-    python bench/real_model.py --stage report --results DIR/real_model.json --command "..."  # bench/results/*.md
+    # bench/results/*.md
+    python bench/real_model.py --stage report --results DIR/real_model.json --command "..."
 
 On the GPU machine (no MiniLM, no Axolotl): bench/gpu/real_model.sh carries the data, model and wheels over.
 """

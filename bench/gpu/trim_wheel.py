@@ -1,6 +1,6 @@
 """Rewrite a wheel without what the GPU machine never loads, in place, so that a device call's tree stays under 64 MiB.
 
-    python3 bench/gpu/trim_wheel.py .whl/bitsandbytes-*.whl --cuda 130                   # other builds' libraries
+    python3 bench/gpu/trim_wheel.py .whl/bitsandbytes-*.whl --cuda 130  # other builds' libraries
     python3 bench/gpu/trim_wheel.py .whl/unsloth/unsloth-*.whl --drop studio unsloth_cli  # top-level folders
 
 bitsandbytes picks `libbitsandbytes_cuda<torch's CUDA version>.so` (or the CPU one) at import; the others (CUDA
