@@ -43,7 +43,8 @@ WHY_THEY_DIFFER = """## Why the two harnesses differ on the same items
 
 - HELM asks each item as `multiple_choice_joint`: the choices lettered in the prompt (5 shots for MMLU and
   TruthfulQA), one token generated greedily, exact match against the correct letter. An answer that is not
-  one of the letters (column above) is wrong, so a model that does not answer in the format can score below chance.
+  one of the letters (column above) is wrong, so a model that does not answer in the format can score below
+  chance.
 - lm-eval (`nextai-eval`) never lets the model answer: it compares log-likelihoods. MMLU: of the letters A-D
   after a zero-shot prompt; TruthfulQA mc1: of each whole answer after its fixed 6-example QA prompt; BBQ: of
   each whole answer. The model always picks one of the choices, so a small model sits near chance, not below.

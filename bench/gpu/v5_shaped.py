@@ -6,8 +6,9 @@ and spread, cut at the recipe's 1,024-token cutoff; row counts are Table 7's sha
 Text is built from single-token words of the synthetic checkpoint's tokenizer, so a row of n words is ~n tokens.
 
     python bench/gpu/v5_shaped.py --tokenizer CKPT --rows 2000 --out data/v5-shaped.jsonl
-    python bench/gpu/v5_shaped.py --tokenizer CKPT --grouped 12 --out data/v5-grouped.jsonl   # 12 steps' rows
-    python bench/gpu/v5_shaped.py --tokenizer CKPT --rows 64 --tokens 4064 --out data/v5-4096.jsonl  # all 4,064
+    python bench/gpu/v5_shaped.py --tokenizer CKPT --grouped 12 --out data/v5-grouped.jsonl  # 12 steps' rows
+    # all 4,064 tokens
+    python bench/gpu/v5_shaped.py --tokenizer CKPT --rows 64 --tokens 4064 --out data/v5-4096.jsonl
 
 Without packing, what a step costs depends on its rows' lengths, and `group_by_length` serves each group of 200
 rows longest first: a short run over random rows measures only long rows. `--grouped K` writes, in order, a
