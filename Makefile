@@ -92,6 +92,7 @@ test: venv lint $(REAL_WHEEL)
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test-fast: venv $(REAL_WHEEL)
 	$(PY) -m pytest -m "not slow"

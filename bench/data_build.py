@@ -64,7 +64,7 @@ def write_sources(folder: Path, scale: float, seed: int = 0) -> dict[str, int]:
 
     def rows(n: int, make, planted_key: str) -> list[dict]:
         out = []
-        for i in range(max(1, int(n * scale))):
+        for _ in range(max(1, int(n * scale))):
             row = make()
             if out and rng.random() < PLANTED:  # a light edit of an earlier row's prompt
                 row[planted_key] = out[rng.randrange(len(out))][planted_key].rstrip(".?") + "?"
@@ -114,7 +114,7 @@ def timed_build(mixture: str, src: Path, out: Path, options: BuildOptions) -> di
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the real row counts")
     parser.add_argument("--mixtures", default="v5", help="comma-separated, built in order (e.g. v5,v4)")
     parser.add_argument("--device", default="cpu")

@@ -149,7 +149,7 @@ def plot(reports: dict, path: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=600)
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
@@ -209,10 +209,11 @@ def main() -> int:
     plot(reports, png)
 
     versions = " | ".join(f"{p} {metadata.version(p)}" for p in PACKAGES)
+    summary = " ".join(__doc__.split("\n\n")[0].split())  # the first paragraph, however wrapped
     lines = [
         "# Fast vs faithful recipe on the tiny CPU Llama: loss against tokens seen",
         "",
-        f"Written by `bench/fast_vs_faithful_cpu.py` ({__doc__.splitlines()[0]})",
+        f"Written by `bench/fast_vs_faithful_cpu.py` ({summary})",
         "",
         "## Machine and versions",
         "```",
@@ -251,7 +252,8 @@ def main() -> int:
         *(
             f"| {lo:,.0f}-{hi:,.0f} | {f:.4f} | {p:.4f} | {g:+.4f} | {sg:+.4f} | {ug:+.4f} | {sf} | {sp} |"
             for lo, hi, f, p, g, sg, ug, sf, sp in zip(
-                edges[:-1], edges[1:], means_f, means_p, gaps, seed_gaps, fused_gaps, steps_f, steps_p
+                edges[:-1], edges[1:], means_f, means_p, gaps, seed_gaps, fused_gaps, steps_f, steps_p,
+                strict=True,
             )
         ),
         "",

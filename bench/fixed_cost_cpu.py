@@ -8,7 +8,7 @@ the counts per layer do not depend on the layer's size, so they carry over to Ll
 model's own step time is almost all such overhead, so it also shows what fusing an accumulation window's rows
 into one pass saves when the fixed cost dominates.
 
-    .venv/bin/python bench/fixed_cost_cpu.py        # prints a table, writes bench/results/fixed_cost_cpu-<date>.md
+    .venv/bin/python bench/fixed_cost_cpu.py  # prints a table, writes bench/results/fixed_cost_cpu-<date>.md
 """
 
 from __future__ import annotations
@@ -108,10 +108,11 @@ def main() -> int:
     table = ["| what | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
     print("\n".join(table))
     date = dt.date.today().isoformat()
+    summary = " ".join(__doc__.split("\n\n")[0].split())  # the first paragraph, however wrapped
     lines = [
         "# Where the fixed cost of a QLoRA micro-step comes from (tiny NF4 Llama, CPU)",
         "",
-        f"Written by `bench/fixed_cost_cpu.py` ({__doc__.splitlines()[0]})",
+        f"Written by `bench/fixed_cost_cpu.py` ({summary})",
         "",
         "```",
         f"date: {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}",

@@ -42,8 +42,9 @@ BBQ_CATEGORIES = ("Age", "Disability_status", "Gender_identity", "Nationality", 
 WHY_THEY_DIFFER = """## Why the two harnesses differ on the same items
 
 - HELM asks each item as `multiple_choice_joint`: the choices lettered in the prompt (5 shots for MMLU and
-  TruthfulQA), one token generated greedily, exact match against the correct letter. An answer that is not one
-  of the letters (column above) is wrong, so a model that does not answer in the format can score below chance.
+  TruthfulQA), one token generated greedily, exact match against the correct letter. An answer that is not
+  one of the letters (column above) is wrong, so a model that does not answer in the format can score below
+  chance.
 - lm-eval (`nextai-eval`) never lets the model answer: it compares log-likelihoods. MMLU: of the letters A-D
   after a zero-shot prompt; TruthfulQA mc1: of each whole answer after its fixed 6-example QA prompt; BBQ: of
   each whole answer. The model always picks one of the choices, so a small model sits near chance, not below.
@@ -145,7 +146,7 @@ def helm_scores(runs: Path) -> dict[str, dict]:
         letters = [rs["result"]["completions"][0]["text"].strip() for rs in states]
         scores[run.name] = {
             "exact_match": exact["mean"], "count": len(states),
-            "not_a_letter": sum(a not in rs["output_mapping"] for a, rs in zip(letters, states)),
+            "not_a_letter": sum(a not in rs["output_mapping"] for a, rs in zip(letters, states, strict=True)),
             **{k: s["mean"] for (k, split), s in stats.items() if k.startswith("bbq_metric") and split == "test"},
         }
     return scores

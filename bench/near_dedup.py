@@ -207,7 +207,7 @@ def prefilter_stage(texts: list[str], model: str, device: str, sample: int = 500
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bbq", type=Path, help="folder of BBQ <Category>.jsonl files (default: the repository's "
                         "data_builders/benchmark_items/full/bbq.jsonl.gz, the same 6 categories)")
     parser.add_argument("--mmlu", type=Path, help="MMLU data/ folder, dev/ val/ test/ CSVs of all 57 subjects "

@@ -212,7 +212,7 @@ def remove_near_duplicates(records: list[Record], threshold: float, options: Bui
     dedup = near_dedup([r.prompt_text for r in records], options.model, threshold, options.near_dedup_method,
                        options.device, options.cache_dir, options.progress, embed_kept=keep_vectors,
                        encoder=options.encoder, screen=options.screen)
-    out = [r for r, k in zip(records, dedup.keep) if k]
+    out = [r for r, k in zip(records, dedup.keep, strict=True) if k]
     return Deduplicated(
         records=out,
         pairs=[pair_row(records, r) for r in dedup.removals],
@@ -229,7 +229,7 @@ def remove_benchmark_copies(mixture: Mixture, deduped: Deduplicated, bench: Benc
                           device=deduped.stats["device"], encoder=deduped.stats["encoder"])
     rows = [TrainingRow(id=r.id, text=r.prompt_text, source=r.source) for r in deduped.records]
     found = decontaminate(rows, deduped.vectors, bench, bench_vectors, threshold)
-    out = [r for r, k in zip(deduped.records, found.keep) if k]
+    out = [r for r, k in zip(deduped.records, found.keep, strict=True) if k]
     if not out:
         raise DataError(f"mixture {mixture.name}: decontamination removed every one of its "
                         f"{found.summary['removed']} rows")

@@ -109,4 +109,4 @@ def decontaminate_file(path: Path, names: list[str], benchmarks_dir: Path | None
     manifest["options"].update(device=device, encoder=encoder)
     if fallback:
         manifest["options"]["encoder_fallback"] = fallback
-    return Decontaminated([r for r, k in zip(rows, found.keep) if k], found.pairs, manifest)
+    return Decontaminated([r for r, k in zip(rows, found.keep, strict=True) if k], found.pairs, manifest)

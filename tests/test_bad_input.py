@@ -349,7 +349,7 @@ SURROGATE_ROW = '{"instruction": "Hi \\ud800", "context": "", "response": "Hello
 ALPACA_SURROGATE = '{"instruction": "Name a colour.", "input": "", "output": "Blue \\udfff."}\n'
 # 10 levels of 10 aliases: 494 bytes that expand to 10^10 values (5 levels: 43 s and 3.3 GB before its error)
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefghi", "bcdefghij"))
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefghi", "bcdefghij", strict=True))
 DEEP_YAML = "x: " + "[" * 2000 + "]" * 2000 + "\n"
 DEEP_JSON = '{"instruction": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
 REPORT = {"steps": 3, "global_step": 3, "max_steps": 6, "first_loss": 2.0, "final_loss": 1.2}

@@ -87,7 +87,8 @@ class TiledMLPFunction(torch.autograd.Function):
         wanted = [i for i, p in enumerate(params) if ctx.needs_input_grad[3 + i]]
         start = 0
         for state, piece, grad_piece in zip(
-            ctx.rng_states, x.tensor_split(ctx.shards, dim=-2), grad_output.tensor_split(ctx.shards, dim=-2)
+            ctx.rng_states, x.tensor_split(ctx.shards, dim=-2), grad_output.tensor_split(ctx.shards, dim=-2),
+            strict=True,
         ):
             piece = piece.detach().requires_grad_(grad_x is not None)
             with replayed(state, x.device, ctx.autocast), torch.enable_grad():
@@ -96,7 +97,7 @@ class TiledMLPFunction(torch.autograd.Function):
             grads = list(torch.autograd.grad(out, inputs, grad_piece, allow_unused=True))
             if grad_x is not None:
                 grad_x.narrow(-2, start, piece.shape[-2]).copy_(grads.pop(0))
-            for i, grad in zip(wanted, grads):
+            for i, grad in zip(wanted, grads, strict=True):
                 if grad is not None:
                     grad_params[i] = grad if grad_params[i] is None else grad_params[i] + grad
             start += piece.shape[-2]

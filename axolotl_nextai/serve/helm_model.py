@@ -157,7 +157,8 @@ class HelmModel:
             for _ in range(1 if req.greedy else req.num_return_sequences):
                 generation = self._generate(ids, req)
                 texts = decode_stream(self.tokenizer.backend_tokenizer, generation.ids, ids)
-                tokens = [self._token(*t, top_k) for t in zip(texts, generation.ids, generation.logprobs)]
+                steps = zip(texts, generation.ids, generation.logprobs, strict=True)
+                tokens = [self._token(*t, top_k) for t in steps]
                 completions.append(echoed + truncate_at_stop(tokens, req.stop_sequences))
         if req.greedy:
             completions *= req.num_return_sequences
@@ -200,7 +201,7 @@ class HelmModel:
         texts = decode_stream(self.tokenizer.backend_tokenizer, ids)
         rows = self._logprobs(ids)
         first = Token(text=texts[0], logprob=0.0, top_logprob={})
-        return [first] + [self._token(*t, top_k) for t in zip(texts[1:], ids[1:], rows)]
+        return [first] + [self._token(*t, top_k) for t in zip(texts[1:], ids[1:], rows, strict=True)]
 
     def _generate(self, ids: list[int], req: ProcessRequest) -> Generation:
         from transformers import GenerationConfig
@@ -239,7 +240,7 @@ class HelmModel:
     def _token(self, text: str, token_id: int, logprobs: torch.Tensor, k: int) -> Token:
         values, indices = logprobs[: self.vocab_size].topk(k)
         top: dict[str, float] = {}
-        for value, index in zip(values.tolist(), indices.tolist()):
+        for value, index in zip(values.tolist(), indices.tolist(), strict=True):
             # Distinct ids can decode to the same string (byte fragments); keep the likelier one.
             top.setdefault(self.token_strings[index], value)
         return Token(text=text, logprob=logprobs[token_id].item(), top_logprob=top)

@@ -40,7 +40,7 @@ def run_mib(apps: str, match: str) -> int | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gpu", required=True, help="nvidia-smi's index of the card")
     parser.add_argument("--match", required=True, help="text in the run's command line (its config path)")
     parser.add_argument("--every", type=float, default=0.5, help="seconds between samples")

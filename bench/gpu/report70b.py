@@ -315,7 +315,7 @@ def render_call(folder: Path, runs: list[str], command: str, mean_row: float, he
                          f"| {r['v5_hours_fit']:.1f} | {r['tokens_per_s_v5'] / first:.2f}x "
                          f"| {best / r['tokens_per_s_v5']:.2f}x |")
     by_name = {r["recipe"]: r for r in rows}
-    pairs = [(r, by_name.get(ablation(run).get("same_rows_as"))) for r, run in zip(rows, runs)]
+    pairs = [(r, by_name.get(ablation(run).get("same_rows_as"))) for r, run in zip(rows, runs, strict=True)]
     pairs = [(r, other) for r, other in pairs if other is not None and "history" in r and "history" in other]
     if pairs:
         lines += ["", "Same rows (`same_rows_as`): real and trained tokens compared step by step:", "",
@@ -468,7 +468,7 @@ def render(calls: list[tuple[Path, list[str], str]], title: str, tables: bool = 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--call", action="append", type=Path, required=True, help="a fetched call's folder")
     parser.add_argument("--runs", action="append", nargs="+", required=True, help="that call's runs, baseline first")
     parser.add_argument("--command", action="append", required=True, help="that call's device command")
@@ -479,7 +479,7 @@ def main() -> None:
     if not len(args.call) == len(args.runs) == len(args.command):
         parser.error("give each --call its own --runs and --command")
     runs = [[spec.split(":")[0] for spec in run_specs(call_runs, 0)] for call_runs in args.runs]  # @tables expanded
-    text = render(list(zip(args.call, runs, args.command)), args.title, args.tables)
+    text = render(list(zip(args.call, runs, args.command, strict=True)), args.title, args.tables)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

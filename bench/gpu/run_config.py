@@ -1,8 +1,11 @@
 """The Axolotl config of one benchmark run: a recipe, or a named ablation of one (bench/gpu/ablations.yaml).
 
-    python bench/gpu/run_config.py RUN --out CFG.yml [--set key=value ...]   # RUN: a recipe path or an ablation name
-    python bench/gpu/run_config.py --specs @tables recipes/x.yml:20 ...      # RUN:STEPS:GPUS a line, groups expanded
-    python bench/gpu/run_config.py RUN --engine     # what trains it: axolotl, or bench/gpu/standalone.py's hf/unsloth
+    # RUN: a recipe path or an ablation name
+    python bench/gpu/run_config.py RUN --out CFG.yml [--set key=value ...]
+    # RUN:STEPS:GPUS a line, groups expanded
+    python bench/gpu/run_config.py --specs @tables recipes/x.yml:20 ...
+    # what trains it: axolotl, or bench/gpu/standalone.py's hf/unsloth
+    python bench/gpu/run_config.py RUN --engine
     python bench/gpu/run_config.py RUN --out CFG.yml --cpu  # for gpu70b.sh's CPU check: what needs CUDA goes
 
 `--set` values are YAML (`--set max_steps=12 --set save_strategy='"no"'`: a bare `no` is false): written into the file, not passed to
@@ -97,7 +100,7 @@ def on_cpu(cfg: dict) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", nargs="?")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

@@ -166,7 +166,7 @@ def train(engine: str, cfg: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=["hf", "unsloth"], required=True)
     parser.add_argument("config", type=Path, help="a run's config, as bench/gpu/run_config.py writes it")
     args = parser.parse_args(argv)

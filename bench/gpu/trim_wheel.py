@@ -1,6 +1,6 @@
 """Rewrite a wheel without what the GPU machine never loads, in place, so that a device call's tree stays under 64 MiB.
 
-    python3 bench/gpu/trim_wheel.py .whl/bitsandbytes-*.whl --cuda 130                   # other builds' libraries
+    python3 bench/gpu/trim_wheel.py .whl/bitsandbytes-*.whl --cuda 130  # other builds' libraries
     python3 bench/gpu/trim_wheel.py .whl/unsloth/unsloth-*.whl --drop studio unsloth_cli  # top-level folders
 
 bitsandbytes picks `libbitsandbytes_cuda<torch's CUDA version>.so` (or the CPU one) at import; the others (CUDA
@@ -71,7 +71,7 @@ def trim(wheel: Path, cuda: str | None = None, folders: tuple[str, ...] = ()) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("wheels", nargs="+", type=Path)
     parser.add_argument("--cuda", help="bitsandbytes: keep the CPU library and this CUDA build's (torch's, e.g. 130)")
     parser.add_argument("--drop", nargs="+", default=[], metavar="FOLDER", help="top-level folders to leave out")

@@ -6,8 +6,9 @@ and spread, cut at the recipe's 1,024-token cutoff; row counts are Table 7's sha
 Text is built from single-token words of the synthetic checkpoint's tokenizer, so a row of n words is ~n tokens.
 
     python bench/gpu/v5_shaped.py --tokenizer CKPT --rows 2000 --out data/v5-shaped.jsonl
-    python bench/gpu/v5_shaped.py --tokenizer CKPT --grouped 12 --out data/v5-grouped.jsonl   # 12 steps' rows
-    python bench/gpu/v5_shaped.py --tokenizer CKPT --rows 64 --tokens 4064 --out data/v5-4096.jsonl   # all 4,064
+    python bench/gpu/v5_shaped.py --tokenizer CKPT --grouped 12 --out data/v5-grouped.jsonl  # 12 steps' rows
+    # all 4,064 tokens
+    python bench/gpu/v5_shaped.py --tokenizer CKPT --rows 64 --tokens 4064 --out data/v5-4096.jsonl
 
 Without packing, what a step costs depends on its rows' lengths, and `group_by_length` serves each group of 200
 rows longest first: a short run over random rows measures only long rows. `--grouped K` writes, in order, a
@@ -121,7 +122,7 @@ def rows_of_lengths(tokenizer, lengths: list[tuple[str, int]], seed: int = 0, zi
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokenizer", required=True)
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--grouped", type=int, metavar="STEPS",

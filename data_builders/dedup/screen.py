@@ -3,7 +3,7 @@
 A low-precision MiniLM vector u (fp16 or bf16) is close to the fp32 vector v of the same text; both unit norm,
 e = u − v, δ = ‖e‖. For two rows whose fp32 cosine is c,
 
-    u_i·u_j − c = v_i·e_j + e_i·v_j + e_i·e_j,    and by Cauchy-Schwarz |u_i·u_j − c| ≤ T = δ_i + δ_j + δ_iδ_j.
+    u_i·u_j − c = v_i·e_j + e_i·v_j + e_i·e_j,  and by Cauchy-Schwarz |u_i·u_j − c| ≤ T = δ_i + δ_j + δ_iδ_j.
 
 Tighter near the threshold t: u and v both unit gives v_i·e_i = −δ_i²/2, and v_j = c·v_i + √(1−c²)·w with w ⊥ v_i,
 so |e_i·v_j| ≤ |c|δ_i²/2 + √(1−c²)·δ_i. A cosine c on the other side of t than u_i·u_j lies within T of t, so

@@ -133,7 +133,7 @@ def located_files(spec: SourceSpec) -> HubSource:
                   for p in spec.hub_files]
         if not all(isinstance(c, str) for c in cached):
             raise way_out(spec, hub_problem(ConnectionError(), spec.hub_id))
-        commits = {snapshot_commit(Path(c), p) for c, p in zip(cached, spec.hub_files)}
+        commits = {snapshot_commit(Path(c), p) for c, p in zip(cached, spec.hub_files, strict=True)}
     else:
         commits = {get_hf_file_metadata(hf_hub_url(spec.hub_id, p, repo_type="dataset", revision=spec.revision))
                    .commit_hash for p in spec.hub_files}
@@ -143,9 +143,10 @@ def located_files(spec: SourceSpec) -> HubSource:
         # by the revision, not the commit: the cache then maps the revision to its files, for a build offline
         local = [Path(hf_hub_download(spec.hub_id, p, repo_type="dataset", revision=spec.revision))
                  for p in spec.hub_files]
-        one_commit(spec, {commit} | {snapshot_commit(f, p) for f, p in zip(local, spec.hub_files)})
+        one_commit(spec, {commit} | {snapshot_commit(f, p)
+                                     for f, p in zip(local, spec.hub_files, strict=True)})
         labels = [PurePosixPath(f"{spec.hub_id}@{short(commit)}/{p}") for p in spec.hub_files]
-        yield from (spec.hub_rows or file_rows)(list(zip(labels, local)))
+        yield from (spec.hub_rows or file_rows)(list(zip(labels, local, strict=True)))
 
     return HubSource({"hub_id": spec.hub_id, "revision": spec.revision, "commit": commit,
                       "files": list(spec.hub_files)}, lambda: reported(spec, rows))

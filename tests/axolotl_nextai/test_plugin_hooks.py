@@ -40,7 +40,8 @@ def test_post_model_load_tiles_each_mlp_and_moves_the_embeddings():
     mlp_forwards = [layer.mlp.forward for layer in model.model.layers]
     cfg = DictDefault(plugins=PLUGIN, nextai_tiled_mlp_shards=2, nextai_embeddings_on_cpu=True)
     NextAIPlugin().post_model_load(cfg, model)
-    assert all(layer.mlp.forward is not old for layer, old in zip(model.model.layers, mlp_forwards))
+    assert all(layer.mlp.forward is not old
+               for layer, old in zip(model.model.layers, mlp_forwards, strict=True))
     assert "weight" in dict(model.get_input_embeddings().named_buffers())
 
 

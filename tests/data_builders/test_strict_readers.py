@@ -64,7 +64,7 @@ def test_strict_json_keeps_what_is_valid_and_writes_nothing_else():
 
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefghi", "bcdefghij"))
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefghi", "bcdefghij", strict=True))
 
 
 @pytest.mark.parametrize("text, refusal", [

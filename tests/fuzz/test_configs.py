@@ -31,7 +31,7 @@ MIXTURE = st.fixed_dictionaries(
                                                         "percent": NUMBERS}), max_size=3) | ODD},
     optional={"threshold": NUMBERS | ODD, "decontaminate": st.just({"threshold": 0.8}) | ODD})
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefghi", "bcdefghij"))
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefghi", "bcdefghij", strict=True))
 
 
 def yaml_text(value, how: str, depth: int) -> str:

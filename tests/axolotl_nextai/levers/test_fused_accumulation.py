@@ -29,7 +29,7 @@ def batch(lengths, trained, width=None, seed=0):
     width = width or max(lengths)
     labels = torch.full((len(lengths), width), -100)
     gen = torch.Generator().manual_seed(seed)
-    for row, (length, n) in enumerate(zip(lengths, trained)):
+    for row, (length, n) in enumerate(zip(lengths, trained, strict=True)):
         labels[row, length - n:length] = torch.randint(0, VOCAB, (n,), generator=gen)
     return torch.randn(len(lengths), width, VOCAB, generator=gen), labels
 

@@ -140,6 +140,6 @@ def test_inside_a_checkpointed_layer_the_recompute_runs_no_shard(reentrant, shar
     checkpoint(layer, tiled, x_tiled, use_reentrant=reentrant).backward(grad)
     assert calls == shard_calls  # no autograd in the forward's shards (and the reentrant recompute's), then backward's
     torch.testing.assert_close(x_tiled.grad, x_plain.grad)
-    for (name, param), reference in zip(tiled.named_parameters(), plain.parameters()):
+    for (name, param), reference in zip(tiled.named_parameters(), plain.parameters(), strict=True):
         if param.requires_grad:
             torch.testing.assert_close(param.grad, reference.grad, msg=name)

@@ -34,7 +34,7 @@ def test_nf4_checkpoint_is_the_bf16_one_quantized(synth_pair):
 
     from bitsandbytes.functional import dequantize_4bit
 
-    for q_layer, p_layer in zip(quantized.model.layers, plain.model.layers):
+    for q_layer, p_layer in zip(quantized.model.layers, plain.model.layers, strict=True):
         for name in ("self_attn.q_proj", "mlp.down_proj"):
             q = q_layer.get_submodule(name).weight
             reference = p_layer.get_submodule(name).weight.float()

@@ -93,7 +93,8 @@ def mmlu_prompt(subject: str, shots: int = 5) -> str:
     real items: instructions, `shots` dev questions with their answer letter, one test question."""
 
     def block(row: dict, answer: bool) -> str:
-        choices = "".join(f"{letter}. {choice}\n" for letter, choice in zip("ABCD", row["choices"]))
+        choices = "".join(f"{letter}. {choice}\n"
+                          for letter, choice in zip("ABCD", row["choices"], strict=True))
         return f"Question: {row['question']}\n{choices}Answer:" + (f" {'ABCD'[row['answer']]}\n\n" if answer else "")
 
     def rows(name: str) -> list[dict]:

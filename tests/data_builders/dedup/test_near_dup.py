@@ -66,7 +66,7 @@ PARAPHRASES = [
 def test_minilm_removes_planted_paraphrases_and_keeps_distinct_prompts():
     texts = DISTINCT + PARAPHRASES
     keep, removals = keep_first_seen(embed(texts), 0.9)
-    assert [t for t, k in zip(texts, keep) if k] == DISTINCT
+    assert [t for t, k in zip(texts, keep, strict=True) if k] == DISTINCT
     assert {texts[r.removed] for r in removals} == set(PARAPHRASES)
 
 
@@ -75,7 +75,7 @@ def test_output_rechecked_independently_has_no_pair_above_threshold():
 
     texts = DISTINCT + PARAPHRASES
     keep, _ = keep_first_seen(embed(texts), 0.9)
-    kept = [t for t, k in zip(texts, keep) if k]
+    kept = [t for t, k in zip(texts, keep, strict=True) if k]
     model = SentenceTransformer(resolve_model(DEFAULT_MODEL), device="cpu")
     sims = util.cos_sim(model.encode(kept), model.encode(kept)).numpy()
     np.fill_diagonal(sims, 0)
