@@ -21,7 +21,9 @@ from data_builders.boundary import debugging, how_to_debug
 from data_builders.errors import first_line
 
 LOG = get_logger(__name__)
-HOOKS = frozenset(name for name, _ in inspect.getmembers(BasePlugin, inspect.isfunction) if not name.startswith("_"))
+HOOKS = frozenset(
+    name for name, _ in inspect.getmembers(BasePlugin, inspect.isfunction) if not name.startswith("_")
+)
 
 
 def config_path(args: tuple) -> str:
@@ -40,8 +42,10 @@ def guard(name: str, method):
         except Exception as err:
             if debugging():
                 raise
-            raise HookError(f"axolotl-nextai {name}{config_path(args)}: unexpected {type(err).__name__}: "
-                            f"{first_line(err)} ({how_to_debug()}, and please report it)") from err
+            raise HookError(
+                f"axolotl-nextai {name}{config_path(args)}: unexpected {type(err).__name__}: "
+                f"{first_line(err)} ({how_to_debug()}, and please report it)"
+            ) from err
 
     return hook
 
@@ -54,11 +58,11 @@ def guard_hooks(cls: type[BasePlugin]) -> type[BasePlugin]:
 
 
 def quiet_failed_plugin_imports() -> None:
-    """PATCH (Axolotl 0.19-0.21 `PluginManager.register`): a `plugins:` entry that does not import is logged in
-    one line instead of a traceback; the plugin's `register` then refuses the config (`plugin_problems`), where
-    Axolotl would train on without it. Installed once, when Axolotl imports this plugin, so it covers the entries
-    listed after ours; `PluginManager.register.nextai_original` is Axolotl's own, to undo it. Off under
-    `NEXTAI_DEBUG=1`."""
+    """PATCH (Axolotl 0.19-0.21 `PluginManager.register`): a `plugins:` entry that does not import is logged
+    in one line instead of a traceback; the plugin's `register` then refuses the config (`plugin_problems`),
+    where Axolotl would train on without it. Installed once, when Axolotl imports this plugin, so it covers
+    the entries listed after ours; `PluginManager.register.nextai_original` is Axolotl's own, to undo it. Off
+    under `NEXTAI_DEBUG=1`."""
     if hasattr(PluginManager.register, "nextai_original"):
         return
     original = PluginManager.register

@@ -66,7 +66,9 @@ def config_problems(cfg: Mapping, launch: Launch) -> list[str]:
     every lever's rules, what cannot fit the card, missing files and unreadable rows."""
     ours = plugin_key_problems(cfg)
     # Axolotl drops an unknown key without a word: `lora_alpah: 16` would train with the default alpha.
-    problems = ours + find_typos({k: v for k, v in cfg.items() if not k.startswith(PREFIX)}) + value_problems(cfg)
+    problems = (
+        ours + find_typos({k: v for k, v in cfg.items() if not k.startswith(PREFIX)}) + value_problems(cfg)
+    )
     if not ours:  # the levers' rules read their keys as args.py types them
         problems += lever_problems(LEVERS, cfg, launch) + memory_problems(cfg, launch) + fsdp_problems(cfg)
     try:
@@ -91,15 +93,17 @@ def install_levers(cfg, hook: Hook, target) -> None:
 
 @guard_hooks
 class NextAIPlugin(BasePlugin):
-    """Checks the whole config before anything loads (keys, every lever's rules, memory, dataset files); adapts
-    CUDA-only settings; keys prepared data by content; installs the levers switched on (`levers.LEVERS`) at their
-    hooks; adds the run report, signal, time-budget and garbage-collector callbacks."""
+    """Checks the whole config before anything loads (keys, every lever's rules, memory, dataset files);
+    adapts CUDA-only settings; keys prepared data by content; installs the levers switched on
+    (`levers.LEVERS`) at their hooks; adds the run report, signal, time-budget and garbage-collector
+    callbacks."""
 
     stop_callback: StopCallback | None = None  # set when training starts; finished after the final save
 
     def __init__(self):
         super().__init__()
-        self.cfg_before: dict = {}  # what `register` changed in the config: key -> value before (MISSING: absent)
+        # what `register` changed in the config: key -> value before (MISSING: absent)
+        self.cfg_before: dict = {}
 
     def get_input_args(self) -> str:
         return "axolotl_nextai.args.NextAIArgs"
@@ -113,26 +117,36 @@ class NextAIPlugin(BasePlugin):
             where = cfg.get("axolotl_config_path")
             raise ConfigError("; ".join([f"{where}: {problems[0]}" if where else problems[0], *problems[1:]]))
         if launch.architecture is None:
-            LOG.warning(f"axolotl-nextai: base_model {cfg.get('base_model')!r} has no config.json on this machine and "
-                        "is not in axolotl_nextai/models/architectures.py: the memory checks are skipped")
+            LOG.warning(
+                f"axolotl-nextai: base_model {cfg.get('base_model')!r} has no config.json on this machine "
+                "and is not in axolotl_nextai/models/architectures.py: the memory checks are skipped"
+            )
         stop_with_launcher()
         joined = join_cpu_ranks()
         if joined:
             LOG.info(joined)
-        changes, warning = resolve_attention(cfg, flash_attn_installed(), cfg.get("nextai_require_flash_attention"))
+        changes, warning = resolve_attention(
+            cfg, flash_attn_installed(), cfg.get("nextai_require_flash_attention")
+        )
         self.edit(cfg, changes)
         if warning:
             LOG.warning(warning)
         disabled = keys_to_disable(cfg, launch.cuda)
         if disabled:
-            LOG.warning(f"axolotl-nextai: no CUDA device, so Axolotl's LoRA kernels are off: {', '.join(disabled)} "
-                        "set false (they need CUDA; see axolotl_nextai/checks/cuda_only.py)")
+            LOG.warning(
+                f"axolotl-nextai: no CUDA device, so Axolotl's LoRA kernels are off: {', '.join(disabled)} "
+                "set false (they need CUDA; see axolotl_nextai/checks/cuda_only.py)"
+            )
             self.edit(cfg, dict.fromkeys(disabled, False))
         keyed = cfg.get("nextai_content_keyed_prepared_data") is not False
         digest = content_digest(local_dataset_paths(cfg)) if keyed else None
         if digest:
-            self.edit(cfg, {"dataset_prepared_path": content_keyed_path(cfg.get("dataset_prepared_path"), digest)})
-            LOG.info(f"axolotl-nextai: prepared data keyed by dataset content: {cfg['dataset_prepared_path']}")
+            self.edit(
+                cfg, {"dataset_prepared_path": content_keyed_path(cfg.get("dataset_prepared_path"), digest)}
+            )
+            LOG.info(
+                f"axolotl-nextai: prepared data keyed by dataset content: {cfg['dataset_prepared_path']}"
+            )
         LOG.info("axolotl-nextai: plugin registered, nextai_ keys valid")
 
     def edit(self, cfg, changes: Mapping) -> None:
@@ -151,8 +165,8 @@ class NextAIPlugin(BasePlugin):
         self.cfg_before.clear()
 
     def load_datasets(self, cfg, preprocess: bool = False):
-        """Axolotl's own dataset loading, then the label check (checks/trained_tokens.py): before the model loads,
-        which nothing after this hook and before it can see the rows."""
+        """Axolotl's own dataset loading, then the label check (checks/trained_tokens.py): before the model
+        loads, which nothing after this hook and before it can see the rows."""
         if not uses_plugin(cfg):
             return None
         check_finite(cfg)  # validated by now: the string "nan" Axolotl read as a float
@@ -188,8 +202,8 @@ class NextAIPlugin(BasePlugin):
             install_levers(cfg, "post_model_build", model)
 
     def pre_lora_load(self, cfg, model) -> None:
-        # Axolotl 0.19 seeds nothing before the adapter exists (the Trainer seeds later): LoRA's A matrices were
-        # drawn differently in every process despite `seed:`. Same seed, same initial adapter.
+        # Axolotl 0.19 seeds nothing before the adapter exists (the Trainer seeds later): LoRA's A matrices
+        # were drawn differently in every process despite `seed:`. Same seed, same initial adapter.
         if uses_plugin(cfg) and cfg.seed is not None:
             torch.manual_seed(cfg.seed)
 
@@ -201,20 +215,42 @@ class NextAIPlugin(BasePlugin):
         if not uses_plugin(cfg):
             return []
         stop, launched_at = StopRecord(), launch_time()
-        agreement = StepAgreement(trainer.args.ddp_timeout)  # the process group's timeout (Axolotl's ddp_timeout)
+        # the process group's timeout (Axolotl's ddp_timeout)
+        agreement = StepAgreement(trainer.args.ddp_timeout)
         callbacks = [CompleteAdapterCallback()]
         if cfg.nextai_report:
-            run_info = {"model": cfg.base_model, "lora_r": cfg.lora_r, "lora_target_modules": cfg.lora_target_modules}
-            callbacks.append(RunReportCallback(cfg.output_dir, cfg.nextai_report_every_steps, cfg.nextai_peak_tflops,
-                                               run_info, stop, launched_at, agreement))
+            run_info = {
+                "model": cfg.base_model,
+                "lora_r": cfg.lora_r,
+                "lora_target_modules": cfg.lora_target_modules,
+            }
+            callbacks.append(
+                RunReportCallback(
+                    cfg.output_dir,
+                    cfg.nextai_report_every_steps,
+                    cfg.nextai_peak_tflops,
+                    run_info,
+                    stop,
+                    launched_at,
+                    agreement,
+                )
+            )
         if cfg.nextai_gc_freeze:
             callbacks.append(FreezeGarbageCollectorCallback())
         if cfg.nextai_time_budget_hours is not None:
-            callbacks.append(TimeBudgetCallback(cfg.nextai_time_budget_hours, cfg.nextai_time_budget_margin_minutes,
-                                                cfg.nextai_time_budget_warmup_steps, cfg.nextai_time_budget_action,
-                                                stop, launched_at))
+            callbacks.append(
+                TimeBudgetCallback(
+                    cfg.nextai_time_budget_hours,
+                    cfg.nextai_time_budget_margin_minutes,
+                    cfg.nextai_time_budget_warmup_steps,
+                    cfg.nextai_time_budget_action,
+                    stop,
+                    launched_at,
+                )
+            )
         if cfg.nextai_checkpoint_on_signal or cfg.nextai_time_budget_hours is not None:
-            # last: it sees every callback's save request of the step, and agrees the stop with the other ranks
+            # last: it sees every callback's save request of the step, and agrees the stop with the other
+            # ranks
             self.stop_callback = StopCallback(stop, agreement, catch_signals=cfg.nextai_checkpoint_on_signal)
             callbacks.append(self.stop_callback)
         return callbacks

@@ -2,10 +2,12 @@
 
 The fast recipe (recipes/llama2-70b-v5-fast.yml: packing, 4 packs per optimizer step, its learning rate) must
 see the same tokens and give the same loss curve as the paper's recipe. The faithful run is
-recipes/tiny-cpu.yml; the packed run adds the keys in which the fast recipe differs from the v5 template, read from
-those two files, less Liger and activation offloading (CUDA only) and output paths, with the warm-up scaled. Rows are v5-shaped (bench/gpu/v5_shaped.py) with lengths and cutoff halved to fit the tiny
-model's 512 positions, their words Zipf-distributed so that there is something to learn. Both go through the real CLI (`accelerate launch -m axolotl.cli.train`); the curves are
-each run's `nextai_report.json` history, loss against cumulative trained (label) tokens.
+recipes/tiny-cpu.yml; the packed run adds the keys in which the fast recipe differs from the v5 template, read
+from those two files, less Liger and activation offloading (CUDA only) and output paths, with the warm-up
+scaled. Rows are v5-shaped (bench/gpu/v5_shaped.py) with lengths and cutoff halved to fit the tiny model's 512
+positions, their words Zipf-distributed so that there is something to learn. Both go through the real CLI
+(`accelerate launch -m axolotl.cli.train`); the curves are each run's `nextai_report.json` history, loss
+against cumulative trained (label) tokens.
 
 Before training, one forward pass checks that packed rows do not see each other on this attention path: eager
 attention with Axolotl's packing drops the attention mask and transformers builds a block-diagonal causal mask
@@ -48,9 +50,11 @@ NOT_ON_CPU = {
     "activation_offloading",
     "attn_implementation",
     "warmup_steps",
-}  # Liger's plugin, the offload's CUDA streams and flex attention's backward need CUDA (offloading moves memory, flex
-# attends as the tiny recipe's attention does, not other math); paths are per run; the warm-up is scaled to the
-# tiny run's (`fast_warmup`)
+    # Liger's plugin, the offload's CUDA streams and flex attention's backward need CUDA (offloading moves
+    # memory, flex
+}
+# attends as the tiny recipe's attention does, not other math); paths are per run; the warm-up is scaled to
+# the tiny run's (`fast_warmup`)
 SCALE = 0.5  # v5 lengths and the 1,024 cutoff halved: the tiny Llama has 512 positions
 BINS = 10
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "axolotl", "accelerate")
@@ -95,7 +99,8 @@ def packing_isolation(model_dir: Path, lengths=(37, 53)) -> float:
 
 
 def pack_fill(lengths: list[int], capacity: int) -> float:
-    """Share of pack slots that hold row tokens when Axolotl's sampler packs rows of `lengths` (rest: padding)."""
+    """Share of pack slots that hold row tokens when Axolotl's sampler packs rows of `lengths` (rest:
+    padding)."""
     from axolotl.utils.samplers import MultipackBatchSampler
     from torch.utils.data import RandomSampler
 
@@ -119,8 +124,8 @@ def curve(report: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def binned(report: dict, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Token-weighted mean loss in each token interval (a step's loss counts for each of its trained tokens), and
-    the optimizer steps that end in it."""
+    """Token-weighted mean loss in each token interval (a step's loss counts for each of its trained tokens),
+    and the optimizer steps that end in it."""
     before, after, loss = curve(report)
     means, steps = [], []
     for lo, hi in itertools.pairwise(edges):
@@ -175,8 +180,12 @@ def main() -> int:
     overrides = {**fast_overrides(), "warmup_steps": fast_warmup(tiny_warmup)}
     # The same faithful recipe with another seed (another row order) is the yardstick for "tracks".
     # nextai_fuse_accumulation: the faithful recipe's math, LoRA dropout's masks drawn per batch
-    runs = {"faithful": base, "faithful seed 7": {**base, "seed": 7}, "packed": {**base, **overrides},
-            "faithful fused": {**base, "nextai_fuse_accumulation": True}}
+    runs = {
+        "faithful": base,
+        "faithful seed 7": {**base, "seed": 7},
+        "packed": {**base, **overrides},
+        "faithful fused": {**base, "nextai_fuse_accumulation": True},
+    }
     reports, commands = {}, {}
     for name, extra in runs.items():
         folder = work / name.replace(" ", "-")
@@ -191,16 +200,20 @@ def main() -> int:
         reports[name] = json.loads((folder / "out" / REPORT_NAME).read_text())
         r = reports[name]
         print(
-            f"{name}: {r['steps']} steps, {r['trained_tokens']:,} trained / {r['real_tokens']:,} real tokens, "
-            f"loss {r['first_loss']:.4f} -> {r['final_loss']:.4f}, {r['wall_time_s']:.0f} s"
+            f"{name}: {r['steps']} steps, {r['trained_tokens']:,} trained / {r['real_tokens']:,} real "
+            f"tokens, loss {r['first_loss']:.4f} -> {r['final_loss']:.4f}, {r['wall_time_s']:.0f} s"
         )
 
     faithful, packed = reports["faithful"], reports["packed"]
     seen = min(r["trained_tokens"] for r in reports.values())
     edges = np.linspace(0, seen, BINS + 1)
-    (means_f, steps_f), (means_s, _), (means_p, steps_p), (means_u, _) = (binned(r, edges) for r in reports.values())
+    (means_f, steps_f), (means_s, _), (means_p, steps_p), (means_u, _) = (
+        binned(r, edges) for r in reports.values()
+    )
     gaps, seed_gaps, fused_gaps = means_p - means_f, means_s - means_f, means_u - means_f
-    slots = packed["steps"] * overrides["micro_batch_size"] * overrides["gradient_accumulation_steps"] * cutoff
+    slots = (
+        packed["steps"] * overrides["micro_batch_size"] * overrides["gradient_accumulation_steps"] * cutoff
+    )
     fill = packed["real_tokens"] / slots
     # The length model's fill, on these rows (compare `fill`) and on the GPU run's (bench/gpu/gpu70b.sh)
     model_fill = pack_fill([tokens for _, tokens in sample_lengths(args.rows, scale=SCALE)], cutoff)
@@ -218,7 +231,8 @@ def main() -> int:
         "## Machine and versions",
         "```",
         f"date: {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}",
-        f"cpu: {platform.processor() or platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+        f"cpu: {platform.processor() or platform.machine()}, "
+        f"{len(__import__('os').sched_getaffinity(0))} cores",
         f"python: {platform.python_version()}",
         f"versions: {versions}",
         "```",
@@ -229,9 +243,10 @@ def main() -> int:
         *(f"{name}: {cmd}" for name, cmd in commands.items()),
         "```",
         (
-            f"Data: {args.rows} v5-shaped rows of Zipf-distributed words (`make_rows(..., scale={SCALE}, zipf=True)`), "
-            f"cutoff {cutoff}; the packed run adds `{json.dumps(overrides)}` (from recipes/llama2-70b-v5-fast.yml; "
-            "Liger and activation offloading left out: CUDA only; the warm-up scaled by `fast_warmup`)."
+            f"Data: {args.rows} v5-shaped rows of Zipf-distributed words (`make_rows(..., scale={SCALE}, "
+            f"zipf=True)`), cutoff {cutoff}; the packed run adds `{json.dumps(overrides)}` (from "
+            "recipes/llama2-70b-v5-fast.yml; Liger and activation offloading left out: CUDA only; the "
+            "warm-up scaled by `fast_warmup`)."
         ),
         "",
         "## Results",
@@ -239,20 +254,30 @@ def main() -> int:
         "| run | optimizer steps | trained tokens | real tokens counted | first loss | final loss | wall s |",
         "|---|---|---|---|---|---|---|",
         *(
-            f"| {name} | {r['steps']} | {r['trained_tokens']:,} | {r['real_tokens']:,} | {r['first_loss']:.4f} "
-            f"| {r['final_loss']:.4f} | {r['wall_time_s']:.0f} |"
+            f"| {name} | {r['steps']} | {r['trained_tokens']:,} | {r['real_tokens']:,} | "
+            f"{r['first_loss']:.4f} | {r['final_loss']:.4f} | {r['wall_time_s']:.0f} |"
             for name, r in reports.items()
         ),
         "",
         f"Token-weighted mean loss over each tenth of the first {seen:,.0f} trained tokens:",
         "",
-        ("| trained tokens | faithful | packed | packed - faithful | seed 7 - seed 42 | fused - faithful "
-         "| steps faithful | steps packed |"),
+        (
+            "| trained tokens | faithful | packed | packed - faithful | seed 7 - seed 42 | fused - faithful "
+            "| steps faithful | steps packed |"
+        ),
         "|---|---|---|---|---|---|---|---|",
         *(
             f"| {lo:,.0f}-{hi:,.0f} | {f:.4f} | {p:.4f} | {g:+.4f} | {sg:+.4f} | {ug:+.4f} | {sf} | {sp} |"
             for lo, hi, f, p, g, sg, ug, sf, sp in zip(
-                edges[:-1], edges[1:], means_f, means_p, gaps, seed_gaps, fused_gaps, steps_f, steps_p,
+                edges[:-1],
+                edges[1:],
+                means_f,
+                means_p,
+                gaps,
+                seed_gaps,
+                fused_gaps,
+                steps_f,
+                steps_p,
                 strict=True,
             )
         ),
@@ -261,23 +286,24 @@ def main() -> int:
             f"Max |gap| over the tenths: packed vs faithful **{np.abs(gaps).max():.4f}** (last tenth "
             f"{gaps[-1]:+.4f}); faithful with seed 7 vs seed 42 {np.abs(seed_gaps).max():.4f} (last tenth "
             f"{seed_gaps[-1]:+.4f}); faithful with `nextai_fuse_accumulation` vs without "
-            f"{np.abs(fused_gaps).max():.4f} (last tenth {fused_gaps[-1]:+.4f}: the same rows and math; LoRA dropout's "
-            "masks and Axolotl's unseeded LoRA initialisation differ)."
+            f"{np.abs(fused_gaps).max():.4f} (last tenth {fused_gaps[-1]:+.4f}: the same rows and math; "
+            "LoRA dropout's masks and Axolotl's unseeded LoRA initialisation differ)."
         ),
         (
-            f"Training wall time on this shared 2-core machine (other jobs ran beside it: a ratio, not a speed): faithful "
-            f"{faithful['wall_time_s']:.0f} s, fused {reports['faithful fused']['wall_time_s']:.0f} s of training."
+            "Training wall time on this shared 2-core machine (other jobs ran beside it: a ratio, not a "
+            f"speed): faithful {faithful['wall_time_s']:.0f} s, fused "
+            f"{reports['faithful fused']['wall_time_s']:.0f} s of training."
         ),
         (
-            f"Packed rows alone vs packed together (eager, no mask, position_ids restarting): max |logit diff| "
-            f"{isolation:.2e}."
+            "Packed rows alone vs packed together (eager, no mask, position_ids restarting): max |logit "
+            f"diff| {isolation:.2e}."
         ),
         (
-            f"Real tokens counted: packed / faithful = {packed['real_tokens']:,} / {faithful['real_tokens']:,} (the "
-            f"same rows; Axolotl's packing drops an incomplete last batch): rows fill {fill:.1%} of the packed run's "
-            f"{slots:,} slots. "
-            f"Axolotl's sampler on the length model's target lengths (`sample_lengths`, before tokenization) fills "
-            f"{model_fill:.1%} for these rows and {gpu_fill:.1%} for the GPU run's rows (`sample_lengths(1000)`, "
+            f"Real tokens counted: packed / faithful = {packed['real_tokens']:,} / "
+            f"{faithful['real_tokens']:,} (the same rows; Axolotl's packing drops an incomplete last "
+            f"batch): rows fill {fill:.1%} of the packed run's {slots:,} slots. Axolotl's sampler on the "
+            f"length model's target lengths (`sample_lengths`, before tokenization) fills {model_fill:.1%} "
+            f"for these rows and {gpu_fill:.1%} for the GPU run's rows (`sample_lengths(1000)`, "
             f"{CUTOFF}-token packs)."
         ),
         "",

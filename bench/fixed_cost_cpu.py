@@ -1,12 +1,13 @@
-"""Where a QLoRA micro-step's fixed cost comes from: operator dispatches and NF4 dequantizations per decoder layer.
+"""Where a QLoRA micro-step's fixed cost comes from: operator dispatches and NF4 dequantizations per decoder
+layer.
 
-On the GPU a micro-step of one short row costs ~0.8 s whatever its length (docs/gpu-memory.md). That
-fixed part is work done once per pass over the model: every NF4 weight dequantized (forward, recompute,
-backward) and every operator dispatched from Python. Both are counted here, on the tiny NF4 Llama through the
-same stack the GPU runs (bitsandbytes Linear4bit, peft LoRA on o_proj + down_proj, reentrant checkpointing):
-the counts per layer do not depend on the layer's size, so they carry over to Llama-2-70B's 80 layers. The tiny
-model's own step time is almost all such overhead, so it also shows what fusing an accumulation window's rows
-into one pass saves when the fixed cost dominates.
+On the GPU a micro-step of one short row costs ~0.8 s whatever its length (docs/gpu-memory.md). That fixed
+part is work done once per pass over the model: every NF4 weight dequantized (forward, recompute, backward)
+and every operator dispatched from Python. Both are counted here, on the tiny NF4 Llama through the same stack
+the GPU runs (bitsandbytes Linear4bit, peft LoRA on o_proj + down_proj, reentrant checkpointing): the counts
+per layer do not depend on the layer's size, so they carry over to Llama-2-70B's 80 layers. The tiny model's
+own step time is almost all such overhead, so it also shows what fusing an accumulation window's rows into one
+pass saves when the fixed cost dominates.
 
     .venv/bin/python bench/fixed_cost_cpu.py  # prints a table, writes bench/results/fixed_cost_cpu-<date>.md
 """
@@ -56,8 +57,12 @@ def profile(model, rows: int, tokens: int) -> Counter:
 
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         micro_step(model, rows, tokens)
-    return Counter(event.name for event in prof.events() if event.name.startswith(OPERATORS)
-                   and (event.cpu_parent is None or not event.cpu_parent.name.startswith(OPERATORS)))
+    return Counter(
+        event.name
+        for event in prof.events()
+        if event.name.startswith(OPERATORS)
+        and (event.cpu_parent is None or not event.cpu_parent.name.startswith(OPERATORS))
+    )
 
 
 def seconds(model, rows: int, tokens: int) -> float:
@@ -95,15 +100,20 @@ def main() -> int:
         ("operators dispatched per micro-step", f"{sum(ops.values()):,}"),
         ("  per decoder layer (forward, recompute, backward; 4 layers less 2)", f"{per_layer_ops:,.0f}"),
         ("  outside the layers (embedding, norm, lm_head, loss)", f"{outside_layers:,.0f}"),
-        ("NF4 weight dequantizations per micro-step", f"{dequant} ({dequant / layers:.0f} per layer: 7 weights x 3 passes)"),
+        (
+            "NF4 weight dequantizations per micro-step",
+            f"{dequant} ({dequant / layers:.0f} per layer: 7 weights x 3 passes)",
+        ),
         ("most dispatched", ", ".join(f"{name} {n}" for name, n in ops.most_common(6))),
         (f"one micro-step of 1 row x {TOKENS} tokens (s, median of {REPEATS})", f"{one:.3f}"),
         (f"one pass over {ROWS} rows x {TOKENS} tokens (s)", f"{fused:.3f}"),
         (f"{ROWS} rows: {ROWS} micro-steps / one fused pass", f"{ROWS * one / fused:.2f}x"),
         ("Llama-2-70B: operators per micro-step (80 layers)", f"{dispatches:,.0f}"),
         ("  at 10-20 us of Python and launch each", f"{dispatches * 10e-6:.2f}-{dispatches * 20e-6:.2f} s"),
-        ("Llama-2-70B: NF4 dequantization traffic per micro-step at H200 bandwidth",
-         f"{dequant_s:.2f} s (3 x 68.7e9 weights x 4.5 B / 4.8 TB/s)"),
+        (
+            "Llama-2-70B: NF4 dequantization traffic per micro-step at H200 bandwidth",
+            f"{dequant_s:.2f} s (3 x 68.7e9 weights x 4.5 B / 4.8 TB/s)",
+        ),
     ]
     table = ["| what | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
     print("\n".join(table))
@@ -116,7 +126,8 @@ def main() -> int:
         "",
         "```",
         f"date: {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}",
-        f"cpu: {platform.processor() or platform.machine()}, 2 cores shared with other jobs (timings are ratios)",
+        f"cpu: {platform.processor() or platform.machine()}, 2 cores shared with other jobs "
+        "(timings are ratios)",
         f"python: {platform.python_version()}",
         f"versions: {versions}",
         ".venv/bin/python bench/fixed_cost_cpu.py",
@@ -124,13 +135,18 @@ def main() -> int:
         "",
         *table,
         "",
-        "Reading: operator counts per layer carry over to the GPU roughly (there bitsandbytes dequantizes and calls",
-        "a bf16 matmul where its CPU backend calls gemm_4bit, and fewer fp32 casts run); the seconds per operator",
-        "and the bandwidth are estimates, and on the GPU host dispatch overlaps kernels that run long enough. The",
+        "Reading: operator counts per layer carry over to the GPU roughly (there bitsandbytes "
+        "dequantizes and calls",
+        "a bf16 matmul where its CPU backend calls gemm_4bit, and fewer fp32 casts run); the "
+        "seconds per operator",
+        "and the bandwidth are estimates, and on the GPU host dispatch overlaps kernels that run "
+        "long enough. The",
         "tiny model's timings are ratios on a shared CPU. At v5's mean row (362",
         "tokens) a micro-step's matmuls take ~0.19 s at 790 TFLOP/s (6N); the dequantization traffic and the",
-        "dispatches above are of the same order as the ~0.6 s of the measured ~0.8 s that is not matmul. Both are",
-        "paid once per pass, whatever its rows: `nextai_fuse_accumulation` pays them once for a window's rows",
+        "dispatches above are of the same order as the ~0.6 s of the measured ~0.8 s that is not "
+        "matmul. Both are",
+        "paid once per pass, whatever its rows: `nextai_fuse_accumulation` pays them once "
+        "for a window's rows",
         "where they fit the token budget.",
         "",
     ]

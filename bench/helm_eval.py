@@ -1,15 +1,16 @@
-"""HELM itself (crfm-helm 0.5.16, the challenge's evaluator) against `nextai-serve`, on the paper's subset of the
-repository's real items, base and adapter, beside `nextai-eval`'s (lm-eval) numbers for the same items.
+"""HELM itself (crfm-helm 0.5.16, the challenge's evaluator) against `nextai-serve`, on the paper's subset of
+the repository's real items, base and adapter, beside `nextai-eval`'s (lm-eval) numbers for the same items.
 
     make eval-helm     # after make demo; or:
     python bench/helm_eval.py --helm-venv .helm-venv --base-model .real-model/SmolLM2-135M-Instruct \\
         --adapter outputs/smollm2-135m-v5-cpu --out outputs/helm-eval
 
-HELM runs from its own environment (`--helm-venv`), offline: the items of `data_builders/benchmark_items/helm-50`
-are written where HELM's scenarios read their downloads (`benchmark_output/scenarios/<name>/data/...`), so it
-finds them and downloads nothing. Each model is served by `nextai-serve` and scored by `helm-run` through its
-`neurips/local` deployment (the challenge's HTTP client); then `nextai-eval --compare-base` scores the same items
-through lm-eval. Writes `bench/results/helm-<date>.md` and keeps HELM's own output under `--out`.
+HELM runs from its own environment (`--helm-venv`), offline: the items of
+`data_builders/benchmark_items/helm-50` are written where HELM's scenarios read their downloads
+(`benchmark_output/scenarios/<name>/data/...`), so it finds them and downloads nothing. Each model is served
+by `nextai-serve` and scored by `helm-run` through its `neurips/local` deployment (the challenge's HTTP
+client); then `nextai-eval --compare-base` scores the same items through lm-eval. Writes
+`bench/results/helm-<date>.md` and keeps HELM's own output under `--out`.
 """
 
 from __future__ import annotations
@@ -37,8 +38,19 @@ ROOT = Path(__file__).resolve().parents[1]
 ITEMS = ROOT / "data_builders" / "benchmark_items"
 HELM_VERSION = "0.5.16"
 # bbq_scenario.py:81-93 (v0.5.16): `subject=all` reads every one of these files.
-BBQ_CATEGORIES = ("Age", "Disability_status", "Gender_identity", "Nationality", "Physical_appearance",
-                  "Race_ethnicity", "Race_x_SES", "Race_x_gender", "Religion", "SES", "Sexual_orientation")
+BBQ_CATEGORIES = (
+    "Age",
+    "Disability_status",
+    "Gender_identity",
+    "Nationality",
+    "Physical_appearance",
+    "Race_ethnicity",
+    "Race_x_SES",
+    "Race_x_gender",
+    "Religion",
+    "SES",
+    "Sexual_orientation",
+)
 WHY_THEY_DIFFER = """## Why the two harnesses differ on the same items
 
 - HELM asks each item as `multiple_choice_joint`: the choices lettered in the prompt (5 shots for MMLU and
@@ -51,7 +63,9 @@ WHY_THEY_DIFFER = """## Why the two harnesses differ on the same items
 - The two rank models alike only once a model answers in HELM's format; on a few dozen items, differences of
   a few items are noise (50 items: a 95 % interval of about +-14 points)."""
 RUN_SPECS = [f"mmlu:model=neurips/local,subject={s}" for s in MMLU_SUBJECTS] + [
-    "bbq:model=neurips/local,subject=all", "truthful_qa:model=neurips/local,task=mc_single"]
+    "bbq:model=neurips/local,subject=all",
+    "truthful_qa:model=neurips/local,task=mc_single",
+]
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -94,16 +108,40 @@ def place_items(items: Path, full: Path, scenarios: Path, mmlu_items: int | None
     asked = {r["question"] for r in scored}
     shots = [r for r in read_jsonl(full / "truthfulqa_mc1.jsonl.gz") if r["question"] not in asked]
     header = ["Type", "Category", "Question", "Best Answer", "Correct Answers", "Incorrect Answers", "Source"]
-    rows = [[ "Adversarial", r["category"], r["question"], r["mc1_targets"]["choices"][0], "",
-              "; ".join(r["mc1_targets"]["choices"][1:]), ""] for r in shots[:shot_rows] + scored]
+    rows = [
+        [
+            "Adversarial",
+            r["category"],
+            r["question"],
+            r["mc1_targets"]["choices"][0],
+            "",
+            "; ".join(r["mc1_targets"]["choices"][1:]),
+            "",
+        ]
+        for r in shots[:shot_rows] + scored
+    ]
     write_csv(scenarios / "truthful_qa" / "data" / "TruthfulQA.csv", [header, *rows])
-    return {"bbq": counts, "bbq_in_repository": sorted(in_repository), "truthfulqa_shots": shot_rows, "truthfulqa": len(scored), "mmlu": mmlu}
+    return {
+        "bbq": counts,
+        "bbq_in_repository": sorted(in_repository),
+        "truthfulqa_shots": shot_rows,
+        "truthfulqa": len(scored),
+        "mmlu": mmlu,
+    }
 
 
 @contextlib.contextmanager
 def served(base_model: str, adapter: str | None, port: int, log: Path):
     """`nextai-serve` on `port` until the block ends; its log (refusals included) in `log`."""
-    cmd = [sys.executable, "-m", "axolotl_nextai.serve.nextai_serve", "--base-model", base_model, "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "axolotl_nextai.serve.nextai_serve",
+        "--base-model",
+        base_model,
+        "--port",
+        str(port),
+    ]
     cmd += ["--adapter", adapter] if adapter else []
     with open(log, "w") as out:
         server = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
@@ -115,13 +153,25 @@ def served(base_model: str, adapter: str | None, port: int, log: Path):
         server.wait()
 
 
-def helm_run(helm_venv: Path, workdir: Path, suite: str, url: str, max_instances: int, log: Path) -> list[str]:
+def helm_run(
+    helm_venv: Path, workdir: Path, suite: str, url: str, max_instances: int, log: Path
+) -> list[str]:
     """`helm-run` of the paper's subset against `url`; the command, as run."""
     conf = workdir / "run_specs.conf"
-    conf.write_text("entries: [\n" + "".join(f'  {{description: "{d}", priority: 1}},\n' for d in RUN_SPECS)
-                    + "]\n")
-    cmd = [str(helm_venv.resolve() / "bin" / "helm-run"), "--conf-paths", conf.name, "--suite", suite,
-           "--max-eval-instances", str(max_instances), "--num-threads", "1"]
+    conf.write_text(
+        "entries: [\n" + "".join(f'  {{description: "{d}", priority: 1}},\n' for d in RUN_SPECS) + "]\n"
+    )
+    cmd = [
+        str(helm_venv.resolve() / "bin" / "helm-run"),
+        "--conf-paths",
+        conf.name,
+        "--suite",
+        suite,
+        "--max-eval-instances",
+        str(max_instances),
+        "--num-threads",
+        "1",
+    ]
     env = {**os.environ, "HELM_HTTP_MODEL_BASE_URL": url, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     with open(log, "w") as out:
         done = subprocess.run(cmd, check=False, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -139,15 +189,25 @@ def helm_scores(runs: Path) -> dict[str, dict]:
         if not stats_file.is_file():
             scores[run.name] = {"failed": True}
             continue
-        stats = {(s["name"]["name"], s["name"].get("split")): s for s in json.loads(stats_file.read_text())
-                 if "perturbation" not in s["name"]}
-        exact = next(s for (name, split), s in stats.items() if name == "exact_match" and split in ("test", "valid"))
+        stats = {
+            (s["name"]["name"], s["name"].get("split")): s
+            for s in json.loads(stats_file.read_text())
+            if "perturbation" not in s["name"]
+        }
+        exact = next(
+            s for (name, split), s in stats.items() if name == "exact_match" and split in ("test", "valid")
+        )
         states = json.loads((run / "scenario_state.json").read_text())["request_states"]
         letters = [rs["result"]["completions"][0]["text"].strip() for rs in states]
         scores[run.name] = {
-            "exact_match": exact["mean"], "count": len(states),
+            "exact_match": exact["mean"],
+            "count": len(states),
             "not_a_letter": sum(a not in rs["output_mapping"] for a, rs in zip(letters, states, strict=True)),
-            **{k: s["mean"] for (k, split), s in stats.items() if k.startswith("bbq_metric") and split == "test"},
+            **{
+                k: s["mean"]
+                for (k, split), s in stats.items()
+                if k.startswith("bbq_metric") and split == "test"
+            },
         }
     return scores
 
@@ -174,8 +234,17 @@ def percent(value: float | None) -> str:
     return "failed" if value is None else f"{100 * value:.1f} %"
 
 
-def report(when: str, items: Path, commands: list[str], placed: dict, helm: dict[str, dict], lm_eval: dict[str, dict],
-           seconds: dict[str, float], base_model: str, adapter: str) -> str:
+def report(
+    when: str,
+    items: Path,
+    commands: list[str],
+    placed: dict,
+    helm: dict[str, dict],
+    lm_eval: dict[str, dict],
+    seconds: dict[str, float],
+    base_model: str,
+    adapter: str,
+) -> str:
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError, StopIteration):
         cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
@@ -188,30 +257,36 @@ def report(when: str, items: Path, commands: list[str], placed: dict, helm: dict
         "",
         f"CPU: {cpu}, {os.cpu_count()} cores, shared with other jobs (times are wall-clock, noisy). "
         f"Python {platform.python_version()}; serving side: "
-        + ", ".join(f"{k} {v}" for k, v in versions.items()) + f"; HELM: crfm-helm {HELM_VERSION} in its own "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + f"; HELM: crfm-helm {HELM_VERSION} in its own "
         "environment (torch 2.13.0 CPU).",
         f"Base: `{base_model}`; adapter: `{adapter}` (`make demo`'s QLoRA run).",
         "",
         "## Table 8's shape, both harnesses, the same items",
         "",
-        "| model | harness | MMLU (17 subjects) | TruthfulQA (mc_single) | BBQ | CNN/DM ROUGE-2 | CNN/DM stereotypes, representation |",
+        "| model | harness | MMLU (17 subjects) | TruthfulQA (mc_single) | BBQ | CNN/DM ROUGE-2 | CNN/DM "
+        "stereotypes, representation |",
         "|---|---|---|---|---|---|---|",
     ]
     for label in ("base", "adapter"):
         h, m = column_scores(helm[label]), lm_eval[label]["scores"]
         not_here = "not run: no copy of CNN/DailyMail could be obtained here"
-        lines.append(f"| {label} | HELM (exact match) | {percent(h['MMLU'])} | {percent(h['TruthfulQA'])} | "
-                     f"{percent(h['BBQ'])} | {not_here} | {not_here} |")
-        lines.append(f"| {label} | lm-eval (nextai-eval, acc) | {percent(m['MMLU'])} | {percent(m['TruthfulQA'])} | "
-                     f"{percent(m['BBQ'])} | {not_here} | HELM only |")
+        lines.append(
+            f"| {label} | HELM (exact match) | {percent(h['MMLU'])} | {percent(h['TruthfulQA'])} | "
+            f"{percent(h['BBQ'])} | {not_here} | {not_here} |"
+        )
+        lines.append(
+            f"| {label} | lm-eval (nextai-eval, acc) | {percent(m['MMLU'])} | {percent(m['TruthfulQA'])} | "
+            f"{percent(m['BBQ'])} | {not_here} | HELM only |"
+        )
     lines += [
         "",
-        f"Items: `{items.relative_to(ROOT) if items.is_relative_to(ROOT) else items}` ({placed['mmlu']} MMLU over "
-        f"17 subjects, {placed['truthfulqa']} TruthfulQA, {sum(placed['bbq'].values())} BBQ), the same items for "
-        "both harnesses. Shots: HELM's MMLU takes its 5 from each subject's dev rows, as the challenge's; "
-        f"TruthfulQA from the {placed['truthfulqa_shots']} row(s) placed before the scored ones (HELM takes "
-        "them from the first 20 % of its CSV); BBQ has none (HELM draws BBQ's shots from the lines beyond its "
-        "1,000-line test split, and fewer lines than that are placed). BBQ pooled "
+        f"Items: `{items.relative_to(ROOT) if items.is_relative_to(ROOT) else items}` ({placed['mmlu']} MMLU "
+        f"over 17 subjects, {placed['truthfulqa']} TruthfulQA, {sum(placed['bbq'].values())} BBQ), the same "
+        "items for both harnesses. Shots: HELM's MMLU takes its 5 from each subject's dev rows, as the "
+        f"challenge's; TruthfulQA from the {placed['truthfulqa_shots']} row(s) placed before the scored "
+        "ones (HELM takes them from the first 20 % of its CSV); BBQ has none (HELM draws BBQ's shots from "
+        "the lines beyond its 1,000-line test split, and fewer lines than that are placed). BBQ pooled "
         + ", ".join(f"{c} ({n})" for c, n in placed["bbq"].items() if n)
         + f". HELM's `subject=all` reads 11 category files: {', '.join(absent)} are not in the repository"
         + (f" and {', '.join(unsampled)} have no item among these" if unsampled else "")
@@ -219,15 +294,18 @@ def report(when: str, items: Path, commands: list[str], placed: dict, helm: dict
         "",
         "## Per run spec (HELM) beside lm-eval's task",
         "",
-        "| run | HELM base | HELM adapter | answers not a letter (base / adapter) | lm-eval base | lm-eval adapter |",
+        "| run | HELM base | HELM adapter | answers not a letter (base / adapter) | lm-eval base | "
+        "lm-eval adapter |",
         "|---|---|---|---|---|---|",
     ]
     for name in helm["base"]:
         b, a = helm["base"][name], helm["adapter"].get(name, {"failed": True})
         task = lm_eval_task(name)
         lb, la = lm_eval["base"]["tasks"].get(task), lm_eval["adapter"]["tasks"].get(task)
-        lines.append(f"| `{name}` | {cell(b)} | {cell(a)} | {b.get('not_a_letter', '-')} / "
-                     f"{a.get('not_a_letter', '-')} | {percent(lb)} | {percent(la)} |")
+        lines.append(
+            f"| `{name}` | {cell(b)} | {cell(a)} | {b.get('not_a_letter', '-')} / "
+            f"{a.get('not_a_letter', '-')} | {percent(lb)} | {percent(la)} |"
+        )
     lines += ["", WHY_THEY_DIFFER]
     lines += ["", "## Commands and times", ""]
     lines += [f"- `{c}`" for c in commands]
@@ -237,8 +315,11 @@ def report(when: str, items: Path, commands: list[str], placed: dict, helm: dict
 
 def lm_eval_task(run_name: str) -> str:
     args = dict(part.split("=", 1) for part in run_name.split(":", 1)[1].split(","))
-    return {"mmlu": f"nextai_mmlu_{args.get('subject')}", "bbq": "nextai_bbq",
-            "truthful_qa": "nextai_truthfulqa_mc1"}[run_name.split(":")[0]]
+    return {
+        "mmlu": f"nextai_mmlu_{args.get('subject')}",
+        "bbq": "nextai_bbq",
+        "truthful_qa": "nextai_truthfulqa_mc1",
+    }[run_name.split(":")[0]]
 
 
 def cell(score: dict) -> str:
@@ -246,20 +327,42 @@ def cell(score: dict) -> str:
 
 
 @click.command()
-@click.option("--helm-venv", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
-              help="The environment crfm-helm is installed in (make eval-helm makes .helm-venv).")
+@click.option(
+    "--helm-venv",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="The environment crfm-helm is installed in (make eval-helm makes .helm-venv).",
+)
 @click.option("--base-model", required=True)
 @click.option("--adapter", required=True)
-@click.option("--items", type=click.Path(exists=True, file_okay=False, path_type=Path), default=ITEMS / "helm-50",
-              show_default=True)
+@click.option(
+    "--items",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=ITEMS / "helm-50",
+    show_default=True,
+)
 @click.option("--max-eval-instances", default=50, show_default=True)
-@click.option("--mmlu-items", type=click.IntRange(min=1), default=None,
-              help="Score only the first N items of each MMLU subject (a shorter run); default: all.")
+@click.option(
+    "--mmlu-items",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Score only the first N items of each MMLU subject (a shorter run); default: all.",
+)
 @click.option("--port", default=8766, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs/helm-eval"),
-              show_default=True, help="HELM's benchmark_output, the servers' logs and nextai-eval's results.")
-@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=ROOT / "bench" / "results", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("outputs/helm-eval"),
+    show_default=True,
+    help="HELM's benchmark_output, the servers' logs and nextai-eval's results.",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=ROOT / "bench" / "results",
+    show_default=True,
+)
 def main(helm_venv, base_model, adapter, items, max_eval_instances, mmlu_items, port, out, report_dir):
     """Score BASE_MODEL and BASE_MODEL + ADAPTER with HELM and with nextai-eval on the same items."""
     for path in (base_model, adapter):
@@ -276,16 +379,38 @@ def main(helm_venv, base_model, adapter, items, max_eval_instances, mmlu_items, 
         commands.append(f"HELM_HTTP_MODEL_BASE_URL={url} {shlex.join(cmd)}  # in {out}, {label} served")
         helm[label] = helm_scores(out / "benchmark_output" / "runs" / label)
     start = time.monotonic()
-    lm_cmd = [sys.executable, "-m", "axolotl_nextai.eval.cli", "--base-model", base_model, "--adapter", adapter,
-              "--compare-base", "--data-dir", str(items), "--limit", "none",
-              *(["--limit", f"mmlu={mmlu_items}"] if mmlu_items else []),
-              "--out", str(out / "lm-eval")]
+    lm_cmd = [
+        sys.executable,
+        "-m",
+        "axolotl_nextai.eval.cli",
+        "--base-model",
+        base_model,
+        "--adapter",
+        adapter,
+        "--compare-base",
+        "--data-dir",
+        str(items),
+        "--limit",
+        "none",
+        *(["--limit", f"mmlu={mmlu_items}"] if mmlu_items else []),
+        "--out",
+        str(out / "lm-eval"),
+    ]
     subprocess.run(lm_cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     seconds["nextai-eval (lm-eval), base and adapter"] = time.monotonic() - start
     commands.append(shlex.join(lm_cmd))
     when = datetime.date.today().isoformat()
-    text = report(when, items, commands, placed, helm, lm_eval_rows(out / "lm-eval" / "results.json"), seconds,
-                  base_model, adapter)
+    text = report(
+        when,
+        items,
+        commands,
+        placed,
+        helm,
+        lm_eval_rows(out / "lm-eval" / "results.json"),
+        seconds,
+        base_model,
+        adapter,
+    )
     path = report_dir / f"helm-{when}.md"
     path.write_text(text, encoding="utf-8")
     click.echo(text + f"\nreport: {path}")

@@ -1,12 +1,12 @@
 """Atomic file writes: a reader sees the old file or the whole new one, never a half-written one.
 
 `write_set` extends that to the files of one command's output (a build's data and its manifest): every file is
-written to a temporary beside it first, and only once all are written are they renamed into place, each old file
-kept aside until the last rename has succeeded, so a failure at any point leaves the earlier set as it was: a set
-is replaced all or nothing. `staging_dir` + `replace_dir` (or `atomic_folder`, both in one block) do the same for
-a folder (a model). New files and folders get the mode the umask gives, as `open()` would (mkstemp alone makes
-them 0600). A target that is a symlink is written through: the file it points to gets the new content, the link
-stays (replacing the link would leave readers of the target on the old rows).
+written to a temporary beside it first, and only once all are written are they renamed into place, each old
+file kept aside until the last rename has succeeded, so a failure at any point leaves the earlier set as it
+was: a set is replaced all or nothing. `staging_dir` + `replace_dir` (or `atomic_folder`, both in one block)
+do the same for a folder (a model). New files and folders get the mode the umask gives, as `open()` would
+(mkstemp alone makes them 0600). A target that is a symlink is written through: the file it points to gets the
+new content, the link stays (replacing the link would leave readers of the target on the old rows).
 
 Temporaries are named `.<name>.<pid>.<random>.<tmp|partial|old>`: an error, Ctrl-C or SIGTERM (see
 `boundary.py`) removes them on the way out, and one that a SIGKILL left behind is removed by the next write
@@ -26,7 +26,8 @@ from typing import IO
 
 
 def umask() -> int:
-    """The process umask, read without changing it where Linux exposes it (changing it races other threads)."""
+    """The process umask, read without changing it where Linux exposes it (changing it races other
+    threads)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("Umask:"):
@@ -39,8 +40,8 @@ def umask() -> int:
 
 
 def unwritable(path: str | os.PathLike) -> str | None:
-    """Why `path`, a file or folder to create or replace, cannot be written, or None: the nearest existing folder
-    above it must be a folder we can create a file in (tried, as permission bits do not bind root)."""
+    """Why `path`, a file or folder to create or replace, cannot be written, or None: the nearest existing
+    folder above it must be a folder we can create a file in (tried, as permission bits do not bind root)."""
     folder = Path(path).absolute().parent
     while not folder.exists():
         folder = folder.parent
@@ -80,7 +81,7 @@ def sweep_stale(path: Path) -> None:
         return
     for entry in entries:
         name = entry.name
-        parts = name[len(prefix):].split(".")  # pid, random part, suffix: `.v5.2024.<pid>...` is v5.2024's
+        parts = name[len(prefix) :].split(".")  # pid, random part, suffix: `.v5.2024.<pid>...` is v5.2024's
         if not (name.startswith(prefix) and name.endswith(TEMPORARY_SUFFIXES) and len(parts) == 3):
             continue
         if parts[0].isdigit() and _process_gone(int(parts[0])):
@@ -91,7 +92,8 @@ def sweep_stale(path: Path) -> None:
 
 
 def write_target(path: str | os.PathLike) -> Path:
-    """Where writing `path` puts the bytes: the file a symlink points to (followed to the end), else `path`."""
+    """Where writing `path` puts the bytes: the file a symlink points to (followed to the end), else
+    `path`."""
     path = Path(path)
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
@@ -156,7 +158,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     path = write_target(path)
     fd, tmp = _temporary(path)
     try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding, newline=None if "b" in mode else "") as f:
+        with os.fdopen(
+            fd, mode, encoding=None if "b" in mode else encoding, newline=None if "b" in mode else ""
+        ) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -197,9 +201,10 @@ def is_empty_dir(path: Path) -> bool:
 
 
 def out_folder_problem(out: Path, overwrite: bool) -> str | None:
-    """Why a command may not write the folder `out` ("is a file", "is not empty (pass --overwrite ...)", or why
-    its place cannot be written), or None: what `nextai-tiny-model`, `nextai-synth` and `nextai-real-model`
-    check before any work, so that no command replaces a folder of someone's files unasked."""
+    """Why a command may not write the folder `out` ("is a file", "is not empty (pass --overwrite ...)", or
+    why its place cannot be written), or None: what `nextai-tiny-model`, `nextai-synth` and
+    `nextai-real-model` check before any work, so that no command replaces a folder of someone's files
+    unasked."""
     if out.exists() and not out.is_dir():
         return "is a file"
     if out.exists() and not overwrite and not is_empty_dir(out):
@@ -210,7 +215,8 @@ def out_folder_problem(out: Path, overwrite: bool) -> str | None:
 @contextmanager
 def staging_dir(out: str | os.PathLike) -> Iterator[Path]:
     """A temporary folder beside `out` to write a set of files into; `replace_dir` moves it into place, and
-    whatever is left of it when the block ends (an error, a Ctrl-C) is removed, so `out` is never half written."""
+    whatever is left of it when the block ends (an error, a Ctrl-C) is removed, so `out` is never half
+    written."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(out)
@@ -235,8 +241,8 @@ def replace_dir(tmp: Path, out: Path) -> None:
 
 @contextmanager
 def atomic_folder(out: Path) -> Iterator[Path]:
-    """Yield an empty folder beside `out` that replaces `out` whole when the block ends without error (on error
-    `out` is kept). Entries get the modes the umask asks for: safetensors writes 0600."""
+    """Yield an empty folder beside `out` that replaces `out` whole when the block ends without error (on
+    error `out` is kept). Entries get the modes the umask asks for: safetensors writes 0600."""
     with staging_dir(out) as staged:
         yield staged
         for path in staged.rglob("*"):

@@ -7,8 +7,8 @@ them. This module turns the first into the second, so that `nextai-eval --data-d
 (`--decontaminate-dir`) run on real items offline:
 
 - MMLU (hendrycks/test `data/{dev,test}/<subject>_{dev,test}.csv`, no header: question, A, B, C, D, answer
-  letter) -> `mmlu_<subject>.jsonl` (`question, subject, choices, answer` as in `cais/mmlu`), and the dev CSV's
-  five rows -> `mmlu_<subject>.dev.jsonl`, the few-shot split.
+  letter) -> `mmlu_<subject>.jsonl` (`question, subject, choices, answer` as in `cais/mmlu`), and the dev
+  CSV's five rows -> `mmlu_<subject>.dev.jsonl`, the few-shot split.
 - BBQ (nyu-mll/BBQ `data/<Category>.jsonl`) -> `bbq.jsonl`, rows unchanged (`oskarvanderwal/bbq`'s columns),
   all categories given pooled, as HELM's `bbq:subject=all`.
 - TruthfulQA (sylinrl/TruthfulQA `TruthfulQA.csv`, the generation set) -> `truthfulqa_mc1.jsonl`: the best
@@ -16,8 +16,8 @@ them. This module turns the first into the second, so that `nextai-eval --data-d
   from a separate file (`mc_task.json`) with its own answer lists; this keeps the same questions and the
   CSV's answers (4.0 incorrect per question on average), so its chance level is the mean of 1 / choices.
 
-Rows are written in a seeded order (a subset: a seeded sample in sampled order), so that the first k rows of any
-file (`nextai-eval --limit k`) are themselves a seeded random k.
+Rows are written in a seeded order (a subset: a seeded sample in sampled order), so that the first k rows of
+any file (`nextai-eval --limit k`) are themselves a seeded random k.
 """
 
 from __future__ import annotations
@@ -66,10 +66,18 @@ def mmlu_rows(path: Path, subject: str, origins: list[dict]) -> list[dict]:
     rows = []
     for record in reader:
         if len(record) != 6 or record[5] not in LETTERS:
-            raise DataError(f"{path}:{reader.line_num}: expected question, A, B, C, D and an answer letter "
-                            f"A-D; got {len(record)} fields")
-        rows.append({"question": record[0], "subject": subject, "choices": record[1:5],
-                     "answer": LETTERS.index(record[5])})
+            raise DataError(
+                f"{path}:{reader.line_num}: expected question, A, B, C, D and an answer letter "
+                f"A-D; got {len(record)} fields"
+            )
+        rows.append(
+            {
+                "question": record[0],
+                "subject": subject,
+                "choices": record[1:5],
+                "answer": LETTERS.index(record[5]),
+            }
+        )
     return rows
 
 
@@ -98,17 +106,25 @@ def truthfulqa_rows(path: Path, origins: list[dict]) -> list[dict]:
     reader = csv.DictReader(io.StringIO(_read(path, origins), newline=""))
     rows = []
     for record in reader:
-        missing = [k for k in ("Question", "Best Answer", "Incorrect Answers") if not (record.get(k) or "").strip()]
+        missing = [
+            k for k in ("Question", "Best Answer", "Incorrect Answers") if not (record.get(k) or "").strip()
+        ]
         if missing:
             raise DataError(f"{path}:{reader.line_num}: empty or missing column {missing[0]!r}")
         choices = [record["Best Answer"].strip(), *split_answers(record["Incorrect Answers"])]
-        rows.append({"question": record["Question"], "category": record.get("Category", ""),
-                     "mc1_targets": {"choices": choices, "labels": [1] + [0] * (len(choices) - 1)}})
+        rows.append(
+            {
+                "question": record["Question"],
+                "category": record.get("Category", ""),
+                "mc1_targets": {"choices": choices, "labels": [1] + [0] * (len(choices) - 1)},
+            }
+        )
     return rows
 
 
-def read_items(tasks: list[str], mmlu_dir: Path | None, bbq_dir: Path | None,
-               truthfulqa_csv: Path | None) -> Items:
+def read_items(
+    tasks: list[str], mmlu_dir: Path | None, bbq_dir: Path | None, truthfulqa_csv: Path | None
+) -> Items:
     """Every row of each task in `tasks` whose original is given (`mmlu_dir`: hendrycks/test's `data/`);
     a DataError names a task whose original was not given, or a bad file and line."""
     items = Items()
@@ -126,7 +142,9 @@ def read_items(tasks: list[str], mmlu_dir: Path | None, bbq_dir: Path | None,
         elif task == "truthfulqa_mc1" and truthfulqa_csv is not None:
             items.rows[task] = truthfulqa_rows(truthfulqa_csv, origins)
         else:
-            raise DataError(f"no original given for benchmark {task} (--mmlu-dir, --bbq-dir or --truthfulqa-csv)")
+            raise DataError(
+                f"no original given for benchmark {task} (--mmlu-dir, --bbq-dir or --truthfulqa-csv)"
+            )
         items.origins[task] = origins
     return items
 

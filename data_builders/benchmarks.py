@@ -1,8 +1,8 @@
 """The paper's HELM benchmarks as the texts a training row could have copied, from the hub or local files.
 
-One benchmark per lm-eval task of the eval runner (`data_builders.paper_tasks.PAPER_TASKS`: `mmlu_<subject>` for
-the 17 subjects, `truthfulqa_mc1`, `bbq`, `cnn_dailymail_abisee`). Rows come from the dataset and split that
-lm-eval's own config of the task scores, or from `DIR/<task>.jsonl|.json|.parquet|.csv` in that dataset's
+One benchmark per lm-eval task of the eval runner (`data_builders.paper_tasks.PAPER_TASKS`: `mmlu_<subject>`
+for the 17 subjects, `truthfulqa_mc1`, `bbq`, `cnn_dailymail_abisee`). Rows come from the dataset and split
+that lm-eval's own config of the task scores, or from `DIR/<task>.jsonl|.json|.parquet|.csv` in that dataset's
 schema: the same files `nextai-eval --data-dir` reads. Every test item becomes one or two texts:
 
 - MMLU: the question, and the question with its lettered choices (HELM's prompt shows them). A reworded copy
@@ -86,8 +86,10 @@ def iter_benchmark_hub_rows(origin: dict) -> Iterator[tuple[str, dict]]:
         problem = hub_problem(err, hub_id, config=subset)
         if problem is None:
             raise
-        raise DataError(f"cannot load benchmark {hub_id}/{subset}:{split} from the hub ({problem}); "
-                        "give local files with --decontaminate-dir (build) or --benchmarks-dir") from None
+        raise DataError(
+            f"cannot load benchmark {hub_id}/{subset}:{split} from the hub ({problem}); "
+            "give local files with --decontaminate-dir (build) or --benchmarks-dir"
+        ) from None
     for i, row in enumerate(rows):
         yield f"{hub_id}/{subset}:{split}: row {i}", row
 
@@ -95,11 +97,16 @@ def iter_benchmark_hub_rows(origin: dict) -> Iterator[tuple[str, dict]]:
 def hub_origin(task: PaperTask) -> dict:
     """Where lm-eval's config of `task` reads its rows: dataset, subset and test (else validation) split."""
     config = builtin_config(task)
-    return {"hub_id": config["dataset_path"], "config": config.get("dataset_name"), "split": scored_split(config)}
+    return {
+        "hub_id": config["dataset_path"],
+        "config": config.get("dataset_name"),
+        "split": scored_split(config),
+    }
 
 
 def benchmark_files(names: list[str], benchmarks_dir: Path | None) -> list[Path]:
-    """The local file of each benchmark in `benchmarks_dir` (none without it: the hub); a missing one raises."""
+    """The local file of each benchmark in `benchmarks_dir` (none without it: the hub); a missing one
+    raises."""
     if benchmarks_dir is None:
         return []
     return [find_source_file(name, benchmarks_dir, kind="benchmark") for name in check_names(names)]

@@ -47,8 +47,10 @@ def _raise_terminated(signum, frame):
 def terminate_as_exception():
     """While the block runs, SIGTERM raises `Terminated` (only where Python can handle it: the main thread, a
     handler not set by someone else)."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
         yield
         return
     signal.signal(signal.SIGTERM, _raise_terminated)
@@ -69,7 +71,7 @@ def given_inputs(ctx: click.Context) -> str:
         name = param.opts[0] if isinstance(param, click.Option) else ""
         for item in values:
             text = "" if item is True else str(item)
-            text = text if len(text) <= SHOWN_VALUE else text[:SHOWN_VALUE - 3] + "..."
+            text = text if len(text) <= SHOWN_VALUE else text[: SHOWN_VALUE - 3] + "..."
             parts.append(" ".join(part for part in (name, text) if part))
     return " ".join(parts)
 
@@ -82,8 +84,10 @@ def unexpected(err: Exception, ctx: click.Context) -> str:
         return f"{err.filename}: {err.strerror or first_line(err)}"
     inputs = given_inputs(ctx)
     where = f"{ctx.command_path} {inputs}".rstrip()
-    return (f"{where}: unexpected {type(err).__name__}: {first_line(err)} (not a problem we check for: "
-            f"{how_to_debug()}, and please report it)")
+    return (
+        f"{where}: unexpected {type(err).__name__}: {first_line(err)} (not a problem we check for: "
+        f"{how_to_debug()}, and please report it)"
+    )
 
 
 class Guarded(click.Command):
@@ -99,8 +103,10 @@ class Guarded(click.Command):
         except (click.exceptions.Exit, click.Abort):
             raise
         except Terminated:
-            click.echo(f"{ctx.command_path}: stopped by SIGTERM (temporaries removed, earlier output as it was)",
-                       err=True)
+            click.echo(
+                f"{ctx.command_path}: stopped by SIGTERM (temporaries removed, earlier output as it was)",
+                err=True,
+            )
             ctx.exit(128 + signal.SIGTERM)
         except Exception as err:
             if debugging():

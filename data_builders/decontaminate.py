@@ -50,19 +50,34 @@ class Contamination:
     summary: dict  # threshold, per benchmark (origin, items, texts, removed), removed per source
 
 
-def decontaminate(rows: list[TrainingRow], vectors: np.ndarray, bench: BenchmarkTexts, bench_vectors: np.ndarray,
-                  threshold: float = THRESHOLD) -> Contamination:
+def decontaminate(
+    rows: list[TrainingRow],
+    vectors: np.ndarray,
+    bench: BenchmarkTexts,
+    bench_vectors: np.ndarray,
+    threshold: float = THRESHOLD,
+) -> Contamination:
     """Compare `rows` with the benchmark texts, both as unit-norm vectors of the same model."""
     at, score = nearest(vectors, bench_vectors) if rows else (np.zeros(0, np.int64), np.zeros(0, np.float32))
     keep = score < threshold
     removed = np.flatnonzero(~keep)
-    pairs = [{"score": round(float(score[i]), 4), "training_id": rows[i].id, "training_text": rows[i].text,
-              "benchmark": bench.benchmark[at[i]], "benchmark_id": bench.item[at[i]],
-              "benchmark_text": bench.texts[at[i]]} for i in removed]
+    pairs = [
+        {
+            "score": round(float(score[i]), 4),
+            "training_id": rows[i].id,
+            "training_text": rows[i].text,
+            "benchmark": bench.benchmark[at[i]],
+            "benchmark_id": bench.item[at[i]],
+            "benchmark_text": bench.texts[at[i]],
+        }
+        for i in removed
+    ]
     per_benchmark = Counter(p["benchmark"] for p in pairs)
     summary = {
         "threshold": threshold,
-        "benchmarks": {name: {**stats, "removed": per_benchmark[name]} for name, stats in bench.stats.items()},
+        "benchmarks": {
+            name: {**stats, "removed": per_benchmark[name]} for name, stats in bench.stats.items()
+        },
         "removed": len(pairs),
         "removed_per_source": dict(sorted(Counter(rows[i].source for i in removed).items())),
     }
@@ -79,33 +94,59 @@ class Decontaminated:
 
 
 def read_training_rows(path: Path) -> tuple[list[dict], dict]:
-    """Alpaca rows of a JSONL (or json / parquet / csv): `instruction` and `output` str, `input` str if present;
-    and the file's origin (name, sha256)."""
+    """Alpaca rows of a JSONL (or json / parquet / csv): `instruction` and `output` str, `input` str if
+    present; and the file's origin (name, sha256)."""
     return read_rows(path, {"instruction": str, "output": str}, optional={"input": str})
 
 
-def decontaminate_file(path: Path, names: list[str], benchmarks_dir: Path | None, threshold: float = THRESHOLD,
-                       model: str = DEFAULT_MODEL, cache_dir: Path | None = None, progress: bool = False,
-                       device: str = "auto", encoder: str = "auto") -> Decontaminated:
-    """Decontaminate a built (or any Alpaca) file; rows keep every field they had, in their order. `device` and
-    `encoder` as `build`'s (dedup/embed.py): auto is OpenVINO fp32 on a CPU, torch on a GPU."""
+def decontaminate_file(
+    path: Path,
+    names: list[str],
+    benchmarks_dir: Path | None,
+    threshold: float = THRESHOLD,
+    model: str = DEFAULT_MODEL,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+    device: str = "auto",
+    encoder: str = "auto",
+) -> Decontaminated:
+    """Decontaminate a built (or any Alpaca) file; rows keep every field they had, in their order. `device`
+    and `encoder` as `build`'s (dedup/embed.py): auto is OpenVINO fp32 on a CPU, torch on a GPU."""
     device = resolve_device(device)
     fallback, encoder = openvino_fallback(encoder, device), resolve_encoder(encoder, device)
     rows, origin = read_training_rows(path)
     bench = load_benchmarks(names, benchmarks_dir)  # before the slow part, so a missing file fails at once
     check_embedding(model, cache_dir, device, encoder)
-    training = [TrainingRow(str(r.get("id", f"row {i}")), prompt_text(r["instruction"], r.get("input", "")),
-                            str(r.get("source", "unknown"))) for i, r in enumerate(rows)]
-    vectors = embed([r.text for r in training], model, progress=progress, cache_dir=cache_dir, device=device,
-                    encoder=encoder)
-    bench_vectors = embed(bench.texts, model, progress=progress, cache_dir=cache_dir, device=device,
-                          encoder=encoder)
+    training = [
+        TrainingRow(
+            str(r.get("id", f"row {i}")),
+            prompt_text(r["instruction"], r.get("input", "")),
+            str(r.get("source", "unknown")),
+        )
+        for i, r in enumerate(rows)
+    ]
+    vectors = embed(
+        [r.text for r in training],
+        model,
+        progress=progress,
+        cache_dir=cache_dir,
+        device=device,
+        encoder=encoder,
+    )
+    bench_vectors = embed(
+        bench.texts, model, progress=progress, cache_dir=cache_dir, device=device, encoder=encoder
+    )
     found = decontaminate(training, vectors, bench, bench_vectors, threshold)
     if not found.keep.any():  # as `build` refuses it: an empty training file is never what was wanted
-        raise DataError(f"{path}: decontamination at cosine >= {threshold:g} would remove every one of its "
-                        f"{len(rows)} rows; is --threshold right (Platypus: {THRESHOLD})?")
-    manifest = {**manifest_head("nextai-data decontaminate", model), "input": {**origin, "rows": len(rows)},
-                "decontamination": found.summary}
+        raise DataError(
+            f"{path}: decontamination at cosine >= {threshold:g} would remove every one of its "
+            f"{len(rows)} rows; is --threshold right (Platypus: {THRESHOLD})?"
+        )
+    manifest = {
+        **manifest_head("nextai-data decontaminate", model),
+        "input": {**origin, "rows": len(rows)},
+        "decontamination": found.summary,
+    }
     manifest["options"].update(device=device, encoder=encoder)
     if fallback:
         manifest["options"]["encoder_fallback"] = fallback

@@ -1,5 +1,6 @@
 """The optional features and the pyproject extra that installs each: training needs none of them, so a plain
-`pip install axolotl-nextai` leaves out the server, the benchmark harness, the GGUF reader and the CPU speed-ups.
+`pip install axolotl-nextai` leaves out the server, the benchmark harness, the GGUF reader and the CPU
+speed-ups.
 
 A feature whose package is missing says which `pip install` fixes it, in one line, before any heavy work (as
 datatrove checks a step's dependencies when the step is built). Presence is looked up, not imported: checking
@@ -18,8 +19,12 @@ EXTRAS = {
     "serve": {"fastapi": "fastapi", "uvicorn": "uvicorn"},
     "eval": {"lm_eval": "lm-eval", "rouge_score": "rouge-score"},
     "real-model": {"gguf": "gguf"},
-    "dedup-fast": {"openvino": "openvino", "model2vec": "model2vec", "skeletoken": "skeletoken",
-                   "usearch": "usearch"},
+    "dedup-fast": {
+        "openvino": "openvino",
+        "model2vec": "model2vec",
+        "skeletoken": "skeletoken",
+        "usearch": "usearch",
+    },
 }
 
 

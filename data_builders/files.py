@@ -1,9 +1,10 @@
-"""Input files are regular files: what a path is when it is not one, said in one line, and reads that cannot block.
+"""Input files are regular files: what a path is when it is not one, said in one line, and reads that cannot
+block.
 
-`Path.is_file()` is False for a FIFO, a device, a folder and a symlink loop alike, so every one of them used to be
-reported as "missing", and reading a FIFO blocked forever. `file_problem` says what the path is instead;
-`read_input` opens without blocking, checks the opened file itself (no window between the check and the read) and
-refuses one larger than the reader's bound.
+`Path.is_file()` is False for a FIFO, a device, a folder and a symlink loop alike, so every one of them used
+to be reported as "missing", and reading a FIFO blocked forever. `file_problem` says what the path is instead;
+`read_input` opens without blocking, checks the opened file itself (no window between the check and the read)
+and refuses one larger than the reader's bound.
 """
 
 from __future__ import annotations
@@ -20,12 +21,17 @@ from data_builders.errors import DataError, RowError
 MISSING = "does not exist"
 CONFIG_BYTES = 16 << 20  # a mixture, recipe, model config or run report: real ones are a few KiB
 
-KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-         (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def kind_problem(mode: int) -> str | None:
-    """"is a folder", "is a FIFO (named pipe)", ... for a mode that is not a regular file's; None for one."""
+    """ "is a folder", "is a FIFO (named pipe)", ... for a mode that is not a regular file's; None for one."""
     if stat.S_ISREG(mode):
         return None
     return "is " + next((name for test, name in KINDS if test(mode)), "not a regular file")

@@ -1,13 +1,13 @@
-"""Strict JSON in and out, in one place: what Python's `json` lets through that breaks a later stage, refused where
-the file is read, naming file:line.
+"""Strict JSON in and out, in one place: what Python's `json` lets through that breaks a later stage, refused
+where the file is read, naming file:line.
 
 Read: a duplicate key (`json` keeps the last, silently), `NaN` / `Infinity` (not JSON; `json` accepts them),
 nesting deeper than `MAX_DEPTH` (`json` raises RecursionError near 1,000 levels; Arrow and our walkers choke
 before), and a lone surrogate: `"\\ud800"` is valid JSON that decodes to a `str` no UTF-8 file can hold, so it
 passed every row check and crashed exact dedup, decontamination, Arrow and the held-out loss. A row holding
 one is refused (a RowError: `--on-error skip` counts it) rather than repaired, since the text around it is
-suspect too. Written: `allow_nan=False` everywhere, so a NaN that slips through fails loudly instead of writing
-a file no other JSON reader parses.
+suspect too. Written: `allow_nan=False` everywhere, so a NaN that slips through fails loudly instead of
+writing a file no other JSON reader parses.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def depth(value) -> int:
 
 
 def lone_surrogate(value, field: str = "") -> str | None:
-    """The field (`instruction`, `meta.tags[2]`) of the first str in `value` holding a lone surrogate, or None."""
+    """The field (`instruction`, `meta.tags[2]`) of the first str in `value` holding a lone surrogate, or
+    None."""
     stack = [(value, field)]
     while stack:
         item, name = stack.pop()
@@ -72,8 +73,8 @@ def lone_surrogate(value, field: str = "") -> str | None:
 
 
 def loads(text: str, where: str, line: int | None = None):
-    """`text` parsed as strict JSON (see the module docstring); a RowError naming `where` (a file) and the line:
-    `line` when `text` is that one line of the file, else where the parser stopped."""
+    """`text` parsed as strict JSON (see the module docstring); a RowError naming `where` (a file) and the
+    line: `line` when `text` is that one line of the file, else where the parser stopped."""
     at = f"{where}:{line}" if line is not None else where
     try:
         value = json.loads(text, object_pairs_hook=unique_keys, parse_constant=no_constant)
@@ -90,8 +91,10 @@ def loads(text: str, where: str, line: int | None = None):
     if "\\u" in text and SURROGATE_ESCAPE.search(text):
         field = lone_surrogate(value)
         if field:
-            raise RowError(f"{at}: field '{field}' holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape without "
-                           "its pair), text no UTF-8 file can hold; fix or drop the row")
+            raise RowError(
+                f"{at}: field '{field}' holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape without "
+                "its pair), text no UTF-8 file can hold; fix or drop the row"
+            )
     return value
 
 

@@ -9,8 +9,8 @@ from data_builders.dedup.embed import resolve_model
 
 
 def manifest_head(tool: str, model: str) -> dict:
-    """The tool and its version (a clone run without installing says so), and the embedding model as asked for and
-    as resolved (a bundled copy's folder)."""
+    """The tool and its version (a clone run without installing says so), and the embedding model as asked for
+    and as resolved (a bundled copy's folder)."""
     try:
         version = metadata.version("axolotl-nextai")
     except metadata.PackageNotFoundError:

@@ -1,4 +1,5 @@
-"""Mixtures as data: the YAML schema (pydantic), where each entry's rows come from, and exact-percent selection.
+"""Mixtures as data: the YAML schema (pydantic), where each entry's rows come from, and exact-percent
+selection.
 
 A mixture lists sources with the percentage of each source's rows (after filtering) that goes in, or a fixed
 number of rows (Table 7's "FLAN-v2 CoT 2k"), and one seed. Selection is a seeded sample of exactly
@@ -55,15 +56,20 @@ class Entry(BaseModel):
         if (self.percent is None) == (self.rows is None):
             raise ValueError(f"source '{self.source}' needs exactly one of percent or rows")
         if self.source not in SOURCES and not (self.hub_id or self.path):
-            raise ValueError(f"unknown source '{self.source}' (known: {', '.join(sorted(SOURCES))}); "
-                             "a user-defined source needs hub_id or path, and fields")
+            raise ValueError(
+                f"unknown source '{self.source}' (known: {', '.join(sorted(SOURCES))}); "
+                "a user-defined source needs hub_id or path, and fields"
+            )
         if self.source not in SOURCES and not self.fields:
-            raise ValueError(f"user-defined source '{self.source}' needs fields (instruction, output[, input])")
+            raise ValueError(
+                f"user-defined source '{self.source}' needs fields (instruction, output[, input])"
+            )
         if self.fields:
             check_fields(self.source, self.fields)
         if self.fields and self.source in SOURCES and self.source not in MAPPED_BUILTINS:
-            raise ValueError(f"source '{self.source}' has a fixed schema; fields apply to codegen and "
-                             "user-defined sources")
+            raise ValueError(
+                f"source '{self.source}' has a fixed schema; fields apply to codegen and user-defined sources"
+            )
         return self
 
 
@@ -116,8 +122,9 @@ def load_mixture(name_or_path: str) -> Mixture:
         text = resources.files("data_builders").joinpath(f"mixtures/{name_or_path}.yaml").read_text("utf-8")
         where = f"mixture {name_or_path}"
     else:
-        raise DataError(f"unknown mixture '{name_or_path}' (shipped: {', '.join(mixture_names())}; "
-                        "or give a .yaml path)")
+        raise DataError(
+            f"unknown mixture '{name_or_path}' (shipped: {', '.join(mixture_names())}; or give a .yaml path)"
+        )
     try:
         return Mixture.model_validate(load_yaml(text, where))
     except ValidationError as err:
@@ -130,9 +137,16 @@ def entry_spec(entry: Entry) -> SourceSpec:
         return MAPPED_BUILTINS[entry.source](entry.fields)
     if entry.source in SOURCES:
         return SOURCES[entry.source]
-    return mapped_spec(entry.source, entry.fields, hub_id=entry.hub_id or "", revision=entry.revision,
-                       config=entry.config, split=entry.split, licence=entry.licence,
-                       llm_generated=entry.llm_generated)
+    return mapped_spec(
+        entry.source,
+        entry.fields,
+        hub_id=entry.hub_id or "",
+        revision=entry.revision,
+        config=entry.config,
+        split=entry.split,
+        licence=entry.licence,
+        llm_generated=entry.llm_generated,
+    )
 
 
 def selected_count(percent: float, available: int) -> int:
@@ -142,7 +156,8 @@ def selected_count(percent: float, available: int) -> int:
 
 
 def wanted_count(entry: Entry, available: int) -> int:
-    """How many of `available` filtered rows the entry takes: its percentage, or its row count (at most all)."""
+    """How many of `available` filtered rows the entry takes: its percentage, or its row count (at most
+    all)."""
     if entry.rows is not None:
         return min(entry.rows, available)
     return selected_count(entry.percent, available)

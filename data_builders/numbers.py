@@ -1,6 +1,6 @@
-"""Numbers are finite: NaN compares False with everything, so a range check written as "bad if below the low end"
-let `--threshold nan` or `learning_rate: nan` through, and `inf` passed every "greater than 0". Each kind of
-input gets its check here: a click option type and a walk over a parsed config (pydantic models of ours say
+"""Numbers are finite: NaN compares False with everything, so a range check written as "bad if below the low
+end" let `--threshold nan` or `learning_rate: nan` through, and `inf` passed every "greater than 0". Each kind
+of input gets its check here: a click option type and a walk over a parsed config (pydantic models of ours say
 `allow_inf_nan=False`).
 """
 
@@ -18,7 +18,8 @@ def is_finite(value) -> bool:
 
 
 def non_finite(value, key: str = "") -> Iterator[tuple[str, float]]:
-    """(key path, value) of every NaN or infinite float in a parsed config, nested mappings and lists included."""
+    """(key path, value) of every NaN or infinite float in a parsed config, nested mappings and lists
+    included."""
     if isinstance(value, dict):
         for name, item in value.items():
             yield from non_finite(item, f"{key}.{name}" if key else str(name))

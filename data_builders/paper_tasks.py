@@ -2,8 +2,8 @@
 step compares training rows against.
 
 HELM ran MMLU on 17 subjects, TruthfulQA (`truthful_qa:task=mc_single`), BBQ (`bbq:subject=all`) and
-CNN/DailyMail (`summarization_cnndm`), 50 instances each (`--max-eval-instances 50`, docs/eval.md). Each maps to
-the lm-eval task below.
+CNN/DailyMail (`summarization_cnndm`), 50 instances each (`--max-eval-instances 50`, docs/eval.md). Each maps
+to the lm-eval task below.
 """
 
 from __future__ import annotations
@@ -16,18 +16,32 @@ import yaml
 from data_builders.extras import require_extra
 
 MMLU_SUBJECTS = (
-    "philosophy", "high_school_biology", "high_school_chemistry", "high_school_computer_science",
-    "high_school_european_history", "high_school_geography", "high_school_government_and_politics",
-    "high_school_macroeconomics", "high_school_mathematics", "high_school_microeconomics", "high_school_physics",
-    "high_school_psychology", "high_school_statistics", "high_school_us_history", "high_school_world_history",
-    "moral_disputes", "moral_scenarios",
+    "philosophy",
+    "high_school_biology",
+    "high_school_chemistry",
+    "high_school_computer_science",
+    "high_school_european_history",
+    "high_school_geography",
+    "high_school_government_and_politics",
+    "high_school_macroeconomics",
+    "high_school_mathematics",
+    "high_school_microeconomics",
+    "high_school_physics",
+    "high_school_psychology",
+    "high_school_statistics",
+    "high_school_us_history",
+    "high_school_world_history",
+    "moral_disputes",
+    "moral_scenarios",
 )
+
+
 @dataclass(frozen=True)
 class PaperTask:
-    name: str       # lm-eval's task
-    yaml: str       # its config, relative to lm_eval/tasks/
-    column: str     # the results-table column it feeds
-    metric: str     # lm-eval's metric name for that column
+    name: str  # lm-eval's task
+    yaml: str  # its config, relative to lm_eval/tasks/
+    column: str  # the results-table column it feeds
+    metric: str  # lm-eval's metric name for that column
 
 
 PAPER_TASKS = (
@@ -47,7 +61,8 @@ def builtin_yaml(task: PaperTask) -> Path:
 
 
 def builtin_config(task: PaperTask) -> dict:
-    """lm-eval's own config of `task` (its dataset and split keys), with the template it includes merged in."""
+    """lm-eval's own config of `task` (its dataset and split keys), with the template it includes merged
+    in."""
     base = yaml.load(builtin_yaml(task).read_text(), Loader=_IgnoreTags)
     template = {}
     if "include" in base:  # MMLU's subjects hold their splits in a shared template

@@ -62,13 +62,24 @@ def cut(lima_path: Path, multi_news_path: Path, out: Path, heldout: int = HELDOU
 
 
 @click.command(cls=Guarded)
-@click.option("--lima", "lima_path", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="LIMA rows with `conversations` (e.g. LLaMA-Factory's lima.json rebuilt as JSONL).")
-@click.option("--multi-news", "multi_news_path", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="Multi-News rows with `document` and `summary` (.jsonl or .jsonl.gz).")
+@click.option(
+    "--lima",
+    "lima_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="LIMA rows with `conversations` (e.g. LLaMA-Factory's lima.json rebuilt as JSONL).",
+)
+@click.option(
+    "--multi-news",
+    "multi_news_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Multi-News rows with `document` and `summary` (.jsonl or .jsonl.gz).",
+)
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 def main(lima_path: Path, multi_news_path: Path, out: Path) -> None:
-    """Cut the vendored real rows (training pools + held-out rows) from local copies of LIMA and Multi-News."""
+    """Cut the vendored real rows (training pools + held-out rows) from local copies of LIMA and
+    Multi-News."""
     counts = cut(lima_path, multi_news_path, out)
     click.echo(", ".join(f"{k}: {v} rows" for k, v in counts.items()) + f" -> {out}")
 

@@ -13,9 +13,14 @@ ALPACA_COLUMNS = {"instruction": str, "input": str, "output": str}
 
 
 def length_stats(values: list[int]) -> dict:
-    """Mean (to 0.1), median, 95th percentile (nearest rank below) and max of `values`, sorted and not empty."""
-    return {"mean": round(statistics.fmean(values), 1), "median": statistics.median(values),
-            "p95": values[int(0.95 * (len(values) - 1))], "max": values[-1]}
+    """Mean (to 0.1), median, 95th percentile (nearest rank below) and max of `values`, sorted and not
+    empty."""
+    return {
+        "mean": round(statistics.fmean(values), 1),
+        "median": statistics.median(values),
+        "p95": values[int(0.95 * (len(values) - 1))],
+        "max": values[-1],
+    }
 
 
 def summarise(path: Path) -> dict:

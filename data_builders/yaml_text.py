@@ -1,12 +1,12 @@
 """A bounded YAML reader for mixtures and recipes: PyYAML's safe loader, plus three refusals it lacks.
 
-- Aliases expanding past `MAX_VALUES`: a 494-byte file of nested anchors (`b: [*a, *a, ...]`, ten levels) loads
-  as a few shared lists, but anything that walks it (pydantic, Axolotl's DictDefault, an error message's repr)
-  walks 10^10 values; it took 43 s and 3.3 GB at five levels and never finished at ten.
+- Aliases expanding past `MAX_VALUES`: a 494-byte file of nested anchors (`b: [*a, *a, ...]`, ten levels)
+  loads as a few shared lists, but anything that walks it (pydantic, Axolotl's DictDefault, an error message's
+  repr) walks 10^10 values; it took 43 s and 3.3 GB at five levels and never finished at ten.
 - Nesting deeper than `json_text.MAX_DEPTH`: PyYAML composes recursively, so a few thousand `[` were a
   RecursionError traceback.
-- A key given twice in one mapping: YAML forbids it, PyYAML keeps the last one without a word (`lora_r: 4` then
-  `lora_r: 64` trained at 64). Keys merged in with `<<:` may be overridden, as YAML's merge says.
+- A key given twice in one mapping: YAML forbids it, PyYAML keeps the last one without a word (`lora_r: 4`
+  then `lora_r: 64` trained at 64). Keys merged in with `<<:` may be overridden, as YAML's merge says.
 
 Every refusal names the file:line, as `errors.yaml_problem` does for PyYAML's own errors.
 """
@@ -56,8 +56,10 @@ class BoundedLoader(yaml.SafeLoader):
                 continue
             earlier = first.setdefault((key.tag, key.value), key)
             if earlier is not key:
-                raise Refused(f"key `{key.value}` given twice (first at line {earlier.start_mark.line + 1})",
-                              key.start_mark)
+                raise Refused(
+                    f"key `{key.value}` given twice (first at line {earlier.start_mark.line + 1})",
+                    key.start_mark,
+                )
         return node
 
 
@@ -84,8 +86,10 @@ def expanded_values(root) -> int:
         for child in children:
             total += size(child)
             if total > MAX_VALUES:
-                raise Refused(f"aliases expand it to more than {MAX_VALUES:,} values; write the values out",
-                              child.start_mark)
+                raise Refused(
+                    f"aliases expand it to more than {MAX_VALUES:,} values; write the values out",
+                    child.start_mark,
+                )
         open_nodes.discard(key)
         sizes[key] = total
         return total

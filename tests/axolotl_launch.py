@@ -49,15 +49,27 @@ def tiny_cpu_config(tiny_model: Path, workdir: Path, **overrides) -> dict:
 
 
 def train_command(cfg: dict, workdir: Path, ranks: int = 1) -> tuple[list[str], dict]:
-    """Write `cfg` to `workdir/cfg.yml`; the `accelerate launch -m axolotl.cli.train` command and its env. With
-    several `ranks`, `--multi_gpu --num_processes N`: torch's elastic agent starts N processes (on a machine without
-    CUDA too; the plugin joins them in a gloo group). `--cpu` would not: it starts one process, or mpirun's."""
+    """Write `cfg` to `workdir/cfg.yml`; the `accelerate launch -m axolotl.cli.train` command and its env.
+    With several `ranks`, `--multi_gpu --num_processes N`: torch's elastic agent starts N processes (on a
+    machine without CUDA too; the plugin joins them in a gloo group). `--cpu` would not: it starts one
+    process, or mpirun's."""
     cfg_path = workdir / "cfg.yml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     processes = ["--num_processes", "1"] if ranks == 1 else ["--multi_gpu", "--num_processes", str(ranks)]
     cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", *processes, "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "axolotl.cli.train", str(cfg_path),
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *processes,
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "axolotl.cli.train",
+        str(cfg_path),
     ]
     return cmd, {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(ROOT)}
 
@@ -65,8 +77,9 @@ def train_command(cfg: dict, workdir: Path, ranks: int = 1) -> tuple[list[str], 
 def launch_train(cfg: dict, workdir: Path, timeout: int = 600, ranks: int = 1) -> subprocess.CompletedProcess:
     """`accelerate launch -m axolotl.cli.train cfg.yml`, exactly as a user runs it, from `workdir`."""
     cmd, env = train_command(cfg, workdir, ranks)
-    return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    return subprocess.run(
+        cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def start_train(cfg: dict, workdir: Path, log: Path, ranks: int = 1) -> subprocess.Popen:

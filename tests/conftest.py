@@ -1,5 +1,5 @@
-"""Shared fixtures: a tiny Llama built once per session, the real SmolLM2-135M converted once, and a runner for
-the real Axolotl CLI."""
+"""Shared fixtures: a tiny Llama built once per session, the real SmolLM2-135M converted once, and a runner
+for the real Axolotl CLI."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def tiny_tokenizer(tiny_model):
 
 @pytest.fixture(scope="session")
 def demo_jsonl(tmp_path_factory) -> Path:
-    """The v5 mixture built from the shipped sample, as `make demo-tiny` builds it (`nextai-data build --sample`)."""
+    """The v5 mixture built from the shipped sample, as `make demo-tiny` builds it (`nextai-data build
+    --sample`)."""
     from data_builders.build import BuildOptions, build
     from data_builders.mixing import load_mixture
     from data_builders.sources import sample_dir
@@ -65,16 +66,22 @@ MEMORISABLE = [
 @pytest.fixture(scope="session")
 def memorised(tiny_model, tmp_path_factory):
     """tiny-cpu.yml through the real CLI, 8 steps on 4 rows repeated: (its folder, the finished launch). The
-    learning rate is raised from the recipe's 3e-4 so that 8 steps visibly memorise (recipes/test_train_cli.py).
-    Where flash_attn is not installed the run also asks for FlashAttention-2, so that the same launch shows the
-    fallback to SDPA (axolotl_nextai/checks/test_attention_fallback.py)."""
+    learning rate is raised from the recipe's 3e-4 so that 8 steps visibly memorise
+    (recipes/test_train_cli.py). Where flash_attn is not installed the run also asks for FlashAttention-2, so
+    that the same launch shows the fallback to SDPA (axolotl_nextai/checks/test_attention_fallback.py)."""
     from axolotl_nextai.checks.attention import flash_attn_installed
 
     work = tmp_path_factory.mktemp("memorised")
     data = write_jsonl(work / "data" / "memo.jsonl", MEMORISABLE * 8)
     attention = {} if flash_attn_installed() else {"attn_implementation": "flash_attention_2"}
-    cfg = tiny_cpu_config(tiny_model, work, datasets=[{"path": str(data), "type": "axolotl_nextai.alpaca"}],
-                          learning_rate=0.01, max_steps=8, **attention)
+    cfg = tiny_cpu_config(
+        tiny_model,
+        work,
+        datasets=[{"path": str(data), "type": "axolotl_nextai.alpaca"}],
+        learning_rate=0.01,
+        max_steps=8,
+        **attention,
+    )
     return work, launch_train(cfg, work)
 
 
@@ -84,10 +91,13 @@ def run_axolotl():
     return launch_train
 
 
-# Property-based tests: a seeded, small budget in `make test`; `make fuzz` (HYPOTHESIS_PROFILE=fuzz) a larger one.
-# No deadline (the borders run whole commands) and no example database (a clean clone behaves as CI's).
-COMMON = {"deadline": None, "database": None,
-          "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+# Property-based tests: a seeded, small budget in `make test`; `make fuzz` (HYPOTHESIS_PROFILE=fuzz) a larger
+# one. No deadline (the borders run whole commands) and no example database (a clean clone behaves as CI's).
+COMMON = {
+    "deadline": None,
+    "database": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
 settings.register_profile("ci", max_examples=200, derandomize=True, **COMMON)
 settings.register_profile("fuzz", max_examples=3000, **COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

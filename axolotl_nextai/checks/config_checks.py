@@ -1,9 +1,10 @@
 """Checks on the raw YAML config that Axolotl would otherwise let through silently or fail on obscurely.
 
-Axolotl drops unknown keys without a word, so a typo such as `nextai_reprot` would silently do nothing; its schema
-types `lora_r` or `micro_batch_size` but does not bound them, so `lora_r: -4` fails only after the model has loaded;
-a missing local dataset file is treated as a Hub id, which fails offline with a message about the network; a row
-without `output` fails inside the prompt strategy as a TypeError. Each check here names the key (and the file:line).
+Axolotl drops unknown keys without a word, so a typo such as `nextai_reprot` would silently do nothing; its
+schema types `lora_r` or `micro_batch_size` but does not bound them, so `lora_r: -4` fails only after the
+model has loaded; a missing local dataset file is treated as a Hub id, which fails offline with a message
+about the network; a row without `output` fails inside the prompt strategy as a TypeError. Each check here
+names the key (and the file:line).
 """
 
 from __future__ import annotations
@@ -41,10 +42,14 @@ BOUNDS = {
 }
 
 
-# What the Trainer resumes besides the weights; a folder without them resumes with a fresh optimizer, scheduler or
-# step count, and says nothing. optimizer.bin / optimizer_0: accelerate's FSDP forms of optimizer.pt.
-RESUME_STATE = {"trainer_state.json": ("trainer_state.json",), "scheduler.pt": ("scheduler.pt",),
-                "optimizer.pt": ("optimizer.pt", "optimizer.bin", "optimizer_0")}
+# What the Trainer resumes besides the weights; a folder without them resumes with a fresh optimizer,
+# scheduler or step count, and says nothing. optimizer.bin / optimizer_0: accelerate's FSDP forms of
+# optimizer.pt.
+RESUME_STATE = {
+    "trainer_state.json": ("trainer_state.json",),
+    "scheduler.pt": ("scheduler.pt",),
+    "optimizer.pt": ("optimizer.pt", "optimizer.bin", "optimizer_0"),
+}
 
 
 class ConfigError(ValueError):
@@ -70,7 +75,9 @@ def report_config_errors_in_one_line() -> None:
         return
 
     def hook(kind, exc, tb):
-        if isinstance(exc, ConfigError) or (isinstance(exc, ValidationError) and exc.title.startswith("Axolotl")):
+        if isinstance(exc, ConfigError) or (
+            isinstance(exc, ValidationError) and exc.title.startswith("Axolotl")
+        ):
             print(f"config error: {single_line(one_line(exc))}", file=sys.stderr)
         elif isinstance(exc, HookError):
             print(f"error: {single_line(str(exc))}", file=sys.stderr)
@@ -82,11 +89,14 @@ def report_config_errors_in_one_line() -> None:
 
 
 def plugin_key_problems(cfg: Mapping) -> list[str]:
-    """One message per unknown `nextai_*` key (naming the closest known one), and per value of the wrong type."""
+    """One message per unknown `nextai_*` key (naming the closest known one), and per value of the wrong
+    type."""
     ours = {key: value for key, value in cfg.items() if key.startswith(PREFIX)}
     known = NextAIArgs.model_fields
     listing = f" (known keys: {', '.join(sorted(known))})"
-    problems = [f"unknown config key `{key}`{did_you_mean(key, known) or listing}" for key in ours if key not in known]
+    problems = [
+        f"unknown config key `{key}`{did_you_mean(key, known) or listing}" for key in ours if key not in known
+    ]
     try:
         NextAIArgs.model_validate({key: value for key, value in ours.items() if key in known}, strict=True)
     except ValidationError as exc:
@@ -99,7 +109,9 @@ def validate_plugin_keys(cfg: Mapping) -> NextAIArgs:
     problems = plugin_key_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
-    return NextAIArgs.model_validate({key: value for key, value in cfg.items() if key.startswith(PREFIX)}, strict=True)
+    return NextAIArgs.model_validate(
+        {key: value for key, value in cfg.items() if key.startswith(PREFIX)}, strict=True
+    )
 
 
 def finite_problems(cfg: Mapping) -> list[str]:
@@ -109,7 +121,8 @@ def finite_problems(cfg: Mapping) -> list[str]:
 
 def check_finite(cfg: Mapping) -> None:
     """ConfigError for a NaN or infinite value in a config Axolotl has validated: its schema reads the string
-    `learning_rate: nan` (YAML's NaN is `.nan`) or `--learning_rate inf` as a float, after `register` saw a string."""
+    `learning_rate: nan` (YAML's NaN is `.nan`) or `--learning_rate inf` as a float, after `register` saw a
+    string."""
     problems = finite_problems(cfg)
     if problems:
         where = cfg.get("axolotl_config_path")
@@ -117,8 +130,8 @@ def check_finite(cfg: Mapping) -> None:
 
 
 def value_problems(cfg: Mapping) -> list[str]:
-    """One message per NaN or infinite number anywhere in `cfg`, per value out of its range (`BOUNDS`), and per
-    `datasets:` that is not a list of mappings."""
+    """One message per NaN or infinite number anywhere in `cfg`, per value out of its range (`BOUNDS`), and
+    per `datasets:` that is not a list of mappings."""
     problems = finite_problems(cfg)
     for key, (low, low_allowed, high) in BOUNDS.items():
         value = cfg.get(key)
@@ -128,8 +141,12 @@ def value_problems(cfg: Mapping) -> list[str]:
             wanted = f"{'>=' if low_allowed else '>'} {low}" + (f" and < {high}" if high is not None else "")
             problems.append(f"`{key}`: must be {wanted} (got {value!r})")
     datasets = cfg.get("datasets")
-    if datasets is not None and (not isinstance(datasets, list) or not all(isinstance(d, Mapping) for d in datasets)):
-        problems.append(f"`datasets`: must be a list of entries such as {{path: data/v5.jsonl, type: {ALPACA_TYPE}}}")
+    if datasets is not None and (
+        not isinstance(datasets, list) or not all(isinstance(d, Mapping) for d in datasets)
+    ):
+        problems.append(
+            f"`datasets`: must be a list of entries such as {{path: data/v5.jsonl, type: {ALPACA_TYPE}}}"
+        )
     return problems
 
 
@@ -161,29 +178,41 @@ def missing_files(cfg: Mapping) -> list[str]:
     for index, dataset in local_datasets(cfg):
         path = str(dataset["path"])
         if not Path(path).expanduser().exists():
-            problems.append(f"datasets[{index}].path: dataset file `{path}` does not exist "
-                            f"(looked in {Path(path).expanduser().resolve()}); {build_hint(path)}")
+            problems.append(
+                f"datasets[{index}].path: dataset file `{path}` does not exist "
+                f"(looked in {Path(path).expanduser().resolve()}); {build_hint(path)}"
+            )
     for key in ("base_model", "resume_from_checkpoint"):
         value = cfg.get(key)
         if isinstance(value, str) and looks_local(value) and not Path(value).expanduser().exists():
-            problems.append(f"`{key}`: `{value}` does not exist (looked in {Path(value).expanduser().resolve()})")
+            problems.append(
+                f"`{key}`: `{value}` does not exist (looked in {Path(value).expanduser().resolve()})"
+            )
     checkpoint = cfg.get("resume_from_checkpoint")
     if isinstance(checkpoint, str) and Path(checkpoint).expanduser().is_dir():
         folder = Path(checkpoint).expanduser()
-        lacking = [name for name, forms in RESUME_STATE.items() if not any((folder / f).exists() for f in forms)]
+        lacking = [
+            name for name, forms in RESUME_STATE.items() if not any((folder / f).exists() for f in forms)
+        ]
         if lacking:
-            problems.append(f"`resume_from_checkpoint`: `{checkpoint}` has no {' or '.join(lacking)}: the Trainer "
-                            "would go on with a fresh one, silently; give a checkpoint-N folder it saved, or start "
-                            "over from these weights with `lora_model_dir` instead")
+            problems.append(
+                f"`resume_from_checkpoint`: `{checkpoint}` has no {' or '.join(lacking)}: the Trainer "
+                "would go on with a fresh one, silently; give a checkpoint-N folder it saved, or start "
+                "over from these weights with `lora_model_dir` instead"
+            )
     return problems
 
 
 def plugin_problems(cfg: Mapping, loaded) -> list[str]:
-    """One message per `plugins:` entry not among `loaded` (what Axolotl's PluginManager imported): Axolotl prints
-    a traceback for it and trains on without it."""
+    """One message per `plugins:` entry not among `loaded` (what Axolotl's PluginManager imported): Axolotl
+    prints a traceback for it and trains on without it."""
     listed = cfg.get("plugins")
-    return [f"plugins[{index}] `{name}`: did not import (see the error above it); fix the name or remove the entry"
-            for index, name in enumerate(listed if isinstance(listed, list) else []) if name not in loaded]
+    return [
+        f"plugins[{index}] `{name}`: did not import (see the error above it); fix the name or "
+        "remove the entry"
+        for index, name in enumerate(listed if isinstance(listed, list) else [])
+        if name not in loaded
+    ]
 
 
 def alpaca_row_problems(cfg: Mapping) -> list[str]:

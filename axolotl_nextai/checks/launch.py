@@ -30,11 +30,15 @@ class Launch:
         from axolotl_nextai.run.memory import device_memory_bytes
 
         cuda = torch.cuda.is_available()
-        return cls(world_size=world_size(cfg), local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE") or 1),
-                   cuda=cuda, device_bytes=device_memory_bytes(),
-                   # a laptop checking a recipe says nothing of the host that will train it: CUDA hosts only
-                   host_available_bytes=psutil.virtual_memory().available if cuda else None,
-                   architecture=architecture_of(str(cfg.get("base_model") or "")))
+        return cls(
+            world_size=world_size(cfg),
+            local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE") or 1),
+            cuda=cuda,
+            device_bytes=device_memory_bytes(),
+            # a laptop checking a recipe says nothing of the host that will train it: CUDA hosts only
+            host_available_bytes=psutil.virtual_memory().available if cuda else None,
+            architecture=architecture_of(str(cfg.get("base_model") or "")),
+        )
 
 
 def world_size(cfg: Mapping) -> int:

@@ -3,16 +3,15 @@
     nextai-recipe-check [--world-size N] recipes/llama2-70b-v5.yml [more.yml ...]
 
 Four checks: every key is one Axolotl or a listed plugin declares (Axolotl silently drops any other, so
-`lora_alpah: 16` would train with the default alpha); `optimizer` names a real optimizer (Axolotl's schema takes
-any string, and a misspelt one fails only when the Trainer is built, after the model has loaded); values Axolotl
-does not bound are in range (`lora_r: -4`); then the plugins' `register` hooks and Axolotl's own
-`validate_config`, the same calls `axolotl train` makes.
-`axolotl train` passes the probed GPU's capabilities, which selects Axolotl's capability-aware schema (bf16
-support, compute capability, fp8); a CUDA-less machine would probe nothing useful, so we pass what one A100
-reports and the recipe is checked as on its target GPU.
-The check is about the recipe: a local file it names that does not exist yet (`data/v5.jsonl` on a fresh clone,
-the base model folder, a checkpoint) is a warning here; training refuses it.
-`normalize_config` is left out: it reads the base model's config.json, which is not offline.
+`lora_alpah: 16` would train with the default alpha); `optimizer` names a real optimizer (Axolotl's schema
+takes any string, and a misspelt one fails only when the Trainer is built, after the model has loaded); values
+Axolotl does not bound are in range (`lora_r: -4`); then the plugins' `register` hooks and Axolotl's own
+`validate_config`, the same calls `axolotl train` makes. `axolotl train` passes the probed GPU's capabilities,
+which selects Axolotl's capability-aware schema (bf16 support, compute capability, fp8); a CUDA-less machine
+would probe nothing useful, so we pass what one A100 reports and the recipe is checked as on its target GPU.
+The check is about the recipe: a local file it names that does not exist yet (`data/v5.jsonl` on a fresh
+clone, the base model folder, a checkpoint) is a warning here; training refuses it. `normalize_config` is left
+out: it reads the base model's config.json, which is not offline.
 """
 
 from __future__ import annotations
@@ -50,7 +49,8 @@ def field_names(model_cls) -> set[str]:
 
 
 def unknown_keys(cfg: Mapping, known: set[str], dataset_known: set[str]) -> list[str]:
-    """One message per key no config model declares, top level and in `datasets:`, with the nearest known key."""
+    """One message per key no config model declares, top level and in `datasets:`, with the nearest known
+    key."""
     problems = []
 
     def report(where: str, key: str, pool: set[str]) -> None:
@@ -98,23 +98,26 @@ def find_typos(cfg: Mapping) -> list[str]:
 
 
 def unimportable_plugins(cfg: Mapping) -> list[str]:
-    """One message per `plugins:` entry that does not import, found before Axolotl's PluginManager tries it (it
-    prints a traceback and goes on without the plugin)."""
+    """One message per `plugins:` entry that does not import, found before Axolotl's PluginManager tries it
+    (it prints a traceback and goes on without the plugin)."""
     from axolotl.integrations.base import load_plugin
 
     problems, listed = [], cfg.get("plugins")
     for index, name in enumerate(listed if isinstance(listed, list) else []):  # else Axolotl's schema says so
         try:
             load_plugin(str(name))
-        except (ImportError, AttributeError, ValueError) as err:  # no module; no such class; no "module.Class"
-            problems.append(f"plugins[{index}] `{name}`: cannot load ({type(err).__name__}: {first_line(err)})")
+        # no module; no such class; no "module.Class"
+        except (ImportError, AttributeError, ValueError) as err:
+            problems.append(
+                f"plugins[{index}] `{name}`: cannot load ({type(err).__name__}: {first_line(err)})"
+            )
     return problems
 
 
 def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES, world_size: int = 1):
-    """Axolotl's validated config for a recipe's parsed YAML, trained in `world_size` processes (unless the recipe
-    sets `world_size`); ConfigError for unknown keys or optimizer, or a value out of range. Local files are not
-    checked (see `missing_files`)."""
+    """Axolotl's validated config for a recipe's parsed YAML, trained in `world_size` processes (unless the
+    recipe sets `world_size`); ConfigError for unknown keys or optimizer, or a value out of range. Local files
+    are not checked (see `missing_files`)."""
     import torch
     from axolotl.utils.config import prepare_plugins, validate_config
     from axolotl.utils.dict import DictDefault
@@ -126,7 +129,8 @@ def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES, world_
     if world_size > 1:  # what the plugin's checks read (Axolotl sets it from WORLD_SIZE when training starts)
         cfg.setdefault("world_size", world_size)
     if any(str(name).startswith("axolotl_nextai") for name in cfg.get("plugins") or []) or any(
-            str(key).startswith(PREFIX) for key in cfg):
+        str(key).startswith(PREFIX) for key in cfg
+    ):
         cfg["nextai_check_datasets"] = False  # the plugin's file checks: warnings here, see `check_recipe`
     # Imports and registers the plugins (so their keys are known), then runs their register hooks.
     prepare_plugins(cfg)
@@ -141,8 +145,9 @@ def check_config(raw: Mapping, capabilities: Mapping = A100_CAPABILITIES, world_
 
 
 def read_recipe(path: str | Path) -> dict:
-    """A recipe's YAML as a mapping; ConfigError naming the file (and line) when it is not one, or not a regular
-    file, or one `yaml_text.load_yaml` refuses (aliases expanding without bound, deep nesting, a key twice)."""
+    """A recipe's YAML as a mapping; ConfigError naming the file (and line) when it is not one, or not a
+    regular file, or one `yaml_text.load_yaml` refuses (aliases expanding without bound, deep nesting, a key
+    twice)."""
     from data_builders.errors import DataError
     from data_builders.files import read_text
     from data_builders.yaml_text import load_yaml
@@ -157,7 +162,9 @@ def read_recipe(path: str | Path) -> dict:
     return raw
 
 
-def check_recipe(path: str | Path, capabilities: Mapping = A100_CAPABILITIES, world_size: int = 1) -> list[str]:
+def check_recipe(
+    path: str | Path, capabilities: Mapping = A100_CAPABILITIES, world_size: int = 1
+) -> list[str]:
     """`check_config` on a YAML file; returns the warnings: local files it names that do not exist."""
     raw = read_recipe(path)
     check_config(raw, capabilities, world_size)
@@ -166,8 +173,13 @@ def check_recipe(path: str | Path, capabilities: Mapping = A100_CAPABILITIES, wo
 
 @click.command(cls=Guarded, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("recipes", nargs=-1, required=True, type=InputFile())
-@click.option("--world-size", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes the recipes will train in (a lever not tested with several is refused).")
+@click.option(
+    "--world-size",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes the recipes will train in (a lever not tested with several is refused).",
+)
 def main(recipes: tuple[str, ...], world_size: int) -> None:
     """Check each of RECIPES offline (keys, values, Axolotl's validation as on an A100); report every failure,
     not only the first; exit 1 if any failed. Local files that do not exist yet are warnings."""
@@ -178,7 +190,8 @@ def main(recipes: tuple[str, ...], world_size: int) -> None:
     for path in recipes:
         try:
             warnings = check_recipe(path, world_size=world_size)
-        # What a malformed recipe makes Axolotl's validation raise (a list where it wants a mapping: TypeError).
+        # What a malformed recipe makes Axolotl's validation raise (a list where it wants a mapping:
+        # TypeError).
         except (ValueError, TypeError, KeyError, AttributeError, OSError, HookError) as exc:
             failed += 1
             click.echo(f"FAILED  {path}: {single_line(one_line(exc))}")
@@ -187,9 +200,15 @@ def main(recipes: tuple[str, ...], world_size: int) -> None:
             click.echo(f"warning {path}: {warning} (training refuses it)")
         raw = read_recipe(path)
         if uses_fsdp(raw) and world_size == 1:
-            click.echo(f"warning {path}: FSDP with one process shards nothing: give the world size it trains at "
-                       "(--world-size N)")
-        ranks = f" ({world_size} processes: {rows_per_step(raw, world_size)} rows a step)" if world_size > 1 else ""
+            click.echo(
+                f"warning {path}: FSDP with one process shards nothing: give the world size it trains at "
+                "(--world-size N)"
+            )
+        ranks = (
+            f" ({world_size} processes: {rows_per_step(raw, world_size)} rows a step)"
+            if world_size > 1
+            else ""
+        )
         click.echo(f"ok      {path}{ranks}")
     sys.exit(1 if failed else 0)
 

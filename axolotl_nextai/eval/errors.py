@@ -1,6 +1,7 @@
-"""The one error type nextai-eval raises for what a user can cause: a flag, a task name or an input file it cannot
-run (`--limit`, `--tasks`, `--data-dir`, `--heldout`, ...). The CLI prints it as a usage error (exit 2); anything
-else raised while scoring, a ValueError inside lm-eval included, is a bug and reaches the boundary as one."""
+"""The one error type nextai-eval raises for what a user can cause: a flag, a task name or an input file it
+cannot run (`--limit`, `--tasks`, `--data-dir`, `--heldout`, ...). The CLI prints it as a usage error (exit
+2); anything else raised while scoring, a ValueError inside lm-eval included, is a bug and reaches the
+boundary as one."""
 
 from __future__ import annotations
 

@@ -27,14 +27,24 @@ def heldout_examples(tokenizer, rows: list[dict], cutoff: int) -> tuple[list[dic
     with a response token inside the cutoff, and how many are not."""
     from axolotl_nextai.alpaca import tokenize_example
 
-    examples = [tokenize_example(tokenizer, row["instruction"], row.get("input") or "", row["output"], cutoff,
-                                 train_on_inputs=False) for row in rows]
+    examples = [
+        tokenize_example(
+            tokenizer,
+            row["instruction"],
+            row.get("input") or "",
+            row["output"],
+            cutoff,
+            train_on_inputs=False,
+        )
+        for row in rows
+    ]
     scored = [example for example in examples if any(label != -100 for label in example["labels"][1:])]
     return scored, len(examples) - len(scored)
 
 
 def check_heldout_cutoff(base_model: str, rows: list[dict], cutoff: int) -> None:
-    """An EvalInputError, before the model loads, when `cutoff` leaves no held-out row a response token to score."""
+    """An EvalInputError, before the model loads, when `cutoff` leaves no held-out row a response token to
+    score."""
     from transformers import AutoTokenizer
 
     try:
@@ -42,8 +52,10 @@ def check_heldout_cutoff(base_model: str, rows: list[dict], cutoff: int) -> None
     except (OSError, ValueError):
         return  # transformers' "cannot load": loading the model says why, naming --base-model
     if not heldout_examples(tokenizer, rows, cutoff)[0]:
-        raise EvalInputError(f"--heldout-cutoff {cutoff}: no held-out row keeps a response token within {cutoff} "
-                             f"tokens (the prompt fills all {len(rows)}); raise it to the recipe's sequence_len")
+        raise EvalInputError(
+            f"--heldout-cutoff {cutoff}: no held-out row keeps a response token within {cutoff} "
+            f"tokens (the prompt fills all {len(rows)}); raise it to the recipe's sequence_len"
+        )
 
 
 def heldout_loss(model, tokenizer, rows: list[dict], cutoff: int) -> dict:
@@ -59,9 +71,16 @@ def heldout_loss(model, tokenizer, rows: list[dict], cutoff: int) -> dict:
         ids = torch.tensor([example["input_ids"]], device=model.device)
         with torch.inference_mode():
             logits = model(input_ids=ids).logits[0, :-1].float()
-        loss = torch.nn.functional.cross_entropy(logits, labels.to(logits.device), ignore_index=-100,
-                                                 reduction="sum").item()
+        loss = torch.nn.functional.cross_entropy(
+            logits, labels.to(logits.device), ignore_index=-100, reduction="sum"
+        ).item()
         total, tokens = total + loss, tokens + n
         per_row.append(loss / n)
-    return {"loss": total / tokens if tokens else None, "rows": len(per_row), "tokens": tokens,
-            "skipped_rows": skipped, "cutoff": cutoff, "per_row": per_row}
+    return {
+        "loss": total / tokens if tokens else None,
+        "rows": len(per_row),
+        "tokens": tokens,
+        "skipped_rows": skipped,
+        "cutoff": cutoff,
+        "per_row": per_row,
+    }

@@ -20,8 +20,10 @@ def plot_comparison(rows: list[tuple[str, dict]]) -> bytes:
     for i, (label, row) in enumerate(rows):
         xs = [j + i * width for j in range(len(columns))]
         values = [100 * row["scores"][c] for c in columns]
-        errors = [[100 * (row["scores"][c] - row["intervals"][c][0]) for c in columns],
-                  [100 * (row["intervals"][c][1] - row["scores"][c]) for c in columns]]
+        errors = [
+            [100 * (row["scores"][c] - row["intervals"][c][0]) for c in columns],
+            [100 * (row["intervals"][c][1] - row["scores"][c]) for c in columns],
+        ]
         ax.bar(xs, values, width, yerr=errors, capsize=4, label=label)
     ax.set_xticks([j + width * (len(rows) - 1) / 2 for j in range(len(columns))], columns)
     ax.set_ylabel("accuracy (%), 95 % interval")

@@ -1,7 +1,7 @@
 """Run the paper's subset through lm-evaluation-harness on a loaded base model (+ adapter): the lm-eval glue.
 
-`prepare` checks and reads what can be checked before the model loads (tasks.py, heldout.py); `run` indexes the
-tasks, loads the model and scores it, the base first with `--compare-base`; the numbers become a row in
+`prepare` checks and reads what can be checked before the model loads (tasks.py, heldout.py); `run` indexes
+the tasks, loads the model and scores it, the base first with `--compare-base`; the numbers become a row in
 stats.py and a table in tables.py, and writers.py writes them. These are lm-eval numbers: its prompts, shot
 counts and metrics differ from HELM's, so they track a model across our runs but are not comparable with the
 challenge's leaderboard or the paper's Table 8.
@@ -52,8 +52,8 @@ class EvalOptions:
 
 @dataclass(frozen=True)
 class Prepared:
-    """What the checks before the model loads read: the tasks to run, the local task configs (YAMLs to write), the
-    held-out rows."""
+    """What the checks before the model loads read: the tasks to run, the local task configs (YAMLs to write),
+    the held-out rows."""
 
     tasks: list[str]
     configs: list[dict]
@@ -72,8 +72,8 @@ class Scored:
 
 
 def prepare(options: EvalOptions) -> Prepared:
-    """Tasks, local files and held-out rows, checked: an EvalInputError names what cannot run, before any model
-    loads."""
+    """Tasks, local files and held-out rows, checked: an EvalInputError names what cannot run, before any
+    model loads."""
     tasks, configs = select_tasks(options.data_dir, list(options.extra_tasks), options.num_fewshot)
     heldout_rows = read_heldout(options.heldout) if options.heldout else None
     if heldout_rows:
@@ -91,8 +91,8 @@ def lm_eval_version() -> str:
 @contextmanager
 def task_manager(prepared: Prepared, include_paths: tuple[Path, ...] = ()) -> Iterator:
     """lm-eval's index of the local task configs (as YAMLs in a temporary folder, which lm-eval reads while it
-    runs), the `include_paths` and, when a task is not local, the ~3,000 tasks lm-eval ships (~15 s on 2 cores to
-    index: built once, before the model loads, to check task names and then to run them)."""
+    runs), the `include_paths` and, when a task is not local, the ~3,000 tasks lm-eval ships (~15 s on 2 cores
+    to index: built once, before the model loads, to check task names and then to run them)."""
     from lm_eval.tasks import TaskManager
 
     builtin = any(not name.startswith(LOCAL_PREFIX) for name in prepared.tasks)
@@ -113,7 +113,8 @@ def check_task_names(manager, names: list[str]) -> None:
 
 def evaluate(model, tokenizer, manager, options: EvalOptions, tasks: list[str]) -> dict:
     """`lm_eval.simple_evaluate` on an already loaded model (base + adapter), once per distinct limit; the
-    results merged: `results`, `n-samples`, and `item_scores` (per paper task, each item's score by doc id)."""
+    results merged: `results`, `n-samples`, and `item_scores` (per paper task, each item's score by doc
+    id)."""
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
@@ -123,8 +124,15 @@ def evaluate(model, tokenizer, manager, options: EvalOptions, tasks: list[str]) 
         groups.setdefault(task_limit(name, options.limits), []).append(name)
     merged: dict = {"results": {}, "n-samples": {}, "item_scores": {}}
     for limit, names in groups.items():
-        out = lm_eval.simple_evaluate(model=lm, tasks=names, limit=limit, num_fewshot=options.num_fewshot,
-                                      task_manager=manager, log_samples=True, bootstrap_iters=0)
+        out = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=names,
+            limit=limit,
+            num_fewshot=options.num_fewshot,
+            task_manager=manager,
+            log_samples=True,
+            bootstrap_iters=0,
+        )
         merged["results"].update(out["results"])
         merged["n-samples"].update(out["n-samples"])
         for name, samples in out["samples"].items():
@@ -136,7 +144,8 @@ def evaluate(model, tokenizer, manager, options: EvalOptions, tasks: list[str]) 
 
 
 def score(model, tokenizer, manager, options: EvalOptions, prepared: Prepared) -> tuple[dict, dict]:
-    """(row, lm-eval results) for the model as it is: `table_row`, plus the held-out loss when rows are given."""
+    """(row, lm-eval results) for the model as it is: `table_row`, plus the held-out loss when rows are
+    given."""
     results = evaluate(model, tokenizer, manager, options, prepared.tasks)
     row = table_row(results)
     row["item_scores"] = results["item_scores"]
@@ -146,8 +155,8 @@ def score(model, tokenizer, manager, options: EvalOptions, prepared: Prepared) -
 
 
 def run(options: EvalOptions, prepared: Prepared) -> Scored:
-    """Index the tasks, check `--tasks` names, load base + adapter, score: the base first (adapter switched off,
-    same process, same items) with `compare_base`, then the model asked for."""
+    """Index the tasks, check `--tasks` names, load base + adapter, score: the base first (adapter switched
+    off, same process, same items) with `compare_base`, then the model asked for."""
     from axolotl_nextai.models.checkpoint import load_base_and_adapter
 
     with task_manager(prepared, options.include_paths) as manager:
@@ -161,4 +170,6 @@ def run(options: EvalOptions, prepared: Prepared) -> Scored:
         row, results = score(model, tokenizer, manager, options, prepared)
     rows.append((options.label or options.adapter or options.base_model, row))
     change = compare(rows[0][1], row) if options.compare_base else None
-    return Scored(rows=rows, results=results, change=change, note=source_note(lm_eval_version(), options.limits))
+    return Scored(
+        rows=rows, results=results, change=change, note=source_note(lm_eval_version(), options.limits)
+    )

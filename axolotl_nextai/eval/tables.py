@@ -9,10 +9,16 @@ from axolotl_nextai.eval.stats import COLUMNS
 from axolotl_nextai.eval.tasks import describe_limits
 
 # Table 8 columns only HELM computes (CNN/DM bias metrics); shown as such, never filled in.
-HELM_ONLY = ("CNN/DM stereotypes (race)", "CNN/DM stereotypes (gender)",
-             "CNN/DM representation (race)", "CNN/DM representation (gender)")
-SOURCE_NOTE = ("lm-evaluation-harness {version} scores (not HELM's: prompts, shots and metrics differ), "
-               "{limit}; 95 % intervals: normal approximation, Agresti-Coull standard errors")
+HELM_ONLY = (
+    "CNN/DM stereotypes (race)",
+    "CNN/DM stereotypes (gender)",
+    "CNN/DM representation (race)",
+    "CNN/DM representation (gender)",
+)
+SOURCE_NOTE = (
+    "lm-evaluation-harness {version} scores (not HELM's: prompts, shots and metrics differ), "
+    "{limit}; 95 % intervals: normal approximation, Agresti-Coull standard errors"
+)
 
 
 def source_note(lm_eval_version: str, limits: dict[str, int | None]) -> str:
@@ -53,16 +59,25 @@ def to_markdown(rows: list[tuple[str, dict]], note: str, change: dict | None = N
         cells = ["change (paired)"] + [fmt_change(change["columns"].get(c)) for c in COLUMNS]
         if heldout:
             held = change.get("heldout")
-            cells.append("—" if held is None else f"{held['change']:+.4f}" + (
-                f" [{held['interval'][0]:+.4f}, {held['interval'][1]:+.4f}]" if held["interval"] else ""))
+            cells.append(
+                "—"
+                if held is None
+                else f"{held['change']:+.4f}"
+                + (f" [{held['interval'][0]:+.4f}, {held['interval'][1]:+.4f}]" if held["interval"] else "")
+            )
         lines.append("| " + " | ".join(cells + [""] * len(HELM_ONLY)) + " |")
     _, first = rows[0]
-    counts = [f"{first['items'][c]} ({first['n_tasks'][c]} subj.)" if c == "MMLU" else str(first["items"][c])
-              for c in COLUMNS]
+    counts = [
+        f"{first['items'][c]} ({first['n_tasks'][c]} subj.)" if c == "MMLU" else str(first["items"][c])
+        for c in COLUMNS
+    ]
     if heldout:
         held = first.get("heldout") or {}
-        skipped = f" ({held['skipped_rows']} with no response token within {held['cutoff']} skipped)" if held.get(
-            "skipped_rows") else ""
+        skipped = (
+            f" ({held['skipped_rows']} with no response token within {held['cutoff']} skipped)"
+            if held.get("skipped_rows")
+            else ""
+        )
         counts.append(f"{held.get('rows', 0)} rows, {held.get('tokens', 0):,} tokens{skipped}")
     lines.append("| items scored | " + " | ".join(counts + [""] * len(HELM_ONLY)) + " |")
     return "\n".join(lines) + f"\n\n{note}.\n"

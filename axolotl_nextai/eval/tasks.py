@@ -1,8 +1,8 @@
-"""What nextai-eval runs: which lm-eval tasks, how many items each (`--limit`), and the task YAMLs that point the
-paper's tasks (data_builders/paper_tasks.py) at local files.
+"""What nextai-eval runs: which lm-eval tasks, how many items each (`--limit`), and the task YAMLs that point
+the paper's tasks (data_builders/paper_tasks.py) at local files.
 
-A local copy of a task's data keeps that task's prompt and metrics (the YAML `include`s lm-eval's own file) and
-swaps only where the rows come from.
+A local copy of a task's data keeps that task's prompt and metrics (the YAML `include`s lm-eval's own file)
+and swaps only where the rows come from.
 """
 
 from __future__ import annotations
@@ -27,14 +27,25 @@ from data_builders.sources.base import checked_rows, read_file
 
 # Local task names carry this prefix so they never shadow lm-eval's hub-backed tasks.
 LOCAL_PREFIX = "nextai_"
-# What lm-eval's task for each results column reads from a row (its YAML and utils.py), checked on every row of
-# a local file before the model loads; decontamination's texts (data_builders/benchmarks.py) are checked too.
+# What lm-eval's task for each results column reads from a row (its YAML and utils.py), checked on every row
+# of a local file before the model loads; decontamination's texts (data_builders/benchmarks.py) are checked
+# too.
 EVAL_COLUMNS = {
     "MMLU": {"question": str, "choices": list, "answer": int},
     "TruthfulQA": {"question": str, "mc1_targets": dict},
-    "BBQ": {"context": str, "question": str, "ans0": str, "ans1": str, "ans2": str, "label": int,
-            "context_condition": str, "category": str, "question_polarity": str, "answer_info": dict,
-            "additional_metadata": dict},
+    "BBQ": {
+        "context": str,
+        "question": str,
+        "ans0": str,
+        "ans1": str,
+        "ans2": str,
+        "label": int,
+        "context_condition": str,
+        "category": str,
+        "question_polarity": str,
+        "answer_info": dict,
+        "additional_metadata": dict,
+    },
     "CNN/DM ROUGE-2": {"article": str, "highlights": str},
 }
 # `--limit mmlu=5`: the column each short name limits
@@ -50,7 +61,9 @@ def parse_limits(values: list[str] | tuple[str, ...]) -> dict[str, int | None]:
         key, sep, number = value.rpartition("=")
         column = LIMIT_KEYS.get(key.lower()) if sep else ALL
         if column is None:
-            raise EvalInputError(f"--limit {value}: unknown benchmark {key!r} (known: {', '.join(LIMIT_KEYS)})")
+            raise EvalInputError(
+                f"--limit {value}: unknown benchmark {key!r} (known: {', '.join(LIMIT_KEYS)})"
+            )
         if number.lower() == "none":
             limits[column] = None
             continue
@@ -69,6 +82,7 @@ def task_limit(task: str, limits: dict[str, int | None]) -> int | None:
 
 def describe_limits(limits: dict[str, int | None]) -> str:
     """`{"*": 50, "BBQ": None}` -> "at most 50 items per task; BBQ: every item"."""
+
     def items(n: int | None) -> str:
         return "every item" if n is None else f"at most {n} items per task"
 
@@ -85,7 +99,11 @@ def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
     present, feeds the few-shot split (without it lm-eval would take shots from the scored rows, so
     `select_tasks` refuses `--num-fewshot`).
     """
-    candidates = (data_dir / f"{task.name}.jsonl", data_dir / f"{task.name}.jsonl.gz", data_dir / f"{task.name}.dev.jsonl")
+    candidates = (
+        data_dir / f"{task.name}.jsonl",
+        data_dir / f"{task.name}.jsonl.gz",
+        data_dir / f"{task.name}.dev.jsonl",
+    )
     for path in candidates:  # a FIFO or a loop where a task file goes is said, not skipped as absent
         problem = file_problem(path)
         if problem not in (None, MISSING):
@@ -110,8 +128,10 @@ def local_task_config(task: PaperTask, data_dir: Path) -> dict | None:
     else:  # the local data has no such split; lm-eval must not look for one
         config["fewshot_split"] = None
     if task.metric == "rouge2":  # HELM reports ROUGE-2 only; BERTScore would download a model
-        config["metric_list"] = [{"metric": m, "aggregation": "mean", "higher_is_better": True}
-                                 for m in ("rouge1", "rouge2", "rougeL")]
+        config["metric_list"] = [
+            {"metric": m, "aggregation": "mean", "higher_is_better": True}
+            for m in ("rouge1", "rouge2", "rougeL")
+        ]
     return config
 
 
@@ -121,10 +141,12 @@ def local_task_configs(data_dir: Path) -> list[dict]:
     return [config for task in PAPER_TASKS if (config := local_task_config(task, data_dir)) is not None]
 
 
-def select_tasks(data_dir: Path | None, tasks: list[str], num_fewshot: int | None = None) -> tuple[list[str], list[dict]]:
+def select_tasks(
+    data_dir: Path | None, tasks: list[str], num_fewshot: int | None = None
+) -> tuple[list[str], list[dict]]:
     """What to run: the paper tasks with a file in `data_dir` (their configs returned, to write as YAMLs) plus
-    `tasks`; with neither, the whole paper subset from the hub. Raises EvalInputError on a local setup that cannot
-    run. Writes nothing."""
+    `tasks`; with neither, the whole paper subset from the hub. Raises EvalInputError on a local setup that
+    cannot run. Writes nothing."""
     if data_dir is None:
         return list(tasks) or [t.name for t in PAPER_TASKS], []
     try:
@@ -136,13 +158,15 @@ def select_tasks(data_dir: Path | None, tasks: list[str], num_fewshot: int | Non
         raise EvalInputError(f"--data-dir {data_dir}: no paper task file in it (expected e.g. {expected})")
     no_dev = [config["task"] for config in configs if config["fewshot_split"] is None]
     if num_fewshot and no_dev:
-        raise EvalInputError(f"--num-fewshot {num_fewshot} needs a <task>.dev.jsonl for the shots; missing for {no_dev}")
+        raise EvalInputError(
+            f"--num-fewshot {num_fewshot} needs a <task>.dev.jsonl for the shots; missing for {no_dev}"
+        )
     return [config["task"] for config in configs] + list(tasks), configs
 
 
 def check_local_files(configs: list[dict]) -> None:
-    """Every row of every local task file (scored and few-shot) has what lm-eval's task and decontamination read:
-    an EvalInputError naming --data-dir, file:line and the field otherwise, before any model loads."""
+    """Every row of every local task file (scored and few-shot) has what lm-eval's task and decontamination
+    read: an EvalInputError naming --data-dir, file:line and the field otherwise, before any model loads."""
     try:
         for config in configs:
             column = BY_NAME[config["task"].removeprefix(LOCAL_PREFIX)].column

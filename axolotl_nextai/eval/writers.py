@@ -25,7 +25,10 @@ def write_results(out_dir: Path, scored: Scored, configs: list[dict] = ()) -> st
     (label, row), *_ = rows[::-1]
     report = {"model": label, "source": scored.note, **row, "lm_eval_results": scored.results["results"]}
     markdown = to_markdown(rows, scored.note, scored.change)
-    files: dict[Path, str | bytes] = {out_dir / "results.md": markdown, **task_yamls(list(configs), out_dir / TASK_FOLDER)}
+    files: dict[Path, str | bytes] = {
+        out_dir / "results.md": markdown,
+        **task_yamls(list(configs), out_dir / TASK_FOLDER),
+    }
     if len(rows) > 1:
         report["baseline"] = {"model": rows[0][0], **rows[0][1]}
         report["change"] = scored.change

@@ -1,17 +1,18 @@
-"""A 4-bit linear layer's forward and input gradient without its whole weight in bf16 (`nextai_dequant_chunk_mib`).
+"""A 4-bit linear layer's forward and input gradient without its whole weight in bf16
+(`nextai_dequant_chunk_mib`).
 
-For every matmul in training, bitsandbytes dequantizes a `Linear4bit`'s whole weight: Llama-2-70B's MLP weights
-(8,192 x 28,672) become 448 MiB of bf16 each time, the largest single allocation of a QLoRA step and what put
-r 64 at cutoff 4,096 over a 40 GB card. NF4 data is stored row-major in blocks of `blocksize` values,
+For every matmul in training, bitsandbytes dequantizes a `Linear4bit`'s whole weight: Llama-2-70B's MLP
+weights (8,192 x 28,672) become 448 MiB of bf16 each time, the largest single allocation of a QLoRA step and
+what put r 64 at cutoff 4,096 over a 40 GB card. NF4 data is stored row-major in blocks of `blocksize` values,
 each with its own scale (absmax), so any run of whole blocks dequantizes on its own:
 
 - forward, y = x W^T: W in chunks of rows (output features), y[:, rows] = x @ W[rows]^T;
 - input gradient, dx = dy W: W in chunks of columns (input features), dx[:, cols] = dy @ W[:, cols].
 
-Every output element is still one full-length dot product (nothing is summed across chunks), so the results are
-bitsandbytes' own up to the matmul's rounding. With double quant the absmax values are themselves quantized in
-blocks of 256: they are dequantized first, whole (1/64 of the weight's values, in fp32). The base weight is
-frozen, so backward needs only the 4-bit weight itself: nothing else is saved.
+Every output element is still one full-length dot product (nothing is summed across chunks), so the results
+are bitsandbytes' own up to the matmul's rounding. With double quant the absmax values are themselves
+quantized in blocks of 256: they are dequantized first, whole (1/64 of the weight's values, in fp32). The base
+weight is frozen, so backward needs only the 4-bit weight itself: nothing else is saved.
 """
 
 from __future__ import annotations
@@ -53,8 +54,14 @@ class NF4Weight:
 
         qs = self.quant_state
         shape = torch.Size((packed.shape[0], 2 * packed.shape[1]))
-        state = QuantState(absmax=absmax.reshape(-1), shape=shape, code=qs.code, blocksize=qs.blocksize,
-                           quant_type=qs.quant_type, dtype=qs.dtype)
+        state = QuantState(
+            absmax=absmax.reshape(-1),
+            shape=shape,
+            code=qs.code,
+            blocksize=qs.blocksize,
+            quant_type=qs.quant_type,
+            dtype=qs.dtype,
+        )
         # a column (n, 1), bitsandbytes' own layout: a packed tensor with one row would read as transposed
         return dequantize_4bit(packed.reshape(-1, 1), state)
 
@@ -65,8 +72,10 @@ class NF4Weight:
     def columns(self, start: int, stop: int) -> torch.Tensor:
         """W[:, start:stop] in the compute dtype; `start` and `stop` are multiples of the blocksize."""
         block = self.quant_state.blocksize
-        return self._dequantize(self.packed[:, start // 2 : stop // 2].contiguous(),
-                                self.absmax[:, start // block : stop // block].contiguous())
+        return self._dequantize(
+            self.packed[:, start // 2 : stop // 2].contiguous(),
+            self.absmax[:, start // block : stop // block].contiguous(),
+        )
 
 
 def rows_per_chunk(in_features: int, chunk_bytes: int, element_bytes: int = 2) -> int:
@@ -83,11 +92,19 @@ def chunkable(A: torch.Tensor, quant_state, chunk_bytes: int) -> bool:
     """Whether this matmul goes through the chunks: a non-empty input, a weight stored (out, in) with whole
     blocks per row, and a dequantized size above one chunk. Anything else keeps bitsandbytes' own path."""
     shape = getattr(quant_state, "shape", None)
-    if shape is None or len(shape) != 2 or A.numel() == 0 or getattr(quant_state, "packing_format_for_cpu", False):
+    if (
+        shape is None
+        or len(shape) != 2
+        or A.numel() == 0
+        or getattr(quant_state, "packing_format_for_cpu", False)
+    ):
         return False
     out_features, in_features = shape
-    return (A.shape[-1] == in_features and in_features % quant_state.blocksize == 0
-            and out_features * in_features * quant_state.dtype.itemsize > chunk_bytes)
+    return (
+        A.shape[-1] == in_features
+        and in_features % quant_state.blocksize == 0
+        and out_features * in_features * quant_state.dtype.itemsize > chunk_bytes
+    )
 
 
 class ChunkedMatmul4bit(torch.autograd.Function):
@@ -107,8 +124,9 @@ class ChunkedMatmul4bit(torch.autograd.Function):
                 torch.mm(x, weight_t, out=out[:, start:stop])
             else:  # bias added inside the matmul, rounded once, as F.linear does
                 torch.addmm(bias[start:stop], x, weight_t, out=out[:, start:stop])
-        # Held on ctx, not saved through autograd, as bitsandbytes' MatMul4Bit does: checkpointing counts saved
-        # tensors, and a recompute that replays a kept output (nextai_saved_matmuls) saves none for this matmul.
+        # Held on ctx, not saved through autograd, as bitsandbytes' MatMul4Bit does: checkpointing counts
+        # saved tensors, and a recompute that replays a kept output (nextai_saved_matmuls) saves none for this
+        # matmul.
         ctx.weight = weight
         ctx.quant_state, ctx.chunk_bytes, ctx.input_shape = quant_state, chunk_bytes, A.shape
         ctx.bias_dtype = None if bias is None else bias.dtype
@@ -125,7 +143,9 @@ class ChunkedMatmul4bit(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             nf4 = NF4Weight.from_bnb(weight, quant_state)
             grad_A = grad.new_empty(grad.shape[0], in_features)
-            step = columns_per_chunk(out_features, quant_state.blocksize, ctx.chunk_bytes, quant_state.dtype.itemsize)
+            step = columns_per_chunk(
+                out_features, quant_state.blocksize, ctx.chunk_bytes, quant_state.dtype.itemsize
+            )
             for start in range(0, in_features, step):
                 stop = min(in_features, start + step)
                 torch.mm(grad, nf4.columns(start, stop).to(grad.dtype), out=grad_A[:, start:stop])
@@ -140,7 +160,8 @@ class ChunkedDequant:
 
     key = "nextai_dequant_chunk_mib"
     hook = "pre_model_load"
-    distributed = True  # FSDP2, 2 CPU ranks: the losses of one process (tests/axolotl_nextai/run/test_multi_rank_cli.py)
+    # FSDP2, 2 CPU ranks: the losses of one process (tests/axolotl_nextai/run/test_multi_rank_cli.py)
+    distributed = True
 
     def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
         return []
@@ -160,8 +181,10 @@ class ChunkedDequant:
             return original(A, B, quant_state, out=out, bias=bias)
 
         patch(bitsandbytes, "matmul_4bit", matmul_4bit, self.key)
-        return (f"{self.key}: 4-bit weights larger than {chunk_mib:g} MiB are dequantized "
-                f"{chunk_mib:g} MiB at a time (forward by rows, input gradient by columns)")
+        return (
+            f"{self.key}: 4-bit weights larger than {chunk_mib:g} MiB are dequantized "
+            f"{chunk_mib:g} MiB at a time (forward by rows, input gradient by columns)"
+        )
 
     def uninstall(self, target: None = None) -> None:
         import bitsandbytes

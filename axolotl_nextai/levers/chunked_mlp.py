@@ -1,21 +1,23 @@
 """Each decoder layer's MLP run over its intermediate dimension in chunks (`nextai_mlp_chunks`), in training.
 
-A Llama MLP is down(silu(gate x) * up x): every one of its 28,672 intermediate features (Llama-2-70B) is a row of
-gate and up and a column of down, and the output is the sum over them. So the MLP can run a chunk of features at
-a time: gate's and up's rows of the chunk, SiLU, the product, down's columns of the chunk, added into the output.
-Only one chunk's activations exist at once, as with the tiled MLP (`nextai_tiled_mlp_shards`, which cuts the
-tokens instead); but here each 4-bit weight is dequantized once a pass, a chunk at a time (NF4 rows of gate and
-up, NF4 columns of down: whole blocks, `chunked_dequant.NF4Weight`), where the tiled MLP dequantizes every weight
-once per token shard. r 64 at cutoff 4,096 with 8 token shards and 32 MiB dequant chunks dequantizes each MLP
-weight 8 x 14 times a pass, mostly the host's time (bench/results/gpu70b-plan-2026-12-06.md).
+A Llama MLP is down(silu(gate x) * up x): every one of its 28,672 intermediate features (Llama-2-70B) is a row
+of gate and up and a column of down, and the output is the sum over them. So the MLP can run a chunk of
+features at a time: gate's and up's rows of the chunk, SiLU, the product, down's columns of the chunk, added
+into the output. Only one chunk's activations exist at once, as with the tiled MLP (`nextai_tiled_mlp_shards`,
+which cuts the tokens instead); but here each 4-bit weight is dequantized once a pass, a chunk at a time (NF4
+rows of gate and up, NF4 columns of down: whole blocks, `chunked_dequant.NF4Weight`), where the tiled MLP
+dequantizes every weight once per token shard. r 64 at cutoff 4,096 with 8 token shards and 32 MiB dequant
+chunks dequantizes each MLP weight 8 x 14 times a pass, mostly the host's time
+(bench/results/gpu70b-plan-2026-12-06.md).
 
-The forward keeps only the MLP's input for backward. Backward computes each chunk's gate and up again (not down's
-forward: its output is not needed), then the chunk's gradients; inside a checkpointed decoder layer the
-checkpoint's recompute computes nothing here (the MLP's output only feeds the layer's output, which the recompute
-throws away). A LoRA adapter on down_proj (Table 4's targets) is computed chunk by chunk too: its input's
-dropout mask is drawn per chunk, from an RNG state saved in the forward and replayed in backward, so the gradients
-are those of the forward that ran; its A output is added up in fp32 and B applied once. Output and input
-gradient are added up over chunks in fp32: the same values as the unchunked MLP up to the matmuls' rounding.
+The forward keeps only the MLP's input for backward. Backward computes each chunk's gate and up again (not
+down's forward: its output is not needed), then the chunk's gradients; inside a checkpointed decoder layer the
+checkpoint's recompute computes nothing here (the MLP's output only feeds the layer's output, which the
+recompute throws away). A LoRA adapter on down_proj (Table 4's targets) is computed chunk by chunk too: its
+input's dropout mask is drawn per chunk, from an RNG state saved in the forward and replayed in backward, so
+the gradients are those of the forward that ran; its A output is added up in fp32 and B applied once. Output
+and input gradient are added up over chunks in fp32: the same values as the unchunked MLP up to the matmuls'
+rounding.
 """
 
 from __future__ import annotations
@@ -42,21 +44,28 @@ def chunked_mlp_problems(cfg: Mapping) -> list[str]:
     targets = cfg.get("lora_target_modules") or []
     adapted = sorted({"gate_proj", "up_proj"} & set([targets] if isinstance(targets, str) else targets))
     if adapted or cfg.get("lora_target_linear") or "all-linear" in targets:
-        problems.append(f"`{KEY}` computes a LoRA adapter on down_proj only (Table 4's targets: o_proj, down_proj); "
-                        f"lora_target_modules adapts {', '.join(adapted) or 'every linear layer'}: remove {KEY} or "
-                        "those targets")
+        problems.append(
+            f"`{KEY}` computes a LoRA adapter on down_proj only (Table 4's targets: o_proj, down_proj); "
+            f"lora_target_modules adapts {', '.join(adapted) or 'every linear layer'}: remove {KEY} or "
+            "those targets"
+        )
     if cfg.get("nextai_tiled_mlp_shards") is not None:
-        problems.append(f"`{KEY}` and nextai_tiled_mlp_shards both cut the MLP (features and tokens): keep one")
+        problems.append(
+            f"`{KEY}` and nextai_tiled_mlp_shards both cut the MLP (features and tokens): keep one"
+        )
     kept = sorted({"gate_proj", "up_proj", "down_proj"} & set(cfg.get("nextai_saved_matmuls") or []))
     if kept:
-        problems.append(f"`{KEY}`: the chunked MLP computes {', '.join(kept)} itself, nextai_saved_matmuls would keep "
-                        "nothing for them: remove them from nextai_saved_matmuls")
+        problems.append(
+            f"`{KEY}`: the chunked MLP computes {', '.join(kept)} itself, nextai_saved_matmuls would keep "
+            "nothing for them: remove them from nextai_saved_matmuls"
+        )
     return problems
 
 
 class Slices:
-    """Rows (output features) and columns (input features) of a projection's weight in its compute dtype: from its
-    NF4 data for a bitsandbytes 4-bit linear (which computes in its quant state's dtype), else the weight itself."""
+    """Rows (output features) and columns (input features) of a projection's weight in its compute dtype: from
+    its NF4 data for a bitsandbytes 4-bit linear (which computes in its quant state's dtype), else the weight
+    itself."""
 
     def __init__(self, linear: torch.nn.Module):
         weight = linear.weight
@@ -83,7 +92,8 @@ def accumulated(dtype: torch.dtype) -> torch.dtype:
 
 
 def chunk_bounds(features: int, chunks: int, multiple: int) -> list[tuple[int, int]]:
-    """`chunks` ranges over `features`, each boundary a multiple of `multiple` (NF4's blocksize), as even as can be."""
+    """`chunks` ranges over `features`, each boundary a multiple of `multiple` (NF4's blocksize), as even as
+    can be."""
     units = features // multiple
     cuts = [round(i * units / chunks) * multiple for i in range(chunks + 1)]
     cuts[-1] = features
@@ -96,8 +106,12 @@ def lora_of(down: torch.nn.Module):
         return None
     name = down.active_adapters[0]
     dropout = down.lora_dropout[name]
-    return (down.lora_A[name].weight, down.lora_B[name].weight, down.scaling[name],
-            dropout.p if isinstance(dropout, torch.nn.Dropout) else 0.0)
+    return (
+        down.lora_A[name].weight,
+        down.lora_B[name].weight,
+        down.scaling[name],
+        dropout.p if isinstance(dropout, torch.nn.Dropout) else 0.0,
+    )
 
 
 def dropout_mask(h: torch.Tensor, p: float) -> torch.Tensor | None:
@@ -108,12 +122,14 @@ def dropout_mask(h: torch.Tensor, p: float) -> torch.Tensor | None:
 
 
 class ChunkedMLPFunction(torch.autograd.Function):
-    """out = down(silu(gate x) * up x) [+ LoRA on down], a chunk of intermediate features at a time both ways."""
+    """out = down(silu(gate x) * up x) [+ LoRA on down], a chunk of intermediate features at a time both
+    ways."""
 
     @staticmethod
     def forward(ctx, x, mlp, bounds, lora_p, scaling, *lora):
         ctx.save_for_backward(x, *lora)
-        if in_recompute():  # a checkpoint's recompute: only the saved input is needed; backward uses the first
+        # a checkpoint's recompute: only the saved input is needed; backward uses the first
+        if in_recompute():
             return torch.full_like(x, float("nan"))  # forward's ctx (RNG state)
         ctx.mlp, ctx.bounds, ctx.lora_p, ctx.scaling = mlp, bounds, lora_p, scaling
         ctx.autocast, ctx.rng = autocast_state(x.device.type), rng_state(x.device)
@@ -159,7 +175,8 @@ class ChunkedMLPFunction(torch.autograd.Function):
 
 
 def run_chunks(x, mlp, bounds, lora_p, scaling, lora) -> torch.Tensor:
-    """The MLP's output, a chunk of intermediate features at a time (no autograd); one dropout mask per chunk."""
+    """The MLP's output, a chunk of intermediate features at a time (no autograd); one dropout mask per
+    chunk."""
     gate, up, down = projections(mlp)
     dtype = gate.dtype
     wide = accumulated(dtype)
@@ -182,8 +199,8 @@ def run_chunks(x, mlp, bounds, lora_p, scaling, lora) -> torch.Tensor:
 
 
 def chunked_forward(mlp: torch.nn.Module, chunks: int):
-    """`mlp.forward` run in `chunks` chunks of intermediate features in training. Made after the adapters exist:
-    down_proj's LoRA weights are read here."""
+    """`mlp.forward` run in `chunks` chunks of intermediate features in training. Made after the adapters
+    exist: down_proj's LoRA weights are read here."""
     down = base_linear(mlp.down_proj)
     quant_state = getattr(down.weight, "quant_state", None)
     features = quant_state.shape[1] if quant_state is not None else down.in_features
@@ -204,8 +221,8 @@ def chunked_forward(mlp: torch.nn.Module, chunks: int):
 
 
 class ChunkedMlp:
-    """`nextai_mlp_chunks`: every decoder layer's MLP (a submodule named `mlp` with gate, up and down projections
-    and SiLU) run in chunks of its intermediate features."""
+    """`nextai_mlp_chunks`: every decoder layer's MLP (a submodule named `mlp` with gate, up and down
+    projections and SiLU) run in chunks of its intermediate features."""
 
     key = KEY
     hook = "post_model_load"  # after the adapter: down_proj's LoRA weights are read at install
@@ -217,8 +234,12 @@ class ChunkedMlp:
     def install(self, cfg: Mapping, model: torch.nn.Module) -> str:
         self.uninstall(model)
         chunks = cfg[KEY]
-        mlps = [module for name, module in model.named_modules() if name.rsplit(".", 1)[-1] == "mlp"
-                and all(hasattr(module, p) for p in ("gate_proj", "up_proj", "down_proj"))]
+        mlps = [
+            module
+            for name, module in model.named_modules()
+            if name.rsplit(".", 1)[-1] == "mlp"
+            and all(hasattr(module, p) for p in ("gate_proj", "up_proj", "down_proj"))
+        ]
         for mlp in mlps:
             act = getattr(getattr(mlp, "config", None), "hidden_act", "silu")
             if act != "silu":

@@ -55,8 +55,10 @@ def lever_problems(levers: tuple[Lever, ...], cfg: Mapping, launch: Launch) -> l
             continue
         several = several_processes(cfg, launch)
         if several and not lever.distributed:
-            problems.append(f"`{lever.key}` is not tested with {several} yet: remove it, or train in one "
-                            "process without FSDP")
+            problems.append(
+                f"`{lever.key}` is not tested with {several} yet: remove it, or train in one "
+                "process without FSDP"
+            )
         problems += lever.problems(cfg, launch)
     return problems
 

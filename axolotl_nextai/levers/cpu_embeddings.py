@@ -29,14 +29,17 @@ class EmbeddingsOnCpu:
     def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
         problems = []
         if cfg.get("adapter") not in ("lora", "qlora"):
-            problems.append(f"`{self.key}`: without a LoRA adapter (adapter: {cfg.get('adapter')!r}) the input "
-                            f"embeddings are trained; {TRAINED}: remove the key")
+            problems.append(
+                f"`{self.key}`: without a LoRA adapter (adapter: {cfg.get('adapter')!r}) the input "
+                f"embeddings are trained; {TRAINED}: remove the key"
+            )
         saved = cfg.get("lora_modules_to_save") or []
         if "embed_tokens" in saved:
             problems.append(f"`{self.key}`: lora_modules_to_save trains embed_tokens; {TRAINED}: remove one")
         if launch.architecture is not None and launch.architecture.tie_word_embeddings:
-            problems.append(f"`{self.key}`: {TIED} (tie_word_embeddings in the base model's config.json): remove "
-                            "the key")
+            problems.append(
+                f"`{self.key}`: {TIED} (tie_word_embeddings in the base model's config.json): remove the key"
+            )
         return problems
 
     def install(self, cfg: Mapping, model: torch.nn.Module) -> str:
@@ -45,8 +48,10 @@ class EmbeddingsOnCpu:
         embeddings = model.get_input_embeddings()
         weight = embeddings.weight
         if weight.requires_grad:
-            raise ConfigError(f"{self.key}: the input embeddings are trained here (e.g. listed in "
-                              f"lora_modules_to_save); {TRAINED}")
+            raise ConfigError(
+                f"{self.key}: the input embeddings are trained here (e.g. listed in "
+                f"lora_modules_to_save); {TRAINED}"
+            )
         output = model.get_output_embeddings()
         if output is not None and output.weight is weight:
             raise ConfigError(f"{self.key}: {TIED}")

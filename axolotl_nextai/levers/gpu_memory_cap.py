@@ -24,8 +24,10 @@ def memory_fraction(cap_gb: float, total_bytes: int) -> float:
 
 
 def cap_above_card(cap_gb: float, total_bytes: int) -> str:
-    return (f"`{GpuMemoryCap.key}`: {cap_gb:g} GB is more than this card's {total_bytes / GB:.1f} GB; a cap "
-            "can only simulate a smaller card: lower it or remove the key")
+    return (
+        f"`{GpuMemoryCap.key}`: {cap_gb:g} GB is more than this card's {total_bytes / GB:.1f} GB; a cap "
+        "can only simulate a smaller card: lower it or remove the key"
+    )
 
 
 class GpuMemoryCap:

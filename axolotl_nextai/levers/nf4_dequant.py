@@ -1,11 +1,11 @@
 """NF4 weights dequantized by a Triton kernel instead of bitsandbytes' CUDA one (`nextai_nf4_dequant_kernel`).
 
-Every 4-bit matmul of a QLoRA step first dequantizes its weight: Llama-2-70B's 68.5 G weights two to three times a
-micro-step, reading 0.5 byte and writing 2 bytes a weight. bitsandbytes 0.50's kernel (`kDequantizeBlockwise`, 64
-threads a block, 8 bytes a thread) moves those bytes well below the card's bandwidth (measured on an H200:
-bench/results/gpu70b-fast-2026-12-01.md), and an H100's memory is slower still. This kernel reads 16 bytes of codes
-a thread and writes the two values of each byte side by side, so the copy runs at the
-card's streaming rate.
+Every 4-bit matmul of a QLoRA step first dequantizes its weight: Llama-2-70B's 68.5 G weights two to three
+times a micro-step, reading 0.5 byte and writing 2 bytes a weight. bitsandbytes 0.50's kernel
+(`kDequantizeBlockwise`, 64 threads a block, 8 bytes a thread) moves those bytes well below the card's
+bandwidth (measured on an H200: bench/results/gpu70b-fast-2026-12-01.md), and an H100's memory is slower
+still. This kernel reads 16 bytes of codes a thread and writes the two values of each byte side by side, so
+the copy runs at the card's streaming rate.
 
 The values are bitsandbytes' own, bit for bit: each is the NF4 code times its block's fp32 scale, the product
 rounded once to bf16 (to nearest even), as `kDequantizeBlockwise` does; double-quantized scales are first
@@ -35,8 +35,9 @@ def kernel():
     import triton.language as tl
 
     @triton.jit
-    def dequantize_nf4(packed_ptr, code_ptr, absmax_ptr, out_ptr, n_bytes, BYTES_PER_BLOCK: tl.constexpr,
-                       BLOCK: tl.constexpr):
+    def dequantize_nf4(
+        packed_ptr, code_ptr, absmax_ptr, out_ptr, n_bytes, BYTES_PER_BLOCK: tl.constexpr, BLOCK: tl.constexpr
+    ):
         start = tl.program_id(0).to(tl.int64) * BLOCK
         offsets = start + tl.arange(0, BLOCK)
         inside = offsets < n_bytes
@@ -46,8 +47,8 @@ def kernel():
         low = tl.load(code_ptr + (codes & 15)) * scale
         # the two values of each byte side by side (join and reshape, not the interleave helper: a plain jit
         # function, which Triton's interpreter cannot call once Triton was imported without it), then fp32 ->
-        # bf16 rounded to nearest even in integer arithmetic (the same bits on a GPU and in the interpreter, whose
-        # own conversion truncates)
+        # bf16 rounded to nearest even in integer arithmetic (the same bits on a GPU and in the interpreter,
+        # whose own conversion truncates)
         bits = tl.reshape(tl.join(high, low), [2 * BLOCK]).to(tl.uint32, bitcast=True)
         rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
         places = 2 * start + tl.arange(0, 2 * BLOCK)
@@ -56,8 +57,9 @@ def kernel():
     return dequantize_nf4
 
 
-def dequantize_nf4(packed: torch.Tensor, code: torch.Tensor, absmax: torch.Tensor, blocksize: int,
-                   shape) -> torch.Tensor:
+def dequantize_nf4(
+    packed: torch.Tensor, code: torch.Tensor, absmax: torch.Tensor, blocksize: int, shape
+) -> torch.Tensor:
     """The bf16 weight of `shape` from its packed 4-bit codes (two a byte, high nibble first, row-major), the
     16-value code book (fp32) and one fp32 scale per `blocksize` values."""
     import triton
@@ -65,21 +67,34 @@ def dequantize_nf4(packed: torch.Tensor, code: torch.Tensor, absmax: torch.Tenso
     n_bytes = packed.numel()
     out = torch.empty(shape, dtype=torch.bfloat16, device=packed.device)
     grid = (triton.cdiv(n_bytes, BYTES_PER_PROGRAM),)
-    kernel()[grid](packed.view(torch.uint8).reshape(-1), code, absmax.reshape(-1), out.view(torch.int16), n_bytes,
-                   BYTES_PER_BLOCK=blocksize // 2, BLOCK=BYTES_PER_PROGRAM)
+    kernel()[grid](
+        packed.view(torch.uint8).reshape(-1),
+        code,
+        absmax.reshape(-1),
+        out.view(torch.int16),
+        n_bytes,
+        BYTES_PER_BLOCK=blocksize // 2,
+        BLOCK=BYTES_PER_PROGRAM,
+    )
     return out
 
 
 def routed(A: torch.Tensor, quant_state, out) -> bool:
-    """Whether bitsandbytes' dequantize_4bit call goes to the Triton kernel: an NF4 weight on CUDA with its state,
-    computed in bf16 (QLoRA's compute dtype), a whole number of bytes, no `out` buffer given."""
-    return (quant_state is not None and out is None and A.is_cuda and quant_state.quant_type == "nf4"
-            and quant_state.dtype == torch.bfloat16 and 2 * A.numel() == quant_state.shape.numel())
+    """Whether bitsandbytes' dequantize_4bit call goes to the Triton kernel: an NF4 weight on CUDA with its
+    state, computed in bf16 (QLoRA's compute dtype), a whole number of bytes, no `out` buffer given."""
+    return (
+        quant_state is not None
+        and out is None
+        and A.is_cuda
+        and quant_state.quant_type == "nf4"
+        and quant_state.dtype == torch.bfloat16
+        and 2 * A.numel() == quant_state.shape.numel()
+    )
 
 
 class Nf4DequantKernel:
-    """`nextai_nf4_dequant_kernel`: `triton` routes bitsandbytes' NF4 dequantization on CUDA through the Triton
-    kernel (`bitsandbytes`: its own, nothing patched)."""
+    """`nextai_nf4_dequant_kernel`: `triton` routes bitsandbytes' NF4 dequantization on CUDA through the
+    Triton kernel (`bitsandbytes`: its own, nothing patched)."""
 
     key = KEY
     hook = "pre_model_load"
@@ -109,7 +124,10 @@ class Nf4DequantKernel:
             return result.t() if A.shape[0] == 1 else result  # bitsandbytes' transposed-input convention
 
         patch(F, "dequantize_4bit", dequantize_4bit, KEY)
-        return f"{KEY}: triton: bitsandbytes' NF4 weights dequantized on CUDA by a Triton kernel (the same values)"
+        return (
+            f"{KEY}: triton: bitsandbytes' NF4 weights dequantized on CUDA by a Triton kernel "
+            "(the same values)"
+        )
 
     def uninstall(self, target: None = None) -> None:
         import bitsandbytes.functional as F

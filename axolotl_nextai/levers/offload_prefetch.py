@@ -1,12 +1,13 @@
-"""Axolotl's offloaded layer inputs brought back one layer ahead in backward (`nextai_prefetch_offloaded_inputs`).
+"""Axolotl's offloaded layer inputs brought back one layer ahead in backward
+(`nextai_prefetch_offloaded_inputs`).
 
 With `activation_offloading: hidden_states` and non-reentrant checkpointing (its default), Axolotl 0.19
-(`CheckpointHiddenStatesOffload`) copies each checkpointed layer's input to pinned CPU memory in the forward and
-copies it back when backward first needs it: the layer's recompute starts only after that copy, so the GPU waits
-for it once a layer. Llama-2-70B at 4,096 tokens a micro-step: 64 MiB a layer, ~1.2 ms at ~55 GB/s, 80 times a
-micro-step (what the fast recipe's GPU idled: bench/results/gpu70b-fast-2026-12-01.md).
-Here restoring a layer's input also starts the copy of the next one backward will ask for (the next lower id still
-on the CPU), on Axolotl's own copy stream, so it arrives while this layer's recompute and backward run; one more
+(`CheckpointHiddenStatesOffload`) copies each checkpointed layer's input to pinned CPU memory in the forward
+and copies it back when backward first needs it: the layer's recompute starts only after that copy, so the GPU
+waits for it once a layer. Llama-2-70B at 4,096 tokens a micro-step: 64 MiB a layer, ~1.2 ms at ~55 GB/s, 80
+times a micro-step (what the fast recipe's GPU idled: bench/results/gpu70b-fast-2026-12-01.md). Here restoring
+a layer's input also starts the copy of the next one backward will ask for (the next lower id still on the
+CPU), on Axolotl's own copy stream, so it arrives while this layer's recompute and backward run; one more
 layer input is on the GPU at a time. (Axolotl's reentrant offloading checkpoint prefetches already.)
 
 The values are the same tensors: only when the copy starts changes. The lever puts a subclass of Axolotl's
@@ -25,18 +26,26 @@ KEY = "nextai_prefetch_offloaded_inputs"
 CLASS = "CheckpointHiddenStatesOffload"
 
 
-def next_to_restore(on_cpu: Mapping[int, object], on_gpu: Mapping[int, object], prefetched: Mapping[int, object],
-                    restored: int) -> int | None:
+def next_to_restore(
+    on_cpu: Mapping[int, object],
+    on_gpu: Mapping[int, object],
+    prefetched: Mapping[int, object],
+    restored: int,
+) -> int | None:
     """The id backward restores after `restored`: the highest lower id still only on the CPU (ids count up in
     the forward; the forward's last few inputs are still on the GPU, in `on_gpu`)."""
-    waiting = [tensor_id for tensor_id in on_cpu
-               if tensor_id < restored and tensor_id not in on_gpu and tensor_id not in prefetched]
+    waiting = [
+        tensor_id
+        for tensor_id in on_cpu
+        if tensor_id < restored and tensor_id not in on_gpu and tensor_id not in prefetched
+    ]
     return max(waiting, default=None)
 
 
 @functools.cache
 def prefetching_offloader():
-    """Axolotl's offloader with the prefetch (built on first use: importing this module imports no Axolotl)."""
+    """Axolotl's offloader with the prefetch (built on first use: importing this module imports no
+    Axolotl)."""
     import torch
     from axolotl.monkeypatch import checkpoint_activation_offload
 
@@ -48,7 +57,9 @@ def prefetching_offloader():
             with self._stream_context(self.s1):
                 gpu_tensor = cpu_tensor.to(device, non_blocking=True)
                 if gpu_tensor.storage_offset() != storage_offset or gpu_tensor.stride() != stride:
-                    gpu_tensor = torch.as_strided(gpu_tensor, size=shape, stride=stride, storage_offset=storage_offset)
+                    gpu_tensor = torch.as_strided(
+                        gpu_tensor, size=shape, stride=stride, storage_offset=storage_offset
+                    )
             return gpu_tensor, self.s1.record_event()
 
         def _restore_tensor(self, tensor_id):
@@ -58,13 +69,17 @@ def prefetching_offloader():
                 cpu_tensor, *_, buffer_key = self._tracker.pop(tensor_id)
                 self.s0.wait_event(event)
                 gpu_tensor.record_stream(self.s0)
-                self._pending_cpu_buffers.append((buffer_key, cpu_tensor, event))  # reused once the copy is done
+                # reused once the copy is done
+                self._pending_cpu_buffers.append((buffer_key, cpu_tensor, event))
                 self.stats.restored_tensors += 1
                 self.stats.restored_bytes += self._num_bytes(gpu_tensor)
             else:
                 gpu_tensor = super()._restore_tensor(tensor_id)
-            following = (next_to_restore(self._tracker, self._fwd_stash, prefetched, tensor_id)
-                         if self.use_streams else None)
+            following = (
+                next_to_restore(self._tracker, self._fwd_stash, prefetched, tensor_id)
+                if self.use_streams
+                else None
+            )
             if following is not None:
                 prefetched[following] = self.copy_back(following)
             return gpu_tensor
@@ -85,12 +100,21 @@ class PrefetchOffloadedInputs:
 
     def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
         if cfg.get("activation_offloading") != "hidden_states":
-            return [(f"`{KEY}` prefetches the layer inputs that activation_offloading: hidden_states puts on the CPU: "
-                    f"set activation_offloading: hidden_states (got {cfg.get('activation_offloading')!r}) or remove "
-                    "the key")]
+            return [
+                (
+                    f"`{KEY}` prefetches the layer inputs that activation_offloading: hidden_states puts on "
+                    "the CPU: set activation_offloading: hidden_states (got "
+                    f"{cfg.get('activation_offloading')!r}) or remove the key"
+                )
+            ]
         if (cfg.get("gradient_checkpointing_kwargs") or {}).get("use_reentrant"):
-            return [(f"`{KEY}` serves the non-reentrant offloader (hidden_states' default); with use_reentrant: true "
-                    "Axolotl's own offloading checkpoint already prefetches: remove the key")]
+            return [
+                (
+                    f"`{KEY}` serves the non-reentrant offloader (hidden_states' default); with "
+                    "use_reentrant: true Axolotl's own offloading checkpoint already "
+                    "prefetches: remove the key"
+                )
+            ]
         return []
 
     def install(self, cfg: Mapping, target: None = None) -> str:
@@ -98,8 +122,10 @@ class PrefetchOffloadedInputs:
 
         self.uninstall()
         patch(checkpoint_activation_offload, CLASS, prefetching_offloader(), KEY)
-        return (f"{KEY}: Axolotl's offloaded layer inputs are copied back one layer ahead in backward "
-                f"(axolotl.monkeypatch.checkpoint_activation_offload.{CLASS}, subclassed)")
+        return (
+            f"{KEY}: Axolotl's offloaded layer inputs are copied back one layer ahead in backward "
+            f"(axolotl.monkeypatch.checkpoint_activation_offload.{CLASS}, subclassed)"
+        )
 
     def uninstall(self, target: None = None) -> None:
         from axolotl.monkeypatch import checkpoint_activation_offload

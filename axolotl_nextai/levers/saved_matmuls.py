@@ -1,31 +1,34 @@
-"""Outputs of chosen 4-bit matmuls kept from a checkpointed layer's forward for its recompute (`nextai_saved_matmuls`).
+"""Outputs of chosen 4-bit matmuls kept from a checkpointed layer's forward for its recompute
+(`nextai_saved_matmuls`).
 
-With gradient checkpointing, backward runs each decoder layer's forward again to rebuild what the layer's backward
-needs: a third of a QLoRA step's matmul FLOPs. The 4-bit base weights are frozen and their matmuls save nothing for
-backward (bitsandbytes keeps the packed weight on its ctx), so what the recompute needs of a base matmul is only
-its output, as the input of the next op (SwiGLU needs gate_proj's and up_proj's; down_proj's LoRA needs their
-product). Here the forward copies the chosen projections' outputs to pinned CPU memory on a side stream, and the
-recompute takes them back (the layer below's are prefetched while this one runs) instead of dequantizing and
-multiplying again. Llama-2-70B at 4 packs x 1,024 tokens: gate_proj + up_proj + down_proj are 82 % of a layer's
-matmul FLOPs; gate_proj's and up_proj's outputs are 470 MB a layer, 37.6 GB a micro-step over PCIe each way
-(~55 GB/s on PCIe 5; on PCIe 4 the forward waits for the copies), and down_proj's costs nothing (below).
+With gradient checkpointing, backward runs each decoder layer's forward again to rebuild what the layer's
+backward needs: a third of a QLoRA step's matmul FLOPs. The 4-bit base weights are frozen and their matmuls
+save nothing for backward (bitsandbytes keeps the packed weight on its ctx), so what the recompute needs of a
+base matmul is only its output, as the input of the next op (SwiGLU needs gate_proj's and up_proj's;
+down_proj's LoRA needs their product). Here the forward copies the chosen projections' outputs to pinned CPU
+memory on a side stream, and the recompute takes them back (the layer below's are prefetched while this one
+runs) instead of dequantizing and multiplying again. Llama-2-70B at 4 packs x 1,024 tokens: gate_proj +
+up_proj + down_proj are 82 % of a layer's matmul FLOPs; gate_proj's and up_proj's outputs are 470 MB a layer,
+37.6 GB a micro-step over PCIe each way (~55 GB/s on PCIe 5; on PCIe 4 the forward waits for the copies), and
+down_proj's costs nothing (below).
 
-The gradients are unchanged: non-reentrant checkpointing backpropagates through the nodes of the first forward and
-takes only the tensors the recompute saves, and a kept output is the value the recompute would have computed. The
-module's forward is replaced, not the dispatcher's view of it: no TorchDispatchMode (which Axolotl's
-`selective_checkpointing` uses) stops a compiled kernel such as flex attention from running compiled.
+The gradients are unchanged: non-reentrant checkpointing backpropagates through the nodes of the first forward
+and takes only the tensors the recompute saves, and a kept output is the value the recompute would have
+computed. The module's forward is replaced, not the dispatcher's view of it: no TorchDispatchMode (which
+Axolotl's `selective_checkpointing` uses) stops a compiled kernel such as flex attention from running
+compiled.
 
 A projection whose output only feeds the layer's output (down_proj: added to its adapter's output and to the
-residual stream, and an add saves nothing for backward) needs no value in the recompute at all: nothing is copied
-for it, and the recompute gets a NaN-filled placeholder, so that anything that did read it would show as NaN
-gradients rather than train on a wrong value. The recompute runs up to the last tensor the layer's backward needs
-(down_proj's LoRA input), and the layer's recomputed output is thrown away. That is 5.4 GB a step less over PCIe
-each way than keeping down_proj's output, for the same FLOPs saved.
+residual stream, and an add saves nothing for backward) needs no value in the recompute at all: nothing is
+copied for it, and the recompute gets a NaN-filled placeholder, so that anything that did read it would show
+as NaN gradients rather than train on a wrong value. The recompute runs up to the last tensor the layer's
+backward needs (down_proj's LoRA input), and the layer's recomputed output is thrown away. That is 5.4 GB a
+step less over PCIe each way than keeping down_proj's output, for the same FLOPs saved.
 
-Axolotl's fused LoRA kernels compute their projections without calling the modules, so nothing would be kept for
-them: a projection one of them computes is refused (`SavedMatmuls.problems`); PEFT's own LoRA forward calls its
-base layer and adds the adapter to a copy of the output. Outputs kept by a forward whose backward never ran are
-dropped at the next forward, with one warning.
+Axolotl's fused LoRA kernels compute their projections without calling the modules, so nothing would be kept
+for them: a projection one of them computes is refused (`SavedMatmuls.problems`); PEFT's own LoRA forward
+calls its base layer and adds the adapter to a copy of the output. Outputs kept by a forward whose backward
+never ran are dropped at the next forward, with one warning.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ LORA_KERNELS = {
     "lora_mlp_kernel": ("gate_proj", "up_proj", "down_proj"),
 }
 MLP_PROJECTIONS = LORA_KERNELS["lora_mlp_kernel"]
-COPIES_AHEAD = 2  # forward copies in flight before the compute stream waits for the oldest (bounds GPU memory)
+# forward copies in flight before the compute stream waits for the oldest (bounds GPU memory)
+COPIES_AHEAD = 2
 
 
 def adapted(cfg: Mapping, projection: str) -> bool:
@@ -65,9 +69,9 @@ def adapted(cfg: Mapping, projection: str) -> bool:
 
 
 def in_recompute() -> bool:
-    """A non-reentrant checkpoint's recompute, run by backward to rebuild what a layer saved (its own saved-tensor
-    hooks are on top): everything it computes but the saved tensors is thrown away. Not a reentrant checkpoint's
-    recompute, whose graph backward runs through."""
+    """A non-reentrant checkpoint's recompute, run by backward to rebuild what a layer saved (its own
+    saved-tensor hooks are on top): everything it computes but the saved tensors is thrown away. Not a
+    reentrant checkpoint's recompute, whose graph backward runs through."""
     hooks = torch._C._autograd._top_saved_tensors_default_hooks(False)
     return hooks is not None and getattr(hooks[0], "__qualname__", "").startswith("_recomputation_hook.")
 
@@ -84,8 +88,9 @@ class Kept:
 
 
 class PinnedPool:
-    """Pinned CPU buffers (bytes) reused across micro-steps: pinning tens of GB anew every step would cost seconds.
-    A buffer goes back once the copy reading it has finished; the smallest free one that fits is taken."""
+    """Pinned CPU buffers (bytes) reused across micro-steps: pinning tens of GB anew every step would cost
+    seconds. A buffer goes back once the copy reading it has finished; the smallest free one that fits is
+    taken."""
 
     def __init__(self, pin_memory: bool = True):
         self.pin_memory = pin_memory
@@ -157,8 +162,10 @@ class OutputStash:
     def warn_unused(self, unused: int) -> None:
         if unused and not self.warned_unused:
             self.warned_unused = True
-            LOG.warning(f"{KEY}: {unused} kept outputs were left by a forward whose backward never ran (a forward "
-                        "with gradients on and no backward, or a step that failed): dropped, not reused")
+            LOG.warning(
+                f"{KEY}: {unused} kept outputs were left by a forward whose backward never ran (a forward "
+                "with gradients on and no backward, or a step that failed): dropped, not reused"
+            )
 
     def drop_leftovers(self) -> None:
         self.warn_unused(sum(map(len, self.layers.values())))
@@ -174,13 +181,16 @@ class OutputStash:
             kept.fetched = self.stream.record_event()
 
     def take(self, layer: int, device: torch.device) -> torch.Tensor | None:
-        """The next kept output of `layer` for its recompute (None: nothing kept); prefetches the layer below."""
+        """The next kept output of `layer` for its recompute (None: nothing kept); prefetches the layer
+        below."""
         self.recomputed = True
         kept = self.layers.get(layer)
         if not self.reported:  # the sign, in the log, that the Trainer's checkpointing reaches the stash
             self.reported = True
-            LOG.info(f"{KEY}: the first recomputed layer takes {len(kept or ())} kept outputs of {self.per_layer} "
-                     "targeted instead of computing them")
+            LOG.info(
+                f"{KEY}: the first recomputed layer takes {len(kept or ())} kept outputs of {self.per_layer} "
+                "targeted instead of computing them"
+            )
         if not kept:
             return None
         if len(kept) == self.per_layer:  # this layer's recompute begins: backward needs the layer below next
@@ -202,7 +212,8 @@ class ReplayedOutput(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, linear):
-        ctx.weight = linear.weight  # the 4-bit Params4bit: nothing saved through autograd, as bitsandbytes does
+        # the 4-bit Params4bit: nothing saved through autograd, as bitsandbytes does
+        ctx.weight = linear.weight
         return linear.replayed_output
 
     @staticmethod
@@ -229,7 +240,8 @@ def replayed(x: torch.Tensor, linear: torch.nn.Module, output: torch.Tensor) -> 
 
 
 def kept_forward(linear: torch.nn.Module, layer: int, stash: OutputStash):
-    """The linear's training forward routed through the stash: keep in the first forward, take in the recompute."""
+    """The linear's training forward routed through the stash: keep in the first forward, take in the
+    recompute."""
     compute = linear.forward
 
     def forward(x, *args, **kwargs):
@@ -240,8 +252,10 @@ def kept_forward(linear: torch.nn.Module, layer: int, stash: OutputStash):
             if kept is None:
                 return compute(x, *args, **kwargs)
             if kept.shape != (*x.shape[:-1], linear.out_features):
-                raise RuntimeError(f"nextai_saved_matmuls: layer {layer}'s recompute asked for an output of shape "
-                                   f"{(*x.shape[:-1], linear.out_features)} where the forward kept {tuple(kept.shape)}")
+                raise RuntimeError(
+                    f"nextai_saved_matmuls: layer {layer}'s recompute asked for an output of shape "
+                    f"{(*x.shape[:-1], linear.out_features)} where the forward kept {tuple(kept.shape)}"
+                )
             return replayed(x, linear, kept)
         output = compute(x, *args, **kwargs)
         stash.keep(layer, output.detach())
@@ -251,14 +265,15 @@ def kept_forward(linear: torch.nn.Module, layer: int, stash: OutputStash):
 
 
 def skipped_forward(linear: torch.nn.Module):
-    """The linear's forward whose recompute returns a NaN placeholder: its output only feeds the layer's output,
-    which the recompute throws away (nothing is kept or copied)."""
+    """The linear's forward whose recompute returns a NaN placeholder: its output only feeds the layer's
+    output, which the recompute throws away (nothing is kept or copied)."""
     compute = linear.forward
 
     def forward(x, *args, **kwargs):
         if linear.training and torch.is_grad_enabled() and in_recompute():
-            placeholder = torch.full((*x.shape[:-1], linear.out_features), float("nan"), dtype=x.dtype,
-                                     device=x.device)
+            placeholder = torch.full(
+                (*x.shape[:-1], linear.out_features), float("nan"), dtype=x.dtype, device=x.device
+            )
             return replayed(x, linear, placeholder)
         return compute(x, *args, **kwargs)
 
@@ -266,27 +281,36 @@ def skipped_forward(linear: torch.nn.Module):
 
 
 def targeted_modules(model: torch.nn.Module, projections: list[str]) -> dict[int, list[torch.nn.Module]]:
-    """The 4-bit linear of each targeted projection, by the index of its gradient-checkpointed decoder layer."""
+    """The 4-bit linear of each targeted projection, by the index of its gradient-checkpointed decoder
+    layer."""
     import bitsandbytes as bnb
     from transformers import GradientCheckpointingLayer
 
     layers = [module for module in model.modules() if isinstance(module, GradientCheckpointingLayer)]
-    return {index: linears for index, layer in enumerate(layers)
-            if (linears := [base_linear(module) for name, module in layer.named_modules()
-                            if name.rsplit(".", 1)[-1] in projections
-                            and isinstance(base_linear(module), bnb.nn.Linear4bit)])}
+    return {
+        index: linears
+        for index, layer in enumerate(layers)
+        if (
+            linears := [
+                base_linear(module)
+                for name, module in layer.named_modules()
+                if name.rsplit(".", 1)[-1] in projections
+                and isinstance(base_linear(module), bnb.nn.Linear4bit)
+            ]
+        )
+    }
 
 
 class SavedMatmuls:
-    """`nextai_saved_matmuls`: the listed projections' outputs kept from the forward for the recompute (down_proj's
-    skipped there)."""
+    """`nextai_saved_matmuls`: the listed projections' outputs kept from the forward for the recompute
+    (down_proj's skipped there)."""
 
     key = KEY
     # where Axolotl's selective_checkpointing hooks in: before the loader, PEFT's k-bit preparation and the
     # Trainer enable gradient checkpointing; PEFT's LoRA wrappers keep the routed modules as their base_layer
     hook = "post_model_build"
-    # FSDP2, 2 CPU ranks: the losses of one process (tests/axolotl_nextai/run/test_multi_rank_cli.py); each rank
-    # keeps its own micro-step's outputs in its host's memory (the host check counts the host's ranks)
+    # FSDP2, 2 CPU ranks: the losses of one process (tests/axolotl_nextai/run/test_multi_rank_cli.py); each
+    # rank keeps its own micro-step's outputs in its host's memory (the host check counts the host's ranks)
     distributed = True
 
     def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
@@ -294,45 +318,59 @@ class SavedMatmuls:
         targets = set(cfg.get(KEY) or [])
         problems = []
         if cfg.get("gradient_checkpointing") is not True:
-            problems.append(f"`{KEY}` changes what gradient checkpointing recomputes: needs gradient_checkpointing: "
-                            f"true (got {cfg.get('gradient_checkpointing')!r})")
+            problems.append(
+                f"`{KEY}` changes what gradient checkpointing recomputes: needs gradient_checkpointing: "
+                f"true (got {cfg.get('gradient_checkpointing')!r})"
+            )
         if (cfg.get("gradient_checkpointing_kwargs") or {}).get("use_reentrant"):
-            problems.append(f"`{KEY}` needs non-reentrant checkpointing: remove "
-                            "gradient_checkpointing_kwargs.use_reentrant or set it false")
+            problems.append(
+                f"`{KEY}` needs non-reentrant checkpointing: remove "
+                "gradient_checkpointing_kwargs.use_reentrant or set it false"
+            )
         offloading = cfg.get("activation_offloading")
         if offloading not in (None, False, "hidden_states"):
-            problems.append(f"`{KEY}` works with activation_offloading: hidden_states or false, not {offloading!r}, "
-                            "whose offloader replaces gradient checkpointing's recompute")
+            problems.append(
+                f"`{KEY}` works with activation_offloading: hidden_states or false, not {offloading!r}, "
+                "whose offloader replaces gradient checkpointing's recompute"
+            )
         if not cfg.get("load_in_4bit"):
             problems.append(f"`{KEY}` keeps bitsandbytes' 4-bit matmuls: needs load_in_4bit: true")
         tiled = sorted(targets & set(MLP_PROJECTIONS))
         if tiled and cfg.get("nextai_tiled_mlp_shards") is not None:
-            problems.append(f"`{KEY}`: {', '.join(tiled)} with nextai_tiled_mlp_shards: the tiled MLP recomputes its "
-                            "shards in its own backward anyway, and bringing a layer's kept outputs back at once "
-                            "undoes the tiling; keep one")
+            problems.append(
+                f"`{KEY}`: {', '.join(tiled)} with nextai_tiled_mlp_shards: the tiled MLP recomputes its "
+                "shards in its own backward anyway, and bringing a layer's kept outputs back at once "
+                "undoes the tiling; keep one"
+            )
         for kernel, projections in LORA_KERNELS.items():
             fused = sorted(targets & set(projections))
-            kernel_on = launch.cuda and cfg.get(kernel) is not False  # Axolotl turns an unset one on for an adapter
+            # Axolotl turns an unset one on for an adapter
+            kernel_on = launch.cuda and cfg.get(kernel) is not False
             if fused and kernel_on and cfg.get("adapter") and all(adapted(cfg, p) for p in projections):
-                problems.append(f"`{KEY}`: {kernel} computes {', '.join(fused)} without calling the modules, so "
-                                f"nothing would be kept; set {kernel}: false")
+                problems.append(
+                    f"`{KEY}`: {kernel} computes {', '.join(fused)} without calling the modules, so "
+                    f"nothing would be kept; set {kernel}: false"
+                )
         if launch.architecture is not None and launch.host_available_bytes is not None:
-            problems += kept_outputs_problems(cfg, launch.architecture, launch.host_available_bytes,
-                                              launch.local_world_size)
+            problems += kept_outputs_problems(
+                cfg, launch.architecture, launch.host_available_bytes, launch.local_world_size
+            )
         return problems
 
     def install(self, cfg: Mapping, model: torch.nn.Module) -> str:
-        """Keep the targeted projections' outputs, and make every `gradient_checkpointing_enable` call on `model`
-        (Axolotl's loader, PEFT's k-bit preparation, the Trainer at train start) non-reentrant, whose backward
-        runs through the first forward's nodes. A LoRA wrapper added later keeps each routed linear as its
-        `base_layer`."""
+        """Keep the targeted projections' outputs, and make every `gradient_checkpointing_enable` call on
+        `model` (Axolotl's loader, PEFT's k-bit preparation, the Trainer at train start) non-reentrant, whose
+        backward runs through the first forward's nodes. A LoRA wrapper added later keeps each routed linear
+        as its `base_layer`."""
         self.uninstall(model)
         projections = sorted(set(cfg[KEY]))
         kept = [name for name in projections if name not in LAYER_OUTPUT_PROJECTIONS]
         skipped = [name for name in projections if name in LAYER_OUTPUT_PROJECTIONS]
         targets = targeted_modules(model, projections)
         if not targets:
-            raise ConfigError(f"`{KEY}`: no gradient-checkpointed decoder layer has a 4-bit {', '.join(projections)}")
+            raise ConfigError(
+                f"`{KEY}`: no gradient-checkpointed decoder layer has a 4-bit {', '.join(projections)}"
+            )
         kept_targets = targeted_modules(model, kept) if kept else {}
         stash = OutputStash(per_layer=max(map(len, kept_targets.values()), default=0))
         for layer, linears in kept_targets.items():
@@ -351,10 +389,12 @@ class SavedMatmuls:
         first = next(iter(targets.values()))[0]
         where = "pinned CPU memory" if first.weight.device.type == "cuda" else "where they are: not on CUDA"
         done = [f"{', '.join(kept)} kept from the forward ({where})"] if kept else []
-        done += [f"{', '.join(skipped)} skipped (its output only feeds the layer's output)"] if skipped else []
+        done += (
+            [f"{', '.join(skipped)} skipped (its output only feeds the layer's output)"] if skipped else []
+        )
         return f"{KEY}: not recomputed in {len(targets)} layers: {'; '.join(done)}"
 
     def uninstall(self, model: torch.nn.Module) -> None:
-        """The projections' own forwards and the model's own `gradient_checkpointing_enable` back (checkpointing
-        already enabled stays non-reentrant until enabled again)."""
+        """The projections' own forwards and the model's own `gradient_checkpointing_enable` back
+        (checkpointing already enabled stays non-reentrant until enabled again)."""
         unpatch_modules(model, KEY)

@@ -1,22 +1,23 @@
 """Each decoder layer's MLP run over the sequence in shards (`nextai_tiled_mlp_shards`), in training.
 
-A Llama MLP keeps gate, up and their product for backward: 3 x 28,672 bf16 values a token for Llama-2-70B,
-672 MiB at 4,096 tokens, plus as much again in gradients while its backward runs. The MLP treats every token on
+A Llama MLP keeps gate, up and their product for backward: 3 x 28,672 bf16 values a token for Llama-2-70B, 672
+MiB at 4,096 tokens, plus as much again in gradients while its backward runs. The MLP treats every token on
 its own, so it can run over the sequence a shard at a time: the forward keeps only the MLP's input, and the
-backward recomputes one shard, takes its gradients and moves on, so only one shard's activations exist at once.
+backward recomputes one shard, takes its gradients and moves on, so only one shard's activations exist at
+once.
 
-Axolotl's `tiled_mlp` does the same but needs deepspeed, and its backward draws fresh dropout masks (LoRA dropout
-on down_proj), so its gradients belong to a different forward than the one that produced the loss. Here each
-shard's RNG and autocast state are saved in the forward and replayed in the backward, as torch's checkpointing
-does, and a training forward without autograd (a checkpointed layer's first pass) runs the same shards: the
-gradients are those of the forward that produced the loss. What changes against the untiled MLP: a dropout mask
-is drawn per shard rather than for the whole sequence (the same distribution), and the MLP's forward runs once
-more per step.
+Axolotl's `tiled_mlp` does the same but needs deepspeed, and its backward draws fresh dropout masks (LoRA
+dropout on down_proj), so its gradients belong to a different forward than the one that produced the loss.
+Here each shard's RNG and autocast state are saved in the forward and replayed in the backward, as torch's
+checkpointing does, and a training forward without autograd (a checkpointed layer's first pass) runs the same
+shards: the gradients are those of the forward that produced the loss. What changes against the untiled MLP: a
+dropout mask is drawn per shard rather than for the whole sequence (the same distribution), and the MLP's
+forward runs once more per step.
 
 Inside a checkpointed decoder layer the MLP's output only feeds the layer's output, which the checkpoint's
 recompute throws away: what the recompute needs of the tiled MLP is only the tensors it saves (its input), so
-there it computes nothing (a NaN placeholder stands in for the output). The MLP then runs forward twice per step,
-not three times: once in the forward, once shard by shard in its backward.
+there it computes nothing (a NaN placeholder stands in for the output). The MLP then runs forward twice per
+step, not three times: once in the forward, once shard by shard in its backward.
 """
 
 from __future__ import annotations
@@ -48,14 +49,17 @@ def replayed(state: tuple, device: torch.device, autocast: dict):
 
 
 def autocast_state(device_type: str) -> dict:
-    return {"enabled": torch.is_autocast_enabled(device_type), "dtype": torch.get_autocast_dtype(device_type),
-            "cache_enabled": torch.is_autocast_cache_enabled()}
+    return {
+        "enabled": torch.is_autocast_enabled(device_type),
+        "dtype": torch.get_autocast_dtype(device_type),
+        "cache_enabled": torch.is_autocast_cache_enabled(),
+    }
 
 
 def run_sharded(mlp_forward, x: torch.Tensor, shards: int, rng_states: list | None = None) -> torch.Tensor:
     """The MLP shard by shard along the sequence; each shard's RNG state is appended to `rng_states`. Training
-    always goes through here, with or without autograd, so that the no-grad forward of a checkpointed layer and
-    its recompute draw the same dropout masks, shard by shard."""
+    always goes through here, with or without autograd, so that the no-grad forward of a checkpointed layer
+    and its recompute draw the same dropout masks, shard by shard."""
     outputs = []
     for piece in x.tensor_split(shards, dim=-2):
         if rng_states is not None:
@@ -71,7 +75,8 @@ class TiledMLPFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mlp_forward, shards, x, *params):
         ctx.save_for_backward(x, *params)
-        if in_recompute():  # a checkpoint's recompute: the saved tensors are all it needs; backward uses the first
+        # a checkpoint's recompute: the saved tensors are all it needs; backward uses the first
+        if in_recompute():
             return torch.full_like(x, float("nan"))  # forward's ctx (RNG states), not this one
         ctx.mlp_forward, ctx.shards = mlp_forward, shards
         ctx.autocast = autocast_state(x.device.type)
@@ -87,7 +92,9 @@ class TiledMLPFunction(torch.autograd.Function):
         wanted = [i for i, p in enumerate(params) if ctx.needs_input_grad[3 + i]]
         start = 0
         for state, piece, grad_piece in zip(
-            ctx.rng_states, x.tensor_split(ctx.shards, dim=-2), grad_output.tensor_split(ctx.shards, dim=-2),
+            ctx.rng_states,
+            x.tensor_split(ctx.shards, dim=-2),
+            grad_output.tensor_split(ctx.shards, dim=-2),
             strict=True,
         ):
             piece = piece.detach().requires_grad_(grad_x is not None)
@@ -105,8 +112,9 @@ class TiledMLPFunction(torch.autograd.Function):
 
 
 def tiled_forward(mlp: torch.nn.Module, shards: int):
-    """`mlp.forward` run in shards in training (with autograd: `TiledMLPFunction`); its current forward, patched or
-    not, is what runs per shard. Made after the adapters exist: their parameters are collected here."""
+    """`mlp.forward` run in shards in training (with autograd: `TiledMLPFunction`); its current forward,
+    patched or not, is what runs per shard. Made after the adapters exist: their parameters are collected
+    here."""
     inner = mlp.forward
     params = [p for p in mlp.parameters() if p.requires_grad]
 
@@ -124,8 +132,10 @@ class TiledMlp:
     """`nextai_tiled_mlp_shards`: every decoder layer's MLP (a submodule named `mlp`) run in shards."""
 
     key = "nextai_tiled_mlp_shards"
-    hook = "post_model_load"  # after the adapter: its parameters are the ones the shards' backward differentiates
-    distributed = False  # under FSDP2 on 2 CPU ranks it trained other gradients than one process (7.4386 vs 7.4367)
+    # after the adapter: its parameters are the ones the shards' backward differentiates
+    hook = "post_model_load"
+    # under FSDP2 on 2 CPU ranks it trained other gradients than one process (7.4386 vs 7.4367)
+    distributed = False
 
     def problems(self, cfg: Mapping, launch: Launch) -> list[str]:
         return []

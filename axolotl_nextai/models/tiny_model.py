@@ -19,7 +19,8 @@ from data_builders.sources import sample_records
 
 SPECIAL_TOKENS = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
 
-# Shaped like Llama-2 (GQA, SiLU MLP, RMSNorm, RoPE), sized so hidden is a multiple of bitsandbytes' NF4 blocksize (64).
+# Shaped like Llama-2 (GQA, SiLU MLP, RMSNorm, RoPE), sized so hidden is a multiple of bitsandbytes' NF4
+# blocksize (64).
 TINY_LLAMA = {
     "hidden_size": 128,
     "intermediate_size": 256,
@@ -40,7 +41,8 @@ def tokenizer_corpus(rows: Iterable[Record]) -> list[str]:
 
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int):
-    """A byte-level BPE (no unknown bytes, like Llama-3; Llama-2 uses SentencePiece BPE) as a fast HF tokenizer."""
+    """A byte-level BPE (no unknown bytes, like Llama-3; Llama-2 uses SentencePiece BPE) as a fast HF
+    tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -59,14 +61,17 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int):
     tok.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
     )
-    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=TINY_LLAMA["max_position_embeddings"],
-                                   **SPECIAL_TOKENS)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, model_max_length=TINY_LLAMA["max_position_embeddings"], **SPECIAL_TOKENS
+    )
 
 
-def build_tiny_llama(out: Path, vocab_size: int = TINY_VOCAB_SIZE, seed: int = 0, overwrite: bool = False) -> Path:
+def build_tiny_llama(
+    out: Path, vocab_size: int = TINY_VOCAB_SIZE, seed: int = 0, overwrite: bool = False
+) -> Path:
     """Write tokenizer + random-init LlamaForCausalLM (float32 safetensors) to `out`, as one folder. An `out`
-    that already holds exactly these files is left as it is; anything else in a non-empty `out` is replaced only
-    with `overwrite` (FileExistsError)."""
+    that already holds exactly these files is left as it is; anything else in a non-empty `out` is replaced
+    only with `overwrite` (FileExistsError)."""
     with staging_dir(out) as staged:
         write_tiny_llama(staged, vocab_size, seed)
         if not same_files(staged, out):
@@ -97,13 +102,20 @@ def write_tiny_llama(out: Path, vocab_size: int, seed: int) -> None:
 
 @click.command(cls=Guarded)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the model into.")
-@click.option("--vocab-size", type=click.IntRange(min=1), default=TINY_VOCAB_SIZE, show_default=True,
-              help="BPE vocabulary size (special tokens included; at least the 256 bytes + 4 specials result).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the random weights.")
+@click.option(
+    "--vocab-size",
+    type=click.IntRange(min=1),
+    default=TINY_VOCAB_SIZE,
+    show_default=True,
+    help="BPE vocabulary size (special tokens included; at least the 256 bytes + 4 specials result).",
+)
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the random weights."
+)
 @click.option("--overwrite", is_flag=True, help="Replace --out if it holds anything else.")
 def main(out: Path, vocab_size: int, seed: int, overwrite: bool) -> None:
-    """Build a tiny random Llama + BPE tokenizer for CPU demos and tests (offline, deterministic: run again with
-    the same arguments, it finds the same files and leaves them)."""
+    """Build a tiny random Llama + BPE tokenizer for CPU demos and tests (offline, deterministic: run again
+    with the same arguments, it finds the same files and leaves them)."""
     from data_builders.quiet import silence_known_noise
 
     silence_known_noise()

@@ -2,14 +2,14 @@
 
 The first signal only records itself: the trainer callback then saves a full checkpoint (adapter, optimizer,
 scheduler, RNG and data position) and stops. A second SIGTERM / SIGINT restores the previous handler and
-re-delivers itself, for when the step takes too long; while files are being saved (`hold`) it waits for the save
-to end, so a checkpoint or adapter folder is never left half written. Installed when training begins, after
-Axolotl's own SIGINT handler (axolotl/train.py, which saves only the adapter and exits).
+re-delivers itself, for when the step takes too long; while files are being saved (`hold`) it waits for the
+save to end, so a checkpoint or adapter folder is never left half written. Installed when training begins,
+after Axolotl's own SIGINT handler (axolotl/train.py, which saves only the adapter and exits).
 
-`accelerate launch` runs the trainer as a child and does not forward signals: SIGTERM to the launcher ends it and
-leaves the trainer running. `stop_with_launcher` asks Linux to send the trainer SIGUSR1 when its launcher exits
-(PR_SET_PDEATHSIG), which stops it like a first signal and never counts as a second: Ctrl-C in a terminal
-signals both processes at once.
+`accelerate launch` runs the trainer as a child and does not forward signals: SIGTERM to the launcher ends it
+and leaves the trainer running. `stop_with_launcher` asks Linux to send the trainer SIGUSR1 when its launcher
+exits (PR_SET_PDEATHSIG), which stops it like a first signal and never counts as a second: Ctrl-C in a
+terminal signals both processes at once.
 """
 
 from __future__ import annotations

@@ -25,8 +25,12 @@ DIGEST_CHARS = 16
 
 def local_dataset_paths(cfg: Mapping) -> list[Path]:
     """Dataset paths of `datasets` and `test_datasets` that exist on disk (Axolotl's own test for local)."""
-    entries = [entry for key in ("datasets", "test_datasets") if isinstance(cfg.get(key), list) for entry in cfg[key]]
-    paths = [Path(str(entry["path"])) for entry in entries if isinstance(entry, Mapping) and entry.get("path")]
+    entries = [
+        entry for key in ("datasets", "test_datasets") if isinstance(cfg.get(key), list) for entry in cfg[key]
+    ]
+    paths = [
+        Path(str(entry["path"])) for entry in entries if isinstance(entry, Mapping) and entry.get("path")
+    ]
     return [path for path in paths if path.exists()]
 
 

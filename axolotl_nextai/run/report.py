@@ -69,9 +69,16 @@ def summarize(history: list[dict], run: Mapping) -> dict:
     rows = []
     for i, row in enumerate(history):
         before = history[i - 1] if i else START
-        rows.append({**row, "tokens_per_s": rate(row["real_tokens"], before["real_tokens"],
-                                                 row["elapsed_s"], before["elapsed_s"])})
-    # Steady state: from the end of the first step (it pays one-off costs) to the last; the first alone if one.
+        rows.append(
+            {
+                **row,
+                "tokens_per_s": rate(
+                    row["real_tokens"], before["real_tokens"], row["elapsed_s"], before["elapsed_s"]
+                ),
+            }
+        )
+    # Steady state: from the end of the first step (it pays one-off costs) to the last; the first alone if
+    # one.
     since = history[0] if len(history) > 1 else START
     last = history[-1] if history else START
     tokens_per_s = rate(last["real_tokens"], since["real_tokens"], last["elapsed_s"], since["elapsed_s"])
@@ -96,7 +103,8 @@ def summarize(history: list[dict], run: Mapping) -> dict:
         "forward_passes": last.get("forward_passes"),
         "tokens_per_s": tokens_per_s,  # summed over the ranks
         "tokens_per_s_per_gpu": per_gpu,
-        "mfu": mfu(per_gpu, run["linear_params"], run["peak_tflops"]) if per_gpu else None,  # of one GPU's peak
+        # of one GPU's peak
+        "mfu": mfu(per_gpu, run["linear_params"], run["peak_tflops"]) if per_gpu else None,
         "projected_epoch_h": sps * run["steps_per_epoch"] / HOUR if sps else None,
         "projected_run_h": sps * run["max_steps"] / HOUR if sps else None,
         "peak_memory_allocated_gib": _max_or_none(row.get("memory_allocated_gib") for row in history),
@@ -158,7 +166,9 @@ def plot_report(report: Mapping, path: Path) -> None:
     axes[1].plot(steps, [row["tokens_per_s"] for row in rows], marker=".")
     axes[1].set_ylabel("real tokens/s")
     if report["peak_memory_allocated_gib"] is None:
-        axes[2].text(0.5, 0.5, "GPU memory: n/a (no CUDA)", ha="center", va="center", transform=axes[2].transAxes)
+        axes[2].text(
+            0.5, 0.5, "GPU memory: n/a (no CUDA)", ha="center", va="center", transform=axes[2].transAxes
+        )
     else:
         axes[2].plot(steps, [row["memory_allocated_gib"] for row in rows], label="allocated")
         axes[2].plot(steps, [row["memory_reserved_gib"] for row in rows], label="reserved")
@@ -225,11 +235,15 @@ def read_report(output_dir: Path) -> dict:
     if problem == MISSING:
         raise DataError(f"{output_dir}: does not exist (give a run's output_dir)")
     if problem != "is a folder":
-        raise DataError(f"{output_dir}: {'is a file' if problem is None else problem}; give a run's output_dir")
+        raise DataError(
+            f"{output_dir}: {'is a file' if problem is None else problem}; give a run's output_dir"
+        )
     path = output_dir / REPORT_NAME
     if file_problem(path) == MISSING:
-        raise DataError(f"{output_dir}: no {REPORT_NAME} in it: not a run's output_dir, or the run wrote no report "
-                        "yet (the first comes after nextai_report_every_steps steps; nextai_report: false writes none)")
+        raise DataError(
+            f"{output_dir}: no {REPORT_NAME} in it: not a run's output_dir, or the run wrote no report "
+            "yet (the first comes after nextai_report_every_steps steps; nextai_report: false writes none)"
+        )
     text = read_text(path)
     if not text.strip():
         raise DataError(f"{path}: empty (a disk that filled up while it was written?)")
@@ -244,16 +258,22 @@ def read_report(output_dir: Path) -> dict:
 
 
 def loss_line(report: Mapping) -> str:
-    """"loss: first -> last over N logged steps", and the means and eval losses a reader can compare."""
-    line = (f"{fmt(report['first_loss'], '.4f')} -> {fmt(report['final_loss'], '.4f')} over {report['steps']} "
-            f"logged steps (step {report['global_step']} of {report['max_steps']})")
+    """ "loss: first -> last over N logged steps", and the means and eval losses a reader can compare."""
+    line = (
+        f"{fmt(report['first_loss'], '.4f')} -> {fmt(report['final_loss'], '.4f')} over {report['steps']} "
+        f"logged steps (step {report['global_step']} of {report['max_steps']})"
+    )
     if report.get("loss_window") and report["steps"] > 1:
-        line += (f"; mean of the first and last {report['loss_window']}: {fmt(report['start_loss_mean'], '.4f')} -> "
-                 f"{fmt(report['end_loss_mean'], '.4f')}")
+        line += (
+            f"; mean of the first and last {report['loss_window']}: {fmt(report['start_loss_mean'], '.4f')} "
+            f"-> {fmt(report['end_loss_mean'], '.4f')}"
+        )
     evals = report.get("eval_losses") or []
     if evals:
-        line += (f"; eval loss (the same held-out rows each time): {evals[0]['loss']:.4f} at step {evals[0]['step']} "
-                 f"-> {evals[-1]['loss']:.4f} at step {evals[-1]['step']}")
+        line += (
+            f"; eval loss (the same held-out rows each time): {evals[0]['loss']:.4f} at step "
+            f"{evals[0]['step']} -> {evals[-1]['loss']:.4f} at step {evals[-1]['step']}"
+        )
     return line
 
 
@@ -266,18 +286,29 @@ def main(output_dir: Path) -> None:
     stopped = f"at step {report['stop_step']}: {report['stop_reason']}" if report["stop_reason"] else "no"
     print(f"adapter:    {adapter if adapter.exists() else 'not written (see the training log)'}")
     print(f"loss:       {loss_line(report)}")
-    print(f"trainable:  {report['trainable_params']:,} of {report['total_params']:,} "
-          f"({fmt(report['trainable_pct'], '.4f', ' %')}); linear weights N = {report['linear_params']:,}")
-    print(f"memory:     peak {fmt(report['peak_memory_allocated_gib'], '.2f', ' GiB')} allocated, "
-          f"{fmt(report['peak_memory_reserved_gib'], '.2f', ' GiB')} reserved ({report['device']})")
+    print(
+        f"trainable:  {report['trainable_params']:,} of {report['total_params']:,} "
+        f"({fmt(report['trainable_pct'], '.4f', ' %')}); linear weights N = {report['linear_params']:,}"
+    )
+    print(
+        f"memory:     peak {fmt(report['peak_memory_allocated_gib'], '.2f', ' GiB')} allocated, "
+        f"{fmt(report['peak_memory_reserved_gib'], '.2f', ' GiB')} reserved ({report['device']})"
+    )
     ranks = report.get("world_size", 1)
-    per_gpu = f" ({fmt(report.get('tokens_per_s_per_gpu'), ',.1f')} per GPU, {ranks} ranks)" if ranks > 1 else ""
-    print(f"throughput: {fmt(report['tokens_per_s'], ',.1f')} real tokens/s{per_gpu}, MFU {fmt_pct(report['mfu'])} "
-          f"of {report['peak_tflops']:g} TFLOP/s per GPU")
-    print(f"time:       {report['wall_time_s']:.1f} s training, {report['process_time_s']:.1f} s since launch; "
-          f"projected epoch {fmt_hours(report['projected_epoch_h'])}")
+    per_gpu = (
+        f" ({fmt(report.get('tokens_per_s_per_gpu'), ',.1f')} per GPU, {ranks} ranks)" if ranks > 1 else ""
+    )
+    print(
+        f"throughput: {fmt(report['tokens_per_s'], ',.1f')} real tokens/s{per_gpu}, MFU "
+        f"{fmt_pct(report['mfu'])} of {report['peak_tflops']:g} TFLOP/s per GPU"
+    )
+    print(
+        f"time:       {report['wall_time_s']:.1f} s training, {report['process_time_s']:.1f} s since launch; "
+        f"projected epoch {fmt_hours(report['projected_epoch_h'])}"
+    )
     print(f"stopped early: {stopped}")
     print(f"table row:  {output_dir / TABLE_NAME}; plot: {output_dir / PLOT_NAME}")
+
 
 if __name__ == "__main__":
     main()

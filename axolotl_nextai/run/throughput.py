@@ -25,11 +25,14 @@ def linear_weight_count(named_modules: Iterable[tuple[str, torch.nn.Module]]) ->
     return sum(
         module.in_features * module.out_features
         for name, module in named_modules
-        if isinstance(module, torch.nn.Linear) and not any(part.startswith("lora_") for part in name.split("."))
+        if isinstance(module, torch.nn.Linear)
+        and not any(part.startswith("lora_") for part in name.split("."))
     )
 
 
-def edge_padding(input_ids: torch.Tensor, pad_token_id: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+def edge_padding(
+    input_ids: torch.Tensor, pad_token_id: int, labels: torch.Tensor | None = None
+) -> torch.Tensor:
     """Where each row is padded: the run of pad tokens without a label at its right or left end.
 
     Requiring no label keeps a trained EOS that doubles as the pad token out of the padding.
@@ -46,8 +49,8 @@ def real_token_mask(inputs: Mapping, pad_token_id: int | None = None) -> torch.T
     """Where a micro-batch holds real (not padding) tokens; None when it has no input ids.
 
     With an attention mask: `mask != 0` (with sample packing the mask holds segment ids 1, 2, 3, ...). Packed
-    batches on SDPA/eager reach the model with no mask, and Axolotl's collator pads their `position_ids` with a
-    range, as one more row: there the padding is the pad-token run at the end of the row (`edge_padding`).
+    batches on SDPA/eager reach the model with no mask, and Axolotl's collator pads their `position_ids` with
+    a range, as one more row: there the padding is the pad-token run at the end of the row (`edge_padding`).
     """
     mask = inputs.get("attention_mask")
     if mask is not None:
@@ -61,18 +64,24 @@ def real_token_mask(inputs: Mapping, pad_token_id: int | None = None) -> torch.T
 
 
 def count_tokens(inputs: Mapping, pad_token_id: int | None = None) -> torch.Tensor:
-    """[real, trained] tokens of one micro-batch: real = not padding (`real_token_mask`), trained = label not -100.
+    """[real, trained] tokens of one micro-batch: real = not padding (`real_token_mask`), trained = label not
+    -100.
 
-    Real tokens drive the 6N FLOP count (the prompt is computed too; padding is not useful work). A tensor on the
-    batch's device: reading a count back (`int(t)`) would make the host wait for the GPU at every forward pass, and
-    stop it from queueing the pass's kernels ahead; the caller adds these up and reads them once a step.
+    Real tokens drive the 6N FLOP count (the prompt is computed too; padding is not useful work). A tensor on
+    the batch's device: reading a count back (`int(t)`) would make the host wait for the GPU at every forward
+    pass, and stop it from queueing the pass's kernels ahead; the caller adds these up and reads them once a
+    step.
     """
     real = real_token_mask(inputs, pad_token_id)
     labels = inputs.get("labels")
     found = next((t for t in (real, labels) if t is not None), None)
     zero = torch.zeros((), dtype=torch.long, device=None if found is None else found.device)
-    return torch.stack([real.sum() if real is not None else zero,
-                        (labels != IGNORE_INDEX).sum() if labels is not None else zero])
+    return torch.stack(
+        [
+            real.sum() if real is not None else zero,
+            (labels != IGNORE_INDEX).sum() if labels is not None else zero,
+        ]
+    )
 
 
 def mfu(tokens_per_s: float, n_params: int, peak_tflops: float) -> float:
@@ -86,7 +95,8 @@ def steps_per_epoch(micro_batches: int, gradient_accumulation_steps: int) -> int
 
 
 class StepClock:
-    """Timestamps of optimizer-step ends after a start; the first `skip` steps (one-off costs) are left out."""
+    """Timestamps of optimizer-step ends after a start; the first `skip` steps (one-off costs) are left
+    out."""
 
     def __init__(self, start: float, skip: int = 1):
         self.start = start

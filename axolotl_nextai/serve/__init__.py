@@ -4,8 +4,11 @@ import importlib
 
 # Loaded on first use, so that the client (`make demo` asks the server with it) and the CLI's check for the
 # [serve] extra run without FastAPI, which the app imports.
-_HOMES = {"create_app": "axolotl_nextai.serve.app", "HelmModel": "axolotl_nextai.serve.helm_model",
-          "Limits": "axolotl_nextai.serve.helm_model"}
+_HOMES = {
+    "create_app": "axolotl_nextai.serve.app",
+    "HelmModel": "axolotl_nextai.serve.helm_model",
+    "Limits": "axolotl_nextai.serve.helm_model",
+}
 __all__ = list(_HOMES)
 
 

@@ -37,7 +37,8 @@ def refusal(method: str, path: str, status: int, message: str, **extra) -> JSONR
 
 
 class BodyLimit:
-    """ASGI middleware: refuse a POST without Content-Length (411) or over `max_bytes` (413) before reading it."""
+    """ASGI middleware: refuse a POST without Content-Length (411) or over `max_bytes` (413) before reading
+    it."""
 
     def __init__(self, app, max_bytes: int):
         self.app = app
@@ -93,11 +94,18 @@ def create_app(model: HelmModel, limits: Limits | None = None) -> FastAPI:
     def process(req: ProcessRequest) -> ProcessResponse:
         start = time.perf_counter()
         answer = call_model(model.process, req, limits)
-        completions = [Completion(text="".join(t.text for t in tokens), tokens=tokens,
-                                  logprob=sum(t.logprob for t in tokens)) for tokens in answer.completions]
-        return ProcessResponse(**completions[0].model_dump(), request_time=time.perf_counter() - start,
-                               completions=completions if len(completions) > 1 else None,
-                               dropped_prompt_tokens=answer.dropped_prompt_tokens)
+        completions = [
+            Completion(
+                text="".join(t.text for t in tokens), tokens=tokens, logprob=sum(t.logprob for t in tokens)
+            )
+            for tokens in answer.completions
+        ]
+        return ProcessResponse(
+            **completions[0].model_dump(),
+            request_time=time.perf_counter() - start,
+            completions=completions if len(completions) > 1 else None,
+            dropped_prompt_tokens=answer.dropped_prompt_tokens,
+        )
 
     @app.post("/tokenize", response_model=TokenizeResponse)
     def tokenize(req: TokenizeRequest) -> TokenizeResponse:

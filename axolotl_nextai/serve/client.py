@@ -24,14 +24,19 @@ from data_builders.boundary import Guarded
 
 
 def post(url: str, path: str, body: dict, timeout: float = 600) -> dict:
-    request = urllib.request.Request(url.rstrip("/") + path, data=json.dumps(body).encode("utf-8"),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        url.rstrip("/") + path,
+        data=json.dumps(body).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
 
 
 def server_url(url: str) -> str:
-    """`url` if it can name a server (http or https, a host, a valid port); a ValueError saying what is wrong."""
+    """`url` if it can name a server (http or https, a host, a valid port); a ValueError saying what is
+    wrong."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{url!r} is not an http(s)://HOST[:PORT] address")
@@ -43,8 +48,8 @@ def server_url(url: str) -> str:
 
 
 def wait_until_up(url: str, seconds: float, pid: int | None = None) -> None:
-    """Poll `/tokenize` until the server answers; a RuntimeError if `pid` exits first, time runs out or the host
-    has no address (a server that is not up yet refuses connections; a misspelt host never answers)."""
+    """Poll `/tokenize` until the server answers; a RuntimeError if `pid` exits first, time runs out or the
+    host has no address (a server that is not up yet refuses connections; a misspelt host never answers)."""
     deadline = time.monotonic() + seconds
     while True:
         try:
@@ -78,23 +83,39 @@ def _alive(pid: int) -> bool:
 
 @click.command(cls=Guarded)
 @click.argument("prompt")
-@click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="The server's address.",
-              callback=_url_option)
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="The server's address.",
+    callback=_url_option,
+)
 @click.option("--alpaca", is_flag=True, help="Wrap PROMPT in the Alpaca template the recipes train with.")
 @click.option("--max-new-tokens", default=48, show_default=True)
-@click.option("--wait", "wait_s", default=180.0, show_default=True, help="Seconds to wait for the server to be up.")
+@click.option(
+    "--wait", "wait_s", default=180.0, show_default=True, help="Seconds to wait for the server to be up."
+)
 @click.option("--pid", type=int, default=None, help="The server's process id: stop waiting if it exits.")
 def main(prompt: str, url: str, alpaca: bool, max_new_tokens: int, wait_s: float, pid: int | None) -> None:
     """Send PROMPT to a HELM model server's /process (greedy) and print the answer."""
     try:
         wait_until_up(url, wait_s, pid)
-        answer = post(url, "/process", {"prompt": render_prompt(prompt) if alpaca else prompt,
-                                        "temperature": 1e-7, "max_new_tokens": max_new_tokens})
+        answer = post(
+            url,
+            "/process",
+            {
+                "prompt": render_prompt(prompt) if alpaca else prompt,
+                "temperature": 1e-7,
+                "max_new_tokens": max_new_tokens,
+            },
+        )
     except (RuntimeError, urllib.error.URLError, OSError) as err:
         raise click.ClickException(str(getattr(err, "reason", err))) from None
-    click.echo(f"HELM /process at {url}\n  prompt: {prompt!r}\n  completion: {answer['text'].strip()!r}\n"
-               f"  {len(answer['tokens'])} tokens, logprob {answer['logprob']:.2f}, "
-               f"{answer['request_time']:.2f} s")
+    click.echo(
+        f"HELM /process at {url}\n  prompt: {prompt!r}\n  completion: {answer['text'].strip()!r}\n"
+        f"  {len(answer['tokens'])} tokens, logprob {answer['logprob']:.2f}, "
+        f"{answer['request_time']:.2f} s"
+    )
 
 
 if __name__ == "__main__":

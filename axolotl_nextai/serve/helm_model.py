@@ -52,7 +52,8 @@ class Answer:
 
 
 def truncate_at_stop(tokens: list[Token], stop_sequences: list[str]) -> list[Token]:
-    """Tokens up to the first occurrence of any stop sequence; the token it starts in is trimmed to end there."""
+    """Tokens up to the first occurrence of any stop sequence; the token it starts in is trimmed to end
+    there."""
     text = "".join(t.text for t in tokens)
     hits = [i for i in (text.find(stop) for stop in stop_sequences) if i >= 0]
     if not hits:
@@ -68,7 +69,8 @@ def truncate_at_stop(tokens: list[Token], stop_sequences: list[str]) -> list[Tok
 
 
 def decode_stream(backend, ids: list[int], context: list[int] = ()) -> list[str]:
-    """The text each of `ids` adds after `context` (special tokens spell ""), as `truncate_at_stop` cuts it."""
+    """The text each of `ids` adds after `context` (special tokens spell ""), as `truncate_at_stop` cuts
+    it."""
     stream = DecodeStream(skip_special_tokens=True)
     for i in context:
         stream.step(backend, i)
@@ -77,8 +79,8 @@ def decode_stream(backend, ids: list[int], context: list[int] = ()) -> list[str]
 
 class StopAtText(StoppingCriteria):
     """Ends generation once the generated text contains a stop sequence. It searches text, not token ids, so a
-    stop spanning tokens or ending mid-token is found the way `truncate_at_stop` cuts it, and each step costs a
-    substring search over the last few characters, however many stop sequences a request brings."""
+    stop spanning tokens or ending mid-token is found the way `truncate_at_stop` cuts it, and each step costs
+    a substring search over the last few characters, however many stop sequences a request brings."""
 
     def __init__(self, backend, context: list[int], stops: list[str]):
         self.backend, self.stops = backend, stops
@@ -90,7 +92,7 @@ class StopAtText(StoppingCriteria):
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         piece = self.stream.step(self.backend, input_ids[0, -1].item()) or ""
-        self.tail = (self.tail[-self.overlap:] if self.overlap else "") + piece
+        self.tail = (self.tail[-self.overlap :] if self.overlap else "") + piece
         hit = any(stop in self.tail for stop in self.stops)
         return torch.full((input_ids.shape[0],), hit, dtype=torch.bool, device=input_ids.device)
 
@@ -120,17 +122,21 @@ class HelmModel:
         tokenizer.backend_tokenizer.no_padding()
 
     @classmethod
-    def load(cls, base_model: str, adapter: str | None = None, load_in_4bit: bool | None = None, seed: int = 0):
+    def load(
+        cls, base_model: str, adapter: str | None = None, load_in_4bit: bool | None = None, seed: int = 0
+    ):
         from axolotl_nextai.models.checkpoint import load_base_and_adapter
 
         return cls(*load_base_and_adapter(base_model, adapter, load_in_4bit), seed)
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of `text` with the tokenizer's special tokens (BOS where it adds one), never truncated."""
+        """Token ids of `text` with the tokenizer's special tokens (BOS where it adds one), never
+        truncated."""
         return self.tokenizer(text)["input_ids"]
 
     def tokenize(self, text: str, truncation: bool, max_length: int) -> list[int]:
-        """`encode`, or with `truncation` the tokenizer's own truncation to `max_length`, on this thread's copy."""
+        """`encode`, or with `truncation` the tokenizer's own truncation to `max_length`, on this thread's
+        copy."""
         if not truncation:
             return self.encode(text)
         if not hasattr(self._thread, "tokenizer"):
@@ -145,7 +151,8 @@ class HelmModel:
 
     def process(self, req: ProcessRequest, limits: Limits = Limits()) -> Answer:
         """`num_return_sequences` completions (the prompt's tokens first when `echo_prompt`), stop sequences
-        applied. Greedy decoding gives one completion, repeated; sampling draws each from one seeded stream."""
+        applied. Greedy decoding gives one completion, repeated; sampling draws each from one seeded
+        stream."""
         ids, dropped = self._fit_window(self.encode(req.prompt), req.max_new_tokens)
         top_k = min(req.top_k_per_token, self.vocab_size)
         self._check_cost(req, len(ids), top_k, limits)
@@ -171,28 +178,41 @@ class HelmModel:
             raise InvalidRequest("prompt is empty and the tokenizer adds no BOS token")
         room = self.window - max_new_tokens
         if room < 1:
-            raise InvalidRequest(f"max_new_tokens ({max_new_tokens}) leaves no room for a prompt in the model's "
-                                 f"window of {self.window} tokens")
+            raise InvalidRequest(
+                f"max_new_tokens ({max_new_tokens}) leaves no room for a prompt in the model's "
+                f"window of {self.window} tokens"
+            )
         if len(ids) <= room:
             return ids, 0
-        log.warning("prompt of %d tokens + max_new_tokens %d is over the model's window of %d tokens: kept its "
-                    "first %d tokens, as HELM's window service cuts a prompt", len(ids), max_new_tokens,
-                    self.window, room)
+        log.warning(
+            "prompt of %d tokens + max_new_tokens %d is over the model's window of %d tokens: kept its "
+            "first %d tokens, as HELM's window service cuts a prompt",
+            len(ids),
+            max_new_tokens,
+            self.window,
+            room,
+        )
         return ids[:room], len(ids) - room
 
     def _check_cost(self, req: ProcessRequest, prompt_tokens: int, top_k: int, limits: Limits) -> None:
         """Refuse, before any compute, what is over this server's limits (each message names its flag)."""
         if req.max_new_tokens > limits.max_new_tokens:
-            raise InvalidRequest(f"max_new_tokens {req.max_new_tokens} is over this server's limit of "
-                                 f"{limits.max_new_tokens} (--max-new-tokens)")
+            raise InvalidRequest(
+                f"max_new_tokens {req.max_new_tokens} is over this server's limit of "
+                f"{limits.max_new_tokens} (--max-new-tokens)"
+            )
         if req.num_return_sequences > limits.max_completions:
-            raise InvalidRequest(f"num_return_sequences {req.num_return_sequences} is over this server's limit of "
-                                 f"{limits.max_completions} (--max-completions)")
+            raise InvalidRequest(
+                f"num_return_sequences {req.num_return_sequences} is over this server's limit of "
+                f"{limits.max_completions} (--max-completions)"
+            )
         scored = (prompt_tokens if req.echo_prompt else 0) + req.max_new_tokens * req.num_return_sequences
         if top_k * scored > limits.max_top_logprobs:
-            raise InvalidRequest(f"top_k_per_token {req.top_k_per_token} x {scored} scored tokens = "
-                                 f"{top_k * scored} top_logprob entries, over this server's limit of "
-                                 f"{limits.max_top_logprobs} (--max-top-logprobs)")
+            raise InvalidRequest(
+                f"top_k_per_token {req.top_k_per_token} x {scored} scored tokens = "
+                f"{top_k * scored} top_logprob entries, over this server's limit of "
+                f"{limits.max_top_logprobs} (--max-top-logprobs)"
+            )
 
     def _echo(self, ids: list[int], top_k: int) -> list[Token]:
         """Every prompt token `/tokenize` counts, BOS included where the tokenizer adds one, so HELM's
@@ -222,11 +242,17 @@ class HelmModel:
         )
         stops = None
         if req.stop_sequences:
-            stops = StoppingCriteriaList([StopAtText(self.tokenizer.backend_tokenizer, ids, req.stop_sequences)])
+            stops = StoppingCriteriaList(
+                [StopAtText(self.tokenizer.backend_tokenizer, ids, req.stop_sequences)]
+            )
         input_ids = torch.tensor([ids], device=self.model.device)
-        out = self.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                                  generation_config=config, stopping_criteria=stops)
-        new = out.sequences[0, len(ids):].tolist()
+        out = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            generation_config=config,
+            stopping_criteria=stops,
+        )
+        new = out.sequences[0, len(ids) :].tolist()
         logprobs = torch.stack(out.logits)[:, 0].float().log_softmax(-1).cpu()
         if new and new[-1] == eos:  # the end of the text, not part of it
             new, logprobs = new[:-1], logprobs[:-1]

@@ -2,7 +2,8 @@
 
 Field names follow what HELM's `HTTPModelClient` sends; only `prompt` is required. Unknown fields are ignored
 (pydantic's default), so a newer client still gets answers; known ones are type-checked here, and the limits
-that depend on the server's flags or the model (`Limits`, the window, the vocabulary) are checked by the model.
+that depend on the server's flags or the model (`Limits`, the window, the vocabulary) are checked by the
+model.
 
 Text fields are Unicode the tokenizer can take: JSON may carry a lone surrogate (`"\\ud800"`), which no UTF-8
 encoder accepts, so it is refused here (422 naming the field) instead of failing inside the tokenizer (500).
@@ -27,8 +28,10 @@ def unicode_text(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
-        raise ValueError(f"not valid Unicode: a lone surrogate U+{ord(text[err.start]):04X} at character "
-                         f"{err.start} (a JSON \\u escape of a surrogate needs its pair)") from None
+        raise ValueError(
+            f"not valid Unicode: a lone surrogate U+{ord(text[err.start]):04X} at character "
+            f"{err.start} (a JSON \\u escape of a surrogate needs its pair)"
+        ) from None
     return "" if text and not text.strip(ZERO_WIDTH) else text
 
 
@@ -45,7 +48,9 @@ StopSequence = Annotated[Text, AfterValidator(stop_sequence)]
 class ProcessRequest(BaseModel):
     prompt: Text
     temperature: float = Field(0.0, ge=0.0, le=100.0, allow_inf_nan=False)
-    num_return_sequences: int = Field(1, ge=1, description="Completions to return (the server's --max-completions).")
+    num_return_sequences: int = Field(
+        1, ge=1, description="Completions to return (the server's --max-completions)."
+    )
     max_new_tokens: int = Field(50, ge=0)
     top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
     echo_prompt: StrictBool = False

@@ -3,10 +3,10 @@
     python3 bench/gpu/gpu_memory_probe.py --gpu 0 --match /tmp/cfg-NAME.yml > NAME.smi.txt
 
 Each line is `card_mib run_mib`: the card's memory.used, and the memory of the processes that nvidia-smi's
-`--query-compute-apps` lists on that card whose command line holds MATCH (the run's config path), or `-` when it
-lists none of them (not started yet, or a sandbox that hides process ids: then only the card's total is known).
-With several lanes on one card (`GPUS=0,0,0`) only the second column is one run's. Both include what PyTorch's
-counters miss: the CUDA context, cuBLAS workspace and the paged optimizer's managed memory.
+`--query-compute-apps` lists on that card whose command line holds MATCH (the run's config path), or `-` when
+it lists none of them (not started yet, or a sandbox that hides process ids: then only the card's total is
+known). With several lanes on one card (`GPUS=0,0,0`) only the second column is one run's. Both include what
+PyTorch's counters miss: the CUDA context, cuBLAS workspace and the paged optimizer's managed memory.
 """
 
 from __future__ import annotations
@@ -18,8 +18,12 @@ from pathlib import Path
 
 
 def nvidia_smi(gpu: str, query: str) -> str:
-    return subprocess.run(["nvidia-smi", "-i", gpu, query, "--format=csv,noheader,nounits"],
-                          capture_output=True, text=True, check=False).stdout
+    return subprocess.run(
+        ["nvidia-smi", "-i", gpu, query, "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
 
 
 def command_line(pid: int) -> str:
@@ -30,7 +34,8 @@ def command_line(pid: int) -> str:
 
 
 def run_mib(apps: str, match: str) -> int | None:
-    """Memory of the listed processes (`pid, used_memory` lines) whose command line holds `match`; None if none."""
+    """Memory of the listed processes (`pid, used_memory` lines) whose command line holds `match`; None if
+    none."""
     used = []
     for line in apps.splitlines():
         pid, _, mib = (part.strip() for part in line.partition(","))

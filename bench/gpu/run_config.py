@@ -8,8 +8,8 @@
     python bench/gpu/run_config.py RUN --engine
     python bench/gpu/run_config.py RUN --out CFG.yml --cpu  # for gpu70b.sh's CPU check: what needs CUDA goes
 
-`--set` values are YAML (`--set max_steps=12 --set save_strategy='"no"'`: a bare `no` is false): written into the file, not passed to
-Axolotl's CLI, which parses `--save_strategy no` as a boolean.
+`--set` values are YAML (`--set max_steps=12 --set save_strategy='"no"'`: a bare `no` is false): written into
+the file, not passed to Axolotl's CLI, which parses `--save_strategy no` as a boolean.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ def ablation(run: str) -> dict:
         return {}
     ablations = yaml.safe_load(ABLATIONS.read_text())
     if run not in ablations:
-        raise SystemExit(f"{run!r} is neither a recipe file nor an ablation in {ABLATIONS}: {', '.join(ablations)}")
+        raise SystemExit(
+            f"{run!r} is neither a recipe file nor an ablation in {ABLATIONS}: {', '.join(ablations)}"
+        )
     return ablations[run]
 
 
@@ -46,9 +48,9 @@ GROUPS = {"@tables": "paper"}  # a group: every ablation with this key, in the f
 
 
 def run_specs(specs: list[str], default_steps: int) -> list[str]:
-    """`RUN:STEPS:GPUS` for each spec, a group (`@tables`, or `@tables:3` for 3 steps each) expanded into its runs;
-    steps from the spec, else the ablation's `steps`, else `default_steps`; GPUS (ranks, one a card) from the
-    ablation's `gpus`, else 1."""
+    """`RUN:STEPS:GPUS` for each spec, a group (`@tables`, or `@tables:3` for 3 steps each) expanded into its
+    runs; steps from the spec, else the ablation's `steps`, else `default_steps`; GPUS (ranks, one a card)
+    from the ablation's `gpus`, else 1."""
     ablations = yaml.safe_load(ABLATIONS.read_text())
     out = []
     for spec in specs:
@@ -63,7 +65,8 @@ def run_specs(specs: list[str], default_steps: int) -> list[str]:
 
 
 def moved_to(dataset: dict, data_dir: Path) -> dict:
-    """A dataset entry reading `data/<file>` from `data_dir` (the bench's rows never overwrite a user's data/)."""
+    """A dataset entry reading `data/<file>` from `data_dir` (the bench's rows never overwrite a user's
+    data/)."""
     path = Path(dataset["path"])
     return {**dataset, "path": str(data_dir / path.name)} if path.parts[:1] == ("data",) else dataset
 
@@ -82,13 +85,14 @@ def load_run(run: str) -> dict:
 
 
 def on_cpu(cfg: dict) -> list[str]:
-    """Make a GPU run's config train on a CPU, for gpu70b.sh's check of a device command (GPUS=cpu): bf16 and tf32
-    off, Liger's plugin and keys out (Triton), flex attention's backward (CUDA only) replaced by SDPA. The rest,
-    the plugin's levers included, stays. Returns what changed."""
+    """Make a GPU run's config train on a CPU, for gpu70b.sh's check of a device command (GPUS=cpu): bf16 and
+    tf32 off, Liger's plugin and keys out (Triton), flex attention's backward (CUDA only) replaced by SDPA.
+    The rest, the plugin's levers included, stays. Returns what changed."""
     changed = [f"{key}: false" for key in ("bf16", "tf32") if cfg.get(key)]
     cfg.update(dict.fromkeys(("bf16", "tf32"), False))
     liger = [key for key in cfg if key.startswith("liger_")] + [
-        plugin for plugin in cfg.get("plugins") or [] if "liger" in plugin.lower()]
+        plugin for plugin in cfg.get("plugins") or [] if "liger" in plugin.lower()
+    ]
     for key in liger:
         cfg.pop(key, None)
     cfg["plugins"] = [plugin for plugin in cfg.get("plugins") or [] if plugin not in liger]
@@ -104,8 +108,12 @@ def main() -> None:
     parser.add_argument("run", nargs="?")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--data-dir", type=Path, help="read the recipe's data/<file> from this folder instead")
-    parser.add_argument("--specs", nargs="+", metavar="RUN[:STEPS]", help="print each as RUN:STEPS, groups expanded")
+    parser.add_argument(
+        "--data-dir", type=Path, help="read the recipe's data/<file> from this folder instead"
+    )
+    parser.add_argument(
+        "--specs", nargs="+", metavar="RUN[:STEPS]", help="print each as RUN:STEPS, groups expanded"
+    )
     parser.add_argument("--default-steps", type=int, default=12)
     parser.add_argument("--engine", action="store_true", help="print what trains RUN and exit")
     parser.add_argument("--cpu", action="store_true", help="drop what needs CUDA (gpu70b.sh's CPU check)")

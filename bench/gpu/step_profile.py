@@ -1,8 +1,8 @@
 """Bench-only Axolotl plugin: the settings a run trains with, and one optimizer step profiled (issues 13, 25).
 
 A run lists it after its other plugins (`plugins: [..., bench.gpu.step_profile.StepProfilePlugin]`, as the
-`*-profile` ablations do; bench/gpu/standalone.py adds the same callback for its engines when the run lists it).
-It profiles the run's last optimizer step (max_steps), so that the steps before it, which give the run's
+`*-profile` ablations do; bench/gpu/standalone.py adds the same callback for its engines when the run lists
+it). It profiles the run's last optimizer step (max_steps), so that the steps before it, which give the run's
 tokens/s, run as they would without it. The summary goes to NEXTAI_BENCH_PROFILE_OUT (gpu70b.sh sets it to the
 run's work folder), else to standard error:
 
@@ -10,11 +10,11 @@ run's work folder), else to standard error:
   kwargs, attention, the callbacks, which projections Axolotl's LoRA kernels replaced), so that two engines'
   runs can be compared line by line;
 - the host's side of the step: operators dispatched (per forward pass), and the reads that make the host wait
-  for the GPU (`.item()`, `int(t)`, `.cpu()`, `.tolist()`, `nonzero`) with the code that made them: each one stops
-  the host from queueing work ahead, so short passes then run at the host's pace;
-- on CUDA: the step's wall time, the time the GPU ran kernels (the union of their intervals: the rest it idled),
-  the idle time by tenth of the step, kernel time by kind (matmul, NF4 dequantization, attention, Triton, copies,
-  the rest) and the top kernels.
+  for the GPU (`.item()`, `int(t)`, `.cpu()`, `.tolist()`, `nonzero`) with the code that made them: each one
+  stops the host from queueing work ahead, so short passes then run at the host's pace;
+- on CUDA: the step's wall time, the time the GPU ran kernels (the union of their intervals: the rest it
+  idled), the idle time by tenth of the step, kernel time by kind (matmul, NF4 dequantization, attention,
+  Triton, copies, the rest) and the top kernels.
 """
 
 from __future__ import annotations
@@ -39,12 +39,17 @@ KINDS = [
     ("copy host<->device", re.compile(r"Memcpy (HtoD|DtoH)|Memcpy.*(Pinned|Pageable)", re.IGNORECASE)),
     ("copy on device", re.compile(r"Memcpy|Memset|copy", re.IGNORECASE)),
     ("Triton (Liger, compiled)", re.compile(r"triton|^_\w+_kernel|liger", re.IGNORECASE)),
-    ("elementwise / reduce", re.compile(r"elementwise|vectorized|unrolled|reduce|softmax|index|cat|fill", re.IGNORECASE)),
+    (
+        "elementwise / reduce",
+        re.compile(r"elementwise|vectorized|unrolled|reduce|softmax|index|cat|fill", re.IGNORECASE),
+    ),
 ]
-# Host events that wait for the device when their tensor is on it: scalar reads, copies to the host, and ops whose
-# output size depends on the data.
-SYNCS = re.compile(r"^(aten::_local_scalar_dense|aten::nonzero|aten::masked_select|aten::unique\w*|"
-                   r"<built-in method (cpu|tolist|numpy) of Tensor)")
+# Host events that wait for the device when their tensor is on it: scalar reads, copies to the host, and ops
+# whose output size depends on the data.
+SYNCS = re.compile(
+    r"^(aten::_local_scalar_dense|aten::nonzero|aten::masked_select|aten::unique\w*|"
+    r"<built-in method (cpu|tolist|numpy) of Tensor)"
+)
 SOURCE = re.compile(r"^(?P<path>[^(]+\.py)\((?P<line>\d+)\): (?P<func>.+)$")
 INTERNALS = ("/torch/", "/contextlib.py", "/functools.py", "/threading.py")
 
@@ -76,7 +81,8 @@ def idle_by_tenth(intervals: list[tuple[float, float]], start: float, end: float
 
 
 def call_site(event) -> str:
-    """The nearest Python frame above a profiler event outside torch's own code: `package/file.py:line func`."""
+    """The nearest Python frame above a profiler event outside torch's own code: `package/file.py:line
+    func`."""
     parent = event.cpu_parent
     while parent is not None:
         found = SOURCE.match(parent.name)
@@ -88,15 +94,24 @@ def call_site(event) -> str:
 
 
 def host_lines(events, passes: int) -> list[str]:
-    """The host's side of the step: operators dispatched and the reads that wait for the device, by call site."""
-    ops = [e for e in events if e.device_type == torch.autograd.DeviceType.CPU and e.name.startswith("aten::")]
+    """The host's side of the step: operators dispatched and the reads that wait for the device, by call
+    site."""
+    ops = [
+        e for e in events if e.device_type == torch.autograd.DeviceType.CPU and e.name.startswith("aten::")
+    ]
     top = [e for e in ops if e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")]
-    syncs = Counter(f"`{call_site(e)}` ({e.name.split(' of ')[0].removeprefix('<built-in method ')})"
-                    for e in events if e.device_type == torch.autograd.DeviceType.CPU and SYNCS.match(e.name))
+    syncs = Counter(
+        f"`{call_site(e)}` ({e.name.split(' of ')[0].removeprefix('<built-in method ')})"
+        for e in events
+        if e.device_type == torch.autograd.DeviceType.CPU and SYNCS.match(e.name)
+    )
     per_pass = f", {len(top) / passes:,.0f} a forward pass ({passes})" if passes else ""
-    lines = [f"- host: {len(top):,} operators dispatched ({len(ops):,} with those they call){per_pass}; "
-             f"{sum(syncs.values())} reads that wait for the device when the tensor is on it"
-             + (f", {sum(syncs.values()) / passes:.1f} a forward pass" if passes else ""), ""]
+    lines = [
+        f"- host: {len(top):,} operators dispatched ({len(ops):,} with those they call){per_pass}; "
+        f"{sum(syncs.values())} reads that wait for the device when the tensor is on it"
+        + (f", {sum(syncs.values()) / passes:.1f} a forward pass" if passes else ""),
+        "",
+    ]
     if syncs:
         lines += ["| where the host waits (read) | times in the step |", "|---|---|"]
         lines += [f"| {site} | {count} |" for site, count in syncs.most_common(15)]
@@ -124,8 +139,10 @@ def kernel_lines(prof, wall_seconds: float) -> list[str]:
     first, last = min(a for a, _ in compute + copies), max(b for _, b in compute + copies)
     idle = " ".join(f"{s:.3f}" for s in idle_by_tenth(compute, first, last))
     lines = [
-        (f"- wall: {wall_seconds:.3f} s; GPU running a kernel (not host<->device copies): {busy:.3f} s "
-         f"({busy / wall_seconds:.0%}); host<->device copies: {busy_seconds(copies):.3f} s (a side stream)"),
+        (
+            f"- wall: {wall_seconds:.3f} s; GPU running a kernel (not host<->device copies): {busy:.3f} s "
+            f"({busy / wall_seconds:.0%}); host<->device copies: {busy_seconds(copies):.3f} s (a side stream)"
+        ),
         f"- GPU idle by tenth of the step (s, first kernel to last): {idle}",
         "",
         "| kind | kernel seconds | share of kernel time |",
@@ -143,7 +160,9 @@ def kernel_lines(prof, wall_seconds: float) -> list[str]:
 
 def host_time_lines(prof) -> list[str]:
     """Where the host's time went: the operators with the most time of their own on the CPU."""
-    ops = sorted((e for e in prof.key_averages() if e.self_cpu_time_total > 0), key=lambda e: -e.self_cpu_time_total)
+    ops = sorted(
+        (e for e in prof.key_averages() if e.self_cpu_time_total > 0), key=lambda e: -e.self_cpu_time_total
+    )
     lines = ["| operator (host) | calls | own CPU seconds |", "|---|---|---|"]
     return lines + [f"| `{e.key[:80]}` | {e.count} | {e.self_cpu_time_total / 1e6:.3f} |" for e in ops[:12]]
 
@@ -151,7 +170,13 @@ def host_time_lines(prof) -> list[str]:
 def summary(prof, wall_seconds: float, step: int, passes: int = 0) -> str:
     """The profiled step as markdown: wall, the host's side, and on CUDA the kernels."""
     lines = [f"## Profile of optimizer step {step}", "", f"- wall: {wall_seconds:.3f} s (profiler on)"]
-    lines += host_lines(prof.events(), passes) + [""] + host_time_lines(prof) + [""] + kernel_lines(prof, wall_seconds)
+    lines += (
+        host_lines(prof.events(), passes)
+        + [""]
+        + host_time_lines(prof)
+        + [""]
+        + kernel_lines(prof, wall_seconds)
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -168,17 +193,40 @@ def lora_kernels(model) -> list[str]:
 
 def settings(args, model, callbacks) -> str:
     """What the Trainer trains with, as far as a step's cost goes: one `key: value` a line."""
-    checkpointing = next((module._gradient_checkpointing_func for module in model.modules()
-                          if getattr(module, "_gradient_checkpointing_func", None) is not None), None)
-    fields = ["per_device_train_batch_size", "gradient_accumulation_steps", "gradient_checkpointing",
-              "gradient_checkpointing_kwargs", "bf16", "tf32", "optim", "max_grad_norm", "logging_steps",
-              "train_sampling_strategy", "group_by_length", "dataloader_num_workers", "dataloader_pin_memory",
-              "torch_empty_cache_steps", "include_tkps", "include_num_input_tokens_seen", "torch_compile"]
+    checkpointing = next(
+        (
+            module._gradient_checkpointing_func
+            for module in model.modules()
+            if getattr(module, "_gradient_checkpointing_func", None) is not None
+        ),
+        None,
+    )
+    fields = [
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "gradient_checkpointing",
+        "gradient_checkpointing_kwargs",
+        "bf16",
+        "tf32",
+        "optim",
+        "max_grad_norm",
+        "logging_steps",
+        "train_sampling_strategy",
+        "group_by_length",
+        "dataloader_num_workers",
+        "dataloader_pin_memory",
+        "torch_empty_cache_steps",
+        "include_tkps",
+        "include_num_input_tokens_seen",
+        "torch_compile",
+    ]
     lines = [f"{name}: {getattr(args, name, '(absent)')!r}" for name in fields]
-    lines += [f"checkpoint function: {getattr(checkpointing, 'keywords', checkpointing)!r}",
-              f"attention: {getattr(getattr(model, 'config', None), '_attn_implementation', None)!r}",
-              f"LoRA kernels: {', '.join(lora_kernels(model)) or 'none'}",
-              f"callbacks: {', '.join(sorted(type(c).__name__ for c in callbacks))}"]
+    lines += [
+        f"checkpoint function: {getattr(checkpointing, 'keywords', checkpointing)!r}",
+        f"attention: {getattr(getattr(model, 'config', None), '_attn_implementation', None)!r}",
+        f"LoRA kernels: {', '.join(lora_kernels(model)) or 'none'}",
+        f"callbacks: {', '.join(sorted(type(c).__name__ for c in callbacks))}",
+    ]
     return "## Settings at train start\n\n```\n" + "\n".join(lines) + "\n```\n\n"
 
 

@@ -2,21 +2,22 @@
 
 Speed at micro-batch 1 depends on tokens per micro-step, so the rows must be as long as v5's are. The table
 below is our estimate of each v5 source's length in Llama-2 tokens (template included), as a log-normal median
-and spread, cut at the recipe's 1,024-token cutoff; row counts are Table 7's shares of data-sources.md's sizes.
-Text is built from single-token words of the synthetic checkpoint's tokenizer, so a row of n words is ~n tokens.
+and spread, cut at the recipe's 1,024-token cutoff; row counts are Table 7's shares of data-sources.md's
+sizes. Text is built from single-token words of the synthetic checkpoint's tokenizer, so a row of n words is
+~n tokens.
 
     python bench/gpu/v5_shaped.py --tokenizer CKPT --rows 2000 --out data/v5-shaped.jsonl
     python bench/gpu/v5_shaped.py --tokenizer CKPT --grouped 12 --out data/v5-grouped.jsonl  # 12 steps' rows
     # all 4,064 tokens
     python bench/gpu/v5_shaped.py --tokenizer CKPT --rows 64 --tokens 4064 --out data/v5-4096.jsonl
 
-Without packing, what a step costs depends on its rows' lengths, and `group_by_length` serves each group of 200
-rows longest first: a short run over random rows measures only long rows. `--grouped K` writes, in order, a
-warm-up step of 4 rows at the cutoff (the report leaves the first step out: one-off costs), then the rows of K
-optimizer steps of 4 picked at evenly spaced quantiles of step length among the steps `group_by_length` forms
-over a whole v5 epoch: read in file order (Axolotl's `curriculum_sampling`), steps 2 to K + 1 see v5's spread of
-step lengths, each step's rows as alike as in an epoch. `--tokens N` makes every row N tokens long instead: the
-cutoff-4,096 tables measure the peak, which the longest row sets.
+Without packing, what a step costs depends on its rows' lengths, and `group_by_length` serves each group of
+200 rows longest first: a short run over random rows measures only long rows. `--grouped K` writes, in order,
+a warm-up step of 4 rows at the cutoff (the report leaves the first step out: one-off costs), then the rows of
+K optimizer steps of 4 picked at evenly spaced quantiles of step length among the steps `group_by_length`
+forms over a whole v5 epoch: read in file order (Axolotl's `curriculum_sampling`), steps 2 to K + 1 see v5's
+spread of step lengths, each step's rows as alike as in an epoch. `--tokens N` makes every row N tokens long
+instead: the cutoff-4,096 tables measure the peak, which the longest row sets.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def v5_rows() -> int:
 
 
 def sample_lengths(n: int, seed: int = 0, scale: float = 1.0) -> list[tuple[str, int]]:
-    """n (source, tokens) pairs drawn in v5's source proportions; `scale` shrinks lengths and cutoff alike, for a
-    model whose context is shorter than the paper's 1,024 tokens (the tiny CPU Llama)."""
+    """n (source, tokens) pairs drawn in v5's source proportions; `scale` shrinks lengths and cutoff alike,
+    for a model whose context is shorter than the paper's 1,024 tokens (the tiny CPU Llama)."""
     rng = random.Random(seed)
     sources = list(V5_LENGTHS)
     weights = [V5_LENGTHS[s][0] for s in sources]
@@ -61,22 +62,25 @@ def sample_lengths(n: int, seed: int = 0, scale: float = 1.0) -> list[tuple[str,
 
 def epoch_steps(seed: int = 0, batch: int = 4) -> list[list[tuple[str, int]]]:
     """A whole v5 epoch's rows, cut into optimizer steps of `batch` rows as `group_by_length` forms them
-    (transformers' LengthGroupedSampler: shuffled, each group of 50 steps' rows sorted by length, then cut)."""
+    (transformers' LengthGroupedSampler: shuffled, each group of 50 steps' rows sorted by length, then
+    cut)."""
     rows = sample_lengths(v5_rows(), seed)
     order = random.Random(seed).sample(range(len(rows)), len(rows))
     group = 50 * batch
     steps = []
     for start in range(0, len(order), group):
-        ranked = sorted(order[start:start + group], key=lambda i: -rows[i][1])
-        steps += [[rows[i] for i in ranked[k:k + batch]] for k in range(0, len(ranked), batch)]
+        ranked = sorted(order[start : start + group], key=lambda i: -rows[i][1])
+        steps += [[rows[i] for i in ranked[k : k + batch]] for k in range(0, len(ranked), batch)]
     return steps
 
 
 def grouped_lengths(steps: int, seed: int = 0, batch: int = 4) -> list[tuple[str, int]]:
     """The rows of `steps` steps of `epoch_steps`, picked at evenly spaced quantiles of their mean row length;
     after a warm-up step of rows at the cutoff."""
-    formed = sorted((s for s in epoch_steps(seed, batch) if len(s) == batch),
-                    key=lambda step: statistics.fmean(tokens for _, tokens in step))
+    formed = sorted(
+        (s for s in epoch_steps(seed, batch) if len(s) == batch),
+        key=lambda step: statistics.fmean(tokens for _, tokens in step),
+    )
     picked = [formed[int((k + 0.5) * len(formed) / steps)] for k in range(steps)]
     return [("warm-up", CUTOFF)] * batch + [row for step in picked for row in step]
 
@@ -86,21 +90,28 @@ def single_token_words(tokenizer) -> list[str]:
     words = []
     for token in tokenizer.get_vocab():
         word = tokenizer.convert_tokens_to_string([token])
-        if word.startswith(" ") and word[1:].isalpha() and len(tokenizer(word, add_special_tokens=False)["input_ids"]) == 1:
+        if (
+            word.startswith(" ")
+            and word[1:].isalpha()
+            and len(tokenizer(word, add_special_tokens=False)["input_ids"]) == 1
+        ):
             words.append(word[1:])
     return sorted(words)
 
 
-def make_rows(tokenizer, n: int, seed: int = 0, scale: float = 1.0, zipf: bool = False,
-              tokens: int | None = None) -> list[dict]:
-    """Rows of uniformly drawn words (timing needs only lengths); `zipf` draws word i with weight 1/(i+1), text with
-    word frequencies a model can learn, for comparing loss curves. `tokens`: every row that long instead, sources
-    still drawn in v5's proportions."""
+def make_rows(
+    tokenizer, n: int, seed: int = 0, scale: float = 1.0, zipf: bool = False, tokens: int | None = None
+) -> list[dict]:
+    """Rows of uniformly drawn words (timing needs only lengths); `zipf` draws word i with weight 1/(i+1),
+    text with word frequencies a model can learn, for comparing loss curves. `tokens`: every row that long
+    instead, sources still drawn in v5's proportions."""
     lengths = [(source, tokens or length) for source, length in sample_lengths(n, seed, scale)]
     return rows_of_lengths(tokenizer, lengths, seed, zipf)
 
 
-def rows_of_lengths(tokenizer, lengths: list[tuple[str, int]], seed: int = 0, zipf: bool = False) -> list[dict]:
+def rows_of_lengths(
+    tokenizer, lengths: list[tuple[str, int]], seed: int = 0, zipf: bool = False
+) -> list[dict]:
     """One Alpaca row per (source, tokens) of `lengths`, as `make_rows` words them."""
     from data_builders.alpaca_prompt import PROMPT_NO_INPUT
 
@@ -112,12 +123,14 @@ def rows_of_lengths(tokenizer, lengths: list[tuple[str, int]], seed: int = 0, zi
     for source, tokens in lengths:
         body = tokens - template_tokens
         instruction = max(4, body // 10)
-        rows.append({
-            "instruction": " ".join(rng.choices(words, weights, k=instruction)),
-            "input": "",
-            "output": " ".join(rng.choices(words, weights, k=body - instruction)),
-            "source": source,
-        })
+        rows.append(
+            {
+                "instruction": " ".join(rng.choices(words, weights, k=instruction)),
+                "input": "",
+                "output": " ".join(rng.choices(words, weights, k=body - instruction)),
+                "source": source,
+            }
+        )
     return rows
 
 
@@ -125,8 +138,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokenizer", required=True)
     parser.add_argument("--rows", type=int, default=2000)
-    parser.add_argument("--grouped", type=int, metavar="STEPS",
-                        help="instead of --rows random rows: the rows of STEPS representative steps of 4")
+    parser.add_argument(
+        "--grouped",
+        type=int,
+        metavar="STEPS",
+        help="instead of --rows random rows: the rows of STEPS representative steps of 4",
+    )
     parser.add_argument("--tokens", type=int, help="every row this many tokens (template and EOS included)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)

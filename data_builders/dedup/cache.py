@@ -1,10 +1,10 @@
-"""Embeddings kept across builds (`--cache-dir`): building v4 after v5, or any mixture after another, embeds only
-the rows not embedded before.
+"""Embeddings kept across builds (`--cache-dir`): building v4 after v5, or any mixture after another, embeds
+only the rows not embedded before.
 
 - Keyed by content and model: a vector is found by the sha1 of its text, in a folder per model name whose
-  `model.json` holds the model's fingerprint (sha256 of its weights, tokenizer and modules, embed.fingerprint),
-  written with the first vectors. A folder made by another model under the same name is refused in one line,
-  never read; opening a cache writes nothing.
+  `model.json` holds the model's fingerprint (sha256 of its weights, tokenizer and modules,
+  embed.fingerprint), written with the first vectors. A folder made by another model under the same name is
+  refused in one line, never read; opening a cache writes nothing.
 - One store per precision: `fp32` holds the vectors that decide (torch or OpenVINO fp32, either serves the
   other: within 1e-6), a low-precision encoder's store (`int8-...`) its own approximations, never mixed.
 - Safe to share: every build that embeds new rows adds one shard file (`<precision>.<id>.npz`, written beside
@@ -37,8 +37,10 @@ class EmbeddingCache:
         self.folder, self.model, self.fingerprint = Path(folder), model, fingerprint
         self.identity = self.folder / "model.json"
         if (self.folder / "keys.npy").exists():
-            raise DataError(f"--cache-dir: {self.folder} is an embedding cache of an earlier nextai-data (no model "
-                            "fingerprint); delete the folder to rebuild it")
+            raise DataError(
+                f"--cache-dir: {self.folder} is an embedding cache of an earlier nextai-data (no model "
+                "fingerprint); delete the folder to rebuild it"
+            )
         self.check_identity()
 
     def check_identity(self) -> bool:
@@ -46,20 +48,25 @@ class EmbeddingCache:
         try:
             known = json.loads(self.identity.read_text()) if self.identity.exists() else None
         except (OSError, ValueError) as err:
-            raise DataError(f"--cache-dir: unreadable {self.identity} ({first_line(err)}); delete the folder to "
-                            "rebuild it") from None
+            raise DataError(
+                f"--cache-dir: unreadable {self.identity} ({first_line(err)}); delete the folder to "
+                "rebuild it"
+            ) from None
         if known is not None and known.get("fingerprint") != self.fingerprint:
-            raise DataError(f"--cache-dir: {self.folder} holds vectors of another model named {known.get('model')} "
-                            f"(fingerprint {str(known.get('fingerprint'))[:12]}, this one {self.fingerprint[:12]}): "
-                            "use another --cache-dir, or delete the folder")
+            raise DataError(
+                f"--cache-dir: {self.folder} holds vectors of another model named {known.get('model')} "
+                f"(fingerprint {str(known.get('fingerprint'))[:12]}, this one {self.fingerprint[:12]}): "
+                "use another --cache-dir, or delete the folder"
+            )
         return known is not None
 
     def shards(self, precision: str) -> list[Path]:
         return sorted(self.folder.glob(f"{precision}.*.npz"))
 
     def read(self, precision: str) -> tuple[np.ndarray, np.ndarray]:
-        """(keys, vectors) of every shard of `precision`; empty arrays when there are none. A shard that a merge
-        deleted after it was listed is skipped: the merged shard, written before the deletion, is listed next."""
+        """(keys, vectors) of every shard of `precision`; empty arrays when there are none. A shard that a
+        merge deleted after it was listed is skipped: the merged shard, written before the deletion, is listed
+        next."""
         parts: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
         for _ in range(100):
             vanished = False
@@ -76,8 +83,10 @@ class EmbeddingCache:
         if not parts:
             return np.zeros(0, dtype=KEY), np.zeros((0, 0), dtype=np.float32)
         if not self.check_identity():
-            raise DataError(f"--cache-dir: {self.folder} holds vectors but no model.json naming their model; delete "
-                            "the folder to rebuild it")
+            raise DataError(
+                f"--cache-dir: {self.folder} holds vectors but no model.json naming their model; delete "
+                "the folder to rebuild it"
+            )
         return np.concatenate([k for k, _ in parts.values()]), np.concatenate([v for _, v in parts.values()])
 
     def read_shard(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -87,11 +96,14 @@ class EmbeddingCache:
         except FileNotFoundError:
             raise
         except (OSError, ValueError, KeyError, EOFError) as err:
-            raise DataError(f"--cache-dir: corrupt embedding cache {path} ({first_line(err)}); delete it to rebuild "
-                            "it") from None
+            raise DataError(
+                f"--cache-dir: corrupt embedding cache {path} ({first_line(err)}); delete it to rebuild it"
+            ) from None
         if keys.dtype != np.dtype(KEY) or vectors.ndim != 2 or len(keys) != len(vectors):
-            raise DataError(f"--cache-dir: corrupt embedding cache {path} ({len(keys)} keys, {vectors.shape} "
-                            "vectors); delete it to rebuild it")
+            raise DataError(
+                f"--cache-dir: corrupt embedding cache {path} ({len(keys)} keys, {vectors.shape} "
+                "vectors); delete it to rebuild it"
+            )
         return keys, vectors
 
     def lookup(self, precision: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,8 +119,8 @@ class EmbeddingCache:
         return found, out
 
     def add(self, precision: str, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Add a shard of `precision` (unless empty), naming the model first if the folder does not yet; merge the
-        shards when there are more than MAX_SHARDS."""
+        """Add a shard of `precision` (unless empty), naming the model first if the folder does not yet; merge
+        the shards when there are more than MAX_SHARDS."""
         if not len(keys):
             return
         if not self.check_identity():

@@ -10,9 +10,9 @@ The products run in torch on the vectors' device (numpy arrays: the CPU; a CUDA 
 (no TF32: its 10-bit products would move cosines by ~1e-3); the in-block walk runs on the CPU.
 
 Given a `screen` (screen.py: low-precision vectors, a bound on each one's error, a way to embed rows again in
-fp32), each block is first settled: every row of a pair, with a kept item or inside the block, that low precision
-cannot decide (|u_i·u_j − t| within pair_bound) is embedded again in fp32, unless a decided pair already removes
-it, until no such pair is left; the block's decisions are then fp32's.
+fp32), each block is first settled: every row of a pair, with a kept item or inside the block, that low
+precision cannot decide (|u_i·u_j − t| within pair_bound) is embedded again in fp32, unless a decided pair
+already removes it, until no such pair is left; the block's decisions are then fp32's.
 """
 
 from __future__ import annotations
@@ -77,36 +77,41 @@ def nearest(x, keys, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     return at.cpu().numpy(), score.cpu().numpy()
 
 
-def nearest_tensor(x: torch.Tensor, keys: torch.Tensor, block: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_tensor(
+    x: torch.Tensor, keys: torch.Tensor, block: int = 4096
+) -> tuple[torch.Tensor, torch.Tensor]:
     best_at = torch.zeros(len(x), dtype=torch.int64, device=x.device)
     best_score = torch.full((len(x),), -torch.inf, dtype=torch.float32, device=x.device)
     with full_fp32():
         for r in range(0, len(x), block):
-            at, score = best_at[r:r + block], best_score[r:r + block]  # views: updated in place
+            at, score = best_at[r : r + block], best_score[r : r + block]  # views: updated in place
             for c in range(0, len(keys), block):
-                top, col = (x[r:r + block] @ keys[c:c + block].T).max(dim=1)
+                top, col = (x[r : r + block] @ keys[c : c + block].T).max(dim=1)
                 better = top > score
                 at[better], score[better] = c + col[better], top[better]
     return best_at, best_score
 
 
 @full_fp32()
-def undecided_with(x: torch.Tensor, dx: torch.Tensor, keys: torch.Tensor, dkeys: torch.Tensor, threshold: float,
-                   block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def undecided_with(
+    x: torch.Tensor, dx: torch.Tensor, keys: torch.Tensor, dkeys: torch.Tensor, threshold: float, block: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rows of `x` a pair with a key decides a duplicate; rows in a pair with a key that low precision cannot
     decide, and in none that decides them a duplicate; the keys of those pairs)."""
     certain = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     unsure = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     for c in range(0, len(keys), block):
-        gap, bound = x @ keys[c:c + block].T - threshold, pair_bound(dx, dkeys[c:c + block], threshold)
+        gap, bound = x @ keys[c : c + block].T - threshold, pair_bound(dx, dkeys[c : c + block], threshold)
         certain |= (gap > bound).any(dim=1)
         unsure |= (gap.abs() <= bound).any(dim=1)
     rows = unsure & ~certain
     partners = torch.zeros(len(keys), dtype=torch.bool, device=x.device)
     if rows.any():
         for c in range(0, len(keys), block):
-            gap = x[rows] @ keys[c:c + block].T - threshold
-            partners[c:c + block] = (gap.abs() <= pair_bound(dx[rows], dkeys[c:c + block], threshold)).any(dim=0)
+            gap = x[rows] @ keys[c : c + block].T - threshold
+            partners[c : c + block] = (
+                gap.abs() <= pair_bound(dx[rows], dkeys[c : c + block], threshold)
+            ).any(dim=0)
     return certain.cpu().numpy(), rows.cpu().numpy(), partners.cpu().numpy()
 
 
@@ -119,11 +124,16 @@ def undecided_inside(x: torch.Tensor, dx: torch.Tensor, threshold: float, remove
     return unsure.any(axis=0) | unsure.any(axis=1)
 
 
-def keep_first_seen(embeddings, threshold: float = THRESHOLD, block: int | None = None, key_block: int | None = None,
-                    screen: Screen | None = None) -> tuple[np.ndarray, list[Removal]]:
+def keep_first_seen(
+    embeddings,
+    threshold: float = THRESHOLD,
+    block: int | None = None,
+    key_block: int | None = None,
+    screen: Screen | None = None,
+) -> tuple[np.ndarray, list[Removal]]:
     """(keep mask, removals in item order) for unit-norm `embeddings` (n x d, numpy or a tensor on any device;
-    with a `screen`, its vectors, which it refines in place). Blocks of rows and of kept items: None, 1,024 and
-    4,096 on a CPU, 4,096 and 65,536 on a GPU (larger products, fewer steps)."""
+    with a `screen`, its vectors, which it refines in place). Blocks of rows and of kept items: None, 1,024
+    and 4,096 on a CPU, 4,096 and 65,536 on a GPU (larger products, fewer steps)."""
     vectors = as_tensor(embeddings)
     block = block or (4096 if vectors.is_cuda else 1024)
     key_block = key_block or (65536 if vectors.is_cuda else 4096)
@@ -136,9 +146,18 @@ def keep_first_seen(embeddings, threshold: float = THRESHOLD, block: int | None 
     removals: list[Removal] = []
     for start in range(0, n, block):
         if screen is not None:
-            settle(vectors, start, min(start + block, n), kept_rows[:m], kept_index[:m], kept_at, screen, threshold,
-                   key_block)
-        x = vectors[start:start + block]
+            settle(
+                vectors,
+                start,
+                min(start + block, n),
+                kept_rows[:m],
+                kept_index[:m],
+                kept_at,
+                screen,
+                threshold,
+                key_block,
+            )
+        x = vectors[start : start + block]
         best_score = np.full(len(x), -np.inf, dtype=np.float32)
         best_kept = np.full(len(x), -1, dtype=np.int64)
         if m:
@@ -159,8 +178,8 @@ def keep_first_seen(embeddings, threshold: float = THRESHOLD, block: int | None 
                 best_kept[j] = start + rivals[inner_sims.argmax()]
         idx = start + np.flatnonzero(block_keep)
         keep[idx] = True
-        kept_rows[m:m + len(idx)] = vectors[torch.as_tensor(idx, device=vectors.device)]
-        kept_index[m:m + len(idx)] = idx
+        kept_rows[m : m + len(idx)] = vectors[torch.as_tensor(idx, device=vectors.device)]
+        kept_index[m : m + len(idx)] = idx
         kept_at[idx] = np.arange(m, m + len(idx))
         m += len(idx)
         for j in np.flatnonzero(~block_keep):
@@ -168,8 +187,17 @@ def keep_first_seen(embeddings, threshold: float = THRESHOLD, block: int | None 
     return keep, removals
 
 
-def settle(vectors: torch.Tensor, start: int, end: int, kept_rows: torch.Tensor, kept_index: np.ndarray,
-           kept_at: np.ndarray, screen: Screen, threshold: float, key_block: int) -> None:
+def settle(
+    vectors: torch.Tensor,
+    start: int,
+    end: int,
+    kept_rows: torch.Tensor,
+    kept_index: np.ndarray,
+    kept_at: np.ndarray,
+    screen: Screen,
+    threshold: float,
+    key_block: int,
+) -> None:
     """Refine rows until every pair of block rows start:end with a kept item or each other is decided (see the
     module docstring); kept_rows follows the kept items refined."""
     while True:
@@ -186,5 +214,6 @@ def settle(vectors: torch.Tensor, start: int, end: int, kept_rows: torch.Tensor,
             return
         screen.refine(todo)
         kept = todo[kept_at[todo] >= 0]
-        kept_rows[torch.as_tensor(kept_at[kept], device=vectors.device)] = vectors[torch.as_tensor(
-            kept, device=vectors.device)]
+        kept_rows[torch.as_tensor(kept_at[kept], device=vectors.device)] = vectors[
+            torch.as_tensor(kept, device=vectors.device)
+        ]

@@ -2,16 +2,17 @@
 decision changed) in less CPU time, on Intel Xeon and AMD EPYC cores alike
 (bench/results/near_dedup-2026-12-01-6000-cpu-openvino.md, near_dedup-2026-12-01-6000-cpu.md: Encoders).
 
-Sentence-Transformers' own `backend="openvino"` needs optimum-intel, whose pins clash with Axolotl's; this is the
-glue it would be. The loaded model's own modules (transformer, mean pooling, L2 normalisation) are traced into one
-OpenVINO graph by `openvino.convert_model` once per process (2-7 s on two cores against minutes of embedding: not
-worth a disk cache) and compiled in fp32: left to itself OpenVINO runs bf16 on CPUs that have it, which moves
-cosines by ~3e-3 (a bf16 compile is near-dedup's low-precision screen there, dedup/screen.py). The model's own tokenizer (truncation at its max_seq_length, 256 for MiniLM) feeds it the batches in
-the longest-first order embed.encode gives the rows.
+Sentence-Transformers' own `backend="openvino"` needs optimum-intel, whose pins clash with Axolotl's; this is
+the glue it would be. The loaded model's own modules (transformer, mean pooling, L2 normalisation) are traced
+into one OpenVINO graph by `openvino.convert_model` once per process (2-7 s on two cores against minutes of
+embedding: not worth a disk cache) and compiled in fp32: left to itself OpenVINO runs bf16 on CPUs that have
+it, which moves cosines by ~3e-3 (a bf16 compile is near-dedup's low-precision screen there, dedup/screen.py).
+The model's own tokenizer (truncation at its max_seq_length, 256 for MiniLM) feeds it the batches in the
+longest-first order embed.encode gives the rows.
 
 OpenVINO's converter reports usage to Intel (Google Analytics events, counted: 1 on import, 42 per conversion)
-unless its `opt_in_out --opt_out` has been run; a data tool should not phone home, so `import_openvino` turns that
-off for this process without touching the user's settings.
+unless its `opt_in_out --opt_out` has been run; a data tool should not phone home, so `import_openvino` turns
+that off for this process without touching the user's settings.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # the tokenizer outp
 
 
 class Pipeline(torch.nn.Module):
-    """A SentenceTransformer's forward with plain tensors in and the sentence embedding out: what tracing needs."""
+    """A SentenceTransformer's forward with plain tensors in and the sentence embedding out: what tracing
+    needs."""
 
     def __init__(self, model):
         super().__init__()
@@ -41,8 +43,9 @@ class Pipeline(torch.nn.Module):
 
 
 def import_openvino():
-    """`openvino`, its usage reporting off: its converter falls back to its own no-op stub when `openvino_telemetry`
-    cannot be imported. A process that imported `openvino_telemetry` before keeps the user's choice."""
+    """`openvino`, its usage reporting off: its converter falls back to its own no-op stub when
+    `openvino_telemetry` cannot be imported. A process that imported `openvino_telemetry` before keeps the
+    user's choice."""
     sys.modules.setdefault("openvino_telemetry", None)  # None in sys.modules: `import` raises ImportError
     import openvino
 
@@ -73,17 +76,22 @@ class OpenVinoEncoder:
     def __init__(self, model, precision: str = "fp32"):
         self.model = model
         hint = {"fp32": "f32", "bf16": "bf16"}[precision]
-        self.compiled = import_openvino().Core().compile_model(converted(model), "CPU",
-                                                               {"INFERENCE_PRECISION_HINT": hint})
+        self.compiled = (
+            import_openvino()
+            .Core()
+            .compile_model(converted(model), "CPU", {"INFERENCE_PRECISION_HINT": hint})
+        )
 
     def features(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return features(self.model, texts)
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        """Unit-norm float32 vectors of `texts`, in order, batched as given: embed.encode hands them longest first."""
+        """Unit-norm float32 vectors of `texts`, in order, batched as given: embed.encode hands them longest
+        first."""
         batches = []
         for start in range(0, len(texts), batch_size):
-            batch = self.features(texts[start:start + batch_size])
+            batch = self.features(texts[start : start + batch_size])
             batches.append(self.compiled({k: v.numpy() for k, v in batch.items()})[0])
         out = np.concatenate(batches)
-        return out / np.linalg.norm(out, axis=1, keepdims=True)  # as encode(normalize_embeddings=True) does again
+        # as encode(normalize_embeddings=True) does again
+        return out / np.linalg.norm(out, axis=1, keepdims=True)

@@ -1,13 +1,14 @@
 """Step 0 on a CPU: a static-embedding prefilter that spares MiniLM the rows that have no near-duplicate.
 
 MiniLM is nearly all of a CPU build (~20 rows per CPU-second). A static model distilled from the same MiniLM
-(model2vec's `distill`: every word piece embedded once by MiniLM, PCA to 256 dimensions; a text is the weighted
-mean of its word pieces) embeds thousands of rows per CPU-second. On every benchmark set measured (BBQ, MMLU,
-LIMA; 280,000 pairs at MiniLM cosine > 0.9), each such pair had a static cosine of at least 0.667 (an MMLU question
-reworded: "According to Hobbes, the definition of injustice is" / "Hobbes defines injustice as"; BBQ's template
-pairs went down to 0.779), so a row whose static cosine to every other row is below THRESHOLD is in no such pair, and first-seen-wins keeps it whatever the others are. Only the other rows need MiniLM,
-and the exact pass over them (near_dup.keep_first_seen, in item order) gives the kept set the full pass gives: every
-MiniLM > 0.9 pair lies inside that subset.
+(model2vec's `distill`: every word piece embedded once by MiniLM, PCA to 256 dimensions; a text is the
+weighted mean of its word pieces) embeds thousands of rows per CPU-second. On every benchmark set measured
+(BBQ, MMLU, LIMA; 280,000 pairs at MiniLM cosine > 0.9), each such pair had a static cosine of at least 0.667
+(an MMLU question reworded: "According to Hobbes, the definition of injustice is" / "Hobbes defines injustice
+as"; BBQ's template pairs went down to 0.779), so a row whose static cosine to every other row is below
+THRESHOLD is in no such pair, and first-seen-wins keeps it whatever the others are. Only the other rows need
+MiniLM, and the exact pass over them (near_dup.keep_first_seen, in item order) gives the kept set the full
+pass gives: every MiniLM > 0.9 pair lies inside that subset.
 
 The distilled model is built once per MiniLM (about a minute on two cores) and kept in a cache folder.
 """
@@ -31,7 +32,8 @@ EXACT_ROWS = 200_000  # above this, neighbours come from an HNSW index (usearch)
 
 
 def default_cache_dir() -> Path:
-    """$XDG_CACHE_HOME/nextai-data (~/.cache/nextai-data): where the distilled model is kept between builds."""
+    """$XDG_CACHE_HOME/nextai-data (~/.cache/nextai-data): where the distilled model is kept between
+    builds."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nextai-data"
 
 
@@ -63,15 +65,16 @@ def static_embed(texts: list[str], static, progress: bool = False) -> np.ndarray
     out = np.zeros((len(texts), static.dim), dtype=np.float32)
     with tqdm(total=len(texts), desc="embed static", unit="row", disable=not progress) as bar:
         for start in range(0, len(texts), CHUNK * 8):
-            chunk = texts[start:start + CHUNK * 8]
-            out[start:start + len(chunk)] = static.encode(chunk, max_length=MAX_TOKENS)
+            chunk = texts[start : start + CHUNK * 8]
+            out[start : start + len(chunk)] = static.encode(chunk, max_length=MAX_TOKENS)
             bar.update(len(chunk))
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.where(norms > 0, norms, 1)
 
 
-def with_neighbour(vectors: np.ndarray, threshold: float = THRESHOLD, block: int = 4096,
-                   progress: bool = False) -> np.ndarray:
+def with_neighbour(
+    vectors: np.ndarray, threshold: float = THRESHOLD, block: int = 4096, progress: bool = False
+) -> np.ndarray:
     """For each unit-norm row, whether another row reaches cosine `threshold` with it.
 
     Exact blocked products over the upper triangle (each pair once) up to EXACT_ROWS rows; above, each row's
@@ -83,22 +86,27 @@ def with_neighbour(vectors: np.ndarray, threshold: float = THRESHOLD, block: int
     found = np.zeros(n, dtype=bool)
     with tqdm(total=n, desc="prefilter", unit="row", disable=not progress) as bar:
         for r in range(0, n, block):
-            sims = vectors[r:r + block] @ vectors[r:].T
+            sims = vectors[r : r + block] @ vectors[r:].T
             np.fill_diagonal(sims, -1)  # a row is not its own neighbour (diagonal of the first square)
             hits = sims >= threshold
-            found[r:r + block] |= hits.any(axis=1)
+            found[r : r + block] |= hits.any(axis=1)
             found[r:] |= hits.any(axis=0)
             bar.update(min(block, n - r))
     return found
 
 
-def ann_with_neighbour(vectors: np.ndarray, threshold: float, progress: bool = False, count: int = 4) -> np.ndarray:
+def ann_with_neighbour(
+    vectors: np.ndarray, threshold: float, progress: bool = False, count: int = 4
+) -> np.ndarray:
     from usearch.index import Index
 
     index = Index(ndim=vectors.shape[1], metric="ip", dtype="f16")
-    index.add(np.arange(len(vectors)), vectors, progress=tqdm_progress("index", len(vectors)) if progress else None)
-    matches = index.search(vectors, count=count,
-                           progress=tqdm_progress("neighbours", len(vectors)) if progress else None)
+    index.add(
+        np.arange(len(vectors)), vectors, progress=tqdm_progress("index", len(vectors)) if progress else None
+    )
+    matches = index.search(
+        vectors, count=count, progress=tqdm_progress("neighbours", len(vectors)) if progress else None
+    )
     keys, sims = matches.keys, 1 - matches.distances  # usearch's inner-product distance is 1 - dot
     other = keys != np.arange(len(vectors))[:, None]
     return ((sims >= threshold) & other).any(axis=1)

@@ -14,8 +14,12 @@ from data_builders.records import Record
 Filter = Callable[[Record], "str | None"]
 
 
-def run_filters(records: Iterable[Record], filters: list[Filter], counts: Counter,
-                dropped: list[tuple[Record, str]] | None = None) -> list[Record]:
+def run_filters(
+    records: Iterable[Record],
+    filters: list[Filter],
+    counts: Counter,
+    dropped: list[tuple[Record, str]] | None = None,
+) -> list[Record]:
     """Records that pass every filter; adds one count per drop reason, and the drop itself to `dropped`."""
     kept = []
     for record in records:

@@ -1,5 +1,5 @@
-"""Drop a record whose output is empty or shows nothing (whitespace, zero-width characters): there is nothing to
-learn from it."""
+"""Drop a record whose output is empty or shows nothing (whitespace, zero-width characters): there is nothing
+to learn from it."""
 
 from __future__ import annotations
 

@@ -19,8 +19,11 @@ CLASSES = {
     "non-commercial": "research",
     "mixed": "research",
 }
-ALLOWED = {"any": {"commercial", "research", "unknown"}, "commercial": {"commercial"},
-           "research": {"commercial", "research"}}
+ALLOWED = {
+    "any": {"commercial", "research", "unknown"},
+    "commercial": {"commercial"},
+    "research": {"commercial", "research"},
+}
 
 
 def licence_class(licence: str) -> str:

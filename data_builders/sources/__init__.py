@@ -1,5 +1,5 @@
-"""Source adapters, one module per dataset of the paper's Table 1 (plus guanaco, which Platypus contains), and the
-hand-written sample rows shipped for each."""
+"""Source adapters, one module per dataset of the paper's Table 1 (plus guanaco, which Platypus contains), and
+the hand-written sample rows shipped for each."""
 
 from importlib import resources
 from pathlib import Path
@@ -30,5 +30,10 @@ def sample_dir() -> Path:
 
 
 def sample_records() -> list[Record]:
-    """Every record of the shipped sample, source by source in name order: demos and the tiny tokenizer use it."""
-    return [r for name in sorted(SOURCES) for r in load(SOURCES[name], find_source_file(name, sample_dir())).records]
+    """Every record of the shipped sample, source by source in name order: demos and the tiny tokenizer use
+    it."""
+    return [
+        r
+        for name in sorted(SOURCES)
+        for r in load(SOURCES[name], find_source_file(name, sample_dir())).records
+    ]

@@ -16,5 +16,12 @@ HUB_ID = "mhenrichsen/alpaca_2k_test"
 REVISION = "d05c1cb585e462b16532a44314aa4859cb7450c6"
 LICENCE = "CC-BY-NC-4.0"
 
-SPEC = mapped_spec("alpaca_2k_test", ALPACA_FIELDS, hub_id=HUB_ID, revision=REVISION, split="train", licence=LICENCE,
-                   llm_generated=True)
+SPEC = mapped_spec(
+    "alpaca_2k_test",
+    ALPACA_FIELDS,
+    hub_id=HUB_ID,
+    revision=REVISION,
+    split="train",
+    licence=LICENCE,
+    llm_generated=True,
+)

@@ -48,7 +48,9 @@ class SourceSpec:
     # a repository served by a loading script (datasets >= 4 refuses them): the data files it reads, at the
     # revision, and how they become rows (default: each file parsed by its suffix); sources/hub.py
     hub_files: tuple[str, ...] = ()
-    hub_rows: Callable[[list[tuple[PurePosixPath, Path]]], Iterator[tuple[str, dict | Exception]]] | None = None
+    hub_rows: Callable[[list[tuple[PurePosixPath, Path]]], Iterator[tuple[str, dict | Exception]]] | None = (
+        None
+    )
     expand: Callable[[dict, int], list[dict]] | None = None  # a row holding several (FaithDial's dialogues)
 
 
@@ -64,8 +66,8 @@ class Loaded:
 
 
 def find_source_file(name: str, source_dir: Path, kind: str = "source") -> Path:
-    """`DIR/<name>.jsonl|.json|.parquet|.csv`, the first that exists; `kind` names it in the error, and says what
-    one that exists but is no regular file is (a FIFO, a folder, a symlink loop)."""
+    """`DIR/<name>.jsonl|.json|.parquet|.csv`, the first that exists; `kind` names it in the error, and says
+    what one that exists but is no regular file is (a FIFO, a folder, a symlink loop)."""
     for suffix in FILE_SUFFIXES:
         path = source_dir / f"{name}{suffix}"
         problem = file_problem(path)
@@ -106,7 +108,10 @@ def parse_rows(path: PurePosixPath | Path, data: bytes) -> Iterator[tuple[str, d
             try:
                 row = loads(raw.decode("utf-8"), str(path), lineno)
             except UnicodeDecodeError as err:
-                yield where, RowError(f"{where}: not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})")
+                yield (
+                    where,
+                    RowError(f"{where}: not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})"),
+                )
                 continue
             except RowError as err:
                 yield where, err
@@ -128,9 +133,12 @@ def parse_rows(path: PurePosixPath | Path, data: bytes) -> Iterator[tuple[str, d
         except (pa.ArrowException, OSError) as err:
             raise DataError(f"{path}: not a readable parquet file ({first_line(err)})") from None
         try:
-            table.validate(full=True)  # strings are UTF-8 (the writer may not have checked; Python needs them so)
+            # strings are UTF-8 (the writer may not have checked; Python needs them so)
+            table.validate(full=True)
         except pa.ArrowInvalid as err:
-            raise DataError(f"{path}: a string column holds bytes that are not UTF-8 ({first_line(err)})") from None
+            raise DataError(
+                f"{path}: a string column holds bytes that are not UTF-8 ({first_line(err)})"
+            ) from None
         for i, row in enumerate(table.to_pylist()):
             yield f"{path}: row {i}", row
     elif kind == ".csv":
@@ -172,8 +180,11 @@ def check_optional(row: dict, optional: dict[str, type], where: str) -> None:
     check_row(row, {column: kind for column, kind in optional.items() if column in row}, where)
 
 
-def checked_rows(rows: Iterable[tuple[str, dict | Exception]], columns: dict[str, type],
-                 optional: dict[str, type] | None = None) -> Iterator[tuple[str, dict]]:
+def checked_rows(
+    rows: Iterable[tuple[str, dict | Exception]],
+    columns: dict[str, type],
+    optional: dict[str, type] | None = None,
+) -> Iterator[tuple[str, dict]]:
     """(location, row) for each of `rows`, a parse error re-raised and each row checked against `columns`
     (and against `optional` for the columns of it the row has)."""
     for where, row in rows:
@@ -185,16 +196,19 @@ def checked_rows(rows: Iterable[tuple[str, dict | Exception]], columns: dict[str
         yield where, row
 
 
-def read_rows(path: Path, columns: dict[str, type],
-              optional: dict[str, type] | None = None) -> tuple[list[dict], dict]:
+def read_rows(
+    path: Path, columns: dict[str, type], optional: dict[str, type] | None = None
+) -> tuple[list[dict], dict]:
     """Every row of a local file, the first bad one raising (see `checked_rows`), and the file's origin."""
     rows, origin = read_file(path)
     return [row for _, row in checked_rows(rows, columns, optional)], origin
 
 
-def expanded(rows: Iterable[tuple[str, dict | Exception]],
-             expand: Callable[[dict, int], list[dict]]) -> Iterator[tuple[str, dict | Exception]]:
-    """Each row that holds several (`expand`) as its parts, located as "<row>, part <j>"; a bad one as a RowError."""
+def expanded(
+    rows: Iterable[tuple[str, dict | Exception]], expand: Callable[[dict, int], list[dict]]
+) -> Iterator[tuple[str, dict | Exception]]:
+    """Each row that holds several (`expand`) as its parts, located as "<row>, part <j>"; a bad one as a
+    RowError."""
     for index, (where, row) in enumerate(rows):
         if isinstance(row, Exception):
             yield where, row
@@ -208,8 +222,8 @@ def expanded(rows: Iterable[tuple[str, dict | Exception]],
 
 
 def load(spec: SourceSpec, path: Path | None, on_error: str = "fail", hub=None) -> Loaded:
-    """Read `path` (or the Hub when None: `hub`, a sources.hub.HubSource, or located now), check and convert every
-    row; skip bad rows only if asked."""
+    """Read `path` (or the Hub when None: `hub`, a sources.hub.HubSource, or located now), check and convert
+    every row; skip bad rows only if asked."""
     if path is None:
         from data_builders.sources.hub import locate
 

@@ -21,11 +21,26 @@ LICENCE = "CC-BY-SA-3.0"
 
 def to_records(row: dict, index: int) -> list[Record]:
     return [
-        Record(instruction=row["instruction"], input=row["context"], output=row["response"], source="dolly",
-               row=index, licence=LICENCE, llm_generated=False,
-               sub_source=row["category"])
+        Record(
+            instruction=row["instruction"],
+            input=row["context"],
+            output=row["response"],
+            source="dolly",
+            row=index,
+            licence=LICENCE,
+            llm_generated=False,
+            sub_source=row["category"],
+        )
     ]
 
 
-SPEC = SourceSpec(name="dolly", hub_id=HUB_ID, revision=REVISION, split="train", columns=COLUMNS,
-                  licence=LICENCE, llm_generated=False, to_records=to_records)
+SPEC = SourceSpec(
+    name="dolly",
+    hub_id=HUB_ID,
+    revision=REVISION,
+    split="train",
+    columns=COLUMNS,
+    licence=LICENCE,
+    llm_generated=False,
+    to_records=to_records,
+)

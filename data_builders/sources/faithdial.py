@@ -1,7 +1,8 @@
-"""FaithDial: information-seeking dialogue turns, each with the knowledge snippet the answer must stay true to.
+"""FaithDial: information-seeking dialogue turns, each with the knowledge snippet the answer must stay true
+to.
 
-- hub: `McGill-NLP/FaithDial` @ 7a414e80 (main since "Fix task tags (#2)"; the revision MTEB pins), served by a
-  loading script (FaithDial.py), which datasets >= 4 no longer runs: read from the script's own data file,
+- hub: `McGill-NLP/FaithDial` @ 7a414e80 (main since "Fix task tags (#2)"; the revision MTEB pins), served by
+  a loading script (FaithDial.py), which datasets >= 4 no longer runs: read from the script's own data file,
   `data/train.json`, a JSON array of dialogues `{"utterances": [turn, ...]}`
 - columns of a turn: `history` (list of str), `knowledge` (str), `response` (str, the faithful rewrite); also
   `speaker`, `original_response`, `BEGIN`, `VRM`, not used. A local copy may hold turns (as the Hub's parquet
@@ -30,7 +31,8 @@ INSTRUCTION = (
 
 
 def turns(row: dict, index: int) -> list[dict]:
-    """A dialogue of data/train.json as its turns, each with `dialog_idx` = the dialogue's index; a turn as is."""
+    """A dialogue of data/train.json as its turns, each with `dialog_idx` = the dialogue's index; a turn as
+    is."""
     if "utterances" not in row:
         return [row]
     utterances = row["utterances"]
@@ -46,10 +48,28 @@ def context(knowledge: str, history: list[str]) -> str:
 
 
 def to_records(row: dict, index: int) -> list[Record]:
-    return [Record(instruction=INSTRUCTION, input=context(row["knowledge"], row["history"]),
-                   output=row["response"], source="faithdial",
-                   row=index, licence=LICENCE, llm_generated=False)]
+    return [
+        Record(
+            instruction=INSTRUCTION,
+            input=context(row["knowledge"], row["history"]),
+            output=row["response"],
+            source="faithdial",
+            row=index,
+            licence=LICENCE,
+            llm_generated=False,
+        )
+    ]
 
 
-SPEC = SourceSpec(name="faithdial", hub_id=HUB_ID, revision=REVISION, split="train", columns=COLUMNS,
-                  licence=LICENCE, llm_generated=False, to_records=to_records, hub_files=HUB_FILES, expand=turns)
+SPEC = SourceSpec(
+    name="faithdial",
+    hub_id=HUB_ID,
+    revision=REVISION,
+    split="train",
+    columns=COLUMNS,
+    licence=LICENCE,
+    llm_generated=False,
+    to_records=to_records,
+    hub_files=HUB_FILES,
+    expand=turns,
+)

@@ -20,10 +20,27 @@ LICENCE = "mixed"
 
 
 def to_records(row: dict, index: int) -> list[Record]:
-    return [Record(instruction=row["inputs"], input="", output=row["targets"], source="flan_v2_cot",
-                   row=index, licence=LICENCE, llm_generated=False,
-                   sub_source=row["task_name"])]
+    return [
+        Record(
+            instruction=row["inputs"],
+            input="",
+            output=row["targets"],
+            source="flan_v2_cot",
+            row=index,
+            licence=LICENCE,
+            llm_generated=False,
+            sub_source=row["task_name"],
+        )
+    ]
 
 
-SPEC = SourceSpec(name="flan_v2_cot", hub_id=HUB_ID, revision="main", split="train", columns=COLUMNS,
-                  licence=LICENCE, llm_generated=False, to_records=to_records)
+SPEC = SourceSpec(
+    name="flan_v2_cot",
+    hub_id=HUB_ID,
+    revision="main",
+    split="train",
+    columns=COLUMNS,
+    licence=LICENCE,
+    llm_generated=False,
+    to_records=to_records,
+)

@@ -40,9 +40,26 @@ def cut_later_turns(output: str) -> str:
 
 def to_records(row: dict, index: int) -> list[Record]:
     instruction, output = first_exchange(row["text"])
-    return [Record(instruction=instruction, input="", output=output, source="guanaco", row=index,
-                   licence=LICENCE, llm_generated=False)]
+    return [
+        Record(
+            instruction=instruction,
+            input="",
+            output=output,
+            source="guanaco",
+            row=index,
+            licence=LICENCE,
+            llm_generated=False,
+        )
+    ]
 
 
-SPEC = SourceSpec(name="guanaco", hub_id=HUB_ID, revision=REVISION, split="train", columns=COLUMNS,
-                  licence=LICENCE, llm_generated=False, to_records=to_records)
+SPEC = SourceSpec(
+    name="guanaco",
+    hub_id=HUB_ID,
+    revision=REVISION,
+    split="train",
+    columns=COLUMNS,
+    licence=LICENCE,
+    llm_generated=False,
+    to_records=to_records,
+)

@@ -36,13 +36,30 @@ def to_records(row: dict, index: int) -> list[Record]:
     if len(turns) < 2:
         raise ValueError("LIMA conversation has no assistant turn")
     return [
-        Record(instruction=turns[i], input=transcript(turns[:i]), output=turns[i + 1], source="lima",
-               row=index, licence=LICENCE, llm_generated=False,
-               sub_source=row.get("source", ""), turn=i // 2)
+        Record(
+            instruction=turns[i],
+            input=transcript(turns[:i]),
+            output=turns[i + 1],
+            source="lima",
+            row=index,
+            licence=LICENCE,
+            llm_generated=False,
+            sub_source=row.get("source", ""),
+            turn=i // 2,
+        )
         for i in range(0, len(turns) - 1, 2)
     ]
 
 
-SPEC = SourceSpec(name="lima", hub_id=HUB_ID, revision="main", split="train", columns=COLUMNS,
-                  licence=LICENCE, llm_generated=False, to_records=to_records, optional=OPTIONAL,
-                  hub_files=HUB_FILES)
+SPEC = SourceSpec(
+    name="lima",
+    hub_id=HUB_ID,
+    revision="main",
+    split="train",
+    columns=COLUMNS,
+    licence=LICENCE,
+    llm_generated=False,
+    to_records=to_records,
+    optional=OPTIONAL,
+    hub_files=HUB_FILES,
+)

@@ -38,11 +38,18 @@ def line_pairs(files: list[tuple[PurePosixPath, Path]]) -> Iterator[tuple[str, d
         for lineno, (document, summary) in enumerate(zip_longest(documents, summaries), start=1):
             if document is None or summary is None:
                 longer = src_label if summary is None else tgt_label
-                raise DataError(f"{longer} has more lines than its pair: not one summary a row (line {lineno})")
+                raise DataError(
+                    f"{longer} has more lines than its pair: not one summary a row (line {lineno})"
+                )
             where = f"{src_label}:{lineno}"
             try:
-                yield where, {"document": document.decode("utf-8").strip().replace("NEWLINE_CHAR", "\n"),
-                              "summary": summary.decode("utf-8").strip()}
+                yield (
+                    where,
+                    {
+                        "document": document.decode("utf-8").strip().replace("NEWLINE_CHAR", "\n"),
+                        "summary": summary.decode("utf-8").strip(),
+                    },
+                )
             except UnicodeDecodeError as err:
                 yield where, RowError(f"{where}: not UTF-8 ({err.reason})")
 
@@ -51,10 +58,28 @@ def to_records(row: dict, index: int) -> list[Record]:
     articles = [a.strip() for a in row["document"].split(SEPARATOR) if a.strip()]
     text = "\n\n".join(f"Article {i}:\n{a}" for i, a in enumerate(articles, start=1))
     summary = row["summary"].strip().removeprefix("–").strip()
-    return [Record(instruction=INSTRUCTION, input=text, output=summary, source="multi_news", row=index,
-                   licence=LICENCE, llm_generated=False)]
+    return [
+        Record(
+            instruction=INSTRUCTION,
+            input=text,
+            output=summary,
+            source="multi_news",
+            row=index,
+            licence=LICENCE,
+            llm_generated=False,
+        )
+    ]
 
 
-SPEC = SourceSpec(name="multi_news", hub_id=HUB_ID, revision="main", split="train", columns=COLUMNS,
-                  licence=LICENCE, llm_generated=False, to_records=to_records, hub_files=HUB_FILES,
-                  hub_rows=line_pairs)
+SPEC = SourceSpec(
+    name="multi_news",
+    hub_id=HUB_ID,
+    revision="main",
+    split="train",
+    columns=COLUMNS,
+    licence=LICENCE,
+    llm_generated=False,
+    to_records=to_records,
+    hub_files=HUB_FILES,
+    hub_rows=line_pairs,
+)

@@ -38,11 +38,25 @@ def to_records(row: dict, index: int) -> list[Record]:
     output = cut_later_turns(row["output"]) if subset == "guanaco" else row["output"]
     return [
         Record(
-            instruction=row["instruction"], input=row["input"], output=output, source="open_platypus", row=index,
-            licence=LICENCES.get(subset, "unknown"), llm_generated=subset in LLM_GENERATED, sub_source=subset,
+            instruction=row["instruction"],
+            input=row["input"],
+            output=output,
+            source="open_platypus",
+            row=index,
+            licence=LICENCES.get(subset, "unknown"),
+            llm_generated=subset in LLM_GENERATED,
+            sub_source=subset,
         )
     ]
 
 
-SPEC = SourceSpec(name="open_platypus", hub_id=HUB_ID, revision=REVISION, split="train", columns=COLUMNS,
-                  licence="per subset", llm_generated=None, to_records=to_records)
+SPEC = SourceSpec(
+    name="open_platypus",
+    hub_id=HUB_ID,
+    revision=REVISION,
+    split="train",
+    columns=COLUMNS,
+    licence="per subset",
+    llm_generated=None,
+    to_records=to_records,
+)

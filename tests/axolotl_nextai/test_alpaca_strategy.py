@@ -6,13 +6,13 @@ from axolotl_nextai.alpaca import IGNORE_INDEX, tokenize_example
 from data_builders.alpaca_prompt import PROMPT_NO_INPUT, PROMPT_WITH_INPUT, render_prompt
 
 NO_INPUT_TEXT = (
-    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
-    "\n\n### Instruction:\nName the largest planet.\n\n### Response:\n"
+    "Below is an instruction that describes a task. Write a response that appropriately completes the "
+    "request.\n\n### Instruction:\nName the largest planet.\n\n### Response:\n"
 )
 WITH_INPUT_TEXT = (
     "Below is an instruction that describes a task, paired with an input that provides further context. "
-    "Write a response that appropriately completes the request."
-    "\n\n### Instruction:\nTranslate the sentence into French.\n\n### Input:\nThe cat sleeps.\n\n### Response:\n"
+    "Write a response that appropriately completes the request.\n\n### Instruction:\nTranslate the sentence "
+    "into French.\n\n### Input:\nThe cat sleeps.\n\n### Response:\n"
 )
 
 
@@ -40,22 +40,26 @@ def test_tokens_mask_and_eos(tiny_tokenizer, instruction, input, output, prompt_
     assert row["attention_mask"] == [1] * len(row["input_ids"])
     # the prompt is masked, the response and EOS are learned
     assert row["labels"][: len(prompt_ids)] == [IGNORE_INDEX] * len(prompt_ids)
-    assert row["labels"][len(prompt_ids):] == row["input_ids"][len(prompt_ids):]
+    assert row["labels"][len(prompt_ids) :] == row["input_ids"][len(prompt_ids) :]
     assert row["labels"][-1] == tok.eos_token_id
     # the masked span is exactly the prompt: the boundary does not swallow response tokens
-    assert tok.decode(row["input_ids"][1: len(prompt_ids)]) == prompt_text
-    assert tok.decode(row["input_ids"][len(prompt_ids):-1]) == output
+    assert tok.decode(row["input_ids"][1 : len(prompt_ids)]) == prompt_text
+    assert tok.decode(row["input_ids"][len(prompt_ids) : -1]) == output
 
 
 def test_train_on_inputs_learns_everything(tiny_tokenizer):
-    row = tokenize_example(tiny_tokenizer, "Name the largest planet.", "", "Jupiter.", 256, train_on_inputs=True)
+    row = tokenize_example(
+        tiny_tokenizer, "Name the largest planet.", "", "Jupiter.", 256, train_on_inputs=True
+    )
     assert row["labels"] == row["input_ids"]
 
 
 def test_cut_at_cutoff_without_eos(tiny_tokenizer):
     """As alpaca-lora: a row cut at the cutoff gets no EOS (it did not end)."""
     long_output = "Jupiter is very large. " * 50
-    row = tokenize_example(tiny_tokenizer, "Describe Jupiter.", "", long_output, cutoff=64, train_on_inputs=False)
+    row = tokenize_example(
+        tiny_tokenizer, "Describe Jupiter.", "", long_output, cutoff=64, train_on_inputs=False
+    )
     assert len(row["input_ids"]) == 64
     assert tiny_tokenizer.eos_token_id not in row["input_ids"]
     assert len(row["labels"]) == 64
@@ -67,7 +71,11 @@ def test_axolotl_loads_strategy_by_module_path(tiny_tokenizer):
     from axolotl.utils.dict import DictDefault
 
     cfg = DictDefault(train_on_inputs=False, sequence_len=256)
-    strategy = load("axolotl_nextai.alpaca", tiny_tokenizer, cfg, {"path": "x.jsonl", "type": "axolotl_nextai.alpaca"})
+    strategy = load(
+        "axolotl_nextai.alpaca", tiny_tokenizer, cfg, {"path": "x.jsonl", "type": "axolotl_nextai.alpaca"}
+    )
     assert type(strategy).__name__ == "AlpacaStrategy"
-    row = strategy.tokenize_prompt({"instruction": "Name the largest planet.", "input": "", "output": "Jupiter."})
+    row = strategy.tokenize_prompt(
+        {"instruction": "Name the largest planet.", "input": "", "output": "Jupiter."}
+    )
     assert row == tokenize_example(tiny_tokenizer, "Name the largest planet.", "", "Jupiter.", 256, False)

@@ -28,8 +28,15 @@ def test_every_key_is_in_the_table_with_its_default():
 def test_the_table_of_levers_is_the_code_s():
     row = r"^\| `(nextai_\w+)` \| `(\w+)` \| (\w+) \| `(levers/\w+\.py)` \|$"
     rows = re.findall(row, section(README, "Levers"), flags=re.MULTILINE)
-    code = [(lever.key, lever.hook, "tested" if lever.distributed else "refused",
-             f"levers/{type(lever).__module__.rsplit('.', 1)[-1]}.py") for lever in LEVERS]
+    code = [
+        (
+            lever.key,
+            lever.hook,
+            "tested" if lever.distributed else "refused",
+            f"levers/{type(lever).__module__.rsplit('.', 1)[-1]}.py",
+        )
+        for lever in LEVERS
+    ]
     assert rows == code
 
 

@@ -1,5 +1,5 @@
-"""bench/smollm2_v5.py's training configs: the generated SmolLM2 recipes as run on a GPU, and their CPU reduction,
-each passing Axolotl's own validation offline (the GPU run cannot be tried here)."""
+"""bench/smollm2_v5.py's training configs: the generated SmolLM2 recipes as run on a GPU, and their CPU
+reduction, each passing Axolotl's own validation offline (the GPU run cannot be tried here)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ def test_configs_validate_and_differ_from_the_recipe_only_where_stated(name, dev
     (tmp_path / "train.jsonl").touch()
     cfg = bench.recipe_config(name, device, epochs=2, out=tmp_path)
     recipe = yaml.safe_load((ROOT / "recipes" / bench.RECIPES[name]).read_text())
-    assert cfg["num_epochs"] == 2 and cfg["output_dir"] == str(tmp_path / name) and cfg["save_strategy"] == "no"
+    assert (
+        cfg["num_epochs"] == 2 and cfg["output_dir"] == str(tmp_path / name) and cfg["save_strategy"] == "no"
+    )
     check_config(cfg)
     changed = {key for key in cfg.keys() | recipe.keys() if cfg.get(key) != recipe.get(key)}
     paths = {"num_epochs", "output_dir", "dataset_prepared_path", "save_strategy", "saves_per_epoch"}

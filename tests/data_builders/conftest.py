@@ -1,4 +1,5 @@
-"""Fixtures for the data-builder tests: rows in a source's original schema, the paper's benchmarks, as local files."""
+"""Fixtures for the data-builder tests: rows in a source's original schema, the paper's benchmarks, as local
+files."""
 
 from __future__ import annotations
 
@@ -17,5 +18,6 @@ def jsonl(tmp_path):
 
 @pytest.fixture(scope="session")
 def benchmarks_dir(tmp_path_factory) -> Path:
-    """Every paper benchmark as a small local file (`benchmark_files.py`); tests that change one copy it first."""
+    """Every paper benchmark as a small local file (`benchmark_files.py`); tests that change one copy it
+    first."""
     return write_benchmarks(tmp_path_factory.mktemp("benchmarks"))

@@ -1,18 +1,19 @@
-"""A local stand-in for the Hugging Face Hub: dataset repositories served over HTTP in the layout each has on the
-Hub, so `huggingface_hub` and `datasets` (pointed at it with HF_ENDPOINT) run their real code against it.
+"""A local stand-in for the Hugging Face Hub: dataset repositories served over HTTP in the layout each has on
+the Hub, so `huggingface_hub` and `datasets` (pointed at it with HF_ENDPOINT) run their real code against it.
 
-Endpoints, as `huggingface_hub` 1.x and `datasets` 4.x call them (read from their sources: `HfApi.dataset_info`,
-`list_repo_tree`, `get_paths_info`, `get_hf_file_metadata` / `hf_hub_download`, `HfFileSystem`):
+Endpoints, as `huggingface_hub` 1.x and `datasets` 4.x call them (read from their sources:
+`HfApi.dataset_info`, `list_repo_tree`, `get_paths_info`, `get_hf_file_metadata` / `hf_hub_download`,
+`HfFileSystem`):
 
     GET  /api/datasets/{id}[/revision/{rev}]        repository info (sha, gated, siblings)
     GET  /api/datasets/{id}/tree/{rev}[/{path}]     files and folders (?recursive=true)
     POST /api/datasets/{id}/paths-info/{rev}        the entries of the form's `paths`
     HEAD|GET /datasets/{id}/resolve/{rev}/{path}    a file (X-Repo-Commit, ETag, Content-Length; Range)
 
-Errors carry the headers `huggingface_hub.utils.hf_raise_for_status` reads: `X-Error-Code` RepoNotFound (401, as
-the Hub answers an anonymous caller), RevisionNotFound / EntryNotFound (404), GatedRepo (401 without a token, 403
-with a token not granted access). A gated repository answers as the Hub does since 2024: its info, tree and card
-(README.md, .gitattributes) to anyone, its other files only to a granted token.
+Errors carry the headers `huggingface_hub.utils.hf_raise_for_status` reads: `X-Error-Code` RepoNotFound (401,
+as the Hub answers an anonymous caller), RevisionNotFound / EntryNotFound (404), GatedRepo (401 without a
+token, 403 with a token not granted access). A gated repository answers as the Hub does since 2024: its info,
+tree and card (README.md, .gitattributes) to anyone, its other files only to a granted token.
 
 A ThreadingHTTPServer: files are immutable bytes, so concurrent requests get exactly what serial ones get.
 """
@@ -102,8 +103,9 @@ class HubServer:
                 if parts[:2] == ["api", "datasets"] and len(parts) >= 4:
                     return self.api(method, "/".join(parts[2:4]), parts[4:], parse_qs(url.query))
                 if parts[:1] == ["datasets"] and len(parts) >= 6 and parts[3] == "resolve":
-                    return self.resolve(method, "/".join(parts[1:3]), unquote(parts[4]),
-                                        unquote("/".join(parts[5:])))
+                    return self.resolve(
+                        method, "/".join(parts[1:3]), unquote(parts[4]), unquote("/".join(parts[5:]))
+                    )
                 self.error(404, None, "Not Found")
 
             def repo(self, repo_id: str) -> Repo | None:
@@ -129,10 +131,19 @@ class HubServer:
                     return
                 files = repo.commits[sha]
                 if action == "revision" and method == "GET":
-                    return self.json({"_id": hashlib.sha1(repo_id.encode()).hexdigest()[:24], "id": repo_id,
-                                      "author": repo_id.split("/")[0], "sha": sha, "private": False,
-                                      "gated": "auto" if repo.gated else False, "disabled": False, "tags": [],
-                                      "siblings": [{"rfilename": p} for p in sorted(files)]})
+                    return self.json(
+                        {
+                            "_id": hashlib.sha1(repo_id.encode()).hexdigest()[:24],
+                            "id": repo_id,
+                            "author": repo_id.split("/")[0],
+                            "sha": sha,
+                            "private": False,
+                            "gated": "auto" if repo.gated else False,
+                            "disabled": False,
+                            "tags": [],
+                            "siblings": [{"rfilename": p} for p in sorted(files)],
+                        }
+                    )
                 if action == "tree" and method == "GET":
                     base = unquote("/".join(rest[2:])).strip("/")
                     recursive = query.get("recursive", ["false"])[0].lower() == "true"
@@ -159,8 +170,12 @@ class HubServer:
                     token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
                     if token not in repo.granted_tokens:
                         status = 403 if token else 401
-                        return self.error(status, "GatedRepo", f"Access to dataset {repo_id} is restricted. You "
-                                          "must have access to it and be authenticated to access it. Please log in.")
+                        return self.error(
+                            status,
+                            "GatedRepo",
+                            f"Access to dataset {repo_id} is restricted. You "
+                            "must have access to it and be authenticated to access it. Please log in.",
+                        )
                 data = repo.commits[sha].get(path)
                 if data is None:
                     return self.error(404, "EntryNotFound", f"Entry not found: {path}")

@@ -1,4 +1,5 @@
-"""Atomic writes: a set of files is written whole or not at all, folders appear complete, modes follow the umask."""
+"""Atomic writes: a set of files is written whole or not at all, folders appear complete, modes follow the
+umask."""
 
 import os
 
@@ -20,16 +21,23 @@ def test_a_failed_set_changes_no_file(tmp_path):
     write_set({data: "old rows\n", manifest: "old manifest\n"})
     (tmp_path / "blocked").write_text("a file where a folder should be")
     with pytest.raises(OSError):
-        write_set({data: "new rows\n", tmp_path / "blocked" / "v5.dropped.jsonl": "x", manifest: "new manifest\n"})
+        write_set(
+            {data: "new rows\n", tmp_path / "blocked" / "v5.dropped.jsonl": "x", manifest: "new manifest\n"}
+        )
     assert (data.read_text(), manifest.read_text()) == ("old rows\n", "old manifest\n")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked", "v5.jsonl", "v5.manifest.json"]  # no temporaries
+    # no temporaries
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked", "v5.jsonl", "v5.manifest.json"]
 
 
 def test_a_set_replaces_its_files_and_removes_stale_ones(tmp_path):
     data, stale = tmp_path / "v5.jsonl", tmp_path / "v5.contamination.jsonl"
     stale.write_text("from an earlier build")
     write_set({data: "rows\n", tmp_path / "v5.bin": b"\x00\x01"}, stale=[stale, tmp_path / "never-written"])
-    assert data.read_text() == "rows\n" and (tmp_path / "v5.bin").read_bytes() == b"\x00\x01" and not stale.exists()
+    assert (
+        data.read_text() == "rows\n"
+        and (tmp_path / "v5.bin").read_bytes() == b"\x00\x01"
+        and not stale.exists()
+    )
 
 
 def test_new_files_and_folders_follow_the_umask(tmp_path, umask_027):
@@ -58,7 +66,11 @@ def test_a_staged_folder_appears_whole_or_not_at_all(tmp_path):
 
 
 def test_a_set_is_replaced_all_or_nothing(tmp_path):
-    data, manifest, stale = tmp_path / "v5.jsonl", tmp_path / "v5.manifest.json", tmp_path / "v5.dropped.jsonl"
+    data, manifest, stale = (
+        tmp_path / "v5.jsonl",
+        tmp_path / "v5.manifest.json",
+        tmp_path / "v5.dropped.jsonl",
+    )
     write_set({data: "old rows\n", manifest: "old manifest\n"})
     (stale / "x").mkdir(parents=True)  # an earlier companion that cannot be removed: a non-empty folder
     with pytest.raises(OSError):
@@ -83,8 +95,9 @@ def test_temporaries_of_a_killed_writer_are_swept_by_the_next_write(tmp_path):
     import subprocess
     import sys
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     pid = int(dead.stdout)
     left = [tmp_path / f".v5.jsonl.{pid}.ab12cd.tmp", tmp_path / f".model.{pid}.ab12cd.partial"]
     left[0].write_text("16 MiB of rows")
@@ -120,7 +133,13 @@ def test_sigterm_while_staging_leaves_nothing_behind(tmp_path):
     import sys
 
     (tmp_path / "out").mkdir()
-    done = subprocess.run([sys.executable, "-c", SIGTERM_WHILE_STAGING, str(tmp_path / "out")], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", SIGTERM_WHILE_STAGING, str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
     assert done.returncode == 143 and "stopped by SIGTERM" in done.stderr and "Traceback" not in done.stderr
     assert list((tmp_path / "out").iterdir()) == []

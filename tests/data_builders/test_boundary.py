@@ -1,5 +1,5 @@
-"""The error boundary of every command: an exception no check caught is one line and exit 1, the traceback only
-with NEXTAI_DEBUG=1."""
+"""The error boundary of every command: an exception no check caught is one line and exit 1, the traceback
+only with NEXTAI_DEBUG=1."""
 
 import click
 import pytest
@@ -25,12 +25,20 @@ def run(out, source):
     raise DataError(f"{source}:3: malformed JSON")
 
 
-@pytest.mark.parametrize("source, line", [
-    ("bug", ("cli run --out x.jsonl bug: unexpected KeyError: 'instruction' (not a problem we check for: rerun with "
-             "NEXTAI_DEBUG=1 to see the traceback, and please report it)")),
-    ("disk", "x.jsonl: No space left on device"),
-    ("rows.jsonl", "rows.jsonl:3: malformed JSON"),
-])
+@pytest.mark.parametrize(
+    "source, line",
+    [
+        (
+            "bug",
+            (
+                "cli run --out x.jsonl bug: unexpected KeyError: 'instruction' (not a problem we check for: "
+                "rerun with NEXTAI_DEBUG=1 to see the traceback, and please report it)"
+            ),
+        ),
+        ("disk", "x.jsonl: No space left on device"),
+        ("rows.jsonl", "rows.jsonl:3: malformed JSON"),
+    ],
+)
 def test_an_uncaught_error_is_one_line_and_exit_1(source, line, monkeypatch):
     monkeypatch.delenv(DEBUG_ENV, raising=False)
     result = CliRunner().invoke(cli, ["run", "--out", "x.jsonl", source])

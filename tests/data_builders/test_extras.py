@@ -1,7 +1,7 @@
-"""Optional features behind pyproject extras (data_builders/extras.py): the table says what pyproject installs, a
-missing extra is one line naming its `pip install` at the entry point, and training or a build imports none of
-them. "Not installed" is a `None` in `sys.modules`, in a subprocess: Python then refuses the import
-(ModuleNotFoundError) and `find_spec` finds nothing, as for a package that is not there."""
+"""Optional features behind pyproject extras (data_builders/extras.py): the table says what pyproject
+installs, a missing extra is one line naming its `pip install` at the entry point, and training or a build
+imports none of them. "Not installed" is a `None` in `sys.modules`, in a subprocess: Python then refuses the
+import (ModuleNotFoundError) and `find_spec` finds nothing, as for a package that is not there."""
 
 from __future__ import annotations
 
@@ -32,8 +32,9 @@ runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 
 def run_python(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT, check=False
+    )
 
 
 def requirement_names(requirements: list[str]) -> set[str]:
@@ -43,8 +44,9 @@ def requirement_names(requirements: list[str]) -> set[str]:
 def test_each_extra_installs_what_the_table_names_and_the_core_none_of_it():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    assert {extra: requirement_names(extras[extra]) for extra in EXTRAS} == \
-        {extra: set(modules.values()) for extra, modules in EXTRAS.items()}
+    assert {extra: requirement_names(extras[extra]) for extra in EXTRAS} == {
+        extra: set(modules.values()) for extra, modules in EXTRAS.items()
+    }
     assert extras["all"] == [f"{PACKAGE}[{','.join(EXTRAS)}]"]
     assert f"{PACKAGE}[all]" in extras["dev"]  # make test and make demo install .[dev]: every feature
     optional = {name for modules in EXTRAS.values() for name in modules.values()}
@@ -52,9 +54,12 @@ def test_each_extra_installs_what_the_table_names_and_the_core_none_of_it():
 
 
 def test_the_readme_table_names_each_extra_and_what_it_installs():
-    rows = re.findall(r"^  \| `([\w-]+)` \| .* \|([^|]*)\|$", (ROOT / "README.md").read_text(), flags=re.MULTILINE)
-    assert {extra: installs.strip() for extra, installs in rows if installs.strip()} == \
-        {extra: ", ".join(modules.values()) for extra, modules in EXTRAS.items()}
+    rows = re.findall(
+        r"^  \| `([\w-]+)` \| .* \|([^|]*)\|$", (ROOT / "README.md").read_text(), flags=re.MULTILINE
+    )
+    assert {extra: installs.strip() for extra, installs in rows if installs.strip()} == {
+        extra: ", ".join(modules.values()) for extra, modules in EXTRAS.items()
+    }
     assert [extra for extra, _ in rows] == [*EXTRAS, "all", "dev"]
 
 
@@ -66,29 +71,64 @@ def test_require_extra_names_only_what_is_missing(monkeypatch):
     assert str(err.value) == "--near-dedup prefilter needs usearch: pip install 'axolotl-nextai[dedup-fast]'"
 
 
-@pytest.mark.parametrize(("absent", "argv", "line"), [
-    ("fastapi,uvicorn", ["axolotl_nextai.serve.nextai_serve", "--base-model", "x"],
-     "nextai-serve needs fastapi, uvicorn: pip install 'axolotl-nextai[serve]'"),
-    ("lm_eval", ["axolotl_nextai.eval.cli", "--base-model", "x"],
-     "nextai-eval needs lm-eval: pip install 'axolotl-nextai[eval]'"),
-    ("gguf", ["axolotl_nextai.models.real_model"],
-     "nextai-real-model needs gguf: pip install 'axolotl-nextai[real-model]'"),
-])
+@pytest.mark.parametrize(
+    ("absent", "argv", "line"),
+    [
+        (
+            "fastapi,uvicorn",
+            ["axolotl_nextai.serve.nextai_serve", "--base-model", "x"],
+            "nextai-serve needs fastapi, uvicorn: pip install 'axolotl-nextai[serve]'",
+        ),
+        (
+            "lm_eval",
+            ["axolotl_nextai.eval.cli", "--base-model", "x"],
+            "nextai-eval needs lm-eval: pip install 'axolotl-nextai[eval]'",
+        ),
+        (
+            "gguf",
+            ["axolotl_nextai.models.real_model"],
+            "nextai-real-model needs gguf: pip install 'axolotl-nextai[real-model]'",
+        ),
+    ],
+)
 def test_a_command_without_its_extra_says_which_to_install(absent, argv, line):
     done = run_python("-c", RUN_WITHOUT, absent, *argv)
     assert (done.returncode, done.stdout, done.stderr.strip()) == (1, "", f"Error: {line}")
 
 
-@pytest.mark.parametrize(("absent", "option", "line"), [
-    ("model2vec", "--near-dedup=prefilter",
-     "--near-dedup prefilter needs model2vec: pip install 'axolotl-nextai[dedup-fast]'"),
-    ("openvino", "--encoder=openvino", "--encoder openvino needs openvino: pip install 'axolotl-nextai[dedup-fast]'"),
-])
-def test_a_build_without_its_extra_says_which_to_install_before_reading_a_row(absent, option, line, monkeypatch,
-                                                                               tmp_path):
+@pytest.mark.parametrize(
+    ("absent", "option", "line"),
+    [
+        (
+            "model2vec",
+            "--near-dedup=prefilter",
+            "--near-dedup prefilter needs model2vec: pip install 'axolotl-nextai[dedup-fast]'",
+        ),
+        (
+            "openvino",
+            "--encoder=openvino",
+            "--encoder openvino needs openvino: pip install 'axolotl-nextai[dedup-fast]'",
+        ),
+    ],
+)
+def test_a_build_without_its_extra_says_which_to_install_before_reading_a_row(
+    absent, option, line, monkeypatch, tmp_path
+):
     monkeypatch.setitem(sys.modules, absent, None)
-    done = CliRunner().invoke(data_cli.main, ["build", "--mixture", "v5", "--sample", "--device", "cpu", option,
-                                              "--out", str(tmp_path / "v5.jsonl")])
+    done = CliRunner().invoke(
+        data_cli.main,
+        [
+            "build",
+            "--mixture",
+            "v5",
+            "--sample",
+            "--device",
+            "cpu",
+            option,
+            "--out",
+            str(tmp_path / "v5.jsonl"),
+        ],
+    )
     assert (done.exit_code, done.output.strip()) == (1, f"Error: {line}")
     assert not list(tmp_path.iterdir())
 
@@ -100,10 +140,20 @@ def test_auto_without_openvino_runs_torch_and_says_so_once(monkeypatch, capsys):
 
 
 def test_training_and_a_build_import_no_optional_package():
-    """The plugin, a build (near-dedup, decontamination from local files) and every command's module as imported
-    before its check runs."""
-    core = ["axolotl_nextai.plugin", "data_builders.build", "data_builders.nextai_data", "axolotl_nextai.serve.nextai_serve",
-            "axolotl_nextai.serve.client", "axolotl_nextai.eval.cli", "axolotl_nextai.models.real_model"]
-    code = f"import sys\nfor m in {core!r}: __import__(m)\nprint(sorted(set({OPTIONAL_MODULES!r}) & set(sys.modules)))"
+    """The plugin, a build (near-dedup, decontamination from local files) and every command's module as
+    imported before its check runs."""
+    core = [
+        "axolotl_nextai.plugin",
+        "data_builders.build",
+        "data_builders.nextai_data",
+        "axolotl_nextai.serve.nextai_serve",
+        "axolotl_nextai.serve.client",
+        "axolotl_nextai.eval.cli",
+        "axolotl_nextai.models.real_model",
+    ]
+    code = (
+        f"import sys\nfor m in {core!r}: __import__(m)\nprint(sorted(set({OPTIONAL_MODULES!r}) & "
+        "set(sys.modules)))"
+    )
     done = run_python("-c", code)
     assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr[-2000:]

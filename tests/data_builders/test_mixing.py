@@ -15,9 +15,18 @@ from data_builders.mixing import (
 from data_builders.records import Record
 
 
-@pytest.mark.parametrize(("percent", "available", "expected"), [
-    (100, 20605, 20605), (0, 50, 0), (20, 7, 1), (10, 5, 1), (12.5, 4, 1), (5, 9, 0), (33.3, 1000, 333),
-])
+@pytest.mark.parametrize(
+    ("percent", "available", "expected"),
+    [
+        (100, 20605, 20605),
+        (0, 50, 0),
+        (20, 7, 1),
+        (10, 5, 1),
+        (12.5, 4, 1),
+        (5, 9, 0),
+        (33.3, 1000, 333),
+    ],
+)
 def test_selected_count_rounds_halves_up(percent, available, expected):
     assert selected_count(percent, available) == expected
 
@@ -29,8 +38,18 @@ def test_selected_count_is_within_one_row_everywhere():
 
 
 def test_select_is_seeded_exact_and_keeps_order():
-    records = [Record(instruction=f"q{i}", input="", output="a", source="dolly", row=i, licence="MIT",
-                      llm_generated=False) for i in range(200)]
+    records = [
+        Record(
+            instruction=f"q{i}",
+            input="",
+            output="a",
+            source="dolly",
+            row=i,
+            licence="MIT",
+            llm_generated=False,
+        )
+        for i in range(200)
+    ]
     a = seeded_sample(records, 40, seed=1, source="dolly")
     assert len(a) == 40 and a == seeded_sample(records, 40, seed=1, source="dolly")
     assert [r.row for r in a] == sorted(r.row for r in a)
@@ -52,11 +71,16 @@ def test_every_shipped_mixture_validates():
 
 def test_table7_mixtures():
     """The mixtures of Table 7: v5 = v2 + LIMA; v4 doubles FaithDial and Multi-News; v7 = v6 + FLAN CoT 2k."""
-    shares = {name: {e.source: e.percent if e.rows is None else e.rows for e in load_mixture(name).sources}
-              for name in mixture_names()}
+    shares = {
+        name: {e.source: e.percent if e.rows is None else e.rows for e in load_mixture(name).sources}
+        for name in mixture_names()
+    }
     assert shares["v1"] == {"open_platypus": 100}
-    assert shares["v2"] == shares["v3"] == {"dolly": 100, "open_platypus": 100, "codegen": 10, "faithdial": 20,
-                                            "multi_news": 10}
+    assert (
+        shares["v2"]
+        == shares["v3"]
+        == {"dolly": 100, "open_platypus": 100, "codegen": 10, "faithdial": 20, "multi_news": 10}
+    )
     assert shares["v4"] == {**shares["v2"], "faithdial": 40, "multi_news": 20}
     assert shares["v5"] == {**shares["v2"], "lima": 100}
     assert shares["v6"] == {"dolly": 100, "open_platypus": 100, "codegen": 10, "lima": 100}
@@ -69,16 +93,31 @@ def write(tmp_path, spec) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize(("sources", "message"), [
-    ([{"source": "dolly", "percent": 150}], r"`sources\.0\.percent`: Input should be less than or equal to 100"),
-    ([{"source": "dolly", "percent": -1}], r"`sources\.0\.percent`: Input should be greater than or equal to 0"),
-    ([{"source": "dolly"}], r"`sources\.0`: .*needs exactly one of percent or rows"),
-    ([{"source": "dolly", "percent": 10, "rows": 5}], r"needs exactly one of percent or rows"),
-    ([{"source": "nope", "percent": 10}], r"`sources\.0`: .*unknown source 'nope'"),
-    ([{"source": "mine", "percent": 10, "path": "x.jsonl"}], r"`sources\.0`: .*needs fields"),
-    ([{"source": "dolly", "percent": 10, "fields": {"instruction": "a", "output": "b"}}], r"fixed schema"),
-    ([{"source": "codegen", "percent": 10, "fields": {"prompt": "a"}}], r"must map instruction and output"),
-])
+@pytest.mark.parametrize(
+    ("sources", "message"),
+    [
+        (
+            [{"source": "dolly", "percent": 150}],
+            r"`sources\.0\.percent`: Input should be less than or equal to 100",
+        ),
+        (
+            [{"source": "dolly", "percent": -1}],
+            r"`sources\.0\.percent`: Input should be greater than or equal to 0",
+        ),
+        ([{"source": "dolly"}], r"`sources\.0`: .*needs exactly one of percent or rows"),
+        ([{"source": "dolly", "percent": 10, "rows": 5}], r"needs exactly one of percent or rows"),
+        ([{"source": "nope", "percent": 10}], r"`sources\.0`: .*unknown source 'nope'"),
+        ([{"source": "mine", "percent": 10, "path": "x.jsonl"}], r"`sources\.0`: .*needs fields"),
+        (
+            [{"source": "dolly", "percent": 10, "fields": {"instruction": "a", "output": "b"}}],
+            r"fixed schema",
+        ),
+        (
+            [{"source": "codegen", "percent": 10, "fields": {"prompt": "a"}}],
+            r"must map instruction and output",
+        ),
+    ],
+)
 def test_bad_mixture_names_the_key(tmp_path, sources, message):
     with pytest.raises(DataError, match=message):
         load_mixture(write(tmp_path, {"name": "x", "seed": 1, "sources": sources}))

@@ -1,6 +1,6 @@
 """What every fuzzer asserts at a command's border: it succeeds, or it fails with exit != 0 in one line and no
-traceback, and not by the boundary's last resort (an error no check foresaw, data_builders/boundary.py); either
-way no input changed and nothing was left in the output folder but what it writes."""
+traceback, and not by the boundary's last resort (an error no check foresaw, data_builders/boundary.py);
+either way no input changed and nothing was left in the output folder but what it writes."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ from data_builders.boundary import DEBUG_ENV
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @contextmanager
@@ -30,7 +33,9 @@ def workdir():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_at_border(command, args: list[str], inputs: Path, out: Path | None = None, written=()) -> tuple[int, str]:
+def run_at_border(
+    command, args: list[str], inputs: Path, out: Path | None = None, written=()
+) -> tuple[int, str]:
     """Invoke `command` in-process; assert the border's promises; return (exit code, output)."""
     before = snapshot(inputs)
     result = CliRunner().invoke(command, args)

@@ -1,5 +1,5 @@
-"""Rows of every format a source, a benchmark or a built file can come in, read by `nextai-data inspect` (the same
-reader as `build`, `decontaminate`, the training plugin's row check and `nextai-eval --heldout`)."""
+"""Rows of every format a source, a benchmark or a built file can come in, read by `nextai-data inspect` (the
+same reader as `build`, `decontaminate`, the training plugin's row check and `nextai-eval --heldout`)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,23 @@ from data_builders.nextai_data import main
 pytestmark = pytest.mark.fuzz  # make fuzz runs these with a larger budget
 
 KEYS = st.sampled_from(["instruction", "input", "output", "source", "id"]) | st.text(max_size=4)
-SCALARS = (st.text(max_size=12) | st.sampled_from(["", " ", "\u200b\ufeff", "\x00", "Ω≈ç"]) | st.integers()
-           | st.floats(allow_nan=False, allow_infinity=False) | st.none() | st.booleans())
-VALUES = SCALARS | st.lists(st.text(max_size=4), max_size=3) | st.dictionaries(st.text(max_size=3), SCALARS, max_size=2)
+SCALARS = (
+    st.text(max_size=12)
+    | st.sampled_from(["", " ", "\u200b\ufeff", "\x00", "Ω≈ç"])
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.none()
+    | st.booleans()
+)
+VALUES = (
+    SCALARS
+    | st.lists(st.text(max_size=4), max_size=3)
+    | st.dictionaries(st.text(max_size=3), SCALARS, max_size=2)
+)
 ROWS = st.dictionaries(KEYS, VALUES, max_size=6)
-GOOD = st.fixed_dictionaries({"instruction": st.text(max_size=12), "input": st.text(max_size=6),
-                              "output": st.text(max_size=12)})
+GOOD = st.fixed_dictionaries(
+    {"instruction": st.text(max_size=12), "input": st.text(max_size=6), "output": st.text(max_size=12)}
+)
 
 
 def mutate(line: str, how: str, depth: int) -> str:
@@ -42,8 +53,11 @@ def mutate(line: str, how: str, depth: int) -> str:
     return line
 
 
-LINES = st.tuples(GOOD | ROWS, st.sampled_from(["", "", "surrogate", "duplicate", "nan", "deep", "cut"]),
-                  st.integers(1, 5000)).map(lambda t: mutate(json.dumps(t[0]), t[1], t[2]))
+LINES = st.tuples(
+    GOOD | ROWS,
+    st.sampled_from(["", "", "surrogate", "duplicate", "nan", "deep", "cut"]),
+    st.integers(1, 5000),
+).map(lambda t: mutate(json.dumps(t[0]), t[1], t[2]))
 
 
 @given(lines=st.lists(LINES | st.binary(max_size=20).map(lambda b: b.decode("latin-1")), max_size=6))
@@ -54,15 +68,21 @@ def test_jsonl_rows(lines):
         run_at_border(main, ["inspect", str(folder / "t.jsonl")], folder)
 
 
-@given(value=st.lists(GOOD | ROWS, max_size=4) | VALUES, how=st.sampled_from(["", "surrogate", "duplicate", "nan"]))
+@given(
+    value=st.lists(GOOD | ROWS, max_size=4) | VALUES,
+    how=st.sampled_from(["", "surrogate", "duplicate", "nan"]),
+)
 def test_json_file(value, how):
     with workdir() as folder:
         (folder / "t.json").write_text(mutate(json.dumps(value), how, 0), "utf-8")
         run_at_border(main, ["inspect", str(folder / "t.json")], folder)
 
 
-@given(header=st.lists(KEYS, max_size=4), rows=st.lists(st.lists(st.text(max_size=8), max_size=5), max_size=4),
-       tail=st.binary(max_size=8))
+@given(
+    header=st.lists(KEYS, max_size=4),
+    rows=st.lists(st.lists(st.text(max_size=8), max_size=5), max_size=4),
+    tail=st.binary(max_size=8),
+)
 def test_csv_rows(header, rows, tail):
     with workdir() as folder:
         text = io.StringIO()
@@ -73,13 +93,21 @@ def test_csv_rows(header, rows, tail):
         run_at_border(main, ["inspect", str(folder / "t.csv")], folder)
 
 
-@given(columns=st.dictionaries(KEYS, st.lists(st.text(max_size=6) | st.none(), min_size=2, max_size=2)
-                               | st.lists(st.integers(-5, 5), min_size=2, max_size=2), max_size=4),
-       corrupt=st.booleans())
+@given(
+    columns=st.dictionaries(
+        KEYS,
+        st.lists(st.text(max_size=6) | st.none(), min_size=2, max_size=2)
+        | st.lists(st.integers(-5, 5), min_size=2, max_size=2),
+        max_size=4,
+    ),
+    corrupt=st.booleans(),
+)
 def test_parquet_rows(columns, corrupt):
     with workdir() as folder:
         buffer = io.BytesIO()
-        pq.write_table(pa.table(columns) if columns else pa.table({"instruction": pa.array([], pa.string())}), buffer)
+        pq.write_table(
+            pa.table(columns) if columns else pa.table({"instruction": pa.array([], pa.string())}), buffer
+        )
         data = buffer.getvalue()
-        (folder / "t.parquet").write_bytes(data[:len(data) // 2] + data[-8:] if corrupt else data)
+        (folder / "t.parquet").write_bytes(data[: len(data) // 2] + data[-8:] if corrupt else data)
         run_at_border(main, ["inspect", str(folder / "t.parquet")], folder)

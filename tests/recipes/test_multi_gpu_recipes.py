@@ -1,6 +1,7 @@
-"""recipe_check --world-size on the N-GPU recipes (recipes/multi-gpu/, from recipes/matrix.yaml's `multi_gpu`; each is
-validated at its own world size in test_recipe_validation.py): the rows a step over all ranks, the one-GPU rows where
-N allows (test_recipe_validation.py: a one-GPU recipe checked at 2 refused for the lever not tested there)."""
+"""recipe_check --world-size on the N-GPU recipes (recipes/multi-gpu/, from recipes/matrix.yaml's `multi_gpu`;
+each is validated at its own world size in test_recipe_validation.py): the rows a step over all ranks, the
+one-GPU rows where N allows (test_recipe_validation.py: a one-GPU recipe checked at 2 refused for the lever
+not tested there)."""
 
 import pytest
 import yaml

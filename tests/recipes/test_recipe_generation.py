@@ -8,7 +8,8 @@ import pytest
 import yaml
 from axolotl_launch import ROOT
 
-# recipes/ is a folder of files, not a package: load the script by path (registered first, as dataclasses need).
+# recipes/ is a folder of files, not a package: load the script by path (registered first, as dataclasses
+# need).
 spec = importlib.util.spec_from_file_location("recipes_generate", ROOT / "recipes" / "generate.py")
 generate = sys.modules["recipes_generate"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(generate)
@@ -53,8 +54,11 @@ def test_a_key_the_matrix_does_not_declare_is_refused_in_one_line(tmp_path):
     shutil.copytree(ROOT / "recipes", root)
     matrix = root / "matrix.yaml"
     matrix.write_text(matrix.read_text().replace("  v3: {cite: ", "  v3: {cit: "))
-    with pytest.raises(ValueError, match=r"matrix.yaml: `mixtures.v3.cite`: Field required.*"
-                                         r"`mixtures.v3.cit`: Extra inputs are not permitted") as err:
+    with pytest.raises(
+        ValueError,
+        match=r"matrix.yaml: `mixtures.v3.cite`: Field required.*"
+        r"`mixtures.v3.cit`: Extra inputs are not permitted",
+    ) as err:
         generate.load_matrix(root)
     assert "\n" not in str(err.value)
 
@@ -73,15 +77,19 @@ def test_the_fast_recipe_adds_its_keys_after_the_template_keys_named():
 
 def test_adding_a_key_the_template_has_is_refused():
     matrix, _, template = generate.load_matrix()
-    matrix = with_part(matrix, speed={"bad": {"cite": "speed", "add": {"group_by_length": {"sequence_len": 2048}}}})
+    matrix = with_part(
+        matrix, speed={"bad": {"cite": "speed", "add": {"group_by_length": {"sequence_len": 2048}}}}
+    )
     with pytest.raises(ValueError, match="`sequence_len` is in the template"):
         generate.expand(matrix, template)
 
 
 def test_table_6_is_table_4_r8_with_eager_attention():
     """Table 6's caption: FA2 vs not, "where LoRA r value was set at 8, as referenced in Table 4"."""
-    eager, fa2 = (yaml.safe_load((ROOT / "recipes" / "ablations" / name).read_text())
-                  for name in ("llama2-70b-v5-eager.yml", "llama2-70b-v5-r8-4096.yml"))
+    eager, fa2 = (
+        yaml.safe_load((ROOT / "recipes" / "ablations" / name).read_text())
+        for name in ("llama2-70b-v5-eager.yml", "llama2-70b-v5-r8-4096.yml")
+    )
     differing = {key for key in eager.keys() | fa2.keys() if eager.get(key) != fa2.get(key)}
     assert differing == {"attn_implementation", "output_dir", "dataset_prepared_path"}
     assert (eager["lora_r"], eager["sequence_len"], eager["optimizer"]) == (8, 4096, "paged_adamw_32bit")
@@ -94,7 +102,9 @@ def test_lever_sets_add_their_keys_in_order_and_an_unknown_set_is_refused():
     added = list(spec.add["gradient_checkpointing"])
     assert added[0] == "activation_offloading" and added[-1] == "nextai_tiled_mlp_shards"
     assert spec.values["lora_r"] == 64 and "axolotl.integrations.liger.LigerPlugin" in spec.values["plugins"]
-    matrix = with_part(matrix, ablations={"typo": {"cite": "Table 4", "set": {"lora_r": 8}, "levers": ["cutof-4096"]}})
+    matrix = with_part(
+        matrix, ablations={"typo": {"cite": "Table 4", "set": {"lora_r": 8}, "levers": ["cutof-4096"]}}
+    )
     with pytest.raises(ValueError, match="`levers: cutof-4096` is not a lever set"):
         generate.expand(matrix, template)
 

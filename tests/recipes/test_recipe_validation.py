@@ -1,4 +1,5 @@
-"""Every shipped recipe passes Axolotl's validation offline with the plugin registered, and holds only known keys."""
+"""Every shipped recipe passes Axolotl's validation offline with the plugin registered, and holds only known
+keys."""
 
 import re
 from pathlib import Path
@@ -148,8 +149,10 @@ def test_recipe_check_cli_reports_each_recipe(data_dir):
 def test_checked_for_several_processes_a_lever_not_tested_there_is_refused(data_dir):
     result = CliRunner().invoke(main, ["--world-size", "2", str(TEMPLATE)])
     assert result.exit_code == 1
-    assert (f"FAILED  {TEMPLATE}: `nextai_fuse_accumulation` is not tested with a world size of 2 yet: remove it, "
-            "or train in one process without FSDP") in result.output
+    assert (
+        f"FAILED  {TEMPLATE}: `nextai_fuse_accumulation` is not tested with a world size of 2 yet: remove "
+        "it, or train in one process without FSDP"
+    ) in result.output
 
 
 def test_a_fresh_clone_checks_the_recipe_and_warns_about_its_data_file(tmp_path, monkeypatch):
@@ -157,7 +160,9 @@ def test_a_fresh_clone_checks_the_recipe_and_warns_about_its_data_file(tmp_path,
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, [str(TEMPLATE)])
     assert result.exit_code == 0, result.output
-    assert f"warning {TEMPLATE}: datasets[0].path: dataset file `data/v5.jsonl` does not exist" in result.output
+    assert (
+        f"warning {TEMPLATE}: datasets[0].path: dataset file `data/v5.jsonl` does not exist" in result.output
+    )
     assert "nextai-data build --mixture v5 --out data/v5.jsonl (training refuses it)" in result.output
     assert result.output.rstrip().endswith(f"ok      {TEMPLATE}")
 
@@ -173,6 +178,10 @@ def test_eager_at_4096_is_refused_under_a_40_gb_cap_before_anything_loads(data_d
     hook, which `axolotl train` and this check both run, says so with the memory it needs."""
     eager = load(ROOT / "recipes" / "ablations" / "llama2-70b-v5-eager.yml")
     check_config(eager)  # its target is an 80 GB card
-    with pytest.raises(ConfigError, match=r"attn_implementation: eager .* at least 39\.\d\d GiB.*37\.25 GiB allowed"):
+    with pytest.raises(
+        ConfigError, match=r"attn_implementation: eager .* at least 39\.\d\d GiB.*37\.25 GiB allowed"
+    ):
         check_config({**eager, "nextai_gpu_memory_cap_gb": 40})
-    check_config({**load(ROOT / "recipes" / "ablations" / "llama2-70b-v5-r8-4096.yml"), "nextai_gpu_memory_cap_gb": 40})
+    check_config(
+        {**load(ROOT / "recipes" / "ablations" / "llama2-70b-v5-r8-4096.yml"), "nextai_gpu_memory_cap_gb": 40}
+    )

@@ -22,7 +22,8 @@ TABLE5 = ["llama2-70b-v5.yml"] + [
 
 
 def lora_model(recipe_name: str, monkeypatch, tmp_path):
-    """(peft model on the meta device, validated cfg) for a recipe, built as Axolotl would build its adapter."""
+    """(peft model on the meta device, validated cfg) for a recipe, built as Axolotl would build its
+    adapter."""
     from axolotl.loaders.adapter import load_lora
     from peft import get_peft_model
 
@@ -35,7 +36,8 @@ def lora_model(recipe_name: str, monkeypatch, tmp_path):
     arch = ARCH[cfg["base_model"]].config_values()
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(AutoConfig.for_model(arch.pop("model_type"), **arch))
-    model.tie_weights()  # SmolLM2 shares embeddings with lm_head; on the meta device nothing ties them by itself
+    # SmolLM2 shares embeddings with lm_head; on the meta device nothing ties them by itself
+    model.tie_weights()
     assert model.num_parameters() == total_parameters(ARCH[cfg["base_model"]])
     _, lora_config = load_lora(model, cfg, config_only=True)  # Axolotl's LoraConfig from the recipe's keys
     return get_peft_model(model, lora_config), cfg

@@ -1,6 +1,7 @@
-"""Bench-only probe, on PYTHONPATH of a GPU run: time Python's garbage collections in every process and print a
-summary at exit; with NEXTAI_BENCH_GC=off also turn the collector off. It tests whether the ~1 s stalls seen every
-few optimizer steps on the 70B runs are full (generation 2) collections over the loaded model's objects."""
+"""Bench-only probe, on PYTHONPATH of a GPU run: time Python's garbage collections in every process and print
+a summary at exit; with NEXTAI_BENCH_GC=off also turn the collector off. It tests whether the ~1 s stalls seen
+every few optimizer steps on the 70B runs are full (generation 2) collections over the loaded model's
+objects."""
 
 import atexit
 import gc
@@ -26,8 +27,13 @@ def _time_collection(phase: str, info: dict) -> None:
 def _summary() -> None:
     if not any(_pauses.values()):
         return
-    parts = [f"gen{g} {len(p)} x, {sum(p):.2f} s, max {max(p, default=0.0):.3f} s" for g, p in _pauses.items()]
-    print(f"gc_probe pid {os.getpid()} ({len(gc.get_objects())} tracked objects): " + "; ".join(parts), file=sys.stderr)
+    parts = [
+        f"gen{g} {len(p)} x, {sum(p):.2f} s, max {max(p, default=0.0):.3f} s" for g, p in _pauses.items()
+    ]
+    print(
+        f"gc_probe pid {os.getpid()} ({len(gc.get_objects())} tracked objects): " + "; ".join(parts),
+        file=sys.stderr,
+    )
 
 
 gc.callbacks.append(_time_collection)

@@ -1,6 +1,5 @@
 """The FlashAttention-2 fallback: the pure decision, then one real launch of the CLI without flash_attn."""
 
-
 import pytest
 import yaml
 from axolotl_launch import ROOT, tiny_cpu_config

@@ -17,7 +17,9 @@ def test_valid_keys_parse():
 
 
 def test_unknown_key_is_named_with_suggestion():
-    with pytest.raises(ConfigError, match=r"unknown config key `nextai_reprot` \(did you mean `nextai_report`\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key `nextai_reprot` \(did you mean `nextai_report`\?\)"
+    ):
         validate_plugin_keys({"nextai_reprot": True})
 
 
@@ -27,10 +29,18 @@ def test_wrong_type_is_named():
 
 
 def test_every_bad_key_is_named_at_once():
-    problems = plugin_key_problems({"nextai_reprot": True, "nextai_gc_frezee": True, "nextai_report": "yes",
-                                    "nextai_tiled_mlp_shards": 1})
-    assert problems[:2] == ["unknown config key `nextai_reprot` (did you mean `nextai_report`?)",
-                            "unknown config key `nextai_gc_frezee` (did you mean `nextai_gc_freeze`?)"]
+    problems = plugin_key_problems(
+        {
+            "nextai_reprot": True,
+            "nextai_gc_frezee": True,
+            "nextai_report": "yes",
+            "nextai_tiled_mlp_shards": 1,
+        }
+    )
+    assert problems[:2] == [
+        "unknown config key `nextai_reprot` (did you mean `nextai_report`?)",
+        "unknown config key `nextai_gc_frezee` (did you mean `nextai_gc_freeze`?)",
+    ]
     assert "`nextai_report`: Input should be a valid boolean" in problems[2]
     assert "`nextai_tiled_mlp_shards`: Input should be greater than or equal to 2" in problems[2]
 

@@ -1,4 +1,5 @@
-"""The arithmetic of nextai-eval's Table-8-style comparison: limits, intervals, paired changes, held-out loss."""
+"""The arithmetic of nextai-eval's Table-8-style comparison: limits, intervals, paired changes, held-out
+loss."""
 
 from __future__ import annotations
 
@@ -17,22 +18,34 @@ def test_limits_per_benchmark_and_for_all():
     assert limits == {"*": 50, "BBQ": 2000, "MMLU": None}
     assert task_limit(f"{LOCAL_PREFIX}bbq", limits) == 2000 and task_limit("mmlu_philosophy", limits) is None
     assert task_limit("truthfulqa_mc1", limits) == 50 and task_limit("arc_easy", limits) == 50
-    assert describe_limits(limits) == "at most 50 items per task; BBQ: at most 2000 items per task; MMLU: every item"
-    for bad, message in [("gsm8k=5", "unknown benchmark 'gsm8k'"), ("mmlu=0", "positive whole number"),
-                         ("many", "positive whole number")]:
+    assert (
+        describe_limits(limits)
+        == "at most 50 items per task; BBQ: at most 2000 items per task; MMLU: every item"
+    )
+    for bad, message in [
+        ("gsm8k=5", "unknown benchmark 'gsm8k'"),
+        ("mmlu=0", "positive whole number"),
+        ("many", "positive whole number"),
+    ]:
         with pytest.raises(EvalInputError, match=message):
             parse_limits([bad])
 
 
 def results(scores: dict[str, tuple[float, int]]) -> dict:
-    return {"results": {name: {"acc,none": p} for name, (p, _) in scores.items()},
-            "n-samples": {name: {"effective": n} for name, (_, n) in scores.items()}}
+    return {
+        "results": {name: {"acc,none": p} for name, (p, _) in scores.items()},
+        "n-samples": {name: {"effective": n} for name, (_, n) in scores.items()},
+    }
 
 
 def test_mmlu_is_the_mean_of_its_subjects_with_the_interval_of_a_mean():
-    row = table_row(results({"mmlu_philosophy": (0.5, 100), "mmlu_moral_disputes": (0.3, 100),
-                             "truthfulqa_mc1": (0.25, 40)}))
+    row = table_row(
+        results(
+            {"mmlu_philosophy": (0.5, 100), "mmlu_moral_disputes": (0.3, 100), "truthfulqa_mc1": (0.25, 40)}
+        )
+    )
     assert row["scores"]["MMLU"] == pytest.approx(0.4) and row["items"]["MMLU"] == 200
+
     def se_ac(p: float, n: int) -> float:  # Agresti-Coull: two successes and two failures added
         q = (p * n + 2) / (n + 4)
         return math.sqrt(q * (1 - q) / (n + 4))
@@ -50,7 +63,8 @@ def test_the_change_is_paired_item_by_item():
     base = {"mmlu_philosophy": [1, 0, 0, 1], "mmlu_moral_disputes": [0, 0, 1, 1], "bbq": [1, 1, 0, 0]}
     same = paired_change(base, base)
     assert same["MMLU"] == {"change": 0.0, "interval": None, "items_changed": 0}  # zero spread bounds nothing
-    # two flips to right in philosophy, none in moral_disputes: +0.25 over the two subjects; BBQ loses one of four
+    # two flips to right in philosophy, none in moral_disputes: +0.25 over the two subjects; BBQ loses one of
+    # four
     tuned = {"mmlu_philosophy": [1, 1, 1, 1], "mmlu_moral_disputes": [0, 0, 1, 1], "bbq": [1, 0, 0, 0]}
     change = paired_change(base, tuned)
     assert change["MMLU"]["change"] == pytest.approx(0.25) and change["BBQ"]["change"] == pytest.approx(-0.25)
@@ -71,14 +85,20 @@ def test_heldout_change_pairs_rows():
 def test_the_table_has_base_tuned_change_and_items_rows():
     row = table_row(results({"mmlu_philosophy": (0.5, 4), "bbq": (0.25, 4)}))
     row["heldout"] = {"loss": 2.5, "rows": 3, "tokens": 120, "skipped_rows": 1, "cutoff": 256}
-    change = {"columns": {"MMLU": {"change": 0.25, "interval": [-0.1, 0.6]},
-                          "BBQ": {"change": 0.0, "interval": None, "items_changed": 0}},
-              "heldout": {"change": -0.05, "interval": [-0.08, -0.02]}}
+    change = {
+        "columns": {
+            "MMLU": {"change": 0.25, "interval": [-0.1, 0.6]},
+            "BBQ": {"change": 0.0, "interval": None, "items_changed": 0},
+        },
+        "heldout": {"change": -0.05, "interval": [-0.08, -0.02]},
+    }
     table = to_markdown([("base", row), ("tuned", row)], "a note", change)
     lines = table.splitlines()
     assert lines[0].startswith("| Model | MMLU | TruthfulQA | BBQ | CNN/DM ROUGE-2 | held-out loss |")
     assert lines[2].startswith("| base | 50.0 % [") and lines[3].startswith("| tuned |")
     assert lines[4].startswith("| change (paired) | +25.0 pts [-10.0, +60.0] | — | no answer changed |")
     assert "-0.0500 [-0.0800, -0.0200]" in lines[4]
-    assert lines[5].startswith("| items scored | 4 (1 subj.) | 0 | 4 | 0 | 3 rows, 120 tokens (1 with no response")
+    assert lines[5].startswith(
+        "| items scored | 4 (1 subj.) | 0 | 4 | 0 | 3 rows, 120 tokens (1 with no response"
+    )
     assert table.endswith("a note.\n")

@@ -20,11 +20,13 @@ OUT, IN = 384, 256  # 6 x 4 blocks of 64 per row
 def linear4bit(dtype: torch.dtype, bias: bool, seed: int = 0) -> bitsandbytes.nn.Linear4bit:
     """An NF4 + double-quant Linear4bit quantized on the CPU, as transformers loads the paper's model."""
     torch.manual_seed(seed)
-    layer = bitsandbytes.nn.Linear4bit(IN, OUT, bias=bias, compute_dtype=dtype, compress_statistics=True,
-                                       quant_type="nf4")
+    layer = bitsandbytes.nn.Linear4bit(
+        IN, OUT, bias=bias, compute_dtype=dtype, compress_statistics=True, quant_type="nf4"
+    )
     weight = (torch.randn(OUT, IN) * 0.02).to(dtype)
-    layer.weight = bitsandbytes.nn.Params4bit(weight, requires_grad=False, quant_type="nf4",
-                                              compress_statistics=True, module=layer)
+    layer.weight = bitsandbytes.nn.Params4bit(
+        weight, requires_grad=False, quant_type="nf4", compress_statistics=True, module=layer
+    )
     if bias:
         layer.bias = torch.nn.Parameter(torch.randn(OUT, dtype=dtype) * 0.1)
     return layer.to("cpu")
@@ -84,7 +86,9 @@ def test_only_large_weights_with_whole_blocks_per_row_are_chunked():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("chunk_rows", [1, 100, 383])  # uneven last chunks included
-def test_same_output_and_input_gradient_as_bitsandbytes(dtype, bias, chunk_rows, restore_bnb, dequantized_sizes):
+def test_same_output_and_input_gradient_as_bitsandbytes(
+    dtype, bias, chunk_rows, restore_bnb, dequantized_sizes
+):
     layer = linear4bit(dtype, bias)
     x = torch.randn(2, 7, IN, dtype=dtype)
     grad = torch.randn(2, 7, OUT, dtype=dtype)
@@ -98,7 +102,9 @@ def test_same_output_and_input_gradient_as_bitsandbytes(dtype, bias, chunk_rows,
     # one full-length dot product per output element either way: equal up to the matmul's own rounding
     torch.testing.assert_close(y, expected[0])
     torch.testing.assert_close(dx, expected[1])
-    assert dequantized_sizes and max(dequantized_sizes) * dtype.itemsize <= max(chunk_bytes, OUT * 64 * dtype.itemsize)
+    assert dequantized_sizes and max(dequantized_sizes) * dtype.itemsize <= max(
+        chunk_bytes, OUT * 64 * dtype.itemsize
+    )
     assert len(dequantized_sizes) > 2  # forward and backward each went through several chunks
 
 
@@ -115,7 +121,9 @@ def test_lora_gradients_through_peft_are_unchanged(restore_bnb):
 
     def grads():
         torch.manual_seed(1)
-        model = get_peft_model(Block(), LoraConfig(r=4, lora_alpha=16, lora_dropout=0.0, target_modules=["down_proj"]))
+        model = get_peft_model(
+            Block(), LoraConfig(r=4, lora_alpha=16, lora_dropout=0.0, target_modules=["down_proj"])
+        )
         for name, param in model.named_parameters():
             if "lora_B" in name:  # peft starts B at zero, which would hide a wrong gradient for A
                 torch.nn.init.normal_(param, std=0.1)

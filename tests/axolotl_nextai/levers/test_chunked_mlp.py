@@ -1,7 +1,8 @@
-"""nextai_mlp_chunks: the MLP run a chunk of intermediate features at a time gives the unchunked MLP's loss and
-gradients on the tiny Llama in NF4 with LoRA on down_proj (checkpointed, so the recompute computes nothing there,
-and no 4-bit matmul of the MLP runs: its weights are dequantized a chunk at a time), with dropout its gradients
-are those of the forward that ran (a finite-difference check), and configs it cannot serve are refused in one line."""
+"""nextai_mlp_chunks: the MLP run a chunk of intermediate features at a time gives the unchunked MLP's loss
+and gradients on the tiny Llama in NF4 with LoRA on down_proj (checkpointed, so the recompute computes nothing
+there, and no 4-bit matmul of the MLP runs: its weights are dequantized a chunk at a time), with dropout its
+gradients are those of the forward that ran (a finite-difference check), and configs it cannot serve are
+refused in one line."""
 
 import pytest
 import torch
@@ -29,19 +30,27 @@ def qlora_step(tiny_model, chunks):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                      bnb_4bit_compute_dtype=torch.float32)
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.float32,
+    )
     model = AutoModelForCausalLM.from_pretrained(tiny_model, quantization_config=quantization)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(0)
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, lora_dropout=0.0,
-                                             target_modules=["o_proj", "down_proj"]))
+    model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=16, lora_dropout=0.0, target_modules=["o_proj", "down_proj"])
+    )
     for name, param in model.named_parameters():
         if "lora_B" in name:
             torch.nn.init.normal_(param, std=0.1)
     if chunks:
-        assert ChunkedMlp().install({KEY: chunks}, model) == f"{KEY}: 4 MLPs run in {chunks} chunks of intermediate " \
-                                                            "features in training"
+        assert (
+            ChunkedMlp().install({KEY: chunks}, model)
+            == f"{KEY}: 4 MLPs run in {chunks} chunks of intermediate "
+            "features in training"
+        )
     model.train()
     torch.manual_seed(1)
     ids = torch.randint(0, model.config.vocab_size, (2, 24))
@@ -71,15 +80,30 @@ def test_with_dropout_the_gradient_is_that_of_the_forward_that_ran():
     class Layer(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.mlp = LlamaMLP(LlamaConfig(hidden_size=8, intermediate_size=12, num_attention_heads=2,
-                                            num_key_value_heads=2, hidden_act="silu"))
+            self.mlp = LlamaMLP(
+                LlamaConfig(
+                    hidden_size=8,
+                    intermediate_size=12,
+                    num_attention_heads=2,
+                    num_key_value_heads=2,
+                    hidden_act="silu",
+                )
+            )
 
         def forward(self, x):
             return self.mlp(x)
 
     torch.manual_seed(0)
-    model = get_peft_model(Layer(), LoraConfig(r=2, lora_alpha=4, lora_dropout=0.5, target_modules=["down_proj"],
-                                               init_lora_weights=False)).double().train()
+    model = (
+        get_peft_model(
+            Layer(),
+            LoraConfig(
+                r=2, lora_alpha=4, lora_dropout=0.5, target_modules=["down_proj"], init_lora_weights=False
+            ),
+        )
+        .double()
+        .train()
+    )
     ChunkedMlp().install({KEY: 3}, model)
 
     def seeded(x, *lora):  # the same masks on every call, so that finite differences see one function
@@ -97,12 +121,15 @@ def test_chunk_bounds_are_whole_blocks():
     assert chunk_bounds(12, 3, 1) == [(0, 4), (4, 8), (8, 12)]
 
 
-@pytest.mark.parametrize("overrides,named", [
-    ({"lora_target_modules": ["o_proj", "gate_proj"]}, "adapts gate_proj"),
-    ({"lora_target_linear": True}, "adapts every linear layer"),
-    ({"nextai_tiled_mlp_shards": 8}, "both cut the MLP"),
-    ({"nextai_saved_matmuls": ["up_proj", "q_proj"]}, "computes up_proj itself"),
-])
+@pytest.mark.parametrize(
+    "overrides,named",
+    [
+        ({"lora_target_modules": ["o_proj", "gate_proj"]}, "adapts gate_proj"),
+        ({"lora_target_linear": True}, "adapts every linear layer"),
+        ({"nextai_tiled_mlp_shards": 8}, "both cut the MLP"),
+        ({"nextai_saved_matmuls": ["up_proj", "q_proj"]}, "computes up_proj itself"),
+    ],
+)
 def test_a_config_it_cannot_serve_is_refused_in_one_line(overrides, named):
     cfg = {KEY: 8, "lora_target_modules": ["o_proj", "down_proj"], **overrides}
     problems = chunked_mlp_problems(cfg)

@@ -45,8 +45,9 @@ def qlora_model(tiny_model):
 
     from axolotl_nextai.models.checkpoint import qlora_quantization
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, quantization_config=qlora_quantization(),
-                                                 device_map="cpu")
+    model = AutoModelForCausalLM.from_pretrained(
+        tiny_model, quantization_config=qlora_quantization(), device_map="cpu"
+    )
     torch.manual_seed(0)
     targets = ["o_proj", "gate_proj", "down_proj"]  # gate_proj both kept (saved_matmuls) and adapted
     lora = LoraConfig(r=4, lora_alpha=16, lora_dropout=0.0, target_modules=targets)
@@ -89,18 +90,24 @@ def training_step(model) -> list[torch.Tensor]:
 def state(model, target) -> dict:
     """What a lever may change: every module's own attributes, parameters and buffers; bitsandbytes' matmul;
     the Trainer's attributes; the CUDA allocator's cap and settings."""
-    modules = {name: (sorted(vars(module)),
-                      [(n, p.device, p.dtype, p.requires_grad)
-                       for n, p in module.named_parameters(recurse=False)],
-                      [n for n, _ in module.named_buffers(recurse=False)])
-               for name, module in model.named_modules()}
+    modules = {
+        name: (
+            sorted(vars(module)),
+            [(n, p.device, p.dtype, p.requires_grad) for n, p in module.named_parameters(recurse=False)],
+            [n for n, _ in module.named_buffers(recurse=False)],
+        )
+        for name, module in model.named_modules()
+    }
     cuda = torch.cuda.is_available()
-    return {"modules": modules, "matmul_4bit": bitsandbytes.matmul_4bit,
-            "dequantize_4bit": bitsandbytes.functional.dequantize_4bit,
-            "offloader": checkpoint_activation_offload.CheckpointHiddenStatesOffload,
-            "trainer": sorted(vars(target)) if lever_target_is_trainer(target) else None,
-            "cap": torch.cuda.get_per_process_memory_fraction(0) if cuda else None,
-            "allocator": torch._C._accelerator_getAllocatorSettings() if cuda else None}
+    return {
+        "modules": modules,
+        "matmul_4bit": bitsandbytes.matmul_4bit,
+        "dequantize_4bit": bitsandbytes.functional.dequantize_4bit,
+        "offloader": checkpoint_activation_offload.CheckpointHiddenStatesOffload,
+        "trainer": sorted(vars(target)) if lever_target_is_trainer(target) else None,
+        "cap": torch.cuda.get_per_process_memory_fraction(0) if cuda else None,
+        "allocator": torch._C._accelerator_getAllocatorSettings() if cuda else None,
+    }
 
 
 def lever_target_is_trainer(target) -> bool:
@@ -111,8 +118,13 @@ def lever_target_is_trainer(target) -> bool:
 
 def patched_attributes(model, target) -> list:
     """(object, attribute) of every patch a lever has marked."""
-    objects = [*model.modules(), bitsandbytes, bitsandbytes.functional, checkpoint_activation_offload,
-               *([target] if lever_target_is_trainer(target) else [])]
+    objects = [
+        *model.modules(),
+        bitsandbytes,
+        bitsandbytes.functional,
+        checkpoint_activation_offload,
+        *([target] if lever_target_is_trainer(target) else []),
+    ]
     return [(obj, name) for obj in objects for name in vars(obj).get(PATCHES, {})]
 
 

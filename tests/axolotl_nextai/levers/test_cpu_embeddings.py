@@ -15,8 +15,15 @@ LEVER, ON = EmbeddingsOnCpu(), {"nextai_embeddings_on_cpu": True}
 
 def tiny_llama(tied: bool = False) -> LlamaForCausalLM:
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=tied)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=tied,
+    )
     model = LlamaForCausalLM(config)
     model.get_input_embeddings().weight.requires_grad_(False)  # frozen, as under LoRA
     return model
@@ -36,9 +43,12 @@ def test_same_logits_and_gradients_and_the_weight_is_a_buffer():
     expected = logits_and_grads(model, input_ids)
     device = model.device
     log = LEVER.install(ON, model)
-    assert log == "nextai_embeddings_on_cpu: input embeddings (0 MiB) looked up on the CPU"  # 64 x 32 x 4 bytes
+    # 64 x 32 x 4 bytes
+    assert log == "nextai_embeddings_on_cpu: input embeddings (0 MiB) looked up on the CPU"
     embeddings = model.get_input_embeddings()
-    assert "weight" in dict(embeddings.named_buffers()) and "weight" not in dict(embeddings.named_parameters())
+    assert "weight" in dict(embeddings.named_buffers()) and "weight" not in dict(
+        embeddings.named_parameters()
+    )
     assert model.device == device and next(model.parameters()) is not embeddings.weight
     logits, grads = logits_and_grads(model, input_ids)
     torch.testing.assert_close(logits, expected[0], rtol=0, atol=0)

@@ -21,8 +21,10 @@ def test_a_cap_above_the_card_is_one_line_before_loading():
     assert CAP.problems({CAP.key: 40}, Launch(device_bytes=80 * GB)) == []
     assert CAP.problems({CAP.key: 100}, Launch()) == []  # no card to compare with (recipe_check on a laptop)
     [problem] = CAP.problems({CAP.key: 100}, Launch(device_bytes=80 * GB))
-    assert problem == ("`nextai_gpu_memory_cap_gb`: 100 GB is more than this card's 80.0 GB; a cap can only "
-                       "simulate a smaller card: lower it or remove the key")
+    assert problem == (
+        "`nextai_gpu_memory_cap_gb`: 100 GB is more than this card's 80.0 GB; a cap can only "
+        "simulate a smaller card: lower it or remove the key"
+    )
     with pytest.raises(ConfigError, match="100 GB is more than this card's 80.0 GB"):
         memory_fraction(100, 80 * GB)
 
@@ -62,5 +64,8 @@ def test_expandable_segments_are_used_for_new_memory_until_uninstalled():
 def segment_of(tensor: torch.Tensor) -> dict:
     """The allocator segment that holds `tensor`."""
     address = tensor.data_ptr()
-    return next(segment for segment in torch.cuda.memory_snapshot()
-                if segment["address"] <= address < segment["address"] + segment["total_size"])
+    return next(
+        segment
+        for segment in torch.cuda.memory_snapshot()
+        if segment["address"] <= address < segment["address"] + segment["total_size"]
+    )

@@ -1,7 +1,7 @@
 """nextai_nf4_dequant_kernel: the Triton kernel gives bitsandbytes' own values bit for bit (on the CPU through
-Triton's interpreter, against bitsandbytes' reference implementation; on CUDA, where the GPU machine runs this file
-first, against its CUDA kernel, inside its 4-bit matmul too); off the GPU and for `bitsandbytes`, bitsandbytes'
-own path (installing and undoing the patch is test_contract.py's)."""
+Triton's interpreter, against bitsandbytes' reference implementation; on CUDA, where the GPU machine runs this
+file first, against its CUDA kernel, inside its 4-bit matmul too); off the GPU and for `bitsandbytes`,
+bitsandbytes' own path (installing and undoing the patch is test_contract.py's)."""
 
 import pytest
 import torch
@@ -34,11 +34,13 @@ def bitsandbytes_reference(packed, state, dtype):
     from bitsandbytes.backends.default.ops import _dequantize_4bit_compute
 
     scales = F.dequantize_blockwise(state.absmax, state.state2) + state.offset
-    return _dequantize_4bit_compute(packed.reshape(-1), scales.float(), state.code.float(), state.blocksize,
-                                    state.shape, dtype)
+    return _dequantize_4bit_compute(
+        packed.reshape(-1), scales.float(), state.code.float(), state.blocksize, state.shape, dtype
+    )
 
 
-@pytest.mark.parametrize("shape", [(64, 128), (40, 200), (3, 2 * 4096 + 64)])  # last: several programs, a ragged end
+# last: several programs, a ragged end
+@pytest.mark.parametrize("shape", [(64, 128), (40, 200), (3, 2 * 4096 + 64)])
 def test_the_kernel_gives_bitsandbytes_values_bit_for_bit(interpreted, shape):
     import bitsandbytes.functional as F
 
@@ -59,7 +61,8 @@ def test_off_the_gpu_and_for_bitsandbytes_its_own_path():
         assert LEVER.install({KEY: "bitsandbytes"}) == f"{KEY}: bitsandbytes: bitsandbytes' own kernel"
         assert F.dequantize_4bit is original
         assert LEVER.install({KEY: "triton"}).startswith(f"{KEY}: triton")
-        assert torch.equal(F.dequantize_4bit(packed, state), original(packed, state))  # a CPU tensor: bitsandbytes'
+        # a CPU tensor: bitsandbytes'
+        assert torch.equal(F.dequantize_4bit(packed, state), original(packed, state))
     finally:
         LEVER.uninstall()
     assert F.dequantize_4bit is original

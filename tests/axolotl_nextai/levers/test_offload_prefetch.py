@@ -1,5 +1,5 @@
-"""nextai_prefetch_offloaded_inputs: which offloaded layer input backward asks for next, the config refused in one
-line without hidden-states offloading or with reentrant checkpointing (installing and undoing it is
+"""nextai_prefetch_offloaded_inputs: which offloaded layer input backward asks for next, the config refused in
+one line without hidden-states offloading or with reentrant checkpointing (installing and undoing it is
 test_contract.py's), and on CUDA (the GPU machine runs this file before the 70B runs) the same loss and LoRA
 gradients with the prefetching offloader as with Axolotl's own, every input restored."""
 
@@ -44,10 +44,16 @@ def test_without_hidden_states_offloading_the_key_is_refused_in_one_line(offload
     (problem,) = LEVER.problems(cfg, None)
     assert problem.startswith(f"`{KEY}` prefetches the layer inputs")
     assert LEVER.problems({**cfg, "activation_offloading": "hidden_states"}, None) == []
-    reentrant = {**cfg, "activation_offloading": "hidden_states", "gradient_checkpointing_kwargs": {"use_reentrant": True}}
+    reentrant = {
+        **cfg,
+        "activation_offloading": "hidden_states",
+        "gradient_checkpointing_kwargs": {"use_reentrant": True},
+    }
     assert "already prefetches" in LEVER.problems(reentrant, None)[0]
     with pytest.raises(ConfigError, match=f"`{KEY}`.*set activation_offloading: hidden_states"):
-        NextAIPlugin().register({"plugins": ["axolotl_nextai.NextAIPlugin"], "nextai_check_datasets": False, **cfg})
+        NextAIPlugin().register(
+            {"plugins": ["axolotl_nextai.NextAIPlugin"], "nextai_check_datasets": False, **cfg}
+        )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="Axolotl offloads only accelerator tensors")
@@ -61,8 +67,9 @@ def test_on_cuda_the_prefetched_inputs_train_the_same(tiny_model):
     from axolotl_nextai.models.checkpoint import qlora_quantization
 
     def step():
-        model = AutoModelForCausalLM.from_pretrained(tiny_model, quantization_config=qlora_quantization(),
-                                                     device_map="cuda")
+        model = AutoModelForCausalLM.from_pretrained(
+            tiny_model, quantization_config=qlora_quantization(), device_map="cuda"
+        )
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         torch.manual_seed(0)
         model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=["o_proj", "down_proj"]))

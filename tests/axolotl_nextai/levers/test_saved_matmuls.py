@@ -1,9 +1,9 @@
 """nextai_saved_matmuls on the tiny Llama loaded in NF4 with LoRA, on the CPU (and on CUDA where there is one:
-the GPU machine runs this file before the 70B runs): the same loss and LoRA gradients with the lever on and off
-(LoRA dropout on: the recompute replays its masks), a backward that recomputes every 4-bit matmul but the kept
-and skipped ones, down_proj skipped rather than kept (a NaN placeholder that nothing reads), outputs of a forward
-whose backward never ran dropped rather than handed to the next step, and each config the lever cannot serve
-refused in one line naming the key."""
+the GPU machine runs this file before the 70B runs): the same loss and LoRA gradients with the lever on and
+off (LoRA dropout on: the recompute replays its masks), a backward that recomputes every 4-bit matmul but the
+kept and skipped ones, down_proj skipped rather than kept (a NaN placeholder that nothing reads), outputs of a
+forward whose backward never ran dropped rather than handed to the next step, and each config the lever cannot
+serve refused in one line naming the key."""
 
 import logging
 
@@ -20,8 +20,10 @@ from axolotl_nextai.plugin import NextAIPlugin
 LEVER = SavedMatmuls()
 
 KEPT = ["gate_proj", "up_proj"]
-LORA_TARGETS = ["gate_proj", "o_proj", "down_proj"]  # gate_proj kept and adapted: its LoRA matmuls still recomputed
-GATE_UP = (256, 128)  # (out, in) of the tiny model's gate_proj and up_proj weights: no other projection has it
+# gate_proj kept and adapted: its LoRA matmuls still recomputed
+LORA_TARGETS = ["gate_proj", "o_proj", "down_proj"]
+# (out, in) of the tiny model's gate_proj and up_proj weights: no other projection has it
+GATE_UP = (256, 128)
 DOWN = (128, 256)  # (out, in) of its down_proj
 MLP = ["gate_proj", "up_proj", "down_proj"]
 
@@ -43,20 +45,24 @@ class DispatchedMatmuls(TorchDispatchMode):
 
 
 def qlora_step(tiny_model, kept, lora_targets=LORA_TARGETS, steps=1, device="cpu", dangling_forward=False):
-    """`steps` forwards and backwards of the tiny Llama in NF4 with LoRA (dropout 0.1), the lever on for `kept`
-    (`dangling_forward`: first a training forward whose backward never runs): the last step's (loss, LoRA
-    gradients, the matmuls its backward ran)."""
+    """`steps` forwards and backwards of the tiny Llama in NF4 with LoRA (dropout 0.1), the lever on for
+    `kept` (`dangling_forward`: first a training forward whose backward never runs): the last step's (loss,
+    LoRA gradients, the matmuls its backward ran)."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     from axolotl_nextai.models.checkpoint import qlora_quantization
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, quantization_config=qlora_quantization(), device_map=device)
+    model = AutoModelForCausalLM.from_pretrained(
+        tiny_model, quantization_config=qlora_quantization(), device_map=device
+    )
     if kept:
         LEVER.install({KEY: kept}, model)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(0)
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, lora_dropout=0.1, target_modules=lora_targets))
+    model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=16, lora_dropout=0.1, target_modules=lora_targets)
+    )
     for name, param in model.named_parameters():
         if "lora_B" in name:  # peft starts B at zero, which would hide a wrong gradient for A
             torch.nn.init.normal_(param, std=0.1)
@@ -76,7 +82,11 @@ def qlora_step(tiny_model, kept, lora_targets=LORA_TARGETS, steps=1, device="cpu
 
 @pytest.fixture(scope="module")
 def runs(tiny_model):
-    return {"off": qlora_step(tiny_model, None), "on": qlora_step(tiny_model, KEPT), "mlp": qlora_step(tiny_model, MLP)}
+    return {
+        "off": qlora_step(tiny_model, None),
+        "on": qlora_step(tiny_model, KEPT),
+        "mlp": qlora_step(tiny_model, MLP),
+    }
 
 
 def assert_same_training(run, reference, tolerance=None):
@@ -110,7 +120,8 @@ def test_kept_matmuls_under_chunked_dequantization(tiny_model):
 
 def test_backward_recomputes_every_4bit_matmul_but_the_kept_ones(runs):
     recomputed, kept = runs["off"][2].shapes, runs["on"][2].shapes
-    assert len(recomputed) == 4 * 7 and recomputed.count(GATE_UP) == 4 * 2  # 7 projections, 2 of them gate and up
+    # 7 projections, 2 of them gate and up
+    assert len(recomputed) == 4 * 7 and recomputed.count(GATE_UP) == 4 * 2
     assert GATE_UP not in kept
     assert sorted(kept) == sorted(shape for shape in recomputed if shape != GATE_UP)
 
@@ -120,18 +131,23 @@ def test_lora_matmuls_of_a_kept_projection_are_still_recomputed(runs):
 
 
 def test_down_proj_is_skipped_not_kept_and_its_recompute_never_runs(runs, tiny_model, caplog):
-    """down_proj's output only feeds the layer's output: the recompute gets a placeholder and nothing is copied.
-    With an adapter on down_proj the recompute runs past it (to its LoRA input); without one it stops before it."""
+    """down_proj's output only feeds the layer's output: the recompute gets a placeholder and nothing is
+    copied. With an adapter on down_proj the recompute runs past it (to its LoRA input); without one it stops
+    before it."""
     from transformers import AutoModelForCausalLM
 
     from axolotl_nextai.models.checkpoint import qlora_quantization
 
     assert DOWN not in runs["mlp"][2].shapes and GATE_UP not in runs["mlp"][2].shapes
-    assert sorted(runs["mlp"][2].shapes) == sorted(s for s in runs["off"][2].shapes if s not in (GATE_UP, DOWN))
+    assert sorted(runs["mlp"][2].shapes) == sorted(
+        s for s in runs["off"][2].shapes if s not in (GATE_UP, DOWN)
+    )
     model = AutoModelForCausalLM.from_pretrained(tiny_model, quantization_config=qlora_quantization())
-    assert LEVER.install({KEY: MLP}, model) == (f"{KEY}: not recomputed in 4 layers: gate_proj, up_proj kept from the forward "
-                                   "(where they are: not on CUDA); down_proj skipped (its output only feeds the "
-                                   "layer's output)")
+    assert LEVER.install({KEY: MLP}, model) == (
+        f"{KEY}: not recomputed in 4 layers: gate_proj, up_proj kept from the forward "
+        "(where they are: not on CUDA); down_proj skipped (its output only feeds the "
+        "layer's output)"
+    )
     with caplog.at_level(logging.WARNING):
         no_adapter = qlora_step(tiny_model, MLP, lora_targets=["o_proj"], steps=2)
     assert_same_training(no_adapter, qlora_step(tiny_model, None, lora_targets=["o_proj"], steps=2))
@@ -142,7 +158,8 @@ def test_outputs_of_a_forward_whose_backward_never_ran_are_dropped(tiny_model, c
     with caplog.at_level(logging.WARNING):
         run = qlora_step(tiny_model, KEPT, dangling_forward=True)
     assert_same_training(run, qlora_step(tiny_model, None))
-    assert "8 kept outputs were left by a forward whose backward never ran" in caplog.text  # gate, up x 4 layers
+    # gate, up x 4 layers
+    assert "8 kept outputs were left by a forward whose backward never ran" in caplog.text
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the pinned-memory path needs CUDA")
@@ -154,7 +171,8 @@ def test_on_cuda_the_outputs_travel_through_pinned_memory_and_train_the_same(tin
     assert GATE_UP not in run[2].shapes and len(run[2].shapes) == len(reference[2].shapes) - 4 * 3
 
 
-# --- Config checks: one line each, naming the key --------------------------------------------------------------
+# --- Config checks: one line each, naming the key -----------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def fast_recipe():
@@ -166,30 +184,45 @@ def test_the_fast_recipe_can_keep_gate_and_up(fast_recipe):
     assert LEVER.problems(fast_recipe, Launch(cuda=True)) == []
 
 
-@pytest.mark.parametrize("overrides,named", [
-    ({"gradient_checkpointing": False}, "needs gradient_checkpointing: true"),
-    ({"gradient_checkpointing": "offload"}, "needs gradient_checkpointing: true (got 'offload')"),
-    ({"gradient_checkpointing_kwargs": {"use_reentrant": True}}, "needs non-reentrant checkpointing"),
-    ({"activation_offloading": True}, "activation_offloading: hidden_states or false, not True"),
-    ({"activation_offloading": "disk"}, "not 'disk'"),
-    ({"load_in_4bit": False}, "needs load_in_4bit: true"),
-    ({"nextai_tiled_mlp_shards": 4}, "gate_proj, up_proj with nextai_tiled_mlp_shards"),
-    ({KEY: ["o_proj"]}, "lora_o_kernel computes o_proj without calling the modules"),
-    ({"lora_target_linear": True}, "set lora_mlp_kernel: false"),
-    ({"lora_target_modules": "all-linear"}, "lora_mlp_kernel computes gate_proj, up_proj without calling"),
-])
+@pytest.mark.parametrize(
+    "overrides,named",
+    [
+        ({"gradient_checkpointing": False}, "needs gradient_checkpointing: true"),
+        ({"gradient_checkpointing": "offload"}, "needs gradient_checkpointing: true (got 'offload')"),
+        ({"gradient_checkpointing_kwargs": {"use_reentrant": True}}, "needs non-reentrant checkpointing"),
+        ({"activation_offloading": True}, "activation_offloading: hidden_states or false, not True"),
+        ({"activation_offloading": "disk"}, "not 'disk'"),
+        ({"load_in_4bit": False}, "needs load_in_4bit: true"),
+        ({"nextai_tiled_mlp_shards": 4}, "gate_proj, up_proj with nextai_tiled_mlp_shards"),
+        ({KEY: ["o_proj"]}, "lora_o_kernel computes o_proj without calling the modules"),
+        ({"lora_target_linear": True}, "set lora_mlp_kernel: false"),
+        (
+            {"lora_target_modules": "all-linear"},
+            "lora_mlp_kernel computes gate_proj, up_proj without calling",
+        ),
+    ],
+)
 def test_a_config_the_lever_cannot_serve_is_one_line_naming_the_key(fast_recipe, overrides, named):
     problems = LEVER.problems({**fast_recipe, **overrides}, Launch(cuda=True))
     assert len(problems) == 1 and problems[0].startswith(f"`{KEY}`") and named in problems[0], problems
 
 
-@pytest.mark.parametrize("overrides,cuda_available", [
-    ({KEY: ["o_proj"], "lora_o_kernel": False}, True),
-    ({KEY: ["o_proj"]}, False),  # without CUDA the plugin turns the kernels off
-    ({KEY: ["q_proj", "k_proj"]}, True),  # the QKV kernel needs adapters on all three: q, k, v stay modules
-    ({KEY: ["q_proj"], "nextai_tiled_mlp_shards": 4}, True),  # the MLP is tiled, attention is not
-    ({"nextai_dequant_chunk_mib": 64}, True),  # the forward's chunked matmul output is kept like any other
-])
+@pytest.mark.parametrize(
+    "overrides,cuda_available",
+    [
+        ({KEY: ["o_proj"], "lora_o_kernel": False}, True),
+        ({KEY: ["o_proj"]}, False),  # without CUDA the plugin turns the kernels off
+        (
+            {KEY: ["q_proj", "k_proj"]},
+            True,
+        ),  # the QKV kernel needs adapters on all three: q, k, v stay modules
+        ({KEY: ["q_proj"], "nextai_tiled_mlp_shards": 4}, True),  # the MLP is tiled, attention is not
+        (
+            {"nextai_dequant_chunk_mib": 64},
+            True,
+        ),  # the forward's chunked matmul output is kept like any other
+    ],
+)
 def test_configs_the_lever_serves(fast_recipe, overrides, cuda_available):
     assert LEVER.problems({**fast_recipe, **overrides}, Launch(cuda=cuda_available)) == []
 
@@ -197,8 +230,12 @@ def test_configs_the_lever_serves(fast_recipe, overrides, cuda_available):
 def test_the_plugin_refuses_before_anything_loads():
     from axolotl_nextai.checks.config_checks import ConfigError
 
-    cfg = {"plugins": ["axolotl_nextai.NextAIPlugin"], KEY: ["down_proj"], "load_in_4bit": True,
-           "nextai_check_datasets": False}
+    cfg = {
+        "plugins": ["axolotl_nextai.NextAIPlugin"],
+        KEY: ["down_proj"],
+        "load_in_4bit": True,
+        "nextai_check_datasets": False,
+    }
     with pytest.raises(ConfigError, match=f"`{KEY}` changes what gradient checkpointing recomputes"):
         NextAIPlugin().register(cfg)
 

@@ -31,14 +31,23 @@ def lora_mlp():
     class Layer(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.mlp = LlamaMLP(LlamaConfig(hidden_size=HIDDEN, intermediate_size=INTER, num_attention_heads=2,
-                                                      num_key_value_heads=2, hidden_act="silu"))
+            self.mlp = LlamaMLP(
+                LlamaConfig(
+                    hidden_size=HIDDEN,
+                    intermediate_size=INTER,
+                    num_attention_heads=2,
+                    num_key_value_heads=2,
+                    hidden_act="silu",
+                )
+            )
 
         def forward(self, x):
             return self.mlp(x)
 
     torch.manual_seed(0)
-    model = get_peft_model(Layer(), LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["down_proj"]))
+    model = get_peft_model(
+        Layer(), LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["down_proj"])
+    )
     for name, param in model.named_parameters():
         if "lora_B" in name:
             torch.nn.init.normal_(param, std=0.1)
@@ -111,17 +120,22 @@ def test_eval_and_short_inputs_take_the_plain_forward():
     mlp = DropoutMLP().eval()
     mlp.forward = tiled_forward(mlp, 4)
     x = torch.randn(1, 6, HIDDEN)
-    torch.testing.assert_close(mlp(x), mlp.down_proj(torch.nn.functional.silu(mlp.gate_proj(x)) * mlp.up_proj(x)))
+    torch.testing.assert_close(
+        mlp(x), mlp.down_proj(torch.nn.functional.silu(mlp.gate_proj(x)) * mlp.up_proj(x))
+    )
     mlp.train()
     assert mlp(torch.randn(1, 3, HIDDEN)).shape == (1, 3, HIDDEN)  # fewer tokens than shards
 
 
-@pytest.mark.parametrize("reentrant,shard_calls", [(False, [False] * 3 + [True] * 3),
-                                                   (True, [False] * 3 + [False] * 3 + [True] * 3)])
+@pytest.mark.parametrize(
+    "reentrant,shard_calls",
+    [(False, [False] * 3 + [True] * 3), (True, [False] * 3 + [False] * 3 + [True] * 3)],
+)
 def test_inside_a_checkpointed_layer_the_recompute_runs_no_shard(reentrant, shard_calls):
-    """The MLP's output only feeds the layer's output, which a non-reentrant checkpoint's recompute throws away:
-    the MLP runs once in the forward and once, shard by shard, in its backward. A reentrant checkpoint
-    backpropagates through its recompute, which must then run the shards. Either way, the untiled gradients."""
+    """The MLP's output only feeds the layer's output, which a non-reentrant checkpoint's recompute throws
+    away: the MLP runs once in the forward and once, shard by shard, in its backward. A reentrant checkpoint
+    backpropagates through its recompute, which must then run the shards. Either way, the untiled
+    gradients."""
     from torch.utils.checkpoint import checkpoint
 
     def layer(model, x):
@@ -138,7 +152,8 @@ def test_inside_a_checkpointed_layer_the_recompute_runs_no_shard(reentrant, shar
     gate.register_forward_hook(lambda module, args, out: calls.append(torch.is_grad_enabled()))
     x_tiled = x.clone().requires_grad_(True)
     checkpoint(layer, tiled, x_tiled, use_reentrant=reentrant).backward(grad)
-    assert calls == shard_calls  # no autograd in the forward's shards (and the reentrant recompute's), then backward's
+    # no autograd in the forward's shards (and the reentrant recompute's), then backward's
+    assert calls == shard_calls
     torch.testing.assert_close(x_tiled.grad, x_plain.grad)
     for (name, param), reference in zip(tiled.named_parameters(), plain.parameters(), strict=True):
         if param.requires_grad:

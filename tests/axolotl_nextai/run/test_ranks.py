@@ -1,6 +1,6 @@
-"""The step-end agreement on 2 real processes in one gloo group (no Trainer, no mocked group): a time budget spent on
-rank 0 alone stops both ranks after the same step, counts are summed and peaks maxed, and a rank that dies makes the
-other's next agreement fail at once with PeerLost."""
+"""The step-end agreement on 2 real processes in one gloo group (no Trainer, no mocked group): a time budget
+spent on rank 0 alone stops both ranks after the same step, counts are summed and peaks maxed, and a rank that
+dies makes the other's next agreement fail at once with PeerLost."""
 
 import os
 import time
@@ -25,7 +25,10 @@ def agree_then_lose_a_rank(rank: int, port: int, results) -> None:
     # rank 0 launched an hour ago (its budget is spent), rank 1 just now
     stop = StopRecord()
     launched = time.time() - (HOUR if rank == 0 else 0)
-    callbacks = [TimeBudgetCallback(1.0, 10.0, 100, "warn", stop, launched), StopCallback(stop, agreement, False)]
+    callbacks = [
+        TimeBudgetCallback(1.0, 10.0, 100, "warn", stop, launched),
+        StopCallback(stop, agreement, False),
+    ]
     state, control = TrainerState(max_steps=10), TrainerControl()
     for callback in callbacks:
         callback.on_train_begin(type("Args", (), {"output_dir": "out"}), state, control)
@@ -49,8 +52,9 @@ def test_a_budget_spent_on_one_rank_stops_both_after_the_same_step_and_a_dead_ra
     with mp.Manager() as manager:
         results = manager.dict()
         port = 29_000 + os.getpid() % 1000
-        context = mp.start_processes(agree_then_lose_a_rank, args=(port, results), nprocs=RANKS, join=False,
-                                     start_method="spawn")
+        context = mp.start_processes(
+            agree_then_lose_a_rank, args=(port, results), nprocs=RANKS, join=False, start_method="spawn"
+        )
         while not context.join(timeout=60):
             pass
         results = dict(results)

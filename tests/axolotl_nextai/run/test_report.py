@@ -17,20 +17,45 @@ from axolotl_nextai.run.report import (
 )
 
 RUN = {
-    "output_dir": "out", "model": "llama2-70b", "lora_r": 4, "lora_target_modules": ["o_proj", "down_proj"],
-    "device": "cpu", "trainable_params": 17_039_360, "total_params": 68_976_648_192, "linear_params": 68_710_000_000,
-    "peak_tflops": 312.0, "steps_per_epoch": 1000, "max_steps": 2000, "start_step": 0, "global_step": 3,
-    "seconds_per_step": 4.0, "wall_time_s": 14.0, "process_time_s": 200.0, "final": True,
-    "stop_reason": None, "stop_step": None, "dataset_rows": 4000,
+    "output_dir": "out",
+    "model": "llama2-70b",
+    "lora_r": 4,
+    "lora_target_modules": ["o_proj", "down_proj"],
+    "device": "cpu",
+    "trainable_params": 17_039_360,
+    "total_params": 68_976_648_192,
+    "linear_params": 68_710_000_000,
+    "peak_tflops": 312.0,
+    "steps_per_epoch": 1000,
+    "max_steps": 2000,
+    "start_step": 0,
+    "global_step": 3,
+    "seconds_per_step": 4.0,
+    "wall_time_s": 14.0,
+    "process_time_s": 200.0,
+    "final": True,
+    "stop_reason": None,
+    "stop_step": None,
+    "dataset_rows": 4000,
 }
 
 
 def history(memory=None):
     # Step 1 pays one-off costs (6 s for 1,000 tokens); then 4 s and 2,000 real tokens per step.
     rows = [(1, 6.0, 1000, 300, 2.0), (2, 10.0, 3000, 900, 1.5), (3, 14.0, 5000, 1500, 1.2)]
-    return [{"step": s, "elapsed_s": t, "real_tokens": real, "trained_tokens": trained, "loss": loss,
-             "learning_rate": 1e-4, "memory_allocated_gib": memory and memory + s,
-             "memory_reserved_gib": memory and memory + s + 0.5} for s, t, real, trained, loss in rows]
+    return [
+        {
+            "step": s,
+            "elapsed_s": t,
+            "real_tokens": real,
+            "trained_tokens": trained,
+            "loss": loss,
+            "learning_rate": 1e-4,
+            "memory_allocated_gib": memory and memory + s,
+            "memory_reserved_gib": memory and memory + s + 0.5,
+        }
+        for s, t, real, trained, loss in rows
+    ]
 
 
 def test_steady_state_throughput_mfu_and_projections():
@@ -72,8 +97,10 @@ def test_files_written_and_printed(tmp_path, capsys):
 
 
 def test_loss_means_compare_windows_not_single_steps():
-    losses = [{"step": s, "elapsed_s": float(s), "real_tokens": s, "trained_tokens": s, "loss": loss}
-              for s, loss in enumerate([2.0, 3.0, 2.0, 3.0, 1.0, 2.5, 1.0, 2.5], start=1)]
+    losses = [
+        {"step": s, "elapsed_s": float(s), "real_tokens": s, "trained_tokens": s, "loss": loss}
+        for s, loss in enumerate([2.0, 3.0, 2.0, 3.0, 1.0, 2.5, 1.0, 2.5], start=1)
+    ]
     report = summarize(losses, RUN)
     assert (report["first_loss"], report["final_loss"]) == (2.0, 2.5)  # reads as worse
     assert (report["start_loss_mean"], report["end_loss_mean"], report["loss_window"]) == (2.5, 1.75, 2)

@@ -1,8 +1,9 @@
-"""The plugin runtime through the real `accelerate launch -m axolotl.cli.train` on the tiny CPU model, one process.
+"""The plugin runtime through the real `accelerate launch -m axolotl.cli.train` on the tiny CPU model, one
+process.
 
-Seven launches in all: the reference run (../conftest.py) checked for the report, the CUDA-only rule and the memory
-cap; a run interrupted through its launcher and its resumption compared with the reference; a run sent two quick
-SIGTERMs; a run that hits a tiny time budget; two runs around a regenerated dataset file.
+Seven launches in all: the reference run (../conftest.py) checked for the report, the CUDA-only rule and the
+memory cap; a run interrupted through its launcher and its resumption compared with the reference; a run sent
+two quick SIGTERMs; a run that hits a tiny time budget; two runs around a regenerated dataset file.
 """
 
 import signal
@@ -41,7 +42,9 @@ def test_report_kernels_and_memory_cap(reference, tiny_model):
     assert report["trainable_params"] == sum(t.numel() for t in adapter.values())
     # N from the 4-bit model equals the unquantized checkpoint's linear weights: packed NF4 counted in full.
     plain = AutoModelForCausalLM.from_pretrained(tiny_model)
-    assert report["linear_params"] == sum(m.weight.numel() for m in plain.modules() if isinstance(m, torch.nn.Linear))
+    assert report["linear_params"] == sum(
+        m.weight.numel() for m in plain.modules() if isinstance(m, torch.nn.Linear)
+    )
 
     # Real tokens: every token of every prepared row, STEPS / steps_per_epoch times; padding left out.
     prepared = load_from_disk(str(next((work / "prepared").glob("data-sha256-*/*/dataset_info.json")).parent))
@@ -56,21 +59,29 @@ def test_report_kernels_and_memory_cap(reference, tiny_model):
     table = (out / TABLE_NAME).read_text().splitlines()
     assert table[0].startswith("| Model |") and f"{report['trainable_params']:,}" in table[2]
     assert (out / PLOT_NAME).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    printed = subprocess.run([sys.executable, "-m", "axolotl_nextai.run.report", str(out)],
-                             capture_output=True, text=True, check=True).stdout
+    printed = subprocess.run(
+        [sys.executable, "-m", "axolotl_nextai.run.report", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "real tokens/s" in printed and "peak n/a allocated" in printed
 
 
-def test_sigterm_to_the_launcher_checkpoints_and_resume_matches_an_uninterrupted_run(reference, tiny_model, tmp_path):
-    """SIGTERM to `accelerate launch` (which does not forward it) stops the trainer with a checkpoint; resumed,
-    the run reproduces the uninterrupted one from step EVERY + 1 on.
+def test_sigterm_to_the_launcher_checkpoints_and_resume_matches_an_uninterrupted_run(
+    reference, tiny_model, tmp_path
+):
+    """SIGTERM to `accelerate launch` (which does not forward it) stops the trainer with a checkpoint;
+    resumed, the run reproduces the uninterrupted one from step EVERY + 1 on.
 
     On CPU two fresh runs of the same config part at their third step (a reason not found; README, Caveats),
     while a run resumed from a checkpoint continues exactly like the run that saved it and went on. So the
     interrupted run starts from the reference's checkpoint-EVERY, and every later step must match exactly.
     """
     work, _, uninterrupted = reference
-    cfg = runtime_config(tiny_model, tmp_path, resume_from_checkpoint=str(work / "out" / f"checkpoint-{EVERY}"))
+    cfg = runtime_config(
+        tiny_model, tmp_path, resume_from_checkpoint=str(work / "out" / f"checkpoint-{EVERY}")
+    )
     out, log = tmp_path / "out", tmp_path / "interrupted.log"
     launcher = start_train(cfg, tmp_path, log)
     (trainer,) = wait_for_training(launcher, out, log)
@@ -84,8 +95,13 @@ def test_sigterm_to_the_launcher_checkpoints_and_resume_matches_an_uninterrupted
     assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
     assert 2 * EVERY <= stop < STEPS
     checkpoint = out / f"checkpoint-{stop}"
-    assert {"optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json", "adapter_model.safetensors"} <= {
-        p.name for p in checkpoint.iterdir()}
+    assert {
+        "optimizer.pt",
+        "scheduler.pt",
+        "rng_state.pth",
+        "trainer_state.json",
+        "adapter_model.safetensors",
+    } <= {p.name for p in checkpoint.iterdir()}
 
     result = launch_train({**cfg, "resume_from_checkpoint": str(checkpoint)}, tmp_path)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
@@ -100,8 +116,9 @@ def test_sigterm_to_the_launcher_checkpoints_and_resume_matches_an_uninterrupted
 
 
 def test_two_quick_sigterms_never_leave_an_adapter_folder_without_weights(tiny_model, tmp_path):
-    """The second SIGTERM, sent as the first one's checkpoint is announced, stops the run at once, though never
-    inside a save: the checkpoint is complete, and `out` holds adapter_config.json only beside its weights."""
+    """The second SIGTERM, sent as the first one's checkpoint is announced, stops the run at once, though
+    never inside a save: the checkpoint is complete, and `out` holds adapter_config.json only beside its
+    weights."""
     cfg = runtime_config(tiny_model, tmp_path, max_steps=1000)
     out, log = tmp_path / "out", tmp_path / "twice.log"
     launcher = start_train(cfg, tmp_path, log)
@@ -114,15 +131,28 @@ def test_two_quick_sigterms_never_leave_an_adapter_folder_without_weights(tiny_m
     trainer.send_signal(signal.SIGTERM)
     assert launcher.wait(timeout=300) != 0
     checkpoints = list(out.glob("checkpoint-*"))
-    assert len(checkpoints) == 1 and {"adapter_config.json", "adapter_model.safetensors", "optimizer.pt", "scheduler.pt",
-                                      "rng_state.pth", "trainer_state.json"} <= {p.name for p in checkpoints[0].iterdir()}
+    assert len(checkpoints) == 1 and {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "optimizer.pt",
+        "scheduler.pt",
+        "rng_state.pth",
+        "trainer_state.json",
+    } <= {p.name for p in checkpoints[0].iterdir()}
     assert (out / "adapter_config.json").exists() == (out / "adapter_model.safetensors").exists()
 
 
 def test_time_budget_warns_then_checkpoints_and_stops_before_it_is_spent(tiny_model, tmp_path):
-    budget_h, margin_min, max_steps = 1.5 / 60, 0.75, 100_000  # stop 45 s after launch; the run would take hours
-    cfg = runtime_config(tiny_model, tmp_path, nextai_time_budget_hours=budget_h, max_steps=max_steps,
-                         nextai_time_budget_margin_minutes=margin_min, nextai_report_every_steps=50)
+    # stop 45 s after launch; the run would take hours
+    budget_h, margin_min, max_steps = 1.5 / 60, 0.75, 100_000
+    cfg = runtime_config(
+        tiny_model,
+        tmp_path,
+        nextai_time_budget_hours=budget_h,
+        max_steps=max_steps,
+        nextai_time_budget_margin_minutes=margin_min,
+        nextai_report_every_steps=50,
+    )
     started = time.monotonic()
     result = launch_train(cfg, tmp_path)
     took = time.monotonic() - started

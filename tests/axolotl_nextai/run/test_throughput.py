@@ -45,8 +45,9 @@ def test_packed_attention_mask_counts_positions_not_segment_ids():
 
 
 def test_packed_rows_without_a_mask_count_all_but_the_edge_padding():
-    """Two rows (3 and 4 tokens) packed into 10 slots and padded as Axolotl 0.19's collator pads them: pad token
-    ids, no labels, and position_ids continuing as a range (a dummy row), so positions cannot tell padding."""
+    """Two rows (3 and 4 tokens) packed into 10 slots and padded as Axolotl 0.19's collator pads them: pad
+    token ids, no labels, and position_ids continuing as a range (a dummy row), so positions cannot tell
+    padding."""
     pad = 0
     ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, pad, pad, pad]])
     labels = torch.tensor([[-100, 6, 7, -100, -100, 10, 11, -100, -100, -100]])
@@ -56,11 +57,16 @@ def test_packed_rows_without_a_mask_count_all_but_the_edge_padding():
     # left padding, and a trained EOS that is also the pad token, which is real
     left = {"input_ids": ids.flip(-1), "labels": labels.flip(-1)}
     assert count_tokens(left, pad_token_id=pad).tolist() == [7, 4]
-    eos_is_pad = {"input_ids": torch.tensor([[5, 6, pad, pad, pad]]), "labels": torch.tensor([[-100, 6, pad, -100, -100]])}
+    eos_is_pad = {
+        "input_ids": torch.tensor([[5, 6, pad, pad, pad]]),
+        "labels": torch.tensor([[-100, 6, pad, -100, -100]]),
+    }
     assert count_tokens(eos_is_pad, pad_token_id=pad).tolist() == [3, 2]
     # no pad token known: every slot; a mask, when there is one, wins
     assert count_tokens(inputs).tolist() == [10, 4]
-    assert count_tokens({**inputs, "attention_mask": torch.tensor([[1, 1, 1, 2, 2, 2, 2, 2, 0, 0]])}, pad).tolist() == [8, 4]
+    assert count_tokens(
+        {**inputs, "attention_mask": torch.tensor([[1, 1, 1, 2, 2, 2, 2, 2, 0, 0]])}, pad
+    ).tolist() == [8, 4]
 
 
 def test_mfu_is_one_at_the_peak():

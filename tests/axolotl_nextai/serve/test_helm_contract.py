@@ -6,12 +6,13 @@ Shapes copied from stanford-crfm/helm at tag v0.5.16 (commit ef439fc):
   each token's `text` and `logprob`, `request_time`). `cached` is HELM's own (do_cache=False: False) and no
   finish reason is read; `top_logprob` is not read by 0.5.16 (the challenge's toolkit required it).
 - `/tokenize`, `/decode`: src/helm/tokenizers/http_model_tokenizer.py:37-41 and :75; read: :64-65, :88-89.
-- Request values: MMLU, BBQ and TruthfulQA run `multiple_choice_joint` (adapters/multiple_choice_joint_adapter.py
-  :65-75 and adaptation/common_adapter_specs.py:21-66: 5 shots, 1 new token, top_k_per_token = num_outputs = 5,
-  temperature 0, no stop); CNN/DM runs generation (adapters/generation_adapter.py:40-50,
-  run_specs/classic_run_specs.py:765-785: temperature 0.3, 128 new tokens, stop "###"); `method=
-  multiple_choice_separate_*` scores each answer by echo (adapters/multiple_choice_separate_adapter.py:42-51);
-  Request defaults: common/request.py:31-52. `data_augmentation=canonical` (benchmark/run_expander.py:908-920,
+- Request values: MMLU, BBQ and TruthfulQA run `multiple_choice_joint`
+  (adapters/multiple_choice_joint_adapter.py :65-75 and adaptation/common_adapter_specs.py:21-66: 5 shots, 1
+  new token, top_k_per_token = num_outputs = 5, temperature 0, no stop); CNN/DM runs generation
+  (adapters/generation_adapter.py:40-50, run_specs/classic_run_specs.py:765-785: temperature 0.3, 128 new
+  tokens, stop "###"); `method= multiple_choice_separate_*` scores each answer by echo
+  (adapters/multiple_choice_separate_adapter.py:42-51); Request defaults: common/request.py:31-52.
+  `data_augmentation=canonical` (benchmark/run_expander.py:908-920,
   1048) perturbs the prompt text only: the same shapes.
 - The window: benchmark/window_services/local_window_service.py:89-116 (a prompt that does not fit with its
   new tokens is cut with `/tokenize` truncation + `/decode`, keeping its start).
@@ -28,15 +29,34 @@ from fastapi.testclient import TestClient
 from axolotl_nextai.serve import HelmModel, create_app
 
 # helm.common.request.Request's defaults (common/request.py:31-52).
-HELM_REQUEST_DEFAULTS = {"prompt": "", "temperature": 1.0, "num_completions": 1, "top_k_per_token": 1,
-                         "max_tokens": 100, "stop_sequences": [], "echo_prompt": False, "top_p": 1}
-MULTIPLE_CHOICE_JOINT = {"num_completions": 1, "top_k_per_token": 5, "temperature": 0, "max_tokens": 1,
-                         "stop_sequences": []}
+HELM_REQUEST_DEFAULTS = {
+    "prompt": "",
+    "temperature": 1.0,
+    "num_completions": 1,
+    "top_k_per_token": 1,
+    "max_tokens": 100,
+    "stop_sequences": [],
+    "echo_prompt": False,
+    "top_p": 1,
+}
+MULTIPLE_CHOICE_JOINT = {
+    "num_completions": 1,
+    "top_k_per_token": 5,
+    "temperature": 0,
+    "max_tokens": 1,
+    "stop_sequences": [],
+}
 CNNDM_GENERATION = {"num_completions": 1, "temperature": 0.3, "max_tokens": 128, "stop_sequences": ["###"]}
-SEPARATE_SCORING = {"num_completions": 1, "temperature": 0, "max_tokens": 0, "stop_sequences": [],
-                    "echo_prompt": True}
+SEPARATE_SCORING = {
+    "num_completions": 1,
+    "temperature": 0,
+    "max_tokens": 0,
+    "stop_sequences": [],
+    "echo_prompt": True,
+}
 NEURIPS_LOCAL_WINDOW = 2048
-HELM_50 = ROOT / "data_builders" / "benchmark_items" / "helm-50"  # helm/config/model_deployments.yaml, neurips/local: max_sequence_length
+# helm/config/model_deployments.yaml, neurips/local: max_sequence_length
+HELM_50 = ROOT / "data_builders" / "benchmark_items" / "helm-50"
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +82,9 @@ def helm_process(client, **request) -> dict:
     assert response.status_code == 200, response.text
     reply = response.json()
     tokens = [(token["text"], token["logprob"]) for token in reply["tokens"]]
-    assert all(isinstance(text, str) and isinstance(logprob, float) and logprob <= 0 for text, logprob in tokens)
+    assert all(
+        isinstance(text, str) and isinstance(logprob, float) and logprob <= 0 for text, logprob in tokens
+    )
     assert isinstance(reply["text"], str) and isinstance(reply["logprob"], float)
     assert isinstance(reply["request_time"], float) and reply["request_time"] >= 0
     # What this server promises beyond what HELM reads: the tokens spell the text, logprob is their sum.
@@ -71,9 +93,13 @@ def helm_process(client, **request) -> dict:
     return reply
 
 
-def helm_tokenize(client, text: str, truncation: bool = False, max_length: int = NEURIPS_LOCAL_WINDOW) -> list[int]:
+def helm_tokenize(
+    client, text: str, truncation: bool = False, max_length: int = NEURIPS_LOCAL_WINDOW
+) -> list[int]:
     """HTTPModelTokenizer.tokenize (http_model_tokenizer.py:37-41; TokenizationRequest's defaults)."""
-    response = client.post("/tokenize", json={"text": text, "truncation": truncation, "max_length": max_length})
+    response = client.post(
+        "/tokenize", json={"text": text, "truncation": truncation, "max_length": max_length}
+    )
     assert response.status_code == 200, response.text
     reply = response.json()
     assert all(isinstance(t, int) for t in reply["tokens"]) and isinstance(reply["request_time"], float)
@@ -93,16 +119,23 @@ def mmlu_prompt(subject: str, shots: int = 5) -> str:
     real items: instructions, `shots` dev questions with their answer letter, one test question."""
 
     def block(row: dict, answer: bool) -> str:
-        choices = "".join(f"{letter}. {choice}\n"
-                          for letter, choice in zip("ABCD", row["choices"], strict=True))
-        return f"Question: {row['question']}\n{choices}Answer:" + (f" {'ABCD'[row['answer']]}\n\n" if answer else "")
+        choices = "".join(
+            f"{letter}. {choice}\n" for letter, choice in zip("ABCD", row["choices"], strict=True)
+        )
+        return f"Question: {row['question']}\n{choices}Answer:" + (
+            f" {'ABCD'[row['answer']]}\n\n" if answer else ""
+        )
 
     def rows(name: str) -> list[dict]:
         return [json.loads(line) for line in (HELM_50 / name).read_text("utf-8").splitlines()]
 
-    instructions = f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n"
+    instructions = (
+        f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n"
+    )
     dev = rows(f"mmlu_{subject}.dev.jsonl")[:shots]
-    return instructions + "".join(block(r, True) for r in dev) + block(rows(f"mmlu_{subject}.jsonl")[0], False)
+    return (
+        instructions + "".join(block(r, True) for r in dev) + block(rows(f"mmlu_{subject}.jsonl")[0], False)
+    )
 
 
 def test_multiple_choice_joint_mmlu_bbq_truthfulqa(client):
@@ -115,8 +148,10 @@ def test_multiple_choice_joint_mmlu_bbq_truthfulqa(client):
 
 
 def test_generation_cnndm_samples_seeded_and_stops(client):
-    prompt = ("###\nArticle: The council met on Monday and approved the new park.\n\n"
-              "Summarize the above article in 3 sentences.\n")
+    prompt = (
+        "###\nArticle: The council met on Monday and approved the new park.\n\n"
+        "Summarize the above article in 3 sentences.\n"
+    )
     reply = helm_process(client, prompt=prompt, **CNNDM_GENERATION)
     assert 0 < len(reply["tokens"]) <= 128 and "###" not in reply["text"]
     again = helm_process(client, prompt=prompt, **{**CNNDM_GENERATION, "max_tokens": 16})  # the server's seed
@@ -161,8 +196,9 @@ def test_several_completions(client):
 
 def test_top_k_per_token_over_20(client):
     """multiple_choice_joint sends num_outputs as top_k_per_token; a run can set num_outputs past 20."""
-    (token,) = helm_process(client, prompt=mmlu_prompt("philosophy"), **{**MULTIPLE_CHOICE_JOINT,
-                                                                          "top_k_per_token": 50})["tokens"]
+    (token,) = helm_process(
+        client, prompt=mmlu_prompt("philosophy"), **{**MULTIPLE_CHOICE_JOINT, "top_k_per_token": 50}
+    )["tokens"]
     assert 40 <= len(token["top_logprob"]) <= 50  # ids that decode to one string (byte fragments) share a key
 
 
@@ -189,5 +225,7 @@ def test_prompt_over_the_window_is_cut_as_helms_window_service_cuts_it(client, h
     # HELM's own cut, as its window service makes it with this server's /tokenize and /decode:
     cut = helm_decode(client, helm_tokenize(client, prompt, truncation=True, max_length=room))
     assert len(helm_tokenize(client, cut)) == room
-    assert helm_process(client, prompt=cut, **{**MULTIPLE_CHOICE_JOINT, "max_tokens": max_tokens})["tokens"] \
+    assert (
+        helm_process(client, prompt=cut, **{**MULTIPLE_CHOICE_JOINT, "max_tokens": max_tokens})["tokens"]
         == reply["tokens"]
+    )

@@ -1,4 +1,5 @@
-"""The HELM API on the tiny model through FastAPI's TestClient: shapes, greedy, stops, echo, limits, errors."""
+"""The HELM API on the tiny model through FastAPI's TestClient: shapes, greedy, stops, echo, limits,
+errors."""
 
 from __future__ import annotations
 
@@ -15,14 +16,22 @@ from axolotl_nextai.serve.schemas import Token
 PROMPT = "Below is an instruction. Name a colour.\n\n### Response:\n"
 # What HELM's HTTPModelClient sends for a greedy request (temperature 0 becomes 1e-7).
 HELM_REQUEST = {
-    "prompt": PROMPT, "temperature": 1e-7, "num_return_sequences": 1, "max_new_tokens": 12, "top_p": 1,
-    "echo_prompt": False, "top_k_per_token": 3, "stop_sequences": [],
+    "prompt": PROMPT,
+    "temperature": 1e-7,
+    "num_return_sequences": 1,
+    "max_new_tokens": 12,
+    "top_p": 1,
+    "echo_prompt": False,
+    "top_k_per_token": 3,
+    "stop_sequences": [],
 }
 
 
 @pytest.fixture(scope="module")
 def client(helm_model):
-    return TestClient(create_app(helm_model, Limits(max_new_tokens=64, max_body_bytes=4096, max_top_logprobs=50_000)))
+    return TestClient(
+        create_app(helm_model, Limits(max_new_tokens=64, max_body_bytes=4096, max_top_logprobs=50_000))
+    )
 
 
 def process(client, **fields) -> dict:
@@ -61,7 +70,9 @@ def test_prompt_only_request_uses_defaults(client):
     assert_consistent(body)
     greedy = process(client, top_k_per_token=1)["tokens"]  # default temperature 0 is greedy too
     assert body["tokens"][:12] == greedy
-    unknown_field = client.post("/process", json={"prompt": PROMPT, "max_new_tokens": 2, "engine": "neurips/local"})
+    unknown_field = client.post(
+        "/process", json={"prompt": PROMPT, "max_new_tokens": 2, "engine": "neurips/local"}
+    )
     assert unknown_field.status_code == 200  # clients that send more fields still get answers
 
 
@@ -103,18 +114,26 @@ def test_tokenize_decode_round_trip(client, tiny_tokenizer):
     assert cut == tokens[:3]
 
 
-@pytest.mark.parametrize(("fields", "status", "says"), [
-    ({"max_new_tokens": 65}, 422, "over this server's limit of 64"),
-    ({"prompt": "x" * 5000}, 413, "limit is 4096"),
-    ({"num_return_sequences": 17}, 422, "over this server's limit of 16 (--max-completions)"),
-    ({"top_k_per_token": 10**6, "max_new_tokens": 64}, 422, "(--max-top-logprobs)"),
-    ({"stop_sequences": [""]}, 422, "stop_sequences.0"),
-    ({"stop_sequences": ["\u200b"]}, 422, "stop_sequences.0: Value error, a stop sequence must not be empty"),
-    ({"prompt": "\ud800 hi"}, 422, "prompt: Value error, not valid Unicode: a lone surrogate U+D800"),
-    ({"top_k_per_token": 0}, 422, "top_k_per_token"),
-])
+@pytest.mark.parametrize(
+    ("fields", "status", "says"),
+    [
+        ({"max_new_tokens": 65}, 422, "over this server's limit of 64"),
+        ({"prompt": "x" * 5000}, 413, "limit is 4096"),
+        ({"num_return_sequences": 17}, 422, "over this server's limit of 16 (--max-completions)"),
+        ({"top_k_per_token": 10**6, "max_new_tokens": 64}, 422, "(--max-top-logprobs)"),
+        ({"stop_sequences": [""]}, 422, "stop_sequences.0"),
+        (
+            {"stop_sequences": ["\u200b"]},
+            422,
+            "stop_sequences.0: Value error, a stop sequence must not be empty",
+        ),
+        ({"prompt": "\ud800 hi"}, 422, "prompt: Value error, not valid Unicode: a lone surrogate U+D800"),
+        ({"top_k_per_token": 0}, 422, "top_k_per_token"),
+    ],
+)
 def test_requests_over_a_limit_get_a_4xx_with_a_message(client, fields, status, says, caplog):
-    body = json.dumps({**HELM_REQUEST, **fields}).encode()  # ASCII: a lone surrogate travels as its JSON escape
+    # ASCII: a lone surrogate travels as its JSON escape
+    body = json.dumps({**HELM_REQUEST, **fields}).encode()
     response = client.post("/process", content=body, headers={"content-type": "application/json"})
     assert response.status_code == status
     assert says in response.json()["error"]
@@ -133,8 +152,17 @@ def test_a_failing_model_gets_a_500_and_the_server_keeps_answering(tiny_model, t
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    small = LlamaForCausalLM(LlamaConfig(vocab_size=8, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64))
+    small = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=8,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=64,
+        )
+    )
     client = TestClient(create_app(HelmModel(small, tiny_tokenizer)))
     response = client.post("/process", json={"prompt": "Hello there", "max_new_tokens": 2})
     assert response.status_code == 500 and "model call failed" in response.json()["error"]
@@ -145,12 +173,15 @@ def tokens(*texts: str) -> list[Token]:
     return [Token(text=t, logprob=-1.0, top_logprob={t: -1.0}) for t in texts]
 
 
-@pytest.mark.parametrize(("stops", "kept"), [
-    (["zz"], ["ab", "cd", "ef"]),           # no stop: everything
-    (["cd"], ["ab"]),                       # at a token boundary
-    (["de"], ["ab", "c"]),                  # inside a token: trimmed
-    (["f", "bc"], ["ab"[:1]]),              # the earliest of several
-    (["a"], []),                            # at the very start
-])
+@pytest.mark.parametrize(
+    ("stops", "kept"),
+    [
+        (["zz"], ["ab", "cd", "ef"]),  # no stop: everything
+        (["cd"], ["ab"]),  # at a token boundary
+        (["de"], ["ab", "c"]),  # inside a token: trimmed
+        (["f", "bc"], ["ab"[:1]]),  # the earliest of several
+        (["a"], []),  # at the very start
+    ],
+)
 def test_truncate_at_stop(stops, kept):
     assert [t.text for t in truncate_at_stop(tokens("ab", "cd", "ef"), stops)] == kept

@@ -22,8 +22,16 @@ from hypothesis import strategies as st
 
 from axolotl_nextai.serve import Limits, create_app
 
-GOOD = {"prompt": "Name a colour.", "temperature": 1e-7, "num_return_sequences": 1, "max_new_tokens": 4,
-        "top_p": 1, "echo_prompt": False, "top_k_per_token": 2, "stop_sequences": ["\n"]}
+GOOD = {
+    "prompt": "Name a colour.",
+    "temperature": 1e-7,
+    "num_return_sequences": 1,
+    "max_new_tokens": 4,
+    "top_p": 1,
+    "echo_prompt": False,
+    "top_k_per_token": 2,
+    "stop_sequences": ["\n"],
+}
 ODD_VALUES = [None, [], {}, "", "ten", "\x00", "\udcff", -1, 0, 2**63, -1e308, 1.5, True, [1, "a"], {"a": {}}]
 JSON = {"content-type": "application/json"}
 
@@ -42,9 +50,23 @@ def server(tiny_model, tmp_path_factory):
     """The CLI with its default host, small limits, its log in `proc.log`; stopped (SIGTERM, then kill) after
     the module."""
     port = free_port()
-    cmd = [sys.executable, "-m", "axolotl_nextai.serve.nextai_serve", "--base-model", str(tiny_model), "--port", str(port),
-           "--max-new-tokens", "16", "--max-body-bytes", "65536", "--max-connections", str(MAX_CONNECTIONS),
-           "--request-timeout", str(REQUEST_TIMEOUT)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "axolotl_nextai.serve.nextai_serve",
+        "--base-model",
+        str(tiny_model),
+        "--port",
+        str(port),
+        "--max-new-tokens",
+        "16",
+        "--max-body-bytes",
+        "65536",
+        "--max-connections",
+        str(MAX_CONNECTIONS),
+        "--request-timeout",
+        str(REQUEST_TIMEOUT),
+    ]
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with open(log, "w") as stderr:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -117,7 +139,11 @@ def test_bad_requests_get_4xx_json_and_the_server_still_answers(server):
         assert response.json()["error"], what
     chunked = client.post("/process", content=iter([json.dumps(GOOD).encode()]), headers=JSON)
     assert chunked.status_code == 411
-    for path, body in [("/tokenize", b'{"text": 7}'), ("/decode", b'{"tokens": [-1]}'), ("/decode", b'{"tokens": "ab"}')]:
+    for path, body in [
+        ("/tokenize", b'{"text": 7}'),
+        ("/decode", b'{"tokens": [-1]}'),
+        ("/decode", b'{"tokens": "ab"}'),
+    ]:
         response = client.post(path, content=body, headers=JSON)
         assert response.status_code == 422 and response.json()["error"], path
 
@@ -129,7 +155,8 @@ def test_bad_requests_get_4xx_json_and_the_server_still_answers(server):
     assert proc.poll() is None
     good = client.post("/process", json=GOOD)
     assert good.status_code == 200 and len(good.json()["tokens"]) >= 1
-    assert "POST /process refused (422): body.max_new_tokens" in proc.log.read_text()  # why, not only the status
+    # why, not only the status
+    assert "POST /process refused (422): body.max_new_tokens" in proc.log.read_text()
 
 
 def test_idle_and_slow_connections_are_bounded_timed_out_and_logged_once(server):
@@ -168,14 +195,17 @@ def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
 
 
 def test_concurrent_answers_equal_serial_ones(server):
-    """Requests that differ in `truncation` / `max_length` share one tokenizer: answered concurrently, each must
-    get exactly its serial answer (a fast tokenizer keeps truncation as shared state)."""
+    """Requests that differ in `truncation` / `max_length` share one tokenizer: answered concurrently, each
+    must get exactly its serial answer (a fast tokenizer keeps truncation as shared state)."""
     _, client = server
     words = [f"word{i} " * (20 + 7 * i) for i in range(6)]
-    requests = [("/tokenize", {"text": words[i % 6], "truncation": i % 3 != 0, "max_length": 3 + 5 * i})
-                for i in range(24)]
-    requests += [("/process", {**GOOD, "prompt": words[i % 6][: 40 + 30 * i], "stop_sequences": []})
-                 for i in range(8)]
+    requests = [
+        ("/tokenize", {"text": words[i % 6], "truncation": i % 3 != 0, "max_length": 3 + 5 * i})
+        for i in range(24)
+    ]
+    requests += [
+        ("/process", {**GOOD, "prompt": words[i % 6][: 40 + 30 * i], "stop_sequences": []}) for i in range(8)
+    ]
     random.Random(0).shuffle(requests)
 
     def answer(request):
@@ -199,24 +229,39 @@ def test_tokenize_refuses_a_max_length_no_tokenizer_takes(server):
 
 
 def test_the_demo_client_asks_a_running_server(server):
-    """`python -m axolotl_nextai.serve.client`, as `make demo` runs it: waits, asks once (greedy), prints the answer."""
+    """`python -m axolotl_nextai.serve.client`, as `make demo` runs it: waits, asks once (greedy), prints the
+    answer."""
     from click.testing import CliRunner
 
     from axolotl_nextai.serve.client import main as ask
 
     proc, client = server
-    result = CliRunner().invoke(ask, ["--url", str(client.base_url), "--pid", str(proc.pid), "--alpaca",
-                                      "--max-new-tokens", "4", "Name a colour."])
+    result = CliRunner().invoke(
+        ask,
+        [
+            "--url",
+            str(client.base_url),
+            "--pid",
+            str(proc.pid),
+            "--alpaca",
+            "--max-new-tokens",
+            "4",
+            "Name a colour.",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"HELM /process at {client.base_url}" in result.output and "completion: " in result.output
 
 
-@pytest.mark.parametrize(("url", "says"), [
-    ("localhost:8080", "is not an http(s)://HOST[:PORT] address"),
-    ("htp://127.0.0.1:8080", "is not an http(s)://HOST[:PORT] address"),
-    ("http://127.0.0.1:99999", "Port out of range"),
-    ("http://no-such-host.invalid:8080", "no such host"),
-])
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("localhost:8080", "is not an http(s)://HOST[:PORT] address"),
+        ("htp://127.0.0.1:8080", "is not an http(s)://HOST[:PORT] address"),
+        ("http://127.0.0.1:99999", "Port out of range"),
+        ("http://no-such-host.invalid:8080", "no such host"),
+    ],
+)
 def test_the_demo_client_refuses_a_malformed_url_at_once(url, says):
     from click.testing import CliRunner
 
@@ -235,31 +280,52 @@ def test_the_demo_client_stops_waiting_when_the_server_is_gone():
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    result = CliRunner().invoke(ask, ["--url", f"http://127.0.0.1:{free_port()}", "--pid", str(gone.pid), "hi"])
+    result = CliRunner().invoke(
+        ask, ["--url", f"http://127.0.0.1:{free_port()}", "--pid", str(gone.pid), "hi"]
+    )
     assert result.exit_code == 1 and f"the server (pid {gone.pid}) exited before answering" in result.output
 
 
 # Property-based fuzzing of the request bodies (hypothesis; `make fuzz` runs more examples): any JSON a client
 # sends gets a 200 whose tokens spell its text, or a 4xx naming what is wrong, never a 5xx.
-TEXTS = st.text(st.characters(codec=None, categories=["Lu", "Ll", "Nd", "P", "Zs", "Cs", "Cf", "Cc", "So"]),
-                max_size=40) | st.sampled_from(["", "\u200b\u2060", "\n", "###", "Answer:"])
+TEXTS = st.text(
+    st.characters(codec=None, categories=["Lu", "Ll", "Nd", "P", "Zs", "Cs", "Cf", "Cc", "So"]), max_size=40
+) | st.sampled_from(["", "\u200b\u2060", "\n", "###", "Answer:"])
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | TEXTS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXTS, inner, max_size=3), max_leaves=6)
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXTS, inner, max_size=3),
+    max_leaves=6,
+)
 PROCESS_FIELDS = {
-    "prompt": TEXTS | JSON_VALUES, "temperature": st.floats() | JSON_VALUES,
-    "num_return_sequences": st.integers(-1, 3) | JSON_VALUES, "max_new_tokens": st.integers(-1, 9) | JSON_VALUES,
-    "top_p": st.floats() | JSON_VALUES, "echo_prompt": st.booleans() | JSON_VALUES,
-    "top_k_per_token": st.integers(-1, 5000) | JSON_VALUES, "stop_sequences": st.lists(TEXTS, max_size=20) | JSON_VALUES,
+    "prompt": TEXTS | JSON_VALUES,
+    "temperature": st.floats() | JSON_VALUES,
+    "num_return_sequences": st.integers(-1, 3) | JSON_VALUES,
+    "max_new_tokens": st.integers(-1, 9) | JSON_VALUES,
+    "top_p": st.floats() | JSON_VALUES,
+    "echo_prompt": st.booleans() | JSON_VALUES,
+    "top_k_per_token": st.integers(-1, 5000) | JSON_VALUES,
+    "stop_sequences": st.lists(TEXTS, max_size=20) | JSON_VALUES,
     "seed": st.integers(-1, 2**33) | JSON_VALUES,
 }
 ENDPOINT_BODIES = st.one_of(
     st.tuples(st.just("/process"), st.fixed_dictionaries({}, optional=PROCESS_FIELDS)),
-    st.tuples(st.just("/tokenize"), st.fixed_dictionaries({}, optional={
-        "text": TEXTS | JSON_VALUES, "truncation": st.booleans() | JSON_VALUES,
-        "max_length": st.integers(-1, 2**65) | JSON_VALUES})),
-    st.tuples(st.just("/decode"), st.fixed_dictionaries({}, optional={
-        "tokens": st.lists(st.integers(-1, 3000), max_size=30) | JSON_VALUES})),
+    st.tuples(
+        st.just("/tokenize"),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "text": TEXTS | JSON_VALUES,
+                "truncation": st.booleans() | JSON_VALUES,
+                "max_length": st.integers(-1, 2**65) | JSON_VALUES,
+            },
+        ),
+    ),
+    st.tuples(
+        st.just("/decode"),
+        st.fixed_dictionaries(
+            {}, optional={"tokens": st.lists(st.integers(-1, 3000), max_size=30) | JSON_VALUES}
+        ),
+    ),
     st.tuples(st.sampled_from(["/process", "/tokenize", "/decode"]), JSON_VALUES),
 )
 

@@ -32,11 +32,19 @@ def test_4bit_base_plus_adapter_answers_helm(tiny_model, random_adapter):
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.model.modules())
     assert model.model.device.type == "cuda"
     client = TestClient(create_app(model))
-    request = {"prompt": "Name a colour.", "temperature": 1e-7, "max_new_tokens": 12, "top_k_per_token": 3,
-               "echo_prompt": False, "stop_sequences": []}
+    request = {
+        "prompt": "Name a colour.",
+        "temperature": 1e-7,
+        "max_new_tokens": 12,
+        "top_k_per_token": 3,
+        "echo_prompt": False,
+        "stop_sequences": [],
+    }
     full = client.post("/process", json=request).json()
     assert len(full["tokens"]) == 12 and "".join(t["text"] for t in full["tokens"]) == full["text"]
-    assert all(t["logprob"] == pytest.approx(max(t["top_logprob"].values()), abs=1e-3) for t in full["tokens"])
+    assert all(
+        t["logprob"] == pytest.approx(max(t["top_logprob"].values()), abs=1e-3) for t in full["tokens"]
+    )
     stop = full["text"][3:6]
     cut = client.post("/process", json={**request, "stop_sequences": [stop]}).json()
     assert cut["text"] == full["text"][: full["text"].index(stop)]

@@ -25,9 +25,16 @@ def adapter(reference):
 
 
 def test_served_adapter_changes_the_model_and_keeps_the_api(tiny_model, adapter, helm_model):
-    request = {"prompt": render_prompt("Name a primary colour."), "temperature": 1e-7, "max_new_tokens": 6,
-               "top_k_per_token": 2, "echo_prompt": True}
-    tuned = TestClient(create_app(HelmModel.load(str(tiny_model), str(adapter)))).post("/process", json=request)
+    request = {
+        "prompt": render_prompt("Name a primary colour."),
+        "temperature": 1e-7,
+        "max_new_tokens": 6,
+        "top_k_per_token": 2,
+        "echo_prompt": True,
+    }
+    tuned = TestClient(create_app(HelmModel.load(str(tiny_model), str(adapter)))).post(
+        "/process", json=request
+    )
     base = TestClient(create_app(helm_model)).post("/process", json=request)
     assert tuned.status_code == base.status_code == 200
     tuned, base = tuned.json(), base.json()
@@ -41,10 +48,21 @@ def test_served_adapter_changes_the_model_and_keeps_the_api(tiny_model, adapter,
 
 def test_eval_scores_base_plus_adapter(tiny_model, adapter, paper_task_files, tmp_path):
     out = tmp_path / "eval"
-    result = CliRunner().invoke(eval_main, [
-        "--base-model", str(tiny_model), "--adapter", str(adapter), "--data-dir", str(paper_task_files),
-        "--limit", "2", "--out", str(out),
-    ])
+    result = CliRunner().invoke(
+        eval_main,
+        [
+            "--base-model",
+            str(tiny_model),
+            "--adapter",
+            str(adapter),
+            "--data-dir",
+            str(paper_task_files),
+            "--limit",
+            "2",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output + repr(result.exception)
     report = json.loads((out / "results.json").read_text())
     assert report["model"] == str(adapter) and report["scores"]["MMLU"] is not None

@@ -1,5 +1,6 @@
-"""bench/gpu/report70b.py: the cost fit, its projection onto a v5 epoch, the same-rows check and lanes sharing a
-card, on hand-made call folders (the GPU runs themselves cannot run here); the memory probe's process filter."""
+"""bench/gpu/report70b.py: the cost fit, its projection onto a v5 epoch, the same-rows check and lanes sharing
+a card, on hand-made call folders (the GPU runs themselves cannot run here); the memory probe's process
+filter."""
 
 import importlib.util
 import json
@@ -15,7 +16,10 @@ spec = importlib.util.spec_from_file_location("report70b", ROOT / "bench" / "gpu
 report70b = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(report70b)
 
-V5 = {**yaml.safe_load((ROOT / "recipes" / "llama2-70b-v5.yml").read_text()), "nextai_fuse_accumulation": False}
+V5 = {
+    **yaml.safe_load((ROOT / "recipes" / "llama2-70b-v5.yml").read_text()),
+    "nextai_fuse_accumulation": False,
+}
 
 
 def history(steps, passes_per_step, tokens_per_step, a=0.8, b=0.0005, losses=None):
@@ -24,9 +28,17 @@ def history(steps, passes_per_step, tokens_per_step, a=0.8, b=0.0005, losses=Non
     for i in range(steps):
         p, n = passes_per_step[i % len(passes_per_step)], tokens_per_step[i % len(tokens_per_step)]
         t, passes, tokens = t + a * p + b * n, passes + p, tokens + n
-        rows.append({"step": i + 1, "elapsed_s": t, "real_tokens": tokens - 10 * (i + 1), "trained_tokens": tokens // 2,
-                     "computed_tokens": tokens, "forward_passes": passes,
-                     "loss": None if losses is None else losses[i]})
+        rows.append(
+            {
+                "step": i + 1,
+                "elapsed_s": t,
+                "real_tokens": tokens - 10 * (i + 1),
+                "trained_tokens": tokens // 2,
+                "computed_tokens": tokens,
+                "forward_passes": passes,
+                "loss": None if losses is None else losses[i],
+            }
+        )
     return rows
 
 
@@ -49,9 +61,16 @@ def write_run(folder, name, cfg, rows):
     (folder / f"{name}.cfg.yml").write_text(yaml.safe_dump(cfg))
     (folder / f"{name}.rc").write_text("rc=0 wall_seconds=100\n")
     (folder / f"{name}.log").write_text('"attn_implementation": "sdpa"\n')
-    report = {"history": rows, "trainable_params": 17_039_360, "peak_memory_allocated_gib": 36.2,
-              "peak_memory_reserved_gib": 36.6, "tokens_per_s": (rows[-1]["real_tokens"] - rows[0]["real_tokens"])
-              / (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]), "mfu": 0.2, "final_loss": rows[-1]["loss"]}
+    report = {
+        "history": rows,
+        "trainable_params": 17_039_360,
+        "peak_memory_allocated_gib": 36.2,
+        "peak_memory_reserved_gib": 36.6,
+        "tokens_per_s": (rows[-1]["real_tokens"] - rows[0]["real_tokens"])
+        / (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]),
+        "mfu": 0.2,
+        "final_loss": rows[-1]["loss"],
+    }
     (folder / f"{name}.report.json").write_text(json.dumps(report))
 
 
@@ -62,8 +81,15 @@ def test_the_report_compares_same_rows_and_says_what_was_skipped(tmp_path):
     write_run(tmp_path, "faithful-grouped", V5, faithful)
     write_run(tmp_path, "faithful-grouped-fused", {**V5, "nextai_fuse_accumulation": True}, fused)
     (tmp_path / "unsloth-grouped.rc").write_text("rc=skipped wall_seconds=0\n")
-    text = "\n".join(report70b.render_call(tmp_path, ["faithful-grouped", "faithful-grouped-fused", "unsloth-grouped"],
-                                           "the command", 362.0, "Results"))
+    text = "\n".join(
+        report70b.render_call(
+            tmp_path,
+            ["faithful-grouped", "faithful-grouped-fused", "unsloth-grouped"],
+            "the command",
+            362.0,
+            "Results",
+        )
+    )
     assert "| faithful-grouped-fused | faithful-grouped | 13 | yes | 0.0020 |" in text
     assert "failed: skipped: too little of the call's CALL_LIMIT was left to start it" in text
     assert "projected real tok/s over a v5 epoch" in text
@@ -80,15 +106,24 @@ def test_runs_side_by_side_on_a_card_are_marked_and_their_memory_is_their_own(tm
     """Lanes: a and b overlapped on card 0, c ran on card 1 at the same time, d on card 0 after them."""
     a, b, c, d = "faithful-grouped", "faithful-grouped-fused", "stock-grouped", "unsloth-grouped"
     rows = history(5, [4], [1500])
-    for name, rc in [(a, "gpu=0 start=100 end=200"), (b, "gpu=0 start=150 end=260"),
-                     (c, "gpu=1 start=100 end=300"), (d, "gpu=0 start=260 end=300")]:
+    for name, rc in [
+        (a, "gpu=0 start=100 end=200"),
+        (b, "gpu=0 start=150 end=260"),
+        (c, "gpu=1 start=100 end=300"),
+        (d, "gpu=0 start=260 end=300"),
+    ]:
         write_run(tmp_path, name, V5, rows)
         (tmp_path / f"{name}.rc").write_text(f"rc=0 wall_seconds=100 {rc}\n")
-    (tmp_path / f"{a}.smi.txt").write_text("600 -\n70000 35000\n71000 36100\n")  # card total, this run's process
+    # card total, this run's process
+    (tmp_path / f"{a}.smi.txt").write_text("600 -\n70000 35000\n71000 36100\n")
     (tmp_path / f"{b}.smi.txt").write_text("71000 -\n")  # nvidia-smi listed none of b's processes
     assert report70b.card_neighbours(tmp_path) == {a: [b], b: [a], c: [], d: []}
     text = "\n".join(report70b.render_call(tmp_path, [a, b, c, d], "cmd", 362.0, "Results"))
-    table = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ") and " | rc=0" in line}
+    table = {
+        line.split(" | ")[0][2:]: line
+        for line in text.splitlines()
+        if line.startswith("| ") and " | rc=0" in line
+    }
     assert "| rc=0 wall_seconds=100 gpu=0 |" in table[a] and "start=" not in text
     assert "| 36100 |" in table[a] and "| 71000 (card total) |" in table[b]
     assert table[a].count(" †") == 2 and " †" not in table[c] + table[d]
@@ -96,7 +131,9 @@ def test_runs_side_by_side_on_a_card_are_marked_and_their_memory_is_their_own(tm
 
 
 def test_the_memory_probe_counts_only_the_run_s_own_processes():
-    probe_spec = importlib.util.spec_from_file_location("probe", ROOT / "bench" / "gpu" / "gpu_memory_probe.py")
+    probe_spec = importlib.util.spec_from_file_location(
+        "probe", ROOT / "bench" / "gpu" / "gpu_memory_probe.py"
+    )
     probe = importlib.util.module_from_spec(probe_spec)
     probe_spec.loader.exec_module(probe)
     me = os.getpid()
@@ -112,11 +149,18 @@ def test_the_tables_take_a_run_from_the_later_call_that_ran_what_an_earlier_one_
     first.mkdir(), second.mkdir()
     (first / "t5-attn.rc").write_text("rc=skipped wall_seconds=0 gpu=0\n")
     write_run(first, "t5-o-down", V5, history(5, [4], [1500]))
-    write_run(second, "t5-attn", {**V5, "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
-              history(5, [4], [1500]))
+    write_run(
+        second,
+        "t5-attn",
+        {**V5, "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+        history(5, [4], [1500]),
+    )
     (second / "t5-o-down.rc").write_text("rc=skipped wall_seconds=0 gpu=0\n")
-    text = "\n".join(report70b.render_tables([(first, ["t5-o-down", "t5-attn"]), (second, ["t5-attn", "t5-o-down"])],
-                                             362.0))
+    text = "\n".join(
+        report70b.render_tables(
+            [(first, ["t5-o-down", "t5-attn"]), (second, ["t5-attn", "t5-o-down"])], 362.0
+        )
+    )
     table = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ")}
     assert "**fits** (call 2)" in table["all attention"]
     assert "**fits** (call 1)" in table["attention + FFN output (the submission)"]

@@ -37,9 +37,12 @@ def test_a_cache_made_by_another_model_of_the_same_name_is_refused_in_one_line(t
     folder = model_folder(tmp_path, DEFAULT_MODEL)
     folder.mkdir(parents=True)
     (folder / "model.json").write_text(json.dumps({"model": DEFAULT_MODEL, "fingerprint": "f" * 64}))
-    with pytest.raises(DataError, match=r"^--cache-dir: .* holds vectors of another model named "
-                                        r"sentence-transformers/all-MiniLM-L6-v2 \(fingerprint ffffffffffff, this "
-                                        r"one [0-9a-f]{12}\): use another --cache-dir, or delete the folder$"):
+    with pytest.raises(
+        DataError,
+        match=r"^--cache-dir: .* holds vectors of another model named "
+        r"sentence-transformers/all-MiniLM-L6-v2 \(fingerprint ffffffffffff, this "
+        r"one [0-9a-f]{12}\): use another --cache-dir, or delete the folder$",
+    ):
         embed(TEXTS, cache_dir=tmp_path)
 
 
@@ -54,11 +57,13 @@ def test_shards_merge_past_the_limit_and_keep_every_row(tmp_path):
 
 def test_concurrent_builds_lose_none_of_each_others_rows(tmp_path):
     """Four processes add to one cache at once: every row of each is there after."""
-    code = ("import sys, numpy as np\nfrom data_builders.dedup.cache import open_cache\n"
-            "cache = open_cache(sys.argv[1], 'm', 'f')\n"
-            "for i in range(10):\n"
-            "    cache.add('fp32', np.array([f'{sys.argv[2]}{i:039x}'], 'S40'), np.ones((1, 2), np.float32))\n"
-            "    cache.read('fp32')\n")
+    code = (
+        "import sys, numpy as np\nfrom data_builders.dedup.cache import open_cache\n"
+        "cache = open_cache(sys.argv[1], 'm', 'f')\n"
+        "for i in range(10):\n"
+        "    cache.add('fp32', np.array([f'{sys.argv[2]}{i:039x}'], 'S40'), np.ones((1, 2), np.float32))\n"
+        "    cache.read('fp32')\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(p)], env=env) for p in range(4)]
     assert [p.wait(timeout=120) for p in procs] == [0] * 4

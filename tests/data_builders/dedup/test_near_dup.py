@@ -95,6 +95,7 @@ def test_nearest_in_blocks_equals_one_dense_product(block):
 
     x, keys = planted(n=50, dups=10, seed=1), planted(n=90, dups=10, seed=2)
     at, score = nearest(x, keys, block=block)
-    dense = x @ keys.T  # blocks of other shapes may round the last bit differently: compare scores, not indices
+    # blocks of other shapes may round the last bit differently: compare scores, not indices
+    dense = x @ keys.T
     assert np.allclose(dense[np.arange(len(x)), at], dense.max(axis=1), atol=1e-6)
     assert np.allclose(score, dense.max(axis=1), atol=1e-6)

@@ -1,5 +1,5 @@
-"""The OpenVINO encoder on real rows (tests/assets/near_dup): torch's cosines within 1e-5 and the same kept set;
-which encoder `auto` picks, and the errors for one that cannot run."""
+"""The OpenVINO encoder on real rows (tests/assets/near_dup): torch's cosines within 1e-5 and the same kept
+set; which encoder `auto` picks, and the errors for one that cannot run."""
 
 import json
 import sys
@@ -14,7 +14,9 @@ from data_builders.dedup.near_dup import keep_first_seen
 from data_builders.dedup.stage import near_dedup
 from data_builders.errors import DataError
 
-TEXTS = [json.loads(line)["text"] for line in (Path(__file__).parents[2] / "assets/near_dup/rows.jsonl").open()]
+TEXTS = [
+    json.loads(line)["text"] for line in (Path(__file__).parents[2] / "assets/near_dup/rows.jsonl").open()
+]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,8 @@ def test_auto_without_openvino_falls_back_to_torch_and_the_manifest_says_so(monk
 
 
 def test_the_converter_sends_no_usage_events(vectors):
-    """After a conversion (the fixture's), OpenVINO's converter holds its no-op telemetry stub, not the sender."""
+    """After a conversion (the fixture's), OpenVINO's converter holds its no-op telemetry stub, not the
+    sender."""
     from openvino.tools.ovc import convert_impl, telemetry_utils
 
     assert convert_impl.tm.__name__ == telemetry_utils.tm.__name__ == "openvino.tools.ovc.telemetry_stub"
@@ -94,8 +97,11 @@ def test_a_model_openvino_cannot_convert_is_one_line_before_any_row(monkeypatch)
     embed_module.load_encoder.cache_clear()
     converted.cache_clear()
     try:
-        with pytest.raises(DataError, match=r"^--encoder openvino: OpenVINO cannot convert .*all-MiniLM-L6-v2 "
-                                            r"\(RuntimeError: Cannot convert operation aten::mystery\); use --encoder torch$"):
+        with pytest.raises(
+            DataError,
+            match=r"^--encoder openvino: OpenVINO cannot convert .*all-MiniLM-L6-v2 "
+            r"\(RuntimeError: Cannot convert operation aten::mystery\); use --encoder torch$",
+        ):
             embed_module.check_embedding(embed_module.DEFAULT_MODEL, None, "cpu", "openvino")
     finally:
         embed_module.load_encoder.cache_clear()

@@ -1,5 +1,6 @@
 """The static prefilter on real rows (tests/assets/near_dup): it misses no MiniLM > 0.9 pair, so near-dedup
-through it keeps exactly the rows the full MiniLM pass keeps; method and device choice; the neighbour search."""
+through it keeps exactly the rows the full MiniLM pass keeps; method and device choice; the neighbour
+search."""
 
 import json
 from pathlib import Path
@@ -18,7 +19,8 @@ TEXTS = [r["text"] for r in ROWS]
 
 @pytest.fixture(scope="session")
 def static():
-    """The static model distilled from the bundled MiniLM (about a minute the first time, then from the cache)."""
+    """The static model distilled from the bundled MiniLM (about a minute the first time, then from the
+    cache)."""
     return prefilter.static_model(DEFAULT_MODEL)
 
 
@@ -72,9 +74,9 @@ def test_blocked_neighbour_search_equals_the_dense_one(block):
 
 
 def test_hnsw_neighbour_search_finds_the_planted_neighbours(monkeypatch):
-    """HNSW is approximate and its graph depends on how its threads interleave, so a row whose best neighbour sits
-    at the threshold may go either way: the planted pairs (cosine ~0.98) must all be found, and no row without a
-    neighbour near the threshold (f16 vectors: ~1e-3 of rounding)."""
+    """HNSW is approximate and its graph depends on how its threads interleave, so a row whose best neighbour
+    sits at the threshold may go either way: the planted pairs (cosine ~0.98) must all be found, and no row
+    without a neighbour near the threshold (f16 vectors: ~1e-3 of rounding)."""
     x = planted()
     sims = x @ x.T
     np.fill_diagonal(sims, -1)

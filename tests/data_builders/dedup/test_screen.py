@@ -1,7 +1,7 @@
-"""The low-precision screen: fp32's kept set by construction. On real rows (tests/assets/near_dup) a bf16 screen
-(torch autocast: the code path a GPU's fp16 takes, here on the CPU) keeps exactly what fp32 keeps while embedding
-most rows only in bf16; the bound holds on every pair; a low-precision error larger than the calibration saw is
-caught and the bound widened; the undecided-pair search equals its definition."""
+"""The low-precision screen: fp32's kept set by construction. On real rows (tests/assets/near_dup) a bf16
+screen (torch autocast: the code path a GPU's fp16 takes, here on the CPU) keeps exactly what fp32 keeps while
+embedding most rows only in bf16; the bound holds on every pair; a low-precision error larger than the
+calibration saw is caught and the bound widened; the undecided-pair search equals its definition."""
 
 import json
 from pathlib import Path
@@ -15,7 +15,9 @@ from data_builders.dedup.screen import screened
 from data_builders.dedup.stage import near_dedup, resolve_screen
 from data_builders.errors import DataError
 
-TEXTS = [json.loads(line)["text"] for line in (Path(__file__).parents[2] / "assets/near_dup/rows.jsonl").open()]
+TEXTS = [
+    json.loads(line)["text"] for line in (Path(__file__).parents[2] / "assets/near_dup/rows.jsonl").open()
+]
 
 
 def unit(x):
@@ -25,7 +27,8 @@ def unit(x):
 @pytest.fixture(scope="module")
 def rounded_minilm():
     """MiniLM with every weight rounded to bf16 and computing in fp32: a low precision with bf16's error size
-    (row errors ~5e-3) at fp32's CPU speed (autocast bf16 is ~5x slower than fp32 on a CPU without bf16 units)."""
+    (row errors ~5e-3) at fp32's CPU speed (autocast bf16 is ~5x slower than fp32 on a CPU without bf16
+    units)."""
     from sentence_transformers import SentenceTransformer
 
     from data_builders.dedup.embed import DEFAULT_MODEL, resolve_model
@@ -65,27 +68,34 @@ def test_a_screen_keeps_what_fp32_keeps_on_real_rows(monkeypatch, rounded_minilm
 def test_near_dedup_screens_in_autocast_precision_and_records_it():
     found = near_dedup(TEXTS[:6], device="cpu", encoder="torch", screen="bf16")
     assert found.stats["screen"] == "bf16" and found.stats["screen_stats"]["rows_low_precision"] == 6
-    assert near_dedup(TEXTS[:6], device="cpu", encoder="torch").stats["screen"] is None  # auto: none on this CPU
+    # auto: none on this CPU
+    assert near_dedup(TEXTS[:6], device="cpu", encoder="torch").stats["screen"] is None
 
 
 def test_an_error_larger_than_the_calibration_saw_widens_the_bound(monkeypatch):
-    """Low precision = fp32 plus 1e-4 of noise, except one row outside the calibration sample whose low-precision
-    cosine to its near-copy sits on the threshold (0.9) while fp32's is 0.91: re-embedding it shows an error the
-    sample never saw, the bound widens, every pair is searched again, and the kept set is fp32's."""
+    """Low precision = fp32 plus 1e-4 of noise, except one row outside the calibration sample whose
+    low-precision cosine to its near-copy sits on the threshold (0.9) while fp32's is 0.91: re-embedding it
+    shows an error the sample never saw, the bound widens, every pair is searched again, and the kept set is
+    fp32's."""
     import data_builders.dedup.screen as screen_module
 
     monkeypatch.setattr(screen_module, "CALIBRATION_MIN", 10)
     rng = np.random.default_rng(0)
     base = unit(rng.standard_normal((200, 16)).astype(np.float32))
-    sample = set(np.random.default_rng(0).choice(np.arange(200), 10, replace=False).tolist())  # screened's draw
+    # screened's draw
+    sample = set(np.random.default_rng(0).choice(np.arange(200), 10, replace=False).tolist())
     k = next(i for i in range(199, 0, -1) if i not in sample and i - 1 not in sample)
     other = unit(base[k] - (base[k] @ base[k - 1]) * base[k - 1])  # orthogonal to its near-copy's source
     base[k] = 0.91 * base[k - 1] + np.sqrt(1 - 0.91**2) * other  # fp32: a duplicate of row k - 1
     low_vectors = unit(base + 1e-4 * rng.standard_normal(base.shape).astype(np.float32))
     low_vectors[k] = 0.9 * base[k - 1] + np.sqrt(1 - 0.9**2) * other  # low precision: on the threshold
     texts = [str(i) for i in range(200)]
-    done = screened(texts, lambda rows: torch.from_numpy(low_vectors[[int(t) for t in rows]]),
-                    lambda rows: torch.from_numpy(base[[int(t) for t in rows]]), 0.9)
+    done = screened(
+        texts,
+        lambda rows: torch.from_numpy(low_vectors[[int(t) for t in rows]]),
+        lambda rows: torch.from_numpy(base[[int(t) for t in rows]]),
+        0.9,
+    )
     assert done.stats["widened"] == 1 and done.stats["bound"] > 0.02  # 2 x the error of row k (~0.0104)
     assert done.exact[k] and done.keep.tolist() == keep_first_seen(base)[0].tolist()
     assert not done.keep[k]
@@ -105,8 +115,10 @@ def test_the_undecided_pairs_are_those_of_their_definition():
     assert [g.tolist() for g in got] == [certain.tolist(), rows.tolist(), unsure[rows].any(axis=0).tolist()]
     inside = np.triu(np.abs(x @ x.T - 0.9) <= pair_bound(*(torch.from_numpy(dx),) * 2, 0.9).numpy(), k=1)
     inside &= ~certain[:, None] & ~certain[None, :]
-    assert undecided_inside(torch.from_numpy(x), torch.from_numpy(dx), 0.9, certain).tolist() == (
-        inside.any(axis=0) | inside.any(axis=1)).tolist()
+    assert (
+        undecided_inside(torch.from_numpy(x), torch.from_numpy(dx), 0.9, certain).tolist()
+        == (inside.any(axis=0) | inside.any(axis=1)).tolist()
+    )
 
 
 def test_which_screen_auto_picks():

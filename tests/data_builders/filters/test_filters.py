@@ -13,8 +13,16 @@ from data_builders.records import Record
 
 
 def rec(instruction="q", input="", output="a", source="dolly", licence="MIT", sub_source=""):
-    return Record(instruction=instruction, input=input, output=output, source=source, row=0, licence=licence,
-                  llm_generated=False, sub_source=sub_source)
+    return Record(
+        instruction=instruction,
+        input=input,
+        output=output,
+        source=source,
+        row=0,
+        licence=licence,
+        llm_generated=False,
+        sub_source=sub_source,
+    )
 
 
 @pytest.mark.parametrize("subset", sorted(KEEP))
@@ -22,8 +30,15 @@ def test_platypus_keeps_the_seven_subsets(subset):
     assert PlatypusSubsets()(rec(source="open_platypus", sub_source=subset)) is None
 
 
-@pytest.mark.parametrize(("subset", "reason"), [("airoboros", "llm_generated"), ("leetcode_ne", "llm_generated"),
-                                                ("scibench", "paper_choice"), ("camel", "unknown_subset")])
+@pytest.mark.parametrize(
+    ("subset", "reason"),
+    [
+        ("airoboros", "llm_generated"),
+        ("leetcode_ne", "llm_generated"),
+        ("scibench", "paper_choice"),
+        ("camel", "unknown_subset"),
+    ],
+)
 def test_platypus_drop_reasons(subset, reason):
     assert PlatypusSubsets()(rec(source="open_platypus", sub_source=subset)) == reason
 
@@ -44,21 +59,29 @@ def test_exact_duplicate_on_normalised_instruction_and_input():
     assert rule(rec("name a fish.", "lake")) is None  # the input differs
 
 
-@pytest.mark.parametrize(("use", "licence", "reason"), [
-    ("commercial", "CC-BY-NC-4.0", "licence_noncommercial"),
-    ("commercial", "unknown", "licence_unknown"),
-    ("commercial", "Apache-2.0", None),
-    ("research", "non-commercial", None),
-    ("research", "mixed", None),
-    ("research", "unknown", "licence_unknown"),
-    ("any", "unknown", None),
-])
+@pytest.mark.parametrize(
+    ("use", "licence", "reason"),
+    [
+        ("commercial", "CC-BY-NC-4.0", "licence_noncommercial"),
+        ("commercial", "unknown", "licence_unknown"),
+        ("commercial", "Apache-2.0", None),
+        ("research", "non-commercial", None),
+        ("research", "mixed", None),
+        ("research", "unknown", "licence_unknown"),
+        ("any", "unknown", None),
+    ],
+)
 def test_licence(use, licence, reason):
     assert Licence(use)(rec(licence=licence)) == reason
 
 
 def test_runner_counts_each_reason_and_keeps_the_drops():
-    records = [rec("a"), rec("a"), rec("b", output=""), rec("c", source="open_platypus", sub_source="scibench")]
+    records = [
+        rec("a"),
+        rec("a"),
+        rec("b", output=""),
+        rec("c", source="open_platypus", sub_source="scibench"),
+    ]
     counts, dropped = Counter(), []
     kept = run_filters(records, [PlatypusSubsets(), EmptyOutput(), ExactDuplicate()], counts, dropped)
     assert kept == [records[0]]

@@ -32,7 +32,9 @@ def test_jsonl_json_parquet_csv_give_the_same_records(tmp_path, jsonl):
 def test_source_dir_lookup_and_missing_file(tmp_path, jsonl):
     path = jsonl("dolly", ROWS)
     assert find_source_file("dolly", tmp_path) == path
-    with pytest.raises(DataError, match=r"missing source file: no lima\{\.jsonl\|\.json\|\.parquet\|\.csv\|\.jsonl\.gz\}"):
+    with pytest.raises(
+        DataError, match=r"missing source file: no lima\{\.jsonl\|\.json\|\.parquet\|\.csv\|\.jsonl\.gz\}"
+    ):
         find_source_file("lima", tmp_path)
     with pytest.raises(DataError, match="missing source file"):
         load(dolly.SPEC, tmp_path / "nope.jsonl")
@@ -47,7 +49,9 @@ def test_malformed_json_line_names_file_and_line(tmp_path):
 
 def test_missing_field_and_wrong_type(jsonl):
     bad = jsonl("dolly", [ROWS[0], {"instruction": "x", "context": "", "category": "c"}])
-    with pytest.raises(RowError, match=r"dolly.jsonl:2: missing required field 'response' \(row has: category"):
+    with pytest.raises(
+        RowError, match=r"dolly.jsonl:2: missing required field 'response' \(row has: category"
+    ):
         load(dolly.SPEC, bad)
     wrong = jsonl("dolly", [{**ROWS[0], "instruction": 42}])
     with pytest.raises(RowError, match=r"dolly.jsonl:1: field 'instruction' must be str, got int"):
@@ -56,7 +60,9 @@ def test_missing_field_and_wrong_type(jsonl):
 
 def test_list_column_rejects_non_string_items(jsonl):
     path = jsonl("lima", [{"conversations": ["hi", 3], "source": "x"}])
-    with pytest.raises(RowError, match=r"lima.jsonl:1: field 'conversations' must be a list of str, got list"):
+    with pytest.raises(
+        RowError, match=r"lima.jsonl:1: field 'conversations' must be a list of str, got list"
+    ):
         load(SOURCES["lima"], path)
 
 

@@ -8,16 +8,33 @@ from data_builders.sources.base import load
 
 def test_default_mapping_reads_alpaca_columns(jsonl):
     path = jsonl("codegen", [{"instruction": "Reverse s.", "input": "", "output": "s[::-1]"}])
-    assert load(codegen.SPEC, path).records == [Record(instruction="Reverse s.", input="", output="s[::-1]",
-                                                       source="codegen", row=0, licence="unknown",
-                                                       llm_generated=None)]
+    assert load(codegen.SPEC, path).records == [
+        Record(
+            instruction="Reverse s.",
+            input="",
+            output="s[::-1]",
+            source="codegen",
+            row=0,
+            licence="unknown",
+            llm_generated=None,
+        )
+    ]
 
 
 def test_user_mapping_reads_other_columns_and_input_is_optional(jsonl):
     path = jsonl("codegen", [{"prompt": "Square x.", "completion": "x * x", "lang": "py"}])
     spec = codegen.spec({"instruction": "prompt", "output": "completion"})
-    assert load(spec, path).records == [Record(instruction="Square x.", input="", output="x * x",
-                                               source="codegen", row=0, licence="unknown", llm_generated=None)]
+    assert load(spec, path).records == [
+        Record(
+            instruction="Square x.",
+            input="",
+            output="x * x",
+            source="codegen",
+            row=0,
+            licence="unknown",
+            llm_generated=None,
+        )
+    ]
 
 
 def test_mapping_to_a_missing_column_names_the_columns_found(jsonl):

@@ -7,15 +7,32 @@ from data_builders.sources.base import load
 
 
 def test_split_at_first_assistant_and_drop_later_turns(jsonl):
-    path = jsonl("guanaco", [
-        {"text": "### Human: Name a prime.### Assistant: 11.### Human: Another?### Assistant: 13."},
-        {"text": "### Human: Hi there ### Assistant: Hello!"},
-    ])
+    path = jsonl(
+        "guanaco",
+        [
+            {"text": "### Human: Name a prime.### Assistant: 11.### Human: Another?### Assistant: 13."},
+            {"text": "### Human: Hi there ### Assistant: Hello!"},
+        ],
+    )
     assert load(guanaco.SPEC, path).records == [
-        Record(instruction="Name a prime.", input="", output="11.", source="guanaco", row=0,
-               licence="Apache-2.0", llm_generated=False),
-        Record(instruction="Hi there", input="", output="Hello!", source="guanaco", row=1,
-               licence="Apache-2.0", llm_generated=False),
+        Record(
+            instruction="Name a prime.",
+            input="",
+            output="11.",
+            source="guanaco",
+            row=0,
+            licence="Apache-2.0",
+            llm_generated=False,
+        ),
+        Record(
+            instruction="Hi there",
+            input="",
+            output="Hello!",
+            source="guanaco",
+            row=1,
+            licence="Apache-2.0",
+            llm_generated=False,
+        ),
     ]
 
 
