@@ -255,7 +255,8 @@ def report(
     lines = [
         f"# HELM {HELM_VERSION} against nextai-serve: the paper's benchmarks, base vs adapter ({when})",
         "",
-        f"CPU: {cpu}, {os.cpu_count()} cores, shared with other jobs (times are wall-clock, noisy). "
+        f"CPU: {cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[1]:.1f} over the last 5 minutes "
+        "(times are wall-clock). "
         f"Python {platform.python_version()}; serving side: "
         + ", ".join(f"{k} {v}" for k, v in versions.items())
         + f"; HELM: crfm-helm {HELM_VERSION} in its own "

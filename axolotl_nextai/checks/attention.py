@@ -9,10 +9,10 @@ instead.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
 
 from axolotl_nextai.checks.config_checks import ConfigError
+from data_builders.extras import installed
 
 FLASH = "flash_attention_2"
 FALLBACK = "sdpa"
@@ -20,7 +20,7 @@ FALLBACK = "sdpa"
 
 def flash_attn_installed() -> bool:
     """Whether the `flash_attn` package can be imported (without importing it: that loads CUDA kernels)."""
-    return importlib.util.find_spec("flash_attn") is not None
+    return installed("flash_attn")
 
 
 def wants_flash_attention(cfg: Mapping) -> bool:
